@@ -1,4 +1,11 @@
-//! The LLM gateway (issue 3): not built yet.
+//! LLM gateway: a deployable service in front of OpenAI, Kimi, Qwen, GigaChat and a local Ollama that keeps
+//! answering through provider failures.
 //!
-//! This crate is a placeholder so the workspace has the layout of `DESIGN.md`. It exports nothing and
-//! ships no binary, so nothing here can be mistaken for a working gateway.
+//! # Layout
+//! - [`config`]: strict YAML config, validated with every problem reported at once.
+//! - [`canonical`]: OpenAI chat/embeddings types, the lingua franca.
+//! - [`providers`]: one adapter per upstream API, error classes.
+
+pub mod canonical;
+pub mod config;
+pub mod providers;

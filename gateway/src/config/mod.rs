@@ -1,0 +1,333 @@
+//! Gateway configuration: strict YAML parsing (phase one, `raw`), then validation into runtime types (phase two).
+//!
+//! Every unknown key is an error naming its YAML path; `validate` reports every problem at once.
+
+mod raw;
+mod secrets;
+#[cfg(test)]
+mod tests;
+mod validate;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Serialize;
+
+pub use secrets::{Secret, SecretSource};
+
+/// Runtime mode: which tiers the router may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// Remote chain, then the local tier (then offline packages).
+    Auto,
+    /// Remote providers only.
+    Remote,
+    /// Local tier only: not one remote call.
+    Offline,
+}
+
+impl Mode {
+    /// Parses `auto`, `remote` or `offline`.
+    pub fn parse(s: &str) -> Option<Mode> {
+        match s.trim() {
+            "auto" => Some(Mode::Auto),
+            "remote" => Some(Mode::Remote),
+            "offline" => Some(Mode::Offline),
+            _ => None,
+        }
+    }
+
+    /// The name used in config, metrics and `/admin/mode`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Auto => "auto",
+            Mode::Remote => "remote",
+            Mode::Offline => "offline",
+        }
+    }
+}
+
+/// The kind of upstream API a provider speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProviderKind {
+    /// OpenAI.
+    OpenAi,
+    /// Moonshot Kimi (OpenAI-compatible with quirks).
+    Kimi,
+    /// Alibaba Qwen via DashScope (compatible or native API).
+    Qwen,
+    /// Sber GigaChat (OAuth).
+    GigaChat,
+    /// Local Ollama: the local tier.
+    Ollama,
+}
+
+impl ProviderKind {
+    /// Parses the `kind:` value.
+    pub fn parse(s: &str) -> Option<ProviderKind> {
+        match s {
+            "openai" => Some(ProviderKind::OpenAi),
+            "kimi" => Some(ProviderKind::Kimi),
+            "qwen" => Some(ProviderKind::Qwen),
+            "gigachat" => Some(ProviderKind::GigaChat),
+            "ollama" => Some(ProviderKind::Ollama),
+            _ => None,
+        }
+    }
+
+    /// True for the local tier (Ollama), which follows the remote chain in `auto` mode.
+    pub fn is_local(self) -> bool {
+        matches!(self, ProviderKind::Ollama)
+    }
+
+    /// The environment variable holding this kind's secret by default.
+    pub fn default_secret_env(self) -> Option<&'static str> {
+        match self {
+            ProviderKind::OpenAi => Some("OPENAI_API_KEY"),
+            ProviderKind::Kimi => Some("KIMI_API_KEY"),
+            ProviderKind::Qwen => Some("QWEN_API_KEY"),
+            ProviderKind::GigaChat => Some("GIGACHAT_AUTH_TOKEN"),
+            ProviderKind::Ollama => None,
+        }
+    }
+}
+
+/// Which DashScope API a Qwen provider uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QwenApi {
+    /// `/compatible-mode/v1`, OpenAI shapes.
+    Compatible,
+    /// `/api/v1/services/...`, DashScope shapes.
+    Native,
+}
+
+/// `server:` after validation.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// API listen address.
+    pub listen: SocketAddr,
+    /// Optional second listener that serves only `/metrics`.
+    pub metrics_listen: Option<SocketAddr>,
+    /// Request bodies above this many bytes get 413.
+    pub body_limit_bytes: usize,
+    /// How long shutdown waits for in-flight requests.
+    pub shutdown_grace: Duration,
+}
+
+/// GigaChat OAuth settings.
+#[derive(Debug, Clone)]
+pub struct GigaChatAuth {
+    /// OAuth endpoint (`.../api/v2/oauth`).
+    pub url: String,
+    /// `GIGACHAT_API_PERS`, `GIGACHAT_API_B2B` or `GIGACHAT_API_CORP`.
+    pub scope: String,
+    /// Refresh the token when it expires within this margin.
+    pub refresh_before: Duration,
+}
+
+/// One provider after validation.
+#[derive(Debug, Clone)]
+pub struct ProviderConfig {
+    /// The name used in `order`, `models`, headers and metric labels.
+    pub name: String,
+    /// The API it speaks.
+    pub kind: ProviderKind,
+    /// Base URL, without a trailing slash.
+    pub base_url: String,
+    /// Where the secret was looked for (shown by `check-config`, never the value).
+    pub secret_source: SecretSource,
+    /// The secret, if one was found.
+    pub secret: Option<Secret>,
+    /// TCP/TLS connect timeout for this provider.
+    pub connect_timeout: Duration,
+    /// Per-attempt timeout for this provider.
+    pub attempt_timeout: Duration,
+    /// GigaChat OAuth (GigaChat only).
+    pub gigachat_auth: Option<GigaChatAuth>,
+    /// Extra PEM root certificates.
+    pub ca_bundle: Option<PathBuf>,
+    /// Qwen API flavour (ignored for other kinds).
+    pub qwen_api: QwenApi,
+}
+
+/// Retry settings.
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    /// Retries per provider per request, for retryable classes only.
+    pub max_retries: u32,
+    /// Full-jitter backoff base.
+    pub backoff_base: Duration,
+    /// Backoff cap.
+    pub backoff_max: Duration,
+    /// Retries allowed per first attempt, across requests (the budget).
+    pub budget_ratio: f64,
+    /// Retries always allowed per second, whatever the ratio.
+    pub budget_min_per_second: u32,
+}
+
+/// Breaker settings.
+#[derive(Debug, Clone)]
+pub struct BreakerPolicy {
+    /// Outcomes older than this are forgotten.
+    pub window: Duration,
+    /// No opening below this many outcomes in the window.
+    pub min_requests: u32,
+    /// Open when failures / outcomes reaches this.
+    pub failure_ratio: f64,
+    /// How long the breaker stays open before one half-open probe.
+    pub open_for: Duration,
+}
+
+/// Cooldowns per error class.
+#[derive(Debug, Clone)]
+pub struct Cooldowns {
+    /// Used for a 429 without Retry-After.
+    pub rate_limited: Duration,
+    /// Retry-After is clamped to this.
+    pub rate_limited_max: Duration,
+    /// Quota or billing exhaustion.
+    pub quota_exhausted: Duration,
+    /// Authentication failure.
+    pub auth: Duration,
+}
+
+/// What to do when a provider refuses content.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ContentFilterPolicy {
+    /// Try the next candidate.
+    Fallback,
+    /// Return the refusal to the client.
+    Return,
+}
+
+/// What to do when a stream breaks after the first byte reached the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StreamFailurePolicy {
+    /// End the client's stream with an explicit SSE error event.
+    ErrorEvent,
+}
+
+/// `fallback_policy:` after validation.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    /// Provider names in fallback order.
+    pub order: Vec<String>,
+    /// End-to-end budget per request.
+    pub deadline: Duration,
+    /// Default connect timeout.
+    pub connect_timeout: Duration,
+    /// Streams: time to the first chunk.
+    pub first_token_timeout: Duration,
+    /// Streams: longest gap between chunks.
+    pub stall_timeout: Duration,
+    /// Default per-attempt timeout.
+    pub attempt_timeout: Duration,
+    /// Retries.
+    pub retries: RetryPolicy,
+    /// Breaker.
+    pub breaker: BreakerPolicy,
+    /// Cooldowns.
+    pub cooldowns: Cooldowns,
+    /// Content-filter policy.
+    pub content_filter: ContentFilterPolicy,
+    /// Stream-failure policy.
+    pub stream_failure: StreamFailurePolicy,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Listeners and limits.
+    pub server: ServerConfig,
+    /// Starting mode (after `LLM_GATEWAY_MODE`).
+    pub mode: Mode,
+    /// Logical model -> provider name -> provider model name.
+    pub models: BTreeMap<String, BTreeMap<String, String>>,
+    /// Providers by name.
+    pub providers: BTreeMap<String, ProviderConfig>,
+    /// Fallback policy.
+    pub policy: Policy,
+}
+
+/// One validation problem, with the YAML path it concerns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// Dotted YAML path, e.g. `fallback_policy.order[2]`.
+    pub path: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path, self.message)
+    }
+}
+
+/// Why a config could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config {path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// YAML syntax, a wrong type or an unknown key.
+    #[error("config parse error at {path}: {message}")]
+    Parse {
+        /// YAML path of the problem.
+        path: String,
+        /// What serde said.
+        message: String,
+    },
+    /// The file parsed but its values do not make sense together.
+    #[error("invalid config ({} problems):\n{}", .0.len(), list(.0))]
+    Invalid(Vec<Problem>),
+}
+
+fn list(problems: &[Problem]) -> String {
+    problems.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n")
+}
+
+/// Reads environment variables; tests pass a map instead of touching the process env.
+pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+/// The process environment as an [`EnvLookup`].
+pub fn process_env(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+impl Config {
+    /// Loads and validates a YAML file, applying env overrides.
+    pub fn load(path: &Path, env: EnvLookup<'_>) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Io { path: path.display().to_string(), source })?;
+        Config::from_yaml(&text, env)
+    }
+
+    /// Parses and validates YAML text, applying env overrides.
+    pub fn from_yaml(text: &str, env: EnvLookup<'_>) -> Result<Config, ConfigError> {
+        let de = serde_norway::Deserializer::from_str(text);
+        let raw: raw::RawConfig = serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string();
+            ConfigError::Parse { path, message: e.into_inner().to_string() }
+        })?;
+        validate::validate(raw, env).map_err(ConfigError::Invalid)
+    }
+
+    /// Providers in fallback order.
+    pub fn ordered_providers(&self) -> impl Iterator<Item = &ProviderConfig> {
+        self.policy.order.iter().filter_map(|n| self.providers.get(n))
+    }
+}

@@ -1,0 +1,118 @@
+//! Phase one of config loading: the YAML as written, strict (`deny_unknown_fields`), no cross-field checks.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+/// The whole file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawConfig {
+    #[serde(default)]
+    pub(crate) server: RawServer,
+    pub(crate) mode: Option<String>,
+    #[serde(default)]
+    pub(crate) models: BTreeMap<String, BTreeMap<String, String>>,
+    #[serde(default)]
+    pub(crate) providers: BTreeMap<String, RawProvider>,
+    #[serde(default)]
+    pub(crate) fallback_policy: RawPolicy,
+}
+
+/// `server:`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawServer {
+    pub(crate) listen: Option<String>,
+    pub(crate) metrics_listen: Option<String>,
+    pub(crate) body_limit_bytes: Option<u64>,
+    pub(crate) shutdown_grace: Option<String>,
+}
+
+/// One entry of `providers:`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawProvider {
+    pub(crate) kind: String,
+    pub(crate) base_url: String,
+    pub(crate) secret: Option<RawSecret>,
+    pub(crate) connect_timeout: Option<String>,
+    pub(crate) attempt_timeout: Option<String>,
+    /// GigaChat only: OAuth endpoint and scope.
+    pub(crate) auth: Option<RawGigaChatAuth>,
+    /// Extra PEM root certificates (GigaChat's Russian Trusted Root CA).
+    pub(crate) ca_bundle: Option<String>,
+    /// Qwen only: `compatible` (OpenAI shape) or `native` (DashScope).
+    pub(crate) api: Option<String>,
+}
+
+/// Where a provider's secret comes from.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSecret {
+    pub(crate) env: Option<String>,
+    pub(crate) file: Option<String>,
+    /// Literal value, meant for fakes and rehearsal stands only.
+    pub(crate) value: Option<String>,
+}
+
+/// GigaChat OAuth settings.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawGigaChatAuth {
+    pub(crate) url: String,
+    pub(crate) scope: Option<String>,
+    pub(crate) refresh_before: Option<String>,
+}
+
+/// `fallback_policy:`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawPolicy {
+    #[serde(default)]
+    pub(crate) order: Vec<String>,
+    pub(crate) deadline: Option<String>,
+    pub(crate) connect_timeout: Option<String>,
+    pub(crate) first_token_timeout: Option<String>,
+    pub(crate) stall_timeout: Option<String>,
+    pub(crate) attempt_timeout: Option<String>,
+    #[serde(default)]
+    pub(crate) retries: RawRetries,
+    #[serde(default)]
+    pub(crate) breaker: RawBreaker,
+    #[serde(default)]
+    pub(crate) cooldowns: RawCooldowns,
+    pub(crate) content_filter: Option<String>,
+    pub(crate) stream_failure: Option<String>,
+}
+
+/// `fallback_policy.retries:`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRetries {
+    pub(crate) max_retries: Option<u32>,
+    pub(crate) backoff_base: Option<String>,
+    pub(crate) backoff_max: Option<String>,
+    pub(crate) budget_ratio: Option<f64>,
+    pub(crate) budget_min_per_second: Option<u32>,
+}
+
+/// `fallback_policy.breaker:`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawBreaker {
+    pub(crate) window: Option<String>,
+    pub(crate) min_requests: Option<u32>,
+    pub(crate) failure_ratio: Option<f64>,
+    pub(crate) open_for: Option<String>,
+}
+
+/// `fallback_policy.cooldowns:`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawCooldowns {
+    pub(crate) rate_limited: Option<String>,
+    pub(crate) rate_limited_max: Option<String>,
+    pub(crate) quota_exhausted: Option<String>,
+    pub(crate) auth: Option<String>,
+}

@@ -1,0 +1,136 @@
+//! Config tests: load the shipped files, then change one field of a known-good fixture and assert the exact error.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use super::{Config, ConfigError, Mode, ProviderKind};
+
+const SIM: &str = include_str!("../../../config/llm_gateway_simulation.yaml");
+const PROD: &str = include_str!("../../../config/llm_providers.yaml");
+
+fn no_env(_: &str) -> Option<String> {
+    None
+}
+
+fn problems(text: &str) -> Vec<String> {
+    match Config::from_yaml(text, &no_env) {
+        Err(ConfigError::Invalid(p)) => p.iter().map(ToString::to_string).collect(),
+        other => panic!("expected validation problems, got {other:?}"),
+    }
+}
+
+#[test]
+fn shipped_configs_are_valid_and_define_default() {
+    for text in [SIM, PROD] {
+        let cfg = Config::from_yaml(text, &no_env).unwrap();
+        assert!(cfg.models.contains_key("default"));
+        assert_eq!(cfg.policy.order.len(), 5);
+        assert_eq!(cfg.providers["ollama"].kind, ProviderKind::Ollama);
+        assert_eq!(cfg.server.listen.to_string(), "127.0.0.1:6001");
+    }
+    let sim = Config::from_yaml(SIM, &no_env).unwrap();
+    assert_eq!(sim.providers["openai"].base_url, "http://127.0.0.1:28081/v1");
+    assert_eq!(sim.policy.deadline, Duration::from_secs(30));
+    assert_eq!(sim.providers["openai"].secret_source.found_in, "literal");
+    let prod = Config::from_yaml(PROD, &no_env).unwrap();
+    assert!(prod.providers["openai"].secret.is_none());
+}
+
+#[test]
+fn unknown_key_names_its_path() {
+    let text = SIM.replace("    open_for: 15s", "    open_for: 15s\n    opn_for: 3s");
+    match Config::from_yaml(&text, &no_env) {
+        Err(ConfigError::Parse { path, message }) => {
+            assert_eq!(path, "fallback_policy.breaker.opn_for");
+            assert!(message.contains("unknown field `opn_for`"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn wrong_type_names_its_path() {
+    let text = SIM.replace("max_retries: 1", "max_retries: lots");
+    match Config::from_yaml(&text, &no_env) {
+        Err(ConfigError::Parse { path, .. }) => assert_eq!(path, "fallback_policy.retries.max_retries"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn every_problem_is_reported_at_once() {
+    let text = SIM
+        .replace("order: [openai, kimi, qwen, gigachat, ollama]", "order: [openai, nope, qwen, gigachat, ollama]")
+        .replace("attempt_timeout: 15s", "attempt_timeout: 45s")
+        .replace("failure_ratio: 0.5", "failure_ratio: 1.5");
+    let p = problems(&text);
+    assert_eq!(
+        p,
+        vec![
+            "fallback_policy.attempt_timeout: 45s is above the deadline 30s".to_string(),
+            "fallback_policy.breaker.failure_ratio: must be in (0, 1]".to_string(),
+            "providers.gigachat.attempt_timeout: 45s is above the deadline 30s".to_string(),
+            "providers.kimi.attempt_timeout: 45s is above the deadline 30s".to_string(),
+            "providers.ollama.attempt_timeout: 45s is above the deadline 30s".to_string(),
+            "providers.openai.attempt_timeout: 45s is above the deadline 30s".to_string(),
+            "providers.qwen.attempt_timeout: 45s is above the deadline 30s".to_string(),
+            "fallback_policy.order[1]: provider \"nope\" is not defined under providers".to_string(),
+        ]
+    );
+}
+
+#[test]
+fn model_mapping_to_unknown_provider_and_missing_default() {
+    let text = SIM.replace("  default:\n    openai: gpt-4o-mini", "  dflt:\n    opneai: gpt-4o-mini");
+    let p = problems(&text);
+    assert!(p.contains(&"models: the logical model \"default\" must be defined".to_string()), "{p:?}");
+    assert!(p.contains(&"models.dflt.opneai: provider \"opneai\" is not defined".to_string()), "{p:?}");
+}
+
+#[test]
+fn bad_duration_scope_and_url() {
+    let text = SIM
+        .replace("deadline: 30s", "deadline: soon")
+        .replace("scope: GIGACHAT_API_PERS", "scope: EVERYTHING")
+        .replace("base_url: http://127.0.0.1:18085", "base_url: ftp://x");
+    let p = problems(&text);
+    assert!(p.iter().any(|m| m.starts_with("fallback_policy.deadline: invalid duration \"soon\"")), "{p:?}");
+    assert!(p.iter().any(|m| m.starts_with("providers.gigachat.auth.scope: unknown scope")), "{p:?}");
+    assert!(p.contains(&"providers.ollama.base_url: not an http(s) URL: \"ftp://x\"".to_string()), "{p:?}");
+}
+
+#[test]
+fn env_overrides_mode_and_secrets() {
+    let dir = std::env::temp_dir().join(format!("llm-gw-secret-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("kimi");
+    std::fs::write(&file, "kimi-from-file\n").unwrap();
+    let env: HashMap<String, String> = [
+        ("LLM_GATEWAY_MODE", "offline"),
+        ("OPENAI_API_KEY", "sk-from-env"),
+        ("KIMI_API_KEY_FILE", file.to_str().unwrap()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let lookup = |k: &str| env.get(k).cloned();
+    let cfg = Config::from_yaml(PROD, &lookup).unwrap();
+    assert_eq!(cfg.mode, Mode::Offline);
+    assert_eq!(cfg.providers["openai"].secret.as_ref().unwrap().expose(), "sk-from-env");
+    assert_eq!(cfg.providers["kimi"].secret.as_ref().unwrap().expose(), "kimi-from-file");
+    assert_eq!(cfg.providers["kimi"].secret_source.found_in, "env_file");
+    assert!(!format!("{cfg:?}").contains("sk-from-env"), "Debug must not print secrets");
+    let bad = |k: &str| (k == "LLM_GATEWAY_MODE").then(|| "sideways".to_string());
+    let p = match Config::from_yaml(PROD, &bad) {
+        Err(ConfigError::Invalid(p)) => p,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(p[0].path, "LLM_GATEWAY_MODE (env)");
+}
+
+#[test]
+fn garbage_yaml_is_an_error_not_a_panic() {
+    for text in ["", "- 1\n- 2", "server: [", "providers: 7", "\u{0}\u{1}"] {
+        assert!(Config::from_yaml(text, &no_env).is_err(), "{text:?}");
+    }
+}

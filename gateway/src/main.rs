@@ -1,0 +1,2 @@
+//! `llm-gateway` binary (placeholder until the CLI lands).
+fn main() {}

@@ -1,0 +1,212 @@
+//! Upstream failures: the error classes of DESIGN.md and the per-attempt error every adapter returns.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::Serialize;
+
+/// DESIGN.md's error classes: the router's action depends on the class only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorClass {
+    /// Refused, reset, DNS, TLS.
+    Connect,
+    /// Connect, first-token, stall or attempt timeout.
+    Timeout,
+    /// 429 rate limit.
+    RateLimited,
+    /// Quota or billing exhausted: long cooldown, never retried.
+    QuotaExhausted,
+    /// 5xx or explicit overload: one short retry, then next.
+    Overloaded,
+    /// 401/403 or OAuth failure.
+    Auth,
+    /// Invalid request: returned to the client, no fallback.
+    BadRequest,
+    /// Prompt too long for the model.
+    ContextLength,
+    /// Refused on content grounds.
+    ContentFilter,
+    /// Unparseable body or stream, or a stream cut short.
+    Malformed,
+}
+
+impl ErrorClass {
+    /// Stable snake_case name (API bodies, metric labels).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorClass::Connect => "connect",
+            ErrorClass::Timeout => "timeout",
+            ErrorClass::RateLimited => "rate_limited",
+            ErrorClass::QuotaExhausted => "quota_exhausted",
+            ErrorClass::Overloaded => "overloaded",
+            ErrorClass::Auth => "auth",
+            ErrorClass::BadRequest => "bad_request",
+            ErrorClass::ContextLength => "context_length",
+            ErrorClass::ContentFilter => "content_filter",
+            ErrorClass::Malformed => "malformed",
+        }
+    }
+
+    /// Failures that count toward the breaker (the provider looks unhealthy, not merely busy or strict).
+    pub fn counts_for_breaker(self) -> bool {
+        matches!(self, ErrorClass::Connect | ErrorClass::Timeout | ErrorClass::Overloaded | ErrorClass::Malformed)
+    }
+
+    /// Classes that may be retried on the same provider.
+    pub fn is_retryable(self) -> bool {
+        matches!(self, ErrorClass::Overloaded)
+    }
+
+    /// All classes, for tests and metric pre-registration.
+    pub const ALL: [ErrorClass; 10] = [
+        ErrorClass::Connect,
+        ErrorClass::Timeout,
+        ErrorClass::RateLimited,
+        ErrorClass::QuotaExhausted,
+        ErrorClass::Overloaded,
+        ErrorClass::Auth,
+        ErrorClass::BadRequest,
+        ErrorClass::ContextLength,
+        ErrorClass::ContentFilter,
+        ErrorClass::Malformed,
+    ];
+}
+
+/// One failed attempt at one provider, classified.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub struct ProviderError {
+    /// What kind of failure.
+    pub class: ErrorClass,
+    /// Upstream HTTP status, if a response came back.
+    pub status: Option<u16>,
+    /// The provider's own error code/type, if any.
+    pub code: Option<String>,
+    /// Human-readable detail, secrets redacted, bounded in length.
+    pub message: String,
+    /// Retry-After (header or message text), if given.
+    pub retry_after: Option<Duration>,
+}
+
+impl fmt::Display for ProviderError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.class.as_str())?;
+        if let Some(s) = self.status {
+            write!(f, " (HTTP {s})")?;
+        }
+        if let Some(c) = &self.code {
+            write!(f, " [{c}]")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+const MAX_MESSAGE: usize = 300;
+
+impl ProviderError {
+    /// A classified error without status.
+    pub fn new(class: ErrorClass, message: impl Into<String>) -> ProviderError {
+        ProviderError { class, status: None, code: None, message: bounded(message.into()), retry_after: None }
+    }
+
+    /// Sets the HTTP status.
+    pub fn with_status(mut self, status: u16) -> ProviderError {
+        self.status = Some(status);
+        self
+    }
+
+    /// Sets the provider code.
+    pub fn with_code(mut self, code: Option<String>) -> ProviderError {
+        self.code = code.map(bounded);
+        self
+    }
+
+    /// Sets Retry-After.
+    pub fn with_retry_after(mut self, d: Option<Duration>) -> ProviderError {
+        self.retry_after = d;
+        self
+    }
+
+    /// Removes a secret from the message (upstreams sometimes echo keys).
+    pub fn redact(mut self, secret: Option<&str>) -> ProviderError {
+        if let Some(s) = secret.filter(|s| s.len() >= 4) {
+            self.message = self.message.replace(s, "[redacted]");
+        }
+        self
+    }
+
+    /// Maps a reqwest transport error.
+    pub fn from_reqwest(e: &reqwest::Error) -> ProviderError {
+        if e.is_timeout() {
+            ProviderError::new(ErrorClass::Timeout, "upstream timed out")
+        } else if e.is_connect() {
+            ProviderError::new(ErrorClass::Connect, format!("connection failed: {}", root_cause(e)))
+        } else if e.is_decode() || e.is_body() {
+            ProviderError::new(ErrorClass::Malformed, format!("bad upstream body: {}", root_cause(e)))
+        } else {
+            ProviderError::new(ErrorClass::Connect, format!("transport error: {}", root_cause(e)))
+        }
+    }
+}
+
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur = e;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    cur.to_string()
+}
+
+fn bounded(mut s: String) -> String {
+    if s.len() > MAX_MESSAGE {
+        let mut cut = MAX_MESSAGE;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        s.truncate(cut);
+        s.push('…');
+    }
+    s
+}
+
+/// Reads `retry-after-ms` or `retry-after` (seconds) from response headers.
+pub fn retry_after_header(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
+    if let Some(ms) = get("retry-after-ms").and_then(|v| v.parse::<f64>().ok()) {
+        return finite_secs(ms / 1000.0);
+    }
+    get("retry-after").and_then(|v| v.parse::<f64>().ok()).and_then(finite_secs)
+}
+
+/// Finds a wait in message text: OpenAI "try again in 3.89s", Moonshot "try again after 2 seconds".
+pub fn retry_after_in_text(message: &str) -> Option<Duration> {
+    let lower = message.to_ascii_lowercase();
+    for marker in ["try again in ", "try again after "] {
+        if let Some(pos) = lower.find(marker) {
+            let rest = &lower[pos + marker.len()..];
+            let num: String = rest.chars().take_while(|c| c.is_ascii_digit() || *c == '.').collect();
+            let unit = rest[num.len()..].trim_start();
+            let value = num.parse::<f64>().ok()?;
+            let secs = if unit.starts_with("ms") { value / 1000.0 } else { value };
+            return finite_secs(secs);
+        }
+    }
+    None
+}
+
+fn finite_secs(secs: f64) -> Option<Duration> {
+    (secs.is_finite() && secs >= 0.0 && secs < 86_400.0).then(|| Duration::from_secs_f64(secs))
+}
+
+/// Generic status-only classification, used after provider codes found nothing.
+pub fn class_from_status(status: u16) -> ErrorClass {
+    match status {
+        401 | 403 => ErrorClass::Auth,
+        402 => ErrorClass::QuotaExhausted,
+        408 => ErrorClass::Timeout,
+        413 => ErrorClass::ContextLength,
+        429 => ErrorClass::RateLimited,
+        400..=499 => ErrorClass::BadRequest,
+        _ => ErrorClass::Overloaded,
+    }
+}

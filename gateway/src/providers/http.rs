@@ -1,0 +1,123 @@
+//! Shared HTTP plumbing for adapters: pooled clients, sending, reading and classifying error bodies.
+
+use reqwest::header::HeaderMap;
+use reqwest::{RequestBuilder, Response};
+use serde::de::DeserializeOwned;
+
+use super::error::{ErrorClass, ProviderError};
+use crate::config::ProviderConfig;
+
+/// Classifies a non-2xx response from its status, headers and body text.
+pub(crate) type Classify = fn(u16, &HeaderMap, &str) -> ProviderError;
+
+/// Why a provider client could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientBuildError {
+    /// The CA bundle could not be read or parsed.
+    #[error("provider {provider}: ca_bundle {path}: {message}")]
+    CaBundle {
+        /// Provider name.
+        provider: String,
+        /// File.
+        path: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// reqwest refused the settings.
+    #[error("provider {provider}: cannot build HTTP client: {message}")]
+    Client {
+        /// Provider name.
+        provider: String,
+        /// What reqwest said.
+        message: String,
+    },
+}
+
+/// Installs rustls' ring provider once per process (reqwest is built without a bundled provider).
+pub fn install_crypto_provider() {
+    // Err means a provider is already installed, which is what we want.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// A pooled client for one provider: connect timeout, keep-alive, optional extra root CAs. Verification stays on.
+pub fn build_client(pc: &ProviderConfig) -> Result<reqwest::Client, ClientBuildError> {
+    install_crypto_provider();
+    let mut b = reqwest::Client::builder()
+        .connect_timeout(pc.connect_timeout)
+        .pool_idle_timeout(std::time::Duration::from_secs(90))
+        .pool_max_idle_per_host(64)
+        .tcp_nodelay(true)
+        .user_agent(concat!("llm-gateway/", env!("CARGO_PKG_VERSION")));
+    if let Some(path) = &pc.ca_bundle {
+        let err = |message: String| ClientBuildError::CaBundle {
+            provider: pc.name.clone(),
+            path: path.display().to_string(),
+            message,
+        };
+        let pem = std::fs::read(path).map_err(|e| err(e.to_string()))?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| err(e.to_string()))?;
+        if certs.is_empty() {
+            return Err(err("no PEM certificate found".to_string()));
+        }
+        for cert in certs {
+            b = b.add_root_certificate(cert);
+        }
+    }
+    b.build().map_err(|e| ClientBuildError::Client { provider: pc.name.clone(), message: e.to_string() })
+}
+
+/// Sends a request; a non-2xx status becomes a classified error. Transport failures are classified too.
+pub(crate) async fn send(rb: RequestBuilder, classify: Classify, secret: Option<&str>) -> Result<Response, ProviderError> {
+    let resp = rb.send().await.map_err(|e| ProviderError::from_reqwest(&e))?;
+    let status = resp.status().as_u16();
+    if (200..300).contains(&status) {
+        return Ok(resp);
+    }
+    let headers = resp.headers().clone();
+    let body = read_error_body(resp).await;
+    Err(classify(status, &headers, &body).with_status(status).redact(secret))
+}
+
+const MAX_ERROR_BODY: usize = 64 * 1024;
+
+async fn read_error_body(mut resp: Response) -> String {
+    let mut buf = Vec::new();
+    while let Ok(Some(chunk)) = resp.chunk().await {
+        buf.extend_from_slice(&chunk);
+        if buf.len() > MAX_ERROR_BODY {
+            break;
+        }
+    }
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
+/// Reads a 2xx body as JSON into `T`; anything else is `malformed`.
+pub(crate) async fn read_json<T: DeserializeOwned>(resp: Response) -> Result<T, ProviderError> {
+    let bytes = resp.bytes().await.map_err(|e| ProviderError::from_reqwest(&e))?;
+    parse_json(&bytes)
+}
+
+/// Parses JSON into `T`; failure is `malformed`.
+pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ProviderError> {
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        ProviderError::new(ErrorClass::Malformed, format!("unparseable upstream body at {}: {}", e.path(), e.inner()))
+    })
+}
+
+/// The message of an error body that is not JSON (HTML from an edge proxy, plain text).
+pub(crate) fn opaque_body_message(body: &str) -> String {
+    let trimmed = body.trim();
+    if trimmed.is_empty() {
+        "empty error body".to_string()
+    } else if trimmed.starts_with('<') {
+        "non-JSON (HTML) error body".to_string()
+    } else {
+        trimmed.chars().take(200).collect()
+    }
+}
+
+/// Joins a base URL and a path.
+pub(crate) fn url(base: &str, path: &str) -> String {
+    format!("{}/{}", base.trim_end_matches('/'), path.trim_start_matches('/'))
+}

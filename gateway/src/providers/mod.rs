@@ -1,0 +1,112 @@
+//! Provider adapters: one file per upstream API, each translating canonical (OpenAI) types to its wire format and
+//! classifying every failure by the provider's own codes.
+//!
+//! `Adapter` is a closed enum rather than a trait object: five known providers, static dispatch, no boxing.
+
+pub mod error;
+pub mod gigachat;
+pub mod http;
+pub mod kimi;
+pub mod ollama;
+pub mod openai;
+pub mod qwen;
+pub mod stream;
+
+use std::sync::Arc;
+
+use crate::canonical::{ChatRequest, ChatResponse, EmbeddingsRequest, EmbeddingsResponse};
+use crate::config::{Config, ProviderConfig, ProviderKind, QwenApi};
+pub use error::{ErrorClass, ProviderError};
+pub use http::ClientBuildError;
+pub use stream::ChunkStream;
+
+/// One upstream API client.
+#[derive(Debug)]
+pub enum Adapter {
+    /// OpenAI, Kimi, or Qwen compatible mode.
+    OpenAiCompat(openai::OpenAiCompat),
+    /// Qwen native DashScope API.
+    QwenNative(qwen::QwenNative),
+    /// GigaChat with OAuth.
+    GigaChat(gigachat::GigaChat),
+    /// Local Ollama.
+    Ollama(ollama::Ollama),
+}
+
+impl Adapter {
+    /// Builds the adapter for one provider.
+    pub fn build(pc: &ProviderConfig) -> Result<Adapter, ClientBuildError> {
+        let client = http::build_client(pc)?;
+        let secret = pc.secret.clone();
+        let compat = |flavor| Adapter::OpenAiCompat(openai::OpenAiCompat::new(&pc.base_url, secret.clone(), client.clone(), flavor));
+        Ok(match pc.kind {
+            ProviderKind::OpenAi => compat(openai::Flavor::OpenAi),
+            ProviderKind::Kimi => compat(openai::Flavor::Kimi),
+            ProviderKind::Qwen if pc.qwen_api == QwenApi::Native => {
+                Adapter::QwenNative(qwen::QwenNative::new(&pc.base_url, secret, client))
+            }
+            ProviderKind::Qwen => compat(openai::Flavor::Qwen),
+            ProviderKind::GigaChat => match &pc.gigachat_auth {
+                Some(auth) => Adapter::GigaChat(gigachat::GigaChat::new(&pc.base_url, auth.clone(), secret, client)),
+                None => {
+                    return Err(ClientBuildError::Client {
+                        provider: pc.name.clone(),
+                        message: "gigachat needs auth settings".into(),
+                    })
+                }
+            },
+            ProviderKind::Ollama => Adapter::Ollama(ollama::Ollama::new(&pc.base_url, client)),
+        })
+    }
+
+    /// Non-stream chat with the provider's model name.
+    pub async fn chat(&self, req: &ChatRequest, model: &str) -> Result<ChatResponse, ProviderError> {
+        match self {
+            Adapter::OpenAiCompat(a) => a.chat(req, model).await,
+            Adapter::QwenNative(a) => a.chat(req, model).await,
+            Adapter::GigaChat(a) => a.chat(req, model).await,
+            Adapter::Ollama(a) => a.chat(req, model).await,
+        }
+    }
+
+    /// Streamed chat: resolves when the upstream accepted the request (status 2xx).
+    pub async fn chat_stream(&self, req: &ChatRequest, model: &str) -> Result<ChunkStream, ProviderError> {
+        match self {
+            Adapter::OpenAiCompat(a) => a.chat_stream(req, model).await,
+            Adapter::QwenNative(a) => a.chat_stream(req, model).await,
+            Adapter::GigaChat(a) => a.chat_stream(req, model).await,
+            Adapter::Ollama(a) => a.chat_stream(req, model).await,
+        }
+    }
+
+    /// Embeddings.
+    pub async fn embed(&self, req: &EmbeddingsRequest, model: &str) -> Result<EmbeddingsResponse, ProviderError> {
+        match self {
+            Adapter::OpenAiCompat(a) => a.embed(req, model).await,
+            Adapter::QwenNative(a) => a.embed(req, model).await,
+            Adapter::GigaChat(a) => a.embed(req, model).await,
+            Adapter::Ollama(a) => a.embed(req, model).await,
+        }
+    }
+}
+
+/// A named provider: its config and its adapter.
+#[derive(Debug)]
+pub struct Provider {
+    /// Config name.
+    pub name: String,
+    /// API kind.
+    pub kind: ProviderKind,
+    /// The client.
+    pub adapter: Adapter,
+}
+
+/// Builds every provider in config, keyed by name.
+pub fn build_all(cfg: &Config) -> Result<Vec<Arc<Provider>>, ClientBuildError> {
+    cfg.providers
+        .values()
+        .map(|pc| {
+            Ok(Arc::new(Provider { name: pc.name.clone(), kind: pc.kind, adapter: Adapter::build(pc)? }))
+        })
+        .collect()
+}

@@ -1,0 +1,190 @@
+//! OpenAI adapter, and the OpenAI-compatible client that Kimi and Qwen (compatible mode) reuse with their quirks.
+
+use reqwest::header::HeaderMap;
+use serde_json::{json, Value};
+
+use super::error::{class_from_status, retry_after_header, retry_after_in_text, ErrorClass, ProviderError};
+use super::http::{self, Classify};
+use super::stream::{self, ChunkStream, Event, Framing, Step, Translator};
+use crate::canonical::{new_id, unix_now, ChatChunk, ChatRequest, ChatResponse, EmbeddingsRequest, EmbeddingsResponse};
+use crate::config::Secret;
+
+/// Which vendor's quirks an OpenAI-compatible client applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavor {
+    /// OpenAI itself.
+    OpenAi,
+    /// Moonshot: temperature in [0,1], no `tool_choice: required`, usage inside `choices[0]` when streaming.
+    Kimi,
+    /// DashScope compatible mode.
+    Qwen,
+}
+
+/// A client for an OpenAI-shaped API.
+#[derive(Debug, Clone)]
+pub struct OpenAiCompat {
+    base_url: String,
+    secret: Option<Secret>,
+    client: reqwest::Client,
+    flavor: Flavor,
+}
+
+impl OpenAiCompat {
+    /// A client for `base_url` (ending in `/v1` or `/compatible-mode/v1`).
+    pub fn new(base_url: &str, secret: Option<Secret>, client: reqwest::Client, flavor: Flavor) -> OpenAiCompat {
+        OpenAiCompat { base_url: base_url.to_string(), secret, client, flavor }
+    }
+
+    fn classify(&self) -> Classify {
+        match self.flavor {
+            Flavor::OpenAi => classify,
+            Flavor::Kimi => super::kimi::classify,
+            Flavor::Qwen => super::qwen::classify,
+        }
+    }
+
+    fn post(&self, path: &str, body: &Value) -> reqwest::RequestBuilder {
+        let mut rb = self.client.post(http::url(&self.base_url, path)).json(body);
+        if let Some(s) = &self.secret {
+            rb = rb.bearer_auth(s.expose());
+        }
+        rb
+    }
+
+    /// The wire body for a chat request.
+    pub fn chat_body(&self, req: &ChatRequest, model: &str, stream: bool) -> Value {
+        let mut req = req.clone();
+        req.model = model.to_string();
+        req.stream = stream;
+        if self.flavor == Flavor::Kimi {
+            super::kimi::adjust(&mut req);
+        }
+        let mut body = serde_json::to_value(&req).unwrap_or_else(|_| json!({}));
+        if stream {
+            // Always ask for usage so tokens can be counted; the API layer hides it if the client did not ask.
+            body["stream_options"] = json!({"include_usage": true});
+        }
+        body
+    }
+
+    /// Non-stream chat.
+    pub async fn chat(&self, req: &ChatRequest, model: &str) -> Result<ChatResponse, ProviderError> {
+        let body = self.chat_body(req, model, false);
+        let secret = self.secret.as_ref().map(Secret::expose);
+        let resp = http::send(self.post("chat/completions", &body), self.classify(), secret).await?;
+        let mut out: ChatResponse = http::read_json(resp).await?;
+        normalize_response(&mut out);
+        Ok(out)
+    }
+
+    /// Streamed chat: resolves once the upstream answered 200.
+    pub async fn chat_stream(&self, req: &ChatRequest, model: &str) -> Result<ChunkStream, ProviderError> {
+        let body = self.chat_body(req, model, true);
+        let secret = self.secret.as_ref().map(Secret::expose);
+        let rb = self.post("chat/completions", &body).header("accept", "text/event-stream");
+        let resp = http::send(rb, self.classify(), secret).await?;
+        let translator = OpenAiStream { classify: self.classify(), done: false };
+        Ok(stream::drive(resp.bytes_stream(), Framing::Sse, translator))
+    }
+
+    /// Embeddings (floats from upstream; the API layer encodes base64 if asked).
+    pub async fn embed(&self, req: &EmbeddingsRequest, model: &str) -> Result<EmbeddingsResponse, ProviderError> {
+        let mut req = req.clone();
+        req.model = model.to_string();
+        req.encoding_format = None;
+        let body = serde_json::to_value(&req).unwrap_or_else(|_| json!({}));
+        let secret = self.secret.as_ref().map(Secret::expose);
+        let resp = http::send(self.post("embeddings", &body), self.classify(), secret).await?;
+        http::read_json(resp).await
+    }
+}
+
+/// Fills fields strict clients require.
+pub(crate) fn normalize_response(out: &mut ChatResponse) {
+    if out.id.is_empty() {
+        out.id = new_id("chatcmpl");
+    }
+    if out.created == 0 {
+        out.created = unix_now();
+    }
+    out.object = "chat.completion".to_string();
+}
+
+/// SSE `data: {chunk}` ... `data: [DONE]`, with mid-stream `data: {"error":...}` and Moonshot's usage-in-choice.
+struct OpenAiStream {
+    classify: Classify,
+    done: bool,
+}
+
+impl Translator for OpenAiStream {
+    fn on_event(&mut self, event: Event) -> Result<Step, ProviderError> {
+        let data = event.data.trim();
+        if data.starts_with("[DONE]") {
+            self.done = true;
+            return Ok(Step { chunks: vec![], done: true });
+        }
+        let v: Value = http::parse_json(data.as_bytes())?;
+        if v.get("error").is_some_and(|e| !e.is_null() && e != &Value::Bool(false)) {
+            let mut e = (self.classify)(200, &HeaderMap::new(), data);
+            if e.class == ErrorClass::BadRequest {
+                e.class = ErrorClass::Overloaded;
+            }
+            return Err(e);
+        }
+        let usage_in_choice = v.pointer("/choices/0/usage").cloned();
+        let mut chunk: ChatChunk = serde_json::from_value(v)
+            .map_err(|e| ProviderError::new(ErrorClass::Malformed, format!("bad stream chunk: {e}")))?;
+        if chunk.usage.is_none() {
+            if let Some(u) = usage_in_choice.and_then(|u| serde_json::from_value(u).ok()) {
+                chunk.usage = Some(u);
+            }
+        }
+        chunk.object = "chat.completion.chunk".to_string();
+        Ok(Step { chunks: vec![chunk], done: false })
+    }
+}
+
+/// Pulls `{error:{message,type,code}}` out of an OpenAI-shaped body.
+pub(crate) fn error_fields(body: &str) -> Option<(String, Option<String>, Option<String>)> {
+    let v: Value = serde_json::from_str(body).ok()?;
+    let e = v.get("error")?;
+    let s = |k: &str| e.get(k).and_then(Value::as_str).map(str::to_string);
+    let message = s("message").unwrap_or_default();
+    Some((message, s("type"), s("code")))
+}
+
+/// OpenAI: classify by `code`, then `type`, then status.
+pub fn classify(status: u16, headers: &HeaderMap, body: &str) -> ProviderError {
+    let Some((message, kind, code)) = error_fields(body) else {
+        return ProviderError::new(class_from_status(status), http::opaque_body_message(body))
+            .with_retry_after(retry_after_header(headers));
+    };
+    let by_code = code.as_deref().and_then(|c| match c {
+        "insufficient_quota"
+        | "credit_balance_exhausted"
+        | "organization_spend_limit_exceeded"
+        | "project_spend_limit_exceeded"
+        | "organization_usage_limit_exceeded"
+        | "billing_hard_limit_reached" => Some(ErrorClass::QuotaExhausted),
+        "rate_limit_exceeded" | "slow_down" => Some(ErrorClass::RateLimited),
+        "context_length_exceeded" | "string_above_max_length" => Some(ErrorClass::ContextLength),
+        "invalid_api_key" | "unsupported_country_region_territory" | "model_not_found" => Some(ErrorClass::Auth),
+        "server_is_overloaded" => Some(ErrorClass::Overloaded),
+        "content_filter" | "content_policy_violation" => Some(ErrorClass::ContentFilter),
+        _ => None,
+    });
+    let by_type = kind.as_deref().and_then(|t| match t {
+        "insufficient_quota" => Some(ErrorClass::QuotaExhausted),
+        "tokens" | "requests" | "rate_limit_error" => Some(ErrorClass::RateLimited),
+        "server_error" | "service_unavailable_error" => Some(ErrorClass::Overloaded),
+        "authentication_error" | "permission_error" => Some(ErrorClass::Auth),
+        _ => None,
+    });
+    let class = by_code.or(by_type).unwrap_or_else(|| class_from_status(status));
+    let retry = retry_after_header(headers).or_else(|| retry_after_in_text(&message));
+    ProviderError::new(class, message).with_code(code.or(kind)).with_retry_after(retry)
+}
+
+#[cfg(test)]
+#[path = "openai_tests.rs"]
+mod tests;
