@@ -1,1 +1,37 @@
-//! tmp
+//! Faithful fakes of the five upstream LLM APIs (OpenAI, Moonshot Kimi, Qwen on DashScope, Sber GigaChat,
+//! Ollama), so each provider's own SDK works against them unchanged, with fault knobs and a journal.
+//!
+//! # Layout
+//! - [`provider`]: the providers, default ports, model catalogues.
+//! - [`server`]: [`FakeServer`] (one provider on wiremock) and [`Fakes`] (several).
+//! - `providers/`: one module per wire format (OpenAI-shaped chat, errors and the rest; DashScope
+//!   native; GigaChat with OAuth; Ollama native).
+//! - [`fault`]: the 13 fault kinds and the book that decides which fires; [`state`]: per-fake state
+//!   (faults, settings, issued tokens); [`journal`]: what each fake received, secrets masked.
+//! - `admin`: the `/__mock/...` admin API on each fake's port.
+//! - [`content`]: deterministic answers, token counts, embeddings and ids.
+//!
+//! Answers are a function of the provider and the prompt: they start with `[provider]`, so a test can
+//! tell who answered.
+
+// Responders return wiremock's `ResponseTemplate` as their error too: it is what they answer with.
+#![allow(clippy::result_large_err)]
+
+pub mod content;
+pub mod fault;
+pub mod journal;
+pub mod provider;
+pub mod server;
+pub mod state;
+
+mod admin;
+mod chat;
+mod http;
+mod providers;
+
+pub use admin::ADMIN_PREFIX;
+pub use fault::{FaultError, FaultKind, FaultSpec, InstalledFault};
+pub use journal::Entry;
+pub use provider::Provider;
+pub use server::{FakeServer, Fakes, StartError};
+pub use state::{Settings, SettingsPatch};

@@ -1,0 +1,400 @@
+//! A provider-neutral view of a chat request and the deterministic answer the fakes give to it.
+
+use crate::content::{answer, count_tokens, limit_tokens};
+use crate::provider::Provider;
+use serde_json::{json, Map, Value};
+
+/// One message: role and its text (parts arrays flattened).
+#[derive(Debug, Clone)]
+pub(crate) struct Message {
+    pub(crate) role: String,
+    pub(crate) text: String,
+}
+
+/// A tool (function) the client offered.
+#[derive(Debug, Clone)]
+pub(crate) struct ToolDef {
+    pub(crate) name: String,
+    pub(crate) parameters: Value,
+}
+
+/// How the client wants tools used.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum ToolChoice {
+    Auto,
+    None,
+    Required,
+    Named(String),
+}
+
+/// The parts of a chat request the fakes act on.
+#[derive(Debug, Clone)]
+pub(crate) struct ChatRequest {
+    pub(crate) model: String,
+    pub(crate) messages: Vec<Message>,
+    pub(crate) stream: bool,
+    pub(crate) include_usage: bool,
+    pub(crate) max_tokens: Option<u64>,
+    pub(crate) tools: Vec<ToolDef>,
+    pub(crate) tool_choice: ToolChoice,
+    pub(crate) temperature: Option<f64>,
+}
+
+/// A request problem: which parameter and what is wrong with it.
+#[derive(Debug, Clone)]
+pub(crate) struct Invalid {
+    pub(crate) param: Option<&'static str>,
+    pub(crate) message: String,
+}
+
+impl Invalid {
+    pub(crate) fn new(param: Option<&'static str>, message: impl Into<String>) -> Self {
+        Invalid {
+            param,
+            message: message.into(),
+        }
+    }
+}
+
+/// The text of a message `content`: a string, or the `text` of each part of an array.
+pub(crate) fn content_text(v: Option<&Value>) -> String {
+    match v {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Array(parts)) => parts
+            .iter()
+            .filter_map(|p| p.get("text").and_then(Value::as_str).or_else(|| p.as_str()))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        Some(Value::Object(o)) => Value::Object(o.clone()).to_string(),
+        _ => String::new(),
+    }
+}
+
+/// Parses a message list (OpenAI, GigaChat, Ollama and DashScope all use `{role, content}`).
+pub(crate) fn parse_messages(v: Option<&Value>) -> Result<Vec<Message>, Invalid> {
+    let Some(v) = v else {
+        return Err(Invalid::new(
+            Some("messages"),
+            "Missing required parameter: 'messages'.",
+        ));
+    };
+    let Some(items) = v.as_array() else {
+        return Err(Invalid::new(
+            Some("messages"),
+            "Invalid type for 'messages': expected an array.",
+        ));
+    };
+    if items.is_empty() {
+        return Err(Invalid::new(
+            Some("messages"),
+            "Invalid 'messages': empty array. Expected an array with minimum length 1.",
+        ));
+    }
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            let role = m.get("role").and_then(Value::as_str).ok_or_else(|| {
+                Invalid::new(
+                    Some("messages"),
+                    format!("Missing required parameter: 'messages[{i}].role'."),
+                )
+            })?;
+            Ok(Message {
+                role: role.to_string(),
+                text: content_text(m.get("content")),
+            })
+        })
+        .collect()
+}
+
+fn parse_tools(body: &Map<String, Value>) -> Vec<ToolDef> {
+    let from = |list: &Value, nested: bool| -> Vec<ToolDef> {
+        list.as_array()
+            .map(|items| {
+                items
+                    .iter()
+                    .filter_map(|t| {
+                        let f = if nested { t.get("function")? } else { t };
+                        Some(ToolDef {
+                            name: f.get("name")?.as_str()?.to_string(),
+                            parameters: f.get("parameters").cloned().unwrap_or(Value::Null),
+                        })
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let mut tools = body.get("tools").map(|t| from(t, true)).unwrap_or_default();
+    if tools.is_empty() {
+        tools = body.get("functions").map(|t| from(t, false)).unwrap_or_default();
+    }
+    tools
+}
+
+fn parse_choice(v: Option<&Value>) -> ToolChoice {
+    match v {
+        Some(Value::String(s)) if s == "none" => ToolChoice::None,
+        Some(Value::String(s)) if s == "required" => ToolChoice::Required,
+        Some(Value::Object(o)) => o
+            .get("function")
+            .and_then(|f| f.get("name"))
+            .or_else(|| o.get("name"))
+            .and_then(Value::as_str)
+            .map(|n| ToolChoice::Named(n.to_string()))
+            .unwrap_or(ToolChoice::Auto),
+        _ => ToolChoice::Auto,
+    }
+}
+
+impl ChatRequest {
+    /// Reads an OpenAI-shaped body (GigaChat's `functions`/`function_call` and Ollama's `options`
+    /// are understood too).
+    pub(crate) fn parse(body: &Map<String, Value>, default_stream: bool) -> Result<Self, Invalid> {
+        let model = match body.get("model") {
+            Some(Value::String(s)) if !s.is_empty() => s.clone(),
+            Some(Value::String(_)) | None => {
+                return Err(Invalid::new(Some("model"), "you must provide a model parameter"))
+            }
+            Some(_) => {
+                return Err(Invalid::new(
+                    Some("model"),
+                    "Invalid type for 'model': expected a string.",
+                ))
+            }
+        };
+        let messages = parse_messages(body.get("messages"))?;
+        let stream = match body.get("stream") {
+            None | Some(Value::Null) => default_stream,
+            Some(Value::Bool(b)) => *b,
+            Some(_) => {
+                return Err(Invalid::new(
+                    Some("stream"),
+                    "Invalid type for 'stream': expected a boolean.",
+                ))
+            }
+        };
+        let include_usage = body
+            .get("stream_options")
+            .and_then(|o| o.get("include_usage"))
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        let options = body.get("options");
+        let max_tokens = body
+            .get("max_completion_tokens")
+            .or_else(|| body.get("max_tokens"))
+            .or_else(|| options.and_then(|o| o.get("num_predict")))
+            .and_then(Value::as_i64)
+            .filter(|n| *n > 0)
+            .map(|n| n as u64);
+        let temperature = match body
+            .get("temperature")
+            .or_else(|| options.and_then(|o| o.get("temperature")))
+        {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(v.as_f64().ok_or_else(|| {
+                Invalid::new(
+                    Some("temperature"),
+                    "Invalid type for 'temperature': expected a number.",
+                )
+            })?),
+        };
+        let tool_choice = parse_choice(body.get("tool_choice").or_else(|| body.get("function_call")));
+        Ok(ChatRequest {
+            model,
+            messages,
+            stream,
+            include_usage,
+            max_tokens,
+            tools: parse_tools(body),
+            tool_choice,
+            temperature,
+        })
+    }
+
+    /// The text the answer responds to: the last user message (or the last message of any role).
+    pub(crate) fn prompt(&self) -> &str {
+        self.messages
+            .iter()
+            .rev()
+            .find(|m| m.role == "user")
+            .or_else(|| self.messages.last())
+            .map(|m| m.text.as_str())
+            .unwrap_or("")
+    }
+
+    /// Prompt tokens: every message's text plus a few tokens of framing each.
+    pub(crate) fn prompt_tokens(&self) -> u32 {
+        self.messages
+            .iter()
+            .map(|m| count_tokens(&m.text) + 4)
+            .sum::<u32>()
+            + 3
+    }
+
+    /// The tool to call, if the request offers tools and the conversation is not already past a call.
+    fn tool_to_call(&self) -> Option<&ToolDef> {
+        let last_role = self.messages.last().map(|m| m.role.as_str()).unwrap_or("");
+        if self.tools.is_empty()
+            || self.tool_choice == ToolChoice::None
+            || matches!(last_role, "tool" | "function")
+        {
+            return None;
+        }
+        match &self.tool_choice {
+            ToolChoice::Named(n) => self.tools.iter().find(|t| &t.name == n),
+            _ => self.tools.first(),
+        }
+    }
+
+    /// The deterministic answer of `provider` to this request.
+    pub(crate) fn answer(&self, provider: Provider) -> Answer {
+        let prompt_tokens = self.prompt_tokens();
+        if let Some(tool) = self.tool_to_call() {
+            let args = arguments_for(&tool.parameters, self.prompt());
+            let completion_tokens = count_tokens(&args.to_string()) + 5;
+            return Answer {
+                text: String::new(),
+                tool_call: Some((tool.name.clone(), args)),
+                finish: Finish::ToolCalls,
+                prompt_tokens,
+                completion_tokens,
+            };
+        }
+        let full = answer(provider, self.prompt());
+        let (text, cut) = limit_tokens(&full, self.max_tokens);
+        let completion_tokens = count_tokens(&text);
+        Answer {
+            text,
+            tool_call: None,
+            finish: if cut { Finish::Length } else { Finish::Stop },
+            prompt_tokens,
+            completion_tokens,
+        }
+    }
+}
+
+/// Why generation ended.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Finish {
+    Stop,
+    Length,
+    ToolCalls,
+}
+
+/// The answer to a chat request.
+#[derive(Debug, Clone)]
+pub(crate) struct Answer {
+    pub(crate) text: String,
+    /// Function name and arguments (an object).
+    pub(crate) tool_call: Option<(String, Value)>,
+    pub(crate) finish: Finish,
+    pub(crate) prompt_tokens: u32,
+    pub(crate) completion_tokens: u32,
+}
+
+impl Answer {
+    /// OpenAI's `finish_reason` for it.
+    pub(crate) fn openai_finish(&self) -> &'static str {
+        match self.finish {
+            Finish::Stop => "stop",
+            Finish::Length => "length",
+            Finish::ToolCalls => "tool_calls",
+        }
+    }
+
+    pub(crate) fn total_tokens(&self) -> u32 {
+        self.prompt_tokens + self.completion_tokens
+    }
+}
+
+/// Arguments that satisfy a JSON schema's required properties, derived from the prompt.
+pub(crate) fn arguments_for(schema: &Value, prompt: &str) -> Value {
+    let props = schema.get("properties").and_then(Value::as_object);
+    let Some(props) = props else { return json!({}) };
+    let required: Vec<&str> = schema
+        .get("required")
+        .and_then(Value::as_array)
+        .map(|r| r.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_else(|| props.keys().map(String::as_str).collect());
+    let snippet: String = prompt.chars().take(40).collect();
+    let mut out = Map::new();
+    for name in required {
+        let p = props.get(name).cloned().unwrap_or(Value::Null);
+        let v = if let Some(first) = p.get("enum").and_then(Value::as_array).and_then(|e| e.first()) {
+            first.clone()
+        } else {
+            match p.get("type").and_then(Value::as_str) {
+                Some("integer") => json!(1),
+                Some("number") => json!(1.5),
+                Some("boolean") => json!(true),
+                Some("array") => json!([]),
+                Some("object") => json!({}),
+                _ => Value::String(snippet.clone()),
+            }
+        };
+        out.insert(name.to_string(), v);
+    }
+    Value::Object(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(v: Value) -> Result<ChatRequest, Invalid> {
+        ChatRequest::parse(v.as_object().unwrap(), false)
+    }
+
+    #[test]
+    fn parses_parts_and_finds_prompt() {
+        let r = req(
+            json!({"model":"m","messages":[{"role":"system","content":"be brief"},
+            {"role":"user","content":[{"type":"text","text":"hello"}]}]}),
+        )
+        .unwrap();
+        assert_eq!(r.prompt(), "hello");
+        assert!(r.prompt_tokens() > 8);
+    }
+
+    #[test]
+    fn missing_messages_and_model_are_named() {
+        assert_eq!(req(json!({"model":"m"})).unwrap_err().param, Some("messages"));
+        assert_eq!(
+            req(json!({"messages":[{"role":"user","content":"x"}]}))
+                .unwrap_err()
+                .param,
+            Some("model")
+        );
+        assert_eq!(
+            req(json!({"model":"m","messages":[]})).unwrap_err().param,
+            Some("messages")
+        );
+    }
+
+    #[test]
+    fn tool_call_until_tool_result() {
+        let tools = json!([{"type":"function","function":{"name":"get_weather","parameters":{
+            "type":"object","properties":{"city":{"type":"string"},"days":{"type":"integer"}},"required":["city","days"]}}}]);
+        let r = req(
+            json!({"model":"m","tools":tools,"messages":[{"role":"user","content":"Weather in Paris?"}]}),
+        )
+        .unwrap();
+        let a = r.answer(Provider::OpenAi);
+        let (name, args) = a.tool_call.unwrap();
+        assert_eq!(name, "get_weather");
+        assert_eq!(args, json!({"city":"Weather in Paris?","days":1}));
+        let r = req(
+            json!({"model":"m","tools":tools,"messages":[{"role":"user","content":"x"},
+            {"role":"tool","content":"sunny","tool_call_id":"c"}]}),
+        )
+        .unwrap();
+        assert!(r.answer(Provider::OpenAi).tool_call.is_none());
+    }
+
+    #[test]
+    fn max_tokens_cuts_with_length() {
+        let r = req(json!({"model":"m","max_tokens":3,"messages":[{"role":"user","content":"x"}]})).unwrap();
+        assert_eq!(r.answer(Provider::OpenAi).finish, Finish::Length);
+    }
+}
