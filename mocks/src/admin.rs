@@ -25,7 +25,15 @@ fn parse<T: serde::de::DeserializeOwned>(req: &Request, what: &str) -> Result<T,
     if req.body.iter().all(u8::is_ascii_whitespace) {
         return Err(bad(format!("{what}: the body is empty; expected a JSON object")));
     }
-    serde_json::from_slice(&req.body).map_err(|e| bad(format!("{what}: {e}")))
+    let de = &mut serde_json::Deserializer::from_slice(&req.body);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        if path == "." {
+            bad(format!("{what}: {}", e.inner()))
+        } else {
+            bad(format!("{what}: field `{path}`: {}", e.inner()))
+        }
+    })
 }
 
 impl Respond for Admin {
