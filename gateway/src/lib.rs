@@ -9,3 +9,9 @@
 pub mod canonical;
 pub mod config;
 pub mod providers;
+pub mod metrics;
+pub mod router;
+pub mod api;
+pub mod server;
+
+pub use api::{app, AppState};

@@ -195,7 +195,7 @@ pub fn retry_after_in_text(message: &str) -> Option<Duration> {
 }
 
 fn finite_secs(secs: f64) -> Option<Duration> {
-    (secs.is_finite() && secs >= 0.0 && secs < 86_400.0).then(|| Duration::from_secs_f64(secs))
+    (secs.is_finite() && (0.0..86_400.0).contains(&secs)).then(|| Duration::from_secs_f64(secs))
 }
 
 /// Generic status-only classification, used after provider codes found nothing.

@@ -1,0 +1,125 @@
+//! `GET /v1/models`, health and readiness, `/metrics`, and the admin routes (no secrets, ever).
+
+use std::sync::Arc;
+
+use axum::extract::rejection::BytesRejection;
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use bytes::Bytes;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::{parse_body, ApiError, AppState};
+use crate::config::Mode;
+use crate::router::BreakerState;
+
+/// `GET /v1/models`: logical models, then concrete provider models.
+pub(crate) async fn models(State(state): State<Arc<AppState>>) -> Json<Value> {
+    let created = 1_700_000_000u64;
+    let mut data: Vec<Value> = state
+        .router
+        .planner()
+        .logical_models()
+        .map(|m| json!({"id": m, "object": "model", "created": created, "owned_by": "llm-gateway"}))
+        .collect();
+    for (provider, model) in state.router.planner().concrete_models() {
+        data.push(json!({"id": model, "object": "model", "created": created, "owned_by": provider}));
+    }
+    Json(json!({"object": "list", "data": data}))
+}
+
+/// Liveness.
+pub(crate) async fn healthz() -> Json<Value> {
+    Json(json!({"status": "ok"}))
+}
+
+/// Readiness: some provider in the order can be called now (breaker not open, not cooling down).
+pub(crate) async fn readyz(State(state): State<Arc<AppState>>) -> Response {
+    let mode = state.router.mode();
+    let usable: Vec<String> = state
+        .router
+        .snapshot()
+        .into_iter()
+        .filter(|s| state.config.policy.order.contains(&s.name))
+        .filter(|s| {
+            let local = state.config.providers.get(&s.name).is_some_and(|p| p.kind.is_local());
+            mode != Mode::Offline || local
+        })
+        .filter(|s| s.breaker != BreakerState::Open && s.cooldown_remaining_ms.is_none())
+        .map(|s| s.name)
+        .collect();
+    let status = if usable.is_empty() { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK };
+    let body = json!({"ready": !usable.is_empty(), "mode": mode.as_str(), "usable_providers": usable});
+    (status, Json(body)).into_response()
+}
+
+/// Prometheus text exposition.
+pub(crate) async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    let ct = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+    ([(header::CONTENT_TYPE, ct)], state.metrics.encode()).into_response()
+}
+
+/// `GET /admin/providers`: breaker, cooldown, last error per provider. Secrets appear only as present/absent.
+pub(crate) async fn providers(State(state): State<Arc<AppState>>) -> Json<Value> {
+    let list: Vec<Value> = state
+        .router
+        .snapshot()
+        .into_iter()
+        .map(|s| {
+            let pc = state.config.providers.get(&s.name);
+            json!({
+                "name": s.name,
+                "kind": pc.map(|p| p.kind),
+                "base_url": pc.map(|p| safe_url(&p.base_url)),
+                "secret_present": pc.is_some_and(|p| p.secret.is_some()),
+                "secret_source": pc.map(|p| p.secret_source.found_in),
+                "in_order": state.config.policy.order.contains(&s.name),
+                "breaker": s.breaker,
+                "cooldown_remaining_ms": s.cooldown_remaining_ms,
+                "cooldown_reason": s.cooldown_reason,
+                "last_error": s.last_error,
+            })
+        })
+        .collect();
+    Json(json!({"mode": state.router.mode().as_str(), "providers": list}))
+}
+
+/// A URL without user info or query (both could carry credentials).
+fn safe_url(raw: &str) -> String {
+    match reqwest::Url::parse(raw) {
+        Ok(mut u) => {
+            let _ = u.set_username("");
+            let _ = u.set_password(None);
+            u.set_query(None);
+            u.to_string()
+        }
+        Err(_) => "<invalid>".into(),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ModeBody {
+    mode: String,
+}
+
+/// `POST /admin/mode` `{"mode": "auto"|"remote"|"offline"}`.
+pub(crate) async fn set_mode(
+    State(state): State<Arc<AppState>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let b: ModeBody = parse_body(body, state.config.server.body_limit_bytes, |_| Ok(()))?;
+    let mode = Mode::parse(&b.mode)
+        .ok_or_else(|| ApiError::BadAdminInput(format!("unknown mode {:?}; expected auto, remote or offline", b.mode)))?;
+    let previous = state.router.mode();
+    state.router.set_mode(mode);
+    tracing::info!(from = previous.as_str(), to = mode.as_str(), "mode switched");
+    Ok(Json(json!({"mode": mode.as_str(), "previous": previous.as_str()})))
+}
+
+/// `GET /admin/mode`.
+pub(crate) async fn get_mode(State(state): State<Arc<AppState>>) -> Json<Value> {
+    Json(json!({"mode": state.router.mode().as_str()}))
+}

@@ -1,0 +1,209 @@
+//! `POST /v1/chat/completions` (plain and SSE) and `POST /api/assistants/generate`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::rejection::BytesRejection;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use bytes::Bytes;
+use futures::StreamExt;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tokio::time::Instant;
+
+use super::{decorate, parse_body, preferred_provider, route_error, sse, ApiError, AppState};
+use crate::canonical::{ChatRequest, ChatResponse, Message, Role, Usage};
+use crate::metrics::{ProviderLabels, TokenKind, TokenLabels};
+use crate::providers::{ErrorClass, ProviderError};
+use crate::router::Served;
+
+fn check_chat(v: &Value) -> Result<(), ApiError> {
+    match v.get("messages") {
+        Some(Value::Array(a)) if !a.is_empty() => Ok(()),
+        Some(Value::Array(_)) | None | Some(Value::Null) => Err(ApiError::MissingMessages),
+        Some(_) => Err(ApiError::InvalidRequest {
+            message: "'messages' must be an array of message objects".into(),
+            param: Some("messages".into()),
+        }),
+    }
+}
+
+/// Counts tokens by provider and kind.
+pub(crate) fn count_tokens(state: &AppState, provider: &str, usage: &Usage) {
+    for (kind, n) in [(TokenKind::Prompt, usage.prompt_tokens), (TokenKind::Completion, usage.completion_tokens)] {
+        if n > 0 {
+            state.metrics.tokens.get_or_create(&TokenLabels { provider: provider.to_string(), kind }).inc_by(n);
+        }
+    }
+}
+
+fn unknown_provider(name: &str) -> ProviderError {
+    ProviderError::new(ErrorClass::Connect, format!("provider {name} has no adapter"))
+}
+
+/// Routes a non-stream chat.
+pub(crate) async fn route_chat(
+    state: &Arc<AppState>,
+    req: &ChatRequest,
+    preferred: Option<&str>,
+) -> Result<Served<ChatResponse>, ApiError> {
+    let start = Instant::now();
+    let candidates = state.router.plan(&req.model, preferred)?;
+    let served = state
+        .router
+        .execute(&candidates, |cand, _budget| {
+            let provider = state.provider(&cand.provider).cloned();
+            let model = cand.model.clone();
+            async move {
+                let p = provider.ok_or_else(|| unknown_provider("?"))?;
+                p.adapter.chat(req, &model).await
+            }
+        })
+        .await
+        .map_err(|e| route_error(state, e))?;
+    if let Some(u) = &served.value.usage {
+        count_tokens(state, &served.candidate.provider, u);
+    }
+    let overhead = start.elapsed().saturating_sub(served.upstream_wait);
+    state.metrics.overhead.observe(overhead.as_secs_f64());
+    Ok(served)
+}
+
+/// `POST /v1/chat/completions`.
+pub(crate) async fn chat_completions(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let req: ChatRequest = parse_body(body, state.config.server.body_limit_bytes, check_chat)?;
+    let preferred = preferred_provider(&headers);
+    if req.stream {
+        return stream_chat(state, req, preferred).await;
+    }
+    let served = route_chat(&state, &req, preferred.as_deref()).await?;
+    let mut resp = Json(&served.value).into_response();
+    decorate(&state, &mut resp, &served.candidate, served.fallbacks);
+    Ok(resp)
+}
+
+async fn stream_chat(state: Arc<AppState>, req: ChatRequest, preferred: Option<String>) -> Result<Response, ApiError> {
+    let start = Instant::now();
+    let deadline = start + state.router.policy().deadline;
+    let first_token_timeout = state.router.policy().first_token_timeout;
+    let candidates = state.router.plan(&req.model, preferred.as_deref())?;
+    let served = state
+        .router
+        .execute(&candidates, |cand, budget| {
+            let provider = state.provider(&cand.provider).cloned();
+            let model = cand.model.clone();
+            let name = cand.provider.clone();
+            let metrics = state.metrics.clone();
+            let req = &req;
+            async move {
+                let t0 = Instant::now();
+                let p = provider.ok_or_else(|| unknown_provider(&name))?;
+                let mut stream = p.adapter.chat_stream(req, &model).await?;
+                let wait = first_token_timeout.min(budget.saturating_sub(t0.elapsed()));
+                let first = match tokio::time::timeout(wait, stream.next()).await {
+                    Err(_) => Err(ProviderError::new(
+                        ErrorClass::Timeout,
+                        format!("no first token within {} ms", wait.as_millis()),
+                    )),
+                    Ok(None) => Err(ProviderError::new(ErrorClass::Malformed, "upstream stream was empty")),
+                    Ok(Some(r)) => r,
+                }?;
+                metrics.ttft.get_or_create(&ProviderLabels { provider: name }).observe(t0.elapsed().as_secs_f64());
+                Ok((first, stream))
+            }
+        })
+        .await
+        .map_err(|e| route_error(&state, e))?;
+    let overhead = start.elapsed().saturating_sub(served.upstream_wait);
+    state.metrics.overhead.observe(overhead.as_secs_f64());
+    let (first, rest) = served.value;
+    let ctx = sse::StreamCtx {
+        state: state.clone(),
+        provider: served.candidate.provider.clone(),
+        include_usage: req.include_usage(),
+        deadline,
+        stall: state.router.policy().stall_timeout,
+    };
+    let mut resp = sse::response(ctx, first, rest);
+    decorate(&state, &mut resp, &served.candidate, served.fallbacks);
+    Ok(resp)
+}
+
+/// `{"prompt": "..."}` for the assistants route.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GenerateRequest {
+    prompt: String,
+    #[serde(default)]
+    model: Option<String>,
+    #[serde(default)]
+    system: Option<String>,
+    #[serde(default)]
+    max_tokens: Option<u32>,
+    #[serde(default)]
+    temperature: Option<f64>,
+}
+
+fn text_message(role: Role, text: String) -> Message {
+    Message { role, content: Some(Value::String(text)), name: None, tool_calls: None, tool_call_id: None, extra: Default::default() }
+}
+
+/// `POST /api/assistants/generate`: the text and who answered.
+pub(crate) async fn assistants_generate(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let g: GenerateRequest = parse_body(body, state.config.server.body_limit_bytes, |v| match v.get("prompt") {
+        Some(Value::String(s)) if !s.trim().is_empty() => Ok(()),
+        _ => Err(ApiError::InvalidRequest {
+            message: "'prompt' is required and must be a non-empty string".into(),
+            param: Some("prompt".into()),
+        }),
+    })?;
+    let mut messages = Vec::new();
+    if let Some(s) = g.system {
+        messages.push(text_message(Role::System, s));
+    }
+    messages.push(text_message(Role::User, g.prompt));
+    let req = ChatRequest {
+        model: g.model.unwrap_or_else(|| "default".into()),
+        messages,
+        stream: false,
+        temperature: g.temperature,
+        top_p: None,
+        max_tokens: g.max_tokens,
+        max_completion_tokens: None,
+        stop: None,
+        seed: None,
+        tools: None,
+        tool_choice: None,
+        extra: Default::default(),
+    };
+    let preferred = preferred_provider(&headers);
+    let served = route_chat(&state, &req, preferred.as_deref()).await?;
+    let source = if served.candidate.local { "local" } else { "provider" };
+    let out = json!({
+        "text": served.value.text(),
+        "provider": served.candidate.provider,
+        "model": served.value.model,
+        "source": source,
+        "fallbacks": served.fallbacks,
+        "usage": served.value.usage,
+    });
+    let mut resp = Json(out).into_response();
+    decorate(&state, &mut resp, &served.candidate, served.fallbacks);
+    Ok(resp)
+}
+
+/// How long a stream may still run.
+pub(crate) fn remaining(deadline: Instant) -> Duration {
+    deadline.saturating_duration_since(Instant::now())
+}

@@ -1,0 +1,163 @@
+//! HTTP API: OpenAI-compatible routes, the assistants route, health, metrics and admin.
+//!
+//! Layer order (outermost first, so the first to see a request): metrics (route/status/source, duration) ->
+//! body limit (413) -> handler.
+
+mod admin;
+mod chat;
+mod embeddings;
+pub mod error;
+mod sse;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{HeaderMap, HeaderValue};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post};
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+use tokio::time::Instant;
+
+use crate::config::Config;
+use crate::metrics::{Metrics, OfflineSource, RequestLabels, Route, RouteLabels, Source, SourceLabels};
+use crate::providers::{self, ClientBuildError, Provider};
+use crate::router::{Candidate, Router};
+pub use error::ApiError;
+
+/// Everything handlers share.
+#[derive(Debug)]
+pub struct AppState {
+    /// Validated config.
+    pub config: Config,
+    /// Fallback policy and provider health.
+    pub router: Router,
+    /// Adapters by provider name.
+    pub providers: BTreeMap<String, Arc<Provider>>,
+    /// Instruments.
+    pub metrics: Arc<Metrics>,
+}
+
+impl AppState {
+    /// Builds adapters, metrics and the router from config.
+    pub fn new(config: Config) -> Result<Arc<AppState>, ClientBuildError> {
+        let metrics = Arc::new(Metrics::new(config.providers.keys().map(String::as_str), config.mode));
+        let router = Router::new(&config, metrics.clone());
+        let providers = providers::build_all(&config)?.into_iter().map(|p| (p.name.clone(), p)).collect();
+        Ok(Arc::new(AppState { config, router, providers, metrics }))
+    }
+
+    pub(crate) fn provider(&self, name: &str) -> Option<&Arc<Provider>> {
+        self.providers.get(name)
+    }
+}
+
+/// The API router (testable with `oneshot`).
+pub fn app(state: Arc<AppState>) -> axum::Router {
+    let limit = state.config.server.body_limit_bytes;
+    axum::Router::new()
+        .route("/v1/chat/completions", post(chat::chat_completions))
+        .route("/v1/embeddings", post(embeddings::embeddings))
+        .route("/v1/models", get(admin::models))
+        .route("/api/assistants/generate", post(chat::assistants_generate))
+        .route("/healthz", get(admin::healthz))
+        .route("/readyz", get(admin::readyz))
+        .route("/metrics", get(admin::metrics))
+        .route("/admin/providers", get(admin::providers))
+        .route("/admin/mode", post(admin::set_mode).get(admin::get_mode))
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(middleware::from_fn_with_state(state.clone(), record_request))
+        .with_state(state)
+}
+
+/// Only `/metrics`, for `server.metrics_listen`.
+pub fn metrics_app(state: Arc<AppState>) -> axum::Router {
+    axum::Router::new().route("/metrics", get(admin::metrics)).with_state(state)
+}
+
+fn route_of(path: Option<&MatchedPath>) -> Route {
+    match path.map(MatchedPath::as_str) {
+        Some("/v1/chat/completions") => Route::ChatCompletions,
+        Some("/v1/embeddings") => Route::Embeddings,
+        Some("/v1/models") => Route::Models,
+        Some("/api/assistants/generate") => Route::AssistantsGenerate,
+        Some(p) if p.starts_with("/admin") => Route::Admin,
+        _ => Route::Other,
+    }
+}
+
+async fn record_request(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let route = route_of(req.extensions().get::<MatchedPath>());
+    let resp = next.run(req).await;
+    if !matches!(route, Route::Other | Route::Admin) || resp.status().is_client_error() {
+        let source = resp.extensions().get::<Source>().copied().unwrap_or(Source::None);
+        let labels = RequestLabels { route, status: resp.status().as_u16(), source };
+        state.metrics.requests.get_or_create(&labels).inc();
+        state.metrics.request_duration.get_or_create(&RouteLabels { route }).observe(start.elapsed().as_secs_f64());
+    }
+    resp
+}
+
+/// Parses a JSON body in two steps so each failure gets its own clear error.
+pub(crate) fn parse_body<T: DeserializeOwned>(
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+    limit: usize,
+    check: impl FnOnce(&serde_json::Value) -> Result<(), ApiError>,
+) -> Result<T, ApiError> {
+    let bytes = body.map_err(|r| {
+        if r.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::BodyTooLarge(limit)
+        } else {
+            ApiError::InvalidJson(r.body_text())
+        }
+    })?;
+    let value: serde_json::Value =
+        serde_json::from_slice(&bytes).map_err(|e| ApiError::InvalidJson(e.to_string()))?;
+    if !value.is_object() {
+        return Err(ApiError::InvalidRequest { message: "request body must be a JSON object".into(), param: None });
+    }
+    check(&value)?;
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        ApiError::InvalidRequest { message: format!("invalid value at {path}: {}", e.inner()), param: Some(path) }
+    })
+}
+
+/// `X-LLM-Provider` from the request.
+pub(crate) fn preferred_provider(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get("x-llm-provider")
+        .and_then(|v| v.to_str().ok())
+        .map(|s| s.trim().to_ascii_lowercase())
+        .filter(|s| !s.is_empty())
+}
+
+/// Sets `X-LLM-*` headers and the source extension; counts offline hits for the local tier.
+pub(crate) fn decorate(state: &AppState, resp: &mut Response, cand: &Candidate, fallbacks: u32) {
+    let source = if cand.local { Source::Local } else { Source::Provider };
+    if cand.local {
+        state.metrics.offline_hits.get_or_create(&SourceLabels { source: OfflineSource::Local }).inc();
+    }
+    let h = resp.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&cand.provider) {
+        h.insert("x-llm-actual-provider", v);
+    }
+    h.insert("x-llm-fallbacks", HeaderValue::from(fallbacks));
+    h.insert("x-llm-source", HeaderValue::from_static(source.as_str()));
+    resp.extensions_mut().insert(source);
+}
+
+/// Converts a routing error, turning an offline-mode failure into `offline_miss`.
+pub(crate) fn route_error(state: &AppState, e: crate::router::RouteError) -> ApiError {
+    use crate::router::RouteError;
+    match e {
+        RouteError::AllFailed { attempts, .. } if state.router.mode() == crate::config::Mode::Offline => {
+            state.metrics.offline_misses.inc();
+            ApiError::OfflineMiss(attempts)
+        }
+        other => ApiError::Route(other),
+    }
+}

@@ -1,0 +1,110 @@
+//! The client-facing SSE stream: chunks passed through one by one; a clean upstream end becomes `data: [DONE]`, a
+//! broken one (error, stall, deadline) an explicit `event: error` and close, never `[DONE]`.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::Response;
+use bytes::Bytes;
+use futures::StreamExt;
+use serde_json::json;
+use tokio::time::Instant;
+
+use super::chat::{count_tokens, remaining};
+use super::AppState;
+use crate::canonical::ChatChunk;
+use crate::providers::{ChunkStream, ErrorClass, ProviderError};
+
+/// What the stream body needs to know.
+pub(crate) struct StreamCtx {
+    pub(crate) state: Arc<AppState>,
+    pub(crate) provider: String,
+    pub(crate) include_usage: bool,
+    pub(crate) deadline: Instant,
+    pub(crate) stall: Duration,
+}
+
+struct BodyState {
+    ctx: StreamCtx,
+    first: Option<ChatChunk>,
+    rest: ChunkStream,
+    finished: bool,
+}
+
+/// Frames one chunk; `None` when it carries nothing the client asked for.
+fn frame(ctx: &StreamCtx, mut chunk: ChatChunk) -> Option<Bytes> {
+    if let Some(u) = &chunk.usage {
+        count_tokens(&ctx.state, &ctx.provider, u);
+    }
+    if !ctx.include_usage {
+        if chunk.choices.is_empty() {
+            return None;
+        }
+        chunk.usage = None;
+    }
+    let json = serde_json::to_string(&chunk).ok()?;
+    Some(Bytes::from(format!("data: {json}\n\n")))
+}
+
+/// The explicit error event that ends a broken stream.
+pub(crate) fn error_event(provider: &str, e: &ProviderError) -> Bytes {
+    let v = json!({"error": {
+        "message": format!("upstream stream from {provider} broke: {}", e.message),
+        "type": "upstream_error",
+        "param": null,
+        "code": "stream_interrupted",
+        "provider": provider,
+        "class": e.class.as_str(),
+    }});
+    Bytes::from(format!("event: error\ndata: {v}\n\n"))
+}
+
+/// Builds the streaming response from the first chunk and the rest of the upstream stream.
+pub(crate) fn response(ctx: StreamCtx, first: ChatChunk, rest: ChunkStream) -> Response {
+    let st = BodyState { ctx, first: Some(first), rest, finished: false };
+    let body = futures::stream::unfold(st, |mut st| async move {
+        loop {
+            if st.finished {
+                return None;
+            }
+            if let Some(first) = st.first.take() {
+                if let Some(b) = frame(&st.ctx, first) {
+                    return Some((Ok::<Bytes, Infallible>(b), st));
+                }
+                continue;
+            }
+            let left = remaining(st.ctx.deadline);
+            let wait = st.ctx.stall.min(left);
+            let next = tokio::time::timeout(wait, st.rest.next()).await;
+            let err = match next {
+                Ok(Some(Ok(chunk))) => match frame(&st.ctx, chunk) {
+                    Some(b) => return Some((Ok(b), st)),
+                    None => continue,
+                },
+                Ok(None) => {
+                    st.finished = true;
+                    return Some((Ok(Bytes::from_static(b"data: [DONE]\n\n")), st));
+                }
+                Ok(Some(Err(e))) => e,
+                Err(_) if wait < st.ctx.stall => ProviderError::new(ErrorClass::Timeout, "request deadline reached mid-stream"),
+                Err(_) => ProviderError::new(
+                    ErrorClass::Timeout,
+                    format!("stream stalled for {} ms", st.ctx.stall.as_millis()),
+                ),
+            };
+            st.ctx.state.router.record_failure(&st.ctx.provider, &err);
+            st.finished = true;
+            return Some((Ok(error_event(&st.ctx.provider, &err)), st));
+        }
+    });
+    let mut resp = Response::new(Body::from_stream(body));
+    *resp.status_mut() = StatusCode::OK;
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    resp
+}

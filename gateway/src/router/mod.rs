@@ -1,0 +1,359 @@
+//! The fallback router: ordered candidates under one deadline, per-attempt timeouts, classified retries inside a
+//! budget, cooldowns and breakers that skip a provider at zero cost.
+//!
+//! The router never touches HTTP: `execute` takes the attempt as a closure, so the real adapters, the streaming path
+//! and the property tests all drive the same policy code.
+
+pub mod budget;
+pub mod health;
+pub mod plan;
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::time::Instant;
+
+use crate::config::{Config, ContentFilterPolicy, Mode, Policy};
+use crate::metrics::{self, FallbackLabels, Metrics, Outcome, ProviderLabels, Scope, ScopeLabels};
+use crate::providers::{ErrorClass, ProviderError};
+pub use budget::RetryBudget;
+pub use health::{Admission, BreakerState, Health};
+pub use plan::{Candidate, PlanError, Planner};
+
+/// One entry of the ordered failure list returned to clients.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AttemptRecord {
+    /// Provider name.
+    pub provider: String,
+    /// Error class, or `skipped_breaker_open` / `skipped_cooldown` / `deadline`.
+    pub error: String,
+    /// Upstream status.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    /// Provider code.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    /// Detail (secrets redacted).
+    pub message: String,
+}
+
+impl AttemptRecord {
+    fn failed(provider: &str, e: &ProviderError) -> AttemptRecord {
+        AttemptRecord {
+            provider: provider.to_string(),
+            error: e.class.as_str().to_string(),
+            status: e.status,
+            code: e.code.clone(),
+            message: e.message.clone(),
+        }
+    }
+
+    fn skipped(provider: &str, why: &str, message: String) -> AttemptRecord {
+        AttemptRecord { provider: provider.to_string(), error: why.to_string(), status: None, code: None, message }
+    }
+}
+
+/// A successful routing.
+#[derive(Debug)]
+pub struct Served<T> {
+    /// The answer.
+    pub value: T,
+    /// The candidate that answered.
+    pub candidate: Candidate,
+    /// Candidates passed over (failed or skipped) before it.
+    pub fallbacks: u32,
+    /// Time spent in upstream attempts and backoff.
+    pub upstream_wait: Duration,
+}
+
+/// A routing failure.
+#[derive(Debug)]
+pub enum RouteError {
+    /// An error the client must see as-is (bad request, content filter under `return`): no fallback.
+    Rejected {
+        /// Provider that refused.
+        provider: String,
+        /// Its error.
+        error: ProviderError,
+        /// Everything tried.
+        attempts: Vec<AttemptRecord>,
+    },
+    /// Every candidate failed or was skipped.
+    AllFailed {
+        /// In order.
+        attempts: Vec<AttemptRecord>,
+        /// The deadline ran out.
+        deadline: bool,
+        /// Soonest end of a cooldown, when every candidate is rate-limited or out of quota.
+        retry_after: Option<Duration>,
+        /// Every attempted provider said the context is too long.
+        all_context_length: bool,
+    },
+}
+
+/// Router state shared by all requests.
+#[derive(Debug)]
+pub struct Router {
+    policy: Policy,
+    planner: Planner,
+    health: BTreeMap<String, Mutex<Health>>,
+    budget: RetryBudget,
+    metrics: Arc<Metrics>,
+    mode: AtomicU8,
+}
+
+fn lock(m: &Mutex<Health>) -> MutexGuard<'_, Health> {
+    match m.lock() {
+        Ok(g) => g,
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}
+
+fn mode_from(v: u8) -> Mode {
+    match v {
+        1 => Mode::Remote,
+        2 => Mode::Offline,
+        _ => Mode::Auto,
+    }
+}
+
+fn mode_to(m: Mode) -> u8 {
+    match m {
+        Mode::Auto => 0,
+        Mode::Remote => 1,
+        Mode::Offline => 2,
+    }
+}
+
+/// Admin view of one provider (no secrets).
+#[derive(Debug, Clone, Serialize)]
+pub struct ProviderStatus {
+    /// Name.
+    pub name: String,
+    /// Breaker state.
+    pub breaker: BreakerState,
+    /// Remaining cooldown in milliseconds.
+    pub cooldown_remaining_ms: Option<u64>,
+    /// Why it cools down.
+    pub cooldown_reason: Option<ErrorClass>,
+    /// Last error.
+    pub last_error: Option<AttemptRecord>,
+}
+
+impl Router {
+    /// A router for the config.
+    pub fn new(cfg: &Config, metrics: Arc<Metrics>) -> Router {
+        Router {
+            policy: cfg.policy.clone(),
+            planner: Planner::new(cfg),
+            health: cfg.providers.keys().map(|n| (n.clone(), Mutex::new(Health::new()))).collect(),
+            budget: RetryBudget::new(&cfg.policy.retries),
+            metrics,
+            mode: AtomicU8::new(mode_to(cfg.mode)),
+        }
+    }
+
+    /// Current mode.
+    pub fn mode(&self) -> Mode {
+        mode_from(self.mode.load(Ordering::Relaxed))
+    }
+
+    /// Switches mode at run time.
+    pub fn set_mode(&self, mode: Mode) {
+        self.mode.store(mode_to(mode), Ordering::Relaxed);
+        self.metrics.set_mode(mode);
+    }
+
+    /// The policy.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// The planner.
+    pub fn planner(&self) -> &Planner {
+        &self.planner
+    }
+
+    /// Ordered candidates for a model in the current mode.
+    pub fn plan(&self, model: &str, preferred: Option<&str>) -> Result<Vec<Candidate>, PlanError> {
+        self.planner.plan(model, self.mode(), preferred)
+    }
+
+    /// Breaker, cooldown and last error per provider.
+    pub fn snapshot(&self) -> Vec<ProviderStatus> {
+        let now = Instant::now();
+        self.health
+            .iter()
+            .map(|(name, h)| {
+                let h = lock(h);
+                let cd = h.cooldown(now);
+                ProviderStatus {
+                    name: name.clone(),
+                    breaker: h.state(),
+                    cooldown_remaining_ms: cd.map(|(d, _)| d.as_millis() as u64),
+                    cooldown_reason: cd.and_then(|(_, r)| r),
+                    last_error: h.last_error().map(|e| AttemptRecord::failed(name, e)),
+                }
+            })
+            .collect()
+    }
+
+    fn set_breaker_metric(&self, provider: &str, state: BreakerState) {
+        let v = match state {
+            BreakerState::Closed => metrics::BREAKER_CLOSED,
+            BreakerState::Open => metrics::BREAKER_OPEN,
+            BreakerState::HalfOpen => metrics::BREAKER_HALF_OPEN,
+        };
+        self.metrics.breaker_state.get_or_create(&ProviderLabels { provider: provider.to_string() }).set(v);
+    }
+
+    fn admit(&self, provider: &str, now: Instant) -> Admission {
+        let Some(h) = self.health.get(provider) else { return Admission::SkipOpen };
+        let mut h = lock(h);
+        let a = h.admit(now, &self.policy);
+        let state = h.state();
+        drop(h);
+        self.set_breaker_metric(provider, state);
+        a
+    }
+
+    /// Records a success for `provider`.
+    pub fn record_success(&self, provider: &str) {
+        if let Some(h) = self.health.get(provider) {
+            let mut h = lock(h);
+            h.record_success(Instant::now(), &self.policy);
+            let state = h.state();
+            drop(h);
+            self.set_breaker_metric(provider, state);
+        }
+        self.metrics.provider_outcome(provider, Outcome::Success);
+    }
+
+    /// Records a classified failure for `provider` (also used when a stream breaks after its first byte).
+    pub fn record_failure(&self, provider: &str, err: &ProviderError) {
+        if let Some(h) = self.health.get(provider) {
+            let mut h = lock(h);
+            h.record_failure(Instant::now(), err, &self.policy);
+            let state = h.state();
+            drop(h);
+            self.set_breaker_metric(provider, state);
+        }
+        self.metrics.provider_outcome(provider, err.class.into());
+        if err.class == ErrorClass::RateLimited {
+            self.metrics.rate_limited.get_or_create(&ScopeLabels { scope: Scope::Provider }).inc();
+        }
+        tracing::warn!(provider, class = err.class.as_str(), status = err.status, "provider attempt failed");
+    }
+
+    /// Runs `call` on candidates in order until one succeeds, within `deadline` (from now).
+    pub async fn execute<T, F, Fut>(&self, candidates: &[Candidate], mut call: F) -> Result<Served<T>, RouteError>
+    where
+        F: FnMut(&Candidate, Duration) -> Fut,
+        Fut: Future<Output = Result<T, ProviderError>>,
+    {
+        let start = Instant::now();
+        let deadline = start + self.policy.deadline;
+        self.budget.deposit();
+        let mut attempts = Vec::new();
+        let mut upstream_wait = Duration::ZERO;
+        let mut passed_over = 0u32;
+        let mut last_failure: Option<(String, Outcome)> = None;
+        let mut deadline_hit = false;
+
+        'candidates: for cand in candidates {
+            let mut retries = 0u32;
+            loop {
+                let now = Instant::now();
+                if now >= deadline {
+                    deadline_hit = true;
+                    break 'candidates;
+                }
+                match self.admit(&cand.provider, now) {
+                    Admission::Allowed { .. } => {}
+                    Admission::SkipOpen => {
+                        self.metrics.provider_outcome(&cand.provider, Outcome::SkippedBreakerOpen);
+                        attempts.push(AttemptRecord::skipped(&cand.provider, "skipped_breaker_open", "breaker open".into()));
+                        passed_over += 1;
+                        continue 'candidates;
+                    }
+                    Admission::SkipCooldown(until) => {
+                        self.metrics.provider_outcome(&cand.provider, Outcome::SkippedCooldown);
+                        let msg = format!("cooling down for {} ms", (until - now).as_millis());
+                        attempts.push(AttemptRecord::skipped(&cand.provider, "skipped_cooldown", msg));
+                        passed_over += 1;
+                        continue 'candidates;
+                    }
+                }
+                if let Some((from, reason)) = last_failure.take() {
+                    let labels = FallbackLabels { from, to: cand.provider.clone(), reason };
+                    self.metrics.fallbacks.get_or_create(&labels).inc();
+                }
+                let budget = cand.attempt_timeout.min(deadline - now);
+                let t0 = Instant::now();
+                let result = match tokio::time::timeout(budget, call(cand, budget)).await {
+                    Ok(r) => r,
+                    Err(_) => Err(ProviderError::new(
+                        ErrorClass::Timeout,
+                        format!("attempt timed out after {} ms", budget.as_millis()),
+                    )),
+                };
+                let took = t0.elapsed();
+                upstream_wait += took;
+                let labels = ProviderLabels { provider: cand.provider.clone() };
+                self.metrics.provider_duration.get_or_create(&labels).observe(took.as_secs_f64());
+                let err = match result {
+                    Ok(value) => {
+                        self.record_success(&cand.provider);
+                        return Ok(Served { value, candidate: cand.clone(), fallbacks: passed_over, upstream_wait });
+                    }
+                    Err(e) => e,
+                };
+                self.record_failure(&cand.provider, &err);
+                attempts.push(AttemptRecord::failed(&cand.provider, &err));
+                let reject = err.class == ErrorClass::BadRequest
+                    || (err.class == ErrorClass::ContentFilter
+                        && self.policy.content_filter == ContentFilterPolicy::Return);
+                if reject {
+                    return Err(RouteError::Rejected { provider: cand.provider.clone(), error: err, attempts });
+                }
+                if err.class.is_retryable() && retries < self.policy.retries.max_retries {
+                    let wait = budget::backoff(&self.policy.retries, retries);
+                    if Instant::now() + wait < deadline && self.budget.try_withdraw() {
+                        retries += 1;
+                        tokio::time::sleep(wait).await;
+                        upstream_wait += wait;
+                        continue;
+                    }
+                }
+                last_failure = Some((cand.provider.clone(), err.class.into()));
+                passed_over += 1;
+                continue 'candidates;
+            }
+        }
+        if let Some((from, reason)) = last_failure {
+            self.metrics.fallbacks.get_or_create(&FallbackLabels { from, to: "none".into(), reason }).inc();
+        }
+        if deadline_hit {
+            attempts.push(AttemptRecord::skipped("", "deadline", format!("deadline of {:?} reached", self.policy.deadline)));
+        }
+        let real: Vec<&AttemptRecord> = attempts.iter().filter(|a| !a.error.starts_with("skipped") && a.error != "deadline").collect();
+        let all_context_length = !real.is_empty() && real.iter().all(|a| a.error == "context_length");
+        let throttled = |a: &AttemptRecord| matches!(a.error.as_str(), "rate_limited" | "quota_exhausted" | "skipped_cooldown");
+        let retry_after = if !attempts.is_empty() && attempts.iter().all(throttled) {
+            let now = Instant::now();
+            candidates
+                .iter()
+                .filter_map(|c| self.health.get(&c.provider).and_then(|h| lock(h).cooldown(now)).map(|(d, _)| d))
+                .min()
+        } else {
+            None
+        };
+        Err(RouteError::AllFailed { attempts, deadline: deadline_hit, retry_after, all_context_length })
+    }
+}
