@@ -74,6 +74,11 @@ impl OpenAiCompat {
         let resp = http::send(self.post("chat/completions", &body), self.classify(), secret).await?;
         let mut out: ChatResponse = http::read_json(resp).await?;
         normalize_response(&mut out);
+        if out.choices.first().and_then(|c| c.finish_reason.as_deref()) == Some("content_filter") {
+            // A 200 whose answer was withheld: a refusal the router may route around (per policy).
+            return Err(ProviderError::new(ErrorClass::ContentFilter, "answer withheld (finish_reason content_filter)")
+                .with_code(Some("content_filter".into())));
+        }
         Ok(out)
     }
 
