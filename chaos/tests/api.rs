@@ -1,0 +1,716 @@
+//! REST conformance, case by case against TOXIPROXY.md §1 (routes, statuses, bodies, defaults, populate, reset).
+
+mod common;
+
+use common::{connect, echo_server, json, raw, round_trip, start, Raw};
+use serde_json::json;
+
+fn assert_error(r: &Raw, status: u16, message: &str) {
+    assert_eq!(r.status, status, "{r:?}");
+    assert_eq!(r.content_type, "text/plain; charset=utf-8");
+    assert_eq!(r.headers.get("x-content-type-options").unwrap(), "nosniff");
+    assert_eq!(
+        r.body,
+        format!(
+            "{{\"error\":{},\"status\":{status}}}\n",
+            serde_json::to_string(message).unwrap()
+        )
+    );
+}
+
+#[tokio::test]
+async fn version_not_found_method_and_browser_rules() {
+    let s = start().await;
+    let v = raw(&s, "GET", "/version", None).await;
+    assert_eq!(
+        (v.status, v.content_type.as_str(), v.body.as_str()),
+        (
+            200,
+            "application/json;charset=utf-8",
+            "{\"version\": \"2.12.0\"}\n"
+        )
+    );
+    let id = v
+        .headers
+        .get("x-toxiproxy-request-id")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(id.len(), 20);
+    let nf = raw(&s, "GET", "/nope", None).await;
+    assert_eq!((nf.status, nf.body.as_str()), (404, "404 page not found\n"));
+    assert_eq!(nf.content_type, "text/plain; charset=utf-8");
+    assert!(nf.headers.contains_key("x-toxiproxy-request-id"));
+    assert_eq!(raw(&s, "PUT", "/proxies", Some("{}")).await.status, 405);
+    assert_eq!(raw(&s, "GET", "/reset", None).await.status, 405);
+    assert_eq!(raw(&s, "DELETE", "/version", None).await.status, 405);
+    let browser = reqwest::Client::new()
+        .get(format!("{}/proxies", s.url()))
+        .header("User-Agent", "Mozilla/5.0 (X11)")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(browser.status().as_u16(), 403);
+    assert!(browser.headers().contains_key("x-toxiproxy-request-id"));
+    assert_eq!(browser.text().await.unwrap(), "User agent not allowed\n");
+    // Without a metrics flag /metrics does not exist.
+    let plain = llm_chaos::Server::start(
+        tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        llm_chaos::ServerConfig::default(),
+    )
+    .unwrap();
+    assert_eq!(raw(&plain, "GET", "/metrics", None).await.status, 404);
+}
+
+#[tokio::test]
+async fn create_list_get_delete_proxy() {
+    let s = start().await;
+    let empty = raw(&s, "GET", "/proxies", None).await;
+    assert_eq!(
+        (empty.status, empty.content_type.as_str(), empty.body.as_str()),
+        (200, "application/json", "{}")
+    );
+    let c = raw(
+        &s,
+        "POST",
+        "/proxies",
+        Some(r#"{"name":"p","listen":"127.0.0.1:0","upstream":"localhost:6379"}"#),
+    )
+    .await;
+    assert_eq!((c.status, c.content_type.as_str()), (201, "application/json"));
+    let port = json(&c)["listen"]
+        .as_str()
+        .unwrap()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse::<u16>()
+        .unwrap();
+    assert_ne!(port, 0, "listen on port 0 is reported with the real port");
+    assert_eq!(
+        c.body,
+        format!(
+            r#"{{"name":"p","listen":"127.0.0.1:{port}","upstream":"localhost:6379","enabled":true,"Logger":{{}},"toxics":[]}}"#
+        )
+    );
+    let all = json(&raw(&s, "GET", "/proxies", None).await);
+    assert_eq!(
+        all,
+        json!({"p": serde_json::from_str::<serde_json::Value>(&c.body).unwrap()})
+    );
+    let one = raw(&s, "GET", "/proxies/p", None).await;
+    assert_eq!((one.status, one.body.clone()), (200, c.body.clone()));
+    let d = raw(&s, "DELETE", "/proxies/p", None).await;
+    assert_eq!((d.status, d.body.as_str()), (204, ""));
+    assert_error(&raw(&s, "GET", "/proxies/p", None).await, 404, "proxy not found");
+    assert_error(
+        &raw(&s, "DELETE", "/proxies/p", None).await,
+        404,
+        "proxy not found",
+    );
+    // The listener is gone.
+    assert!(tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err());
+}
+
+#[tokio::test]
+async fn create_errors() {
+    let s = start().await;
+    assert_error(
+        &raw(&s, "POST", "/proxies", Some("")).await,
+        400,
+        "bad request body: EOF",
+    );
+    let bad = raw(&s, "POST", "/proxies", Some("{nope")).await;
+    assert_eq!(bad.status, 400);
+    assert!(json(&bad)["error"]
+        .as_str()
+        .unwrap()
+        .starts_with("bad request body: "));
+    assert_error(
+        &raw(&s, "POST", "/proxies", Some(r#"{"upstream":"x:1"}"#)).await,
+        400,
+        "missing required field: name",
+    );
+    assert_error(
+        &raw(&s, "POST", "/proxies", Some(r#"{"name":"a"}"#)).await,
+        400,
+        "missing required field: upstream",
+    );
+    assert_error(
+        &raw(&s, "POST", "/proxies", Some(r#"{"name":1,"upstream":"x:1"}"#)).await,
+        400,
+        "bad request body: json: cannot unmarshal number into Go struct field Proxy.name of type string",
+    );
+    let ok = r#"{"name":"a","listen":"127.0.0.1:0","upstream":"x:1"}"#;
+    assert_eq!(raw(&s, "POST", "/proxies", Some(ok)).await.status, 201);
+    assert_error(
+        &raw(&s, "POST", "/proxies", Some(ok)).await,
+        409,
+        "proxy already exists",
+    );
+    let taken = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = taken.local_addr().unwrap();
+    let body = format!(r#"{{"name":"b","listen":"{addr}","upstream":"x:1"}}"#);
+    assert_error(
+        &raw(&s, "POST", "/proxies", Some(&body)).await,
+        500,
+        &format!("listen tcp {addr}: bind: address already in use"),
+    );
+    assert_error(&raw(&s, "GET", "/proxies/b", None).await, 404, "proxy not found");
+    // Created disabled: not listening, reported as such, with its configured listen address.
+    let off = raw(
+        &s,
+        "POST",
+        "/proxies",
+        Some(r#"{"name":"off","listen":"127.0.0.1:0","upstream":"x:1","enabled":false}"#),
+    )
+    .await;
+    assert_eq!(
+        (
+            off.status,
+            json(&off)["enabled"].clone(),
+            json(&off)["listen"].clone()
+        ),
+        (201, json!(false), json!("127.0.0.1:0"))
+    );
+}
+
+#[tokio::test]
+async fn update_proxy_post_and_patch() {
+    let s = start().await;
+    let echo = echo_server().await;
+    let c = raw(
+        &s,
+        "POST",
+        "/proxies",
+        Some(&format!(
+            r#"{{"name":"p","listen":"127.0.0.1:0","upstream":"{echo}"}}"#
+        )),
+    )
+    .await;
+    let listen = json(&c)["listen"].as_str().unwrap().to_owned();
+    let mut live = connect(listen.parse().unwrap()).await;
+    assert_eq!(round_trip(&mut live, b"hi").await, b"hi");
+
+    let off = raw(
+        &s,
+        "PATCH",
+        "/proxies/p",
+        Some(r#"{"enabled":false,"name":"ignored"}"#),
+    )
+    .await;
+    assert_eq!(
+        (
+            off.status,
+            json(&off)["enabled"].clone(),
+            json(&off)["name"].clone()
+        ),
+        (200, json!(false), json!("p"))
+    );
+    assert!(
+        tokio::net::TcpStream::connect(&listen).await.is_err(),
+        "disabled proxy refuses connections"
+    );
+    let (rest, _) = common::read_to_end(&mut live).await;
+    assert!(rest.is_empty(), "disabling closes live connections");
+
+    let on = raw(&s, "POST", "/proxies/p", Some(r#"{"enabled":true}"#)).await;
+    assert_eq!(
+        (
+            on.status,
+            json(&on)["enabled"].clone(),
+            json(&on)["listen"].as_str().unwrap()
+        ),
+        (200, json!(true), listen.as_str())
+    );
+    let mut again = connect(listen.parse().unwrap()).await;
+    assert_eq!(round_trip(&mut again, b"yo").await, b"yo");
+
+    // A new upstream restarts the proxy: live connections drop, the toxics stay.
+    raw(
+        &s,
+        "POST",
+        "/proxies/p/toxics",
+        Some(r#"{"type":"latency","attributes":{"latency":1}}"#),
+    )
+    .await;
+    let up = raw(&s, "POST", "/proxies/p", Some(r#"{"upstream":"127.0.0.1:9"}"#)).await;
+    assert_eq!(
+        (
+            up.status,
+            json(&up)["upstream"].clone(),
+            json(&up)["toxics"].as_array().unwrap().len()
+        ),
+        (200, json!("127.0.0.1:9"), 1)
+    );
+    let (rest, _) = common::read_to_end(&mut again).await;
+    assert!(rest.is_empty());
+
+    assert_error(
+        &raw(&s, "POST", "/proxies/zz", Some("{}")).await,
+        404,
+        "proxy not found",
+    );
+    assert_error(
+        &raw(&s, "PATCH", "/proxies/zz", Some("garbage")).await,
+        404,
+        "proxy not found",
+    );
+    assert_error(
+        &raw(&s, "PATCH", "/proxies/p", Some("")).await,
+        400,
+        "bad request body: EOF",
+    );
+    assert_error(
+        &raw(&s, "PATCH", "/proxies/p", Some(r#"{"enabled":"yes"}"#)).await,
+        400,
+        "bad request body: json: cannot unmarshal string into Go struct field Proxy.enabled of type bool",
+    );
+    let bad_listen = raw(&s, "PATCH", "/proxies/p", Some(r#"{"listen":"nohost"}"#)).await;
+    assert_error(&bad_listen, 500, "address nohost: missing port in address");
+}
+
+#[tokio::test]
+async fn toxic_create_defaults_and_errors() {
+    let s = start().await;
+    raw(
+        &s,
+        "POST",
+        "/proxies",
+        Some(r#"{"name":"p","listen":"127.0.0.1:0","upstream":"x:1"}"#),
+    )
+    .await;
+    let empty = raw(&s, "GET", "/proxies/p/toxics", None).await;
+    assert_eq!((empty.status, empty.body.as_str()), (200, "[]"));
+
+    let t = raw(
+        &s,
+        "POST",
+        "/proxies/p/toxics",
+        Some(r#"{"type":"latency","attributes":{"latency":5}}"#),
+    )
+    .await;
+    assert_eq!(
+        (t.status, t.content_type.as_str()),
+        (200, "application/json"),
+        "toxic create is 200, not 201"
+    );
+    assert_eq!(
+        t.body,
+        r#"{"attributes":{"latency":5,"jitter":0},"name":"latency_downstream","type":"latency","stream":"downstream","toxicity":1}"#
+    );
+
+    let up = raw(
+        &s,
+        "POST",
+        "/proxies/p/toxics",
+        Some(r#"{"type":"bandwidth","stream":"UpStream","toxicity":0.5,"attributes":{"rate":10,"bogus":1}}"#),
+    )
+    .await;
+    assert_eq!(
+        up.body,
+        r#"{"attributes":{"rate":10},"name":"bandwidth_UpStream","type":"bandwidth","stream":"UpStream","toxicity":0.5}"#
+    );
+    let noop = raw(
+        &s,
+        "POST",
+        "/proxies/p/toxics",
+        Some(r#"{"type":"noop","name":"n","stream":"upstream"}"#),
+    )
+    .await;
+    assert_eq!(
+        noop.body,
+        r#"{"attributes":{},"name":"n","type":"noop","stream":"upstream","toxicity":1}"#
+    );
+    let all_types = ["slow_close", "timeout", "reset_peer", "slicer", "limit_data"];
+    for ty in all_types {
+        let r = raw(
+            &s,
+            "POST",
+            "/proxies/p/toxics",
+            Some(&format!(r#"{{"type":"{ty}"}}"#)),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{ty}: {}", r.body);
+    }
+    let slicer = json(&raw(&s, "GET", "/proxies/p/toxics/slicer_downstream", None).await);
+    assert_eq!(
+        slicer["attributes"],
+        json!({"average_size":0,"size_variation":0,"delay":0})
+    );
+
+    // Upstream first, then downstream, each in insertion order.
+    let names: Vec<String> = json(&raw(&s, "GET", "/proxies/p/toxics", None).await)
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "bandwidth_UpStream",
+            "n",
+            "latency_downstream",
+            "slow_close_downstream",
+            "timeout_downstream",
+            "reset_peer_downstream",
+            "slicer_downstream",
+            "limit_data_downstream"
+        ]
+    );
+    let proxy = json(&raw(&s, "GET", "/proxies/p", None).await);
+    assert_eq!(proxy["toxics"].as_array().unwrap().len(), 8);
+
+    assert_error(
+        &raw(&s, "POST", "/proxies/p/toxics", Some(r#"{"type":"latency"}"#)).await,
+        409,
+        "toxic already exists",
+    );
+    assert_error(
+        &raw(
+            &s,
+            "POST",
+            "/proxies/p/toxics",
+            Some(r#"{"type":"latency","stream":"upstream","name":"n"}"#),
+        )
+        .await,
+        409,
+        "toxic already exists",
+    );
+    assert_error(
+        &raw(
+            &s,
+            "POST",
+            "/proxies/p/toxics",
+            Some(r#"{"type":"latency","stream":"sideways"}"#),
+        )
+        .await,
+        400,
+        "stream was invalid, can be either upstream or downstream",
+    );
+    assert_error(
+        &raw(
+            &s,
+            "POST",
+            "/proxies/p/toxics",
+            Some(r#"{"type":"latency","stream":""}"#),
+        )
+        .await,
+        400,
+        "stream was invalid, can be either upstream or downstream",
+    );
+    assert_error(
+        &raw(&s, "POST", "/proxies/p/toxics", Some(r#"{"type":"down"}"#)).await,
+        400,
+        "invalid toxic type",
+    );
+    assert_error(
+        &raw(&s, "POST", "/proxies/p/toxics", Some(r#"{}"#)).await,
+        400,
+        "invalid toxic type",
+    );
+    assert_error(
+        &raw(&s, "POST", "/proxies/p/toxics", Some("")).await,
+        400,
+        "bad request body: EOF",
+    );
+    assert_error(
+        &raw(&s, "POST", "/proxies/p/toxics", Some(r#"{"type":"latency","name":"l2","attributes":{"latency":"slow"}}"#)).await,
+        400,
+        "bad request body: json: cannot unmarshal string into Go struct field LatencyToxic.attributes.latency of type int64",
+    );
+    assert_eq!(
+        raw(
+            &s,
+            "POST",
+            "/proxies/p/toxics",
+            Some(r#"{"type":"latency","name":"l3","attributes":7}"#)
+        )
+        .await
+        .status,
+        400
+    );
+    assert_error(
+        &raw(&s, "POST", "/proxies/nope/toxics", Some(r#"{"type":"latency"}"#)).await,
+        404,
+        "proxy not found",
+    );
+    assert_error(
+        &raw(&s, "GET", "/proxies/nope/toxics", None).await,
+        404,
+        "proxy not found",
+    );
+    assert_error(
+        &raw(&s, "GET", "/proxies/nope/toxics/x", None).await,
+        404,
+        "proxy not found",
+    );
+    assert_error(
+        &raw(&s, "GET", "/proxies/p/toxics/x", None).await,
+        404,
+        "toxic not found",
+    );
+}
+
+#[tokio::test]
+async fn toxic_update_and_delete() {
+    let s = start().await;
+    raw(
+        &s,
+        "POST",
+        "/proxies",
+        Some(r#"{"name":"p","listen":"127.0.0.1:0","upstream":"x:1"}"#),
+    )
+    .await;
+    raw(
+        &s,
+        "POST",
+        "/proxies/p/toxics",
+        Some(r#"{"type":"latency","toxicity":0.25,"attributes":{"latency":5,"jitter":2}}"#),
+    )
+    .await;
+    let patched = raw(
+        &s,
+        "PATCH",
+        "/proxies/p/toxics/latency_downstream",
+        Some(r#"{"attributes":{"jitter":9},"type":"timeout","stream":"upstream","name":"renamed"}"#),
+    )
+    .await;
+    assert_eq!(patched.status, 200);
+    assert_eq!(
+        patched.body,
+        r#"{"attributes":{"latency":5,"jitter":9},"name":"latency_downstream","type":"latency","stream":"downstream","toxicity":0.25}"#
+    );
+    let posted = raw(
+        &s,
+        "POST",
+        "/proxies/p/toxics/latency_downstream",
+        Some(r#"{"toxicity":1}"#),
+    )
+    .await;
+    assert_eq!(json(&posted)["toxicity"], json!(1));
+    assert_eq!(json(&posted)["attributes"], json!({"latency":5,"jitter":9}));
+    assert_eq!(
+        json(&raw(&s, "GET", "/proxies/p/toxics/latency_downstream", None).await),
+        json(&posted)
+    );
+
+    assert_error(
+        &raw(&s, "PATCH", "/proxies/p/toxics/none", Some("garbage")).await,
+        404,
+        "toxic not found",
+    );
+    assert_error(
+        &raw(&s, "PATCH", "/proxies/none/toxics/none", Some("{}")).await,
+        404,
+        "proxy not found",
+    );
+    assert_error(
+        &raw(&s, "PATCH", "/proxies/p/toxics/latency_downstream", Some("")).await,
+        400,
+        "bad request body: EOF",
+    );
+    assert_error(
+        &raw(&s, "PATCH", "/proxies/p/toxics/latency_downstream", Some(r#"{"attributes":{"latency":1.5}}"#)).await,
+        400,
+        "bad request body: json: cannot unmarshal number 1.5 into Go struct field LatencyToxic.attributes.latency of type int64",
+    );
+    assert_eq!(
+        raw(
+            &s,
+            "PATCH",
+            "/proxies/p/toxics/latency_downstream",
+            Some(r#"{"toxicity":"x"}"#)
+        )
+        .await
+        .status,
+        400
+    );
+
+    let del = raw(&s, "DELETE", "/proxies/p/toxics/latency_downstream", None).await;
+    assert_eq!((del.status, del.body.as_str()), (204, ""));
+    assert_error(
+        &raw(&s, "DELETE", "/proxies/p/toxics/latency_downstream", None).await,
+        404,
+        "toxic not found",
+    );
+    assert_error(
+        &raw(&s, "DELETE", "/proxies/q/toxics/latency_downstream", None).await,
+        404,
+        "proxy not found",
+    );
+}
+
+#[tokio::test]
+async fn populate_rules() {
+    let s = start().await;
+    let none = raw(&s, "POST", "/populate", Some("[]")).await;
+    assert_eq!(
+        (none.status, none.content_type.as_str(), none.body.as_str()),
+        (201, "application/json", r#"{"proxies":null}"#)
+    );
+
+    // Validation first: nothing is created when any element is invalid.
+    let invalid = raw(
+        &s,
+        "POST",
+        "/populate",
+        Some(r#"[{"name":"a","upstream":"x:1","listen":"127.0.0.1:0"},{"upstream":"x:2"}]"#),
+    )
+    .await;
+    assert_eq!(
+        (invalid.status, invalid.content_type.as_str()),
+        (400, "application/json")
+    );
+    assert_eq!(
+        invalid.body,
+        r#"{"error":"missing required field: name at proxy 2","status":400,"proxies":null}"#
+    );
+    let invalid = raw(&s, "POST", "/populate", Some(r#"[{"name":"a"}]"#)).await;
+    assert_eq!(
+        json(&invalid)["error"],
+        "missing required field: upstream at proxy 1"
+    );
+    assert_eq!(raw(&s, "GET", "/proxies", None).await.body, "{}");
+    let bad = raw(&s, "POST", "/populate", Some(r#"{"name":"a"}"#)).await;
+    assert_eq!(
+        (
+            bad.status,
+            json(&bad)["status"].clone(),
+            json(&bad)["proxies"].clone()
+        ),
+        (400, json!(400), json!(null))
+    );
+    assert!(json(&bad)["error"]
+        .as_str()
+        .unwrap()
+        .starts_with("bad request body: "));
+
+    let first = raw(&s, "POST", "/populate", Some(r#"[{"name":"keep","listen":"127.0.0.1:0","upstream":"x:1"},{"name":"off","listen":"127.0.0.1:0","upstream":"x:1","enabled":false}]"#)).await;
+    assert_eq!(first.status, 201);
+    let proxies = json(&first)["proxies"].as_array().unwrap().clone();
+    assert_eq!(proxies.len(), 2);
+    assert_eq!(
+        (proxies[0]["name"].clone(), proxies[0]["enabled"].clone()),
+        (json!("keep"), json!(true))
+    );
+    assert_eq!(
+        (proxies[1]["name"].clone(), proxies[1]["enabled"].clone()),
+        (json!("off"), json!(false))
+    );
+    let keep_listen = proxies[0]["listen"].as_str().unwrap().to_owned();
+
+    // Same resolved listen and upstream: kept as is, toxics and disabled state included.
+    raw(&s, "POST", "/proxies/keep/toxics", Some(r#"{"type":"latency"}"#)).await;
+    raw(&s, "POST", "/proxies/keep", Some(r#"{"enabled":false}"#)).await;
+    let again = raw(
+        &s,
+        "POST",
+        "/populate",
+        Some(&format!(
+            r#"[{{"name":"keep","listen":"{keep_listen}","upstream":"x:1","enabled":true}}]"#
+        )),
+    )
+    .await;
+    let kept = &json(&again)["proxies"][0];
+    assert_eq!(
+        (kept["enabled"].clone(), kept["toxics"].as_array().unwrap().len()),
+        (json!(false), 1)
+    );
+
+    // Different upstream: replaced, without toxics; proxies absent from the input stay.
+    let replaced = raw(
+        &s,
+        "POST",
+        "/populate",
+        Some(&format!(
+            r#"[{{"name":"keep","listen":"{keep_listen}","upstream":"x:2"}}]"#
+        )),
+    )
+    .await;
+    let r = &json(&replaced)["proxies"][0];
+    assert_eq!(
+        (r["upstream"].clone(), r["enabled"].clone(), r["toxics"].clone()),
+        (json!("x:2"), json!(true), json!([]))
+    );
+    assert!(json(&raw(&s, "GET", "/proxies", None).await).get("off").is_some());
+
+    // The first failure stops processing; the body lists what was done before it.
+    let taken = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = taken.local_addr().unwrap();
+    let partial = raw(&s, "POST", "/populate", Some(&format!(r#"[{{"name":"n1","listen":"127.0.0.1:0","upstream":"x:1"}},{{"name":"n2","listen":"{addr}","upstream":"x:1"}},{{"name":"n3","listen":"127.0.0.1:0","upstream":"x:1"}}]"#))).await;
+    assert_eq!(partial.status, 500);
+    let body = json(&partial);
+    assert_eq!(
+        body["error"],
+        json!(format!("listen tcp {addr}: bind: address already in use"))
+    );
+    assert_eq!(body["status"], json!(500));
+    assert_eq!(body["proxies"].as_array().unwrap().len(), 1);
+    assert_eq!(body["proxies"][0]["name"], "n1");
+    let all = json(&raw(&s, "GET", "/proxies", None).await);
+    assert!(all.get("n1").is_some() && all.get("n2").is_none() && all.get("n3").is_none());
+}
+
+#[tokio::test]
+async fn reset_enables_everything_and_removes_all_toxics() {
+    let s = start().await;
+    raw(&s, "POST", "/populate", Some(r#"[{"name":"a","listen":"127.0.0.1:0","upstream":"x:1"},{"name":"b","listen":"127.0.0.1:0","upstream":"x:1","enabled":false}]"#)).await;
+    raw(
+        &s,
+        "POST",
+        "/proxies/a/toxics",
+        Some(r#"{"type":"latency","stream":"upstream"}"#),
+    )
+    .await;
+    raw(&s, "POST", "/proxies/a/toxics", Some(r#"{"type":"latency"}"#)).await;
+    raw(&s, "POST", "/proxies/a", Some(r#"{"enabled":false}"#)).await;
+    let r = raw(&s, "POST", "/reset", Some("ignored body")).await;
+    assert_eq!((r.status, r.body.as_str()), (204, ""));
+    let all = json(&raw(&s, "GET", "/proxies", None).await);
+    for name in ["a", "b"] {
+        assert_eq!(all[name]["enabled"], json!(true), "{name}");
+        assert_eq!(all[name]["toxics"], json!([]), "{name}");
+        assert_ne!(
+            all[name]["listen"],
+            json!("127.0.0.1:0"),
+            "{name} got a real port"
+        );
+    }
+}
+
+#[tokio::test]
+async fn metrics_count_bytes_when_links_end() {
+    let s = start().await;
+    let echo = echo_server().await;
+    let client = s.client().unwrap();
+    let listen = common::proxy_to(&client, "m", echo).await;
+    let mut sock = connect(listen).await;
+    round_trip(&mut sock, b"12345").await;
+    let before = client.metrics().await.unwrap();
+    assert!(
+        !before.contains("proxy=\"m\""),
+        "nothing counted while the connection is open:\n{before}"
+    );
+    drop(sock);
+    s.link_tasks_idle().await;
+    let text = client.metrics().await.unwrap();
+    let line = |name: &str, dir: &str| {
+        format!("toxiproxy_proxy_{name}_bytes_total{{direction=\"{dir}\",listener=\"{listen}\",proxy=\"m\",upstream=\"{echo}\"}} 5")
+    };
+    for (name, dir) in [
+        ("received", "upstream"),
+        ("sent", "upstream"),
+        ("received", "downstream"),
+        ("sent", "downstream"),
+    ] {
+        assert!(
+            text.contains(&line(name, dir)),
+            "missing {name}/{dir} in:\n{text}"
+        );
+    }
+    let r = raw(&s, "GET", "/metrics", None).await;
+    assert!(r.content_type.starts_with("text/plain"));
+}
