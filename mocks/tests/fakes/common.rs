@@ -30,7 +30,11 @@ impl Reply {
     }
     /// The lines of an NDJSON body, parsed.
     pub fn ndjson(&self) -> Vec<Value> {
-        self.text.lines().filter(|l| !l.is_empty()).map(|l| serde_json::from_str(l).unwrap()).collect()
+        self.text
+            .lines()
+            .filter(|l| !l.is_empty())
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
     }
 }
 
@@ -52,7 +56,11 @@ pub async fn send(
     let status = r.status().as_u16();
     let headers = r.headers().clone();
     let text = r.text().await?;
-    Ok(Reply { status, headers, text })
+    Ok(Reply {
+        status,
+        headers,
+        text,
+    })
 }
 
 pub async fn post(fake: &FakeServer, path: &str, key: Option<&str>, body: Value) -> Reply {
@@ -65,7 +73,14 @@ pub async fn post_raw(fake: &FakeServer, path: &str, key: Option<&str>, body: St
     if let Some(a) = &auth {
         h.push(("authorization", a.as_str()));
     }
-    send(reqwest::Method::POST, format!("{}{path}", fake.uri()), &h, Some(body)).await.unwrap()
+    send(
+        reqwest::Method::POST,
+        format!("{}{path}", fake.uri()),
+        &h,
+        Some(body),
+    )
+    .await
+    .unwrap()
 }
 
 pub async fn get(fake: &FakeServer, path: &str, key: Option<&str>) -> Reply {
@@ -74,7 +89,9 @@ pub async fn get(fake: &FakeServer, path: &str, key: Option<&str>) -> Reply {
     if let Some(a) = &auth {
         h.push(("authorization", a.as_str()));
     }
-    send(reqwest::Method::GET, format!("{}{path}", fake.uri()), &h, None).await.unwrap()
+    send(reqwest::Method::GET, format!("{}{path}", fake.uri()), &h, None)
+        .await
+        .unwrap()
 }
 
 /// Installs a fault through the admin API and checks the 201.

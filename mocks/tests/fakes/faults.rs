@@ -39,18 +39,42 @@ impl Surface {
 
     async fn chat(self, f: &FakeServer, stream: bool) -> Result<Reply, reqwest::Error> {
         let (path, body, mut headers): (&str, Value, Vec<(String, String)>) = match self {
-            Surface::OpenAi => ("/v1/chat/completions", chat_body("gpt-4o-mini", "hi", stream), vec![]),
-            Surface::Kimi => ("/v1/chat/completions", chat_body("moonshot-v1-8k", "hi", stream), vec![]),
-            Surface::QwenCompat => ("/compatible-mode/v1/chat/completions", chat_body("qwen-plus", "hi", stream), vec![]),
+            Surface::OpenAi => (
+                "/v1/chat/completions",
+                chat_body("gpt-4o-mini", "hi", stream),
+                vec![],
+            ),
+            Surface::Kimi => (
+                "/v1/chat/completions",
+                chat_body("moonshot-v1-8k", "hi", stream),
+                vec![],
+            ),
+            Surface::QwenCompat => (
+                "/compatible-mode/v1/chat/completions",
+                chat_body("qwen-plus", "hi", stream),
+                vec![],
+            ),
             Surface::QwenNative => (
                 "/api/v1/services/aigc/text-generation/generation",
                 json!({"model": "qwen-plus", "input": {"messages": [{"role": "user", "content": "hi"}]},
                     "parameters": {"result_format": "message", "incremental_output": true}}),
-                if stream { vec![("x-dashscope-sse".into(), "enable".into())] } else { vec![] },
+                if stream {
+                    vec![("x-dashscope-sse".into(), "enable".into())]
+                } else {
+                    vec![]
+                },
             ),
-            Surface::GigaChat => ("/api/v1/chat/completions", chat_body("GigaChat", "hi", stream), vec![]),
+            Surface::GigaChat => (
+                "/api/v1/chat/completions",
+                chat_body("GigaChat", "hi", stream),
+                vec![],
+            ),
             Surface::Ollama => ("/api/chat", chat_body("llama3.2", "hi", stream), vec![]),
-            Surface::OllamaV1 => ("/v1/chat/completions", chat_body("llama3.2", "hi", stream), vec![]),
+            Surface::OllamaV1 => (
+                "/v1/chat/completions",
+                chat_body("llama3.2", "hi", stream),
+                vec![],
+            ),
         };
         let key = match self {
             Surface::GigaChat => giga_token(f).await,
@@ -58,7 +82,13 @@ impl Surface {
         };
         headers.push(("authorization".into(), format!("Bearer {key}")));
         let h: Vec<(&str, &str)> = headers.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
-        send(reqwest::Method::POST, format!("{}{path}", f.uri()), &h, Some(body.to_string())).await
+        send(
+            reqwest::Method::POST,
+            format!("{}{path}", f.uri()),
+            &h,
+            Some(body.to_string()),
+        )
+        .await
     }
 }
 
@@ -125,12 +155,25 @@ async fn every_error_fault_of_every_provider_has_the_real_shape() {
     use FaultKind::*;
     for s in Surface::ALL {
         let f = start(s.provider()).await;
-        for k in [RateLimited, QuotaExhausted, Overloaded, ServerError, Auth, BadRequest, ContextLength, ContentFilter] {
+        for k in [
+            RateLimited,
+            QuotaExhausted,
+            Overloaded,
+            ServerError,
+            Auth,
+            BadRequest,
+            ContextLength,
+            ContentFilter,
+        ] {
             fault(&f, json!({"fault": k.name(), "times": 1})).await;
             let r = s.chat(&f, false).await.unwrap();
             let (status, ptr, want) = expected(s, k);
             assert_eq!(r.status, status, "{s:?} {k}: {}", r.text);
-            let got = r.json().pointer(ptr).cloned().unwrap_or_else(|| panic!("{s:?} {k}: no {ptr} in {}", r.text));
+            let got = r
+                .json()
+                .pointer(ptr)
+                .cloned()
+                .unwrap_or_else(|| panic!("{s:?} {k}: no {ptr} in {}", r.text));
             if !want.is_empty() {
                 assert_eq!(got, want, "{s:?} {k}");
             }
@@ -139,7 +182,10 @@ async fn every_error_fault_of_every_provider_has_the_real_shape() {
             assert_eq!(ok.status, 200, "{s:?} after {k}: {}", ok.text);
         }
         let j = f.journal();
-        assert!(j.iter().any(|e| e.fault == Some("rate_limited")), "{s:?}: journal marks faults");
+        assert!(
+            j.iter().any(|e| e.fault == Some("rate_limited")),
+            "{s:?}: journal marks faults"
+        );
     }
 }
 
@@ -162,7 +208,10 @@ async fn gigachat_content_refusal_is_a_200_with_blacklist() {
     assert_eq!(r.status, 200);
     let b = r.json();
     assert_eq!(b["choices"][0]["finish_reason"], "blacklist");
-    assert!(b["choices"][0]["message"]["content"].as_str().unwrap().starts_with("Не люблю"));
+    assert!(b["choices"][0]["message"]["content"]
+        .as_str()
+        .unwrap()
+        .starts_with("Не люблю"));
 }
 
 fn is_json(text: &str) -> bool {
@@ -201,7 +250,10 @@ fn stream_end(s: Surface, r: &Reply) -> (End, usize) {
     match s {
         Surface::Ollama => {
             let lines = r.ndjson();
-            let content = lines.iter().filter(|l| l.get("message").is_some() && l["done"] == false).count();
+            let content = lines
+                .iter()
+                .filter(|l| l.get("message").is_some() && l["done"] == false)
+                .count();
             let end = match lines.last() {
                 Some(l) if l.get("error").is_some() => End::Error,
                 Some(l) if l["done"] == true => End::Clean,
@@ -212,10 +264,17 @@ fn stream_end(s: Surface, r: &Reply) -> (End, usize) {
         Surface::QwenNative => {
             let data = r.sse_data();
             let events: Vec<Value> = data.iter().map(|d| serde_json::from_str(d).unwrap()).collect();
-            let content = events.iter().filter(|e| e.pointer("/output/choices/0/finish_reason") == Some(&json!("null"))).count();
+            let content = events
+                .iter()
+                .filter(|e| e.pointer("/output/choices/0/finish_reason") == Some(&json!("null")))
+                .count();
             let end = if r.text.contains("event:error") {
                 End::Error
-            } else if events.last().and_then(|e| e.pointer("/output/choices/0/finish_reason")) == Some(&json!("stop")) {
+            } else if events
+                .last()
+                .and_then(|e| e.pointer("/output/choices/0/finish_reason"))
+                == Some(&json!("stop"))
+            {
                 End::Clean
             } else {
                 End::Cut
@@ -224,12 +283,23 @@ fn stream_end(s: Surface, r: &Reply) -> (End, usize) {
         }
         _ => {
             let data = r.sse_data();
-            let events: Vec<Value> = data.iter().filter(|d| *d != "[DONE]").map(|d| serde_json::from_str(d).unwrap()).collect();
+            let events: Vec<Value> = data
+                .iter()
+                .filter(|d| *d != "[DONE]")
+                .map(|d| serde_json::from_str(d).unwrap())
+                .collect();
             let content = events
                 .iter()
-                .filter(|e| e.pointer("/choices/0/delta/content").and_then(Value::as_str).is_some_and(|c| !c.is_empty()))
+                .filter(|e| {
+                    e.pointer("/choices/0/delta/content")
+                        .and_then(Value::as_str)
+                        .is_some_and(|c| !c.is_empty())
+                })
                 .count();
-            let end = if events.iter().any(|e| e.get("error").is_some() || e.get("status").is_some()) {
+            let end = if events
+                .iter()
+                .any(|e| e.get("error").is_some() || e.get("status").is_some())
+            {
                 End::Error
             } else if data.last().map(String::as_str) == Some("[DONE]") {
                 End::Clean
@@ -249,11 +319,19 @@ async fn stream_faults_cut_or_error_after_n_chunks() {
         let (end, full) = stream_end(s, &r);
         assert_eq!(end, End::Clean, "{s:?}: {}", r.text);
         assert!(full > 3, "{s:?}");
-        fault(&f, json!({"fault": "truncated_stream", "after_chunks": 3, "times": 1})).await;
+        fault(
+            &f,
+            json!({"fault": "truncated_stream", "after_chunks": 3, "times": 1}),
+        )
+        .await;
         let r = s.chat(&f, true).await.unwrap();
         assert_eq!(r.status, 200);
         assert_eq!(stream_end(s, &r), (End::Cut, 3), "{s:?}: {}", r.text);
-        fault(&f, json!({"fault": "stream_error", "after_chunks": 1, "times": 1})).await;
+        fault(
+            &f,
+            json!({"fault": "stream_error", "after_chunks": 1, "times": 1}),
+        )
+        .await;
         let r = s.chat(&f, true).await.unwrap();
         assert_eq!(r.status, 200);
         assert_eq!(stream_end(s, &r), (End::Error, 1), "{s:?}: {}", r.text);
@@ -266,8 +344,16 @@ async fn drop_connection_closes_without_a_response() {
         let f = start(s.provider()).await;
         fault(&f, json!({"fault": "drop_connection", "times": 1})).await;
         let err = s.chat(&f, false).await;
-        assert!(err.is_err(), "{s:?}: expected a transport error, got {:?}", err.map(|r| r.status));
-        assert_eq!(s.chat(&f, false).await.unwrap().status, 200, "{s:?}: serves again");
+        assert!(
+            err.is_err(),
+            "{s:?}: expected a transport error, got {:?}",
+            err.map(|r| r.status)
+        );
+        assert_eq!(
+            s.chat(&f, false).await.unwrap().status,
+            200,
+            "{s:?}: serves again"
+        );
     }
 }
 
@@ -305,6 +391,11 @@ async fn model_lists_are_not_hit_by_faults() {
 async fn requests_without_credentials_do_not_use_up_faults() {
     let f = start(Provider::OpenAi).await;
     fault(&f, json!({"fault": "server_error", "times": 1})).await;
-    assert_eq!(post(&f, "/v1/chat/completions", None, chat_body("gpt-4o", "x", false)).await.status, 401);
+    assert_eq!(
+        post(&f, "/v1/chat/completions", None, chat_body("gpt-4o", "x", false))
+            .await
+            .status,
+        401
+    );
     assert_eq!(Surface::OpenAi.chat(&f, false).await.unwrap().status, 500);
 }

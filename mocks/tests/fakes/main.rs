@@ -1,5 +1,11 @@
 //! Integration tests of the fakes over real HTTP: every route, stream format and fault of every provider.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs, unreachable_pub)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    missing_docs,
+    unreachable_pub
+)]
 
 mod admin;
 mod common;
@@ -8,3 +14,4 @@ mod faults;
 mod gigachat;
 mod ollama;
 mod openai;
+mod sdk;

@@ -16,7 +16,13 @@ const FAMILY: [(Provider, &str, &str); 4] = [
 async fn chat_plain_has_every_required_field_and_tells_the_provider() {
     for (p, prefix, model) in FAMILY {
         let f = start(p).await;
-        let r = post(&f, &format!("{prefix}/chat/completions"), Some("sk-test"), chat_body(model, "Hello", false)).await;
+        let r = post(
+            &f,
+            &format!("{prefix}/chat/completions"),
+            Some("sk-test"),
+            chat_body(model, "Hello", false),
+        )
+        .await;
         assert_eq!(r.status, 200, "{p}: {}", r.text);
         assert!(r.header("content-type").unwrap().starts_with("application/json"));
         let b = r.json();
@@ -34,7 +40,13 @@ async fn chat_plain_has_every_required_field_and_tells_the_provider() {
             u["prompt_tokens"].as_u64().unwrap() + u["completion_tokens"].as_u64().unwrap()
         );
         // Deterministic: the same prompt gets the same words.
-        let again = post(&f, &format!("{prefix}/chat/completions"), Some("k"), chat_body(model, "Hello", false)).await;
+        let again = post(
+            &f,
+            &format!("{prefix}/chat/completions"),
+            Some("k"),
+            chat_body(model, "Hello", false),
+        )
+        .await;
         assert_eq!(again.json()["choices"][0]["message"]["content"], content);
     }
 }
@@ -42,9 +54,20 @@ async fn chat_plain_has_every_required_field_and_tells_the_provider() {
 #[tokio::test]
 async fn openai_headers_carry_request_id_and_rate_limits() {
     let f = start(Provider::OpenAi).await;
-    let r = post(&f, "/v1/chat/completions", Some("sk-test"), chat_body("gpt-4o", "x", false)).await;
+    let r = post(
+        &f,
+        "/v1/chat/completions",
+        Some("sk-test"),
+        chat_body("gpt-4o", "x", false),
+    )
+    .await;
     assert!(r.header("x-request-id").unwrap().starts_with("req_"));
-    for h in ["x-ratelimit-limit-requests", "x-ratelimit-remaining-requests", "x-ratelimit-limit-tokens", "x-ratelimit-remaining-tokens"] {
+    for h in [
+        "x-ratelimit-limit-requests",
+        "x-ratelimit-remaining-requests",
+        "x-ratelimit-limit-tokens",
+        "x-ratelimit-remaining-tokens",
+    ] {
         r.header(h).unwrap().parse::<u64>().unwrap();
     }
     assert!(r.header("x-ratelimit-reset-requests").unwrap().ends_with("ms"));
@@ -54,7 +77,11 @@ async fn openai_headers_carry_request_id_and_rate_limits() {
 fn stream_chunks(r: &Reply) -> (Vec<Value>, Option<&'static str>) {
     let data = r.sse_data();
     let done = (data.last().map(String::as_str) == Some("[DONE]")).then_some("[DONE]");
-    let chunks = data.iter().filter(|d| *d != "[DONE]").map(|d| serde_json::from_str(d).unwrap()).collect();
+    let chunks = data
+        .iter()
+        .filter(|d| *d != "[DONE]")
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect();
     (chunks, done)
 }
 
@@ -63,7 +90,9 @@ async fn streams_rebuild_the_plain_answer_and_end_with_done() {
     for (p, prefix, model) in FAMILY {
         let f = start(p).await;
         let path = format!("{prefix}/chat/completions");
-        let plain = post(&f, &path, Some("k"), chat_body(model, "Stream me", false)).await.json();
+        let plain = post(&f, &path, Some("k"), chat_body(model, "Stream me", false))
+            .await
+            .json();
         let mut body = chat_body(model, "Stream me", true);
         body["stream_options"] = json!({"include_usage": true});
         let r = post(&f, &path, Some("k"), body).await;
@@ -79,7 +108,11 @@ async fn streams_rebuild_the_plain_answer_and_end_with_done() {
             .iter()
             .filter_map(|c| c["choices"].get(0).and_then(|ch| ch["delta"]["content"].as_str()))
             .collect();
-        assert_eq!(text, plain["choices"][0]["message"]["content"].as_str().unwrap(), "{p}");
+        assert_eq!(
+            text,
+            plain["choices"][0]["message"]["content"].as_str().unwrap(),
+            "{p}"
+        );
         if p == Provider::Kimi {
             // Moonshot: usage inside choices[0] of the last chunk, none at the top level.
             let last = chunks.last().unwrap();
@@ -99,7 +132,13 @@ async fn streams_rebuild_the_plain_answer_and_end_with_done() {
 #[tokio::test]
 async fn without_include_usage_a_stream_has_no_usage() {
     let f = start(Provider::OpenAi).await;
-    let r = post(&f, "/v1/chat/completions", Some("k"), chat_body("gpt-4o-mini", "x", true)).await;
+    let r = post(
+        &f,
+        "/v1/chat/completions",
+        Some("k"),
+        chat_body("gpt-4o-mini", "x", true),
+    )
+    .await;
     let (chunks, done) = stream_chunks(&r);
     assert!(done.is_some());
     assert!(chunks.iter().all(|c| c.get("usage").is_none()));
@@ -112,7 +151,9 @@ async fn tool_calls_plain_and_streamed() {
         "properties": {"city": {"type": "string"}, "unit": {"type": "string", "enum": ["c", "f"]}}, "required": ["city", "unit"]}}}]);
     let mut body = chat_body("gpt-4o-mini", "Weather in Oslo?", false);
     body["tools"] = tools.clone();
-    let b = post(&f, "/v1/chat/completions", Some("k"), body.clone()).await.json();
+    let b = post(&f, "/v1/chat/completions", Some("k"), body.clone())
+        .await
+        .json();
     let choice = &b["choices"][0];
     assert_eq!(choice["finish_reason"], "tool_calls");
     assert!(choice["message"]["content"].is_null());
@@ -131,7 +172,10 @@ async fn tool_calls_plain_and_streamed() {
         }
     }
     assert_eq!(serde_json::from_str::<Value>(&streamed).unwrap(), args);
-    assert_eq!(chunks.last().unwrap()["choices"][0]["finish_reason"], "tool_calls");
+    assert_eq!(
+        chunks.last().unwrap()["choices"][0]["finish_reason"],
+        "tool_calls"
+    );
 }
 
 #[tokio::test]
@@ -153,14 +197,38 @@ async fn embeddings_float_and_base64_agree() {
     ] {
         let f = start(p).await;
         let path = format!("{prefix}/embeddings");
-        let fl = post(&f, &path, Some("k"), json!({"model": model, "input": ["a", "b"], "encoding_format": "float"})).await.json();
+        let fl = post(
+            &f,
+            &path,
+            Some("k"),
+            json!({"model": model, "input": ["a", "b"], "encoding_format": "float"}),
+        )
+        .await
+        .json();
         assert_eq!(fl["object"], "list");
         assert_eq!(fl["data"].as_array().unwrap().len(), 2);
         assert_eq!(fl["data"][1]["index"], 1);
-        let v: Vec<f32> = fl["data"][0]["embedding"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect();
-        let b64 = post(&f, &path, Some("k"), json!({"model": model, "input": "a", "encoding_format": "base64"})).await.json();
-        let raw = base64::engine::general_purpose::STANDARD.decode(b64["data"][0]["embedding"].as_str().unwrap()).unwrap();
-        let decoded: Vec<f32> = raw.chunks(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+        let v: Vec<f32> = fl["data"][0]["embedding"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap() as f32)
+            .collect();
+        let b64 = post(
+            &f,
+            &path,
+            Some("k"),
+            json!({"model": model, "input": "a", "encoding_format": "base64"}),
+        )
+        .await
+        .json();
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(b64["data"][0]["embedding"].as_str().unwrap())
+            .unwrap();
+        let decoded: Vec<f32> = raw
+            .chunks(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
         assert_eq!(decoded.len(), v.len(), "{p}");
         for (a, b) in decoded.iter().zip(&v) {
             assert!((a - b).abs() < 1e-6);
@@ -168,7 +236,14 @@ async fn embeddings_float_and_base64_agree() {
         assert!(fl["usage"]["prompt_tokens"].as_u64().unwrap() > 0);
     }
     let f = start(Provider::OpenAi).await;
-    let d = post(&f, "/v1/embeddings", Some("k"), json!({"model": "text-embedding-3-large", "input": "x", "dimensions": 256})).await.json();
+    let d = post(
+        &f,
+        "/v1/embeddings",
+        Some("k"),
+        json!({"model": "text-embedding-3-large", "input": "x", "dimensions": 256}),
+    )
+    .await
+    .json();
     assert_eq!(d["data"][0]["embedding"].as_array().unwrap().len(), 256);
 }
 
@@ -178,12 +253,27 @@ async fn models_list_and_get() {
         let f = start(p).await;
         let l = get(&f, &format!("{prefix}/models"), Some("k")).await.json();
         assert_eq!(l["object"], "list");
-        assert!(l["data"].as_array().unwrap().iter().all(|m| m["object"] == "model" && m["owned_by"].is_string()));
-        let one = get(&f, &format!("{prefix}/models/{}", l["data"][0]["id"].as_str().unwrap()), Some("k")).await;
+        assert!(l["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|m| m["object"] == "model" && m["owned_by"].is_string()));
+        let one = get(
+            &f,
+            &format!("{prefix}/models/{}", l["data"][0]["id"].as_str().unwrap()),
+            Some("k"),
+        )
+        .await;
         assert_eq!(one.status, 200, "{p}");
         let missing = get(&f, &format!("{prefix}/models/no-such-model"), Some("k")).await;
         assert_eq!(missing.status, 404, "{p}");
-        let unknown = post(&f, &format!("{prefix}/chat/completions"), Some("k"), chat_body("no-such-model", "x", false)).await;
+        let unknown = post(
+            &f,
+            &format!("{prefix}/chat/completions"),
+            Some("k"),
+            chat_body("no-such-model", "x", false),
+        )
+        .await;
         assert_eq!(unknown.status, 404, "{p}: {}", unknown.text);
         let _ = model;
     }
@@ -195,13 +285,37 @@ async fn models_list_and_get() {
 #[tokio::test]
 async fn missing_credentials_get_each_providers_401() {
     let cases = [
-        (Provider::OpenAi, "/v1", "gpt-4o-mini", "/error/type", "invalid_request_error"),
-        (Provider::Kimi, "/v1", "moonshot-v1-8k", "/error/type", "invalid_authentication_error"),
-        (Provider::Qwen, "/compatible-mode/v1", "qwen-plus", "/error/code", "invalid_api_key"),
+        (
+            Provider::OpenAi,
+            "/v1",
+            "gpt-4o-mini",
+            "/error/type",
+            "invalid_request_error",
+        ),
+        (
+            Provider::Kimi,
+            "/v1",
+            "moonshot-v1-8k",
+            "/error/type",
+            "invalid_authentication_error",
+        ),
+        (
+            Provider::Qwen,
+            "/compatible-mode/v1",
+            "qwen-plus",
+            "/error/code",
+            "invalid_api_key",
+        ),
     ];
     for (p, prefix, model, ptr, want) in cases {
         let f = start(p).await;
-        let r = post(&f, &format!("{prefix}/chat/completions"), None, chat_body(model, "x", false)).await;
+        let r = post(
+            &f,
+            &format!("{prefix}/chat/completions"),
+            None,
+            chat_body(model, "x", false),
+        )
+        .await;
         assert_eq!(r.status, 401, "{p}");
         assert_eq!(r.json().pointer(ptr).unwrap(), want, "{p}");
         let m = get(&f, &format!("{prefix}/models"), None).await;
@@ -209,7 +323,17 @@ async fn missing_credentials_get_each_providers_401() {
     }
     // Ollama's /v1 ignores keys, as the real one does.
     let o = start(Provider::Ollama).await;
-    assert_eq!(post(&o, "/v1/chat/completions", None, chat_body("llama3.2", "x", false)).await.status, 200);
+    assert_eq!(
+        post(
+            &o,
+            "/v1/chat/completions",
+            None,
+            chat_body("llama3.2", "x", false)
+        )
+        .await
+        .status,
+        200
+    );
 }
 
 #[tokio::test]
@@ -223,7 +347,10 @@ async fn bad_input_gets_clear_400s() {
     assert_eq!(r.json()["error"]["param"], "messages");
     let mut body = chat_body("gpt-4o", "x", false);
     body["temperature"] = json!(2.5);
-    assert_eq!(post(&f, "/v1/chat/completions", Some("k"), body).await.status, 400);
+    assert_eq!(
+        post(&f, "/v1/chat/completions", Some("k"), body).await.status,
+        400
+    );
     // Kimi's temperature range is [0, 1].
     let k = start(Provider::Kimi).await;
     let mut body = chat_body("moonshot-v1-8k", "x", false);
@@ -231,12 +358,24 @@ async fn bad_input_gets_clear_400s() {
     let r = post(&k, "/v1/chat/completions", Some("k"), body).await;
     assert_eq!(r.status, 400);
     assert_eq!(r.json()["error"]["type"], "invalid_request_error");
-    assert!(r.json()["error"].get("code").is_none(), "Moonshot errors have no code");
+    assert!(
+        r.json()["error"].get("code").is_none(),
+        "Moonshot errors have no code"
+    );
     // A prompt longer than the model's window.
     let long = "word ".repeat(40_000);
-    let r = post(&k, "/v1/chat/completions", Some("k"), chat_body("moonshot-v1-8k", &long, false)).await;
+    let r = post(
+        &k,
+        "/v1/chat/completions",
+        Some("k"),
+        chat_body("moonshot-v1-8k", &long, false),
+    )
+    .await;
     assert_eq!(r.status, 400);
-    assert!(r.json()["error"]["message"].as_str().unwrap().contains("token limit"));
+    assert!(r.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("token limit"));
 }
 
 #[tokio::test]
@@ -253,6 +392,12 @@ async fn kimi_balance_and_edge_404() {
 #[tokio::test]
 async fn qwen_compat_errors_carry_request_id() {
     let q = start(Provider::Qwen).await;
-    let r = post(&q, "/compatible-mode/v1/chat/completions", None, chat_body("qwen-plus", "x", false)).await;
+    let r = post(
+        &q,
+        "/compatible-mode/v1/chat/completions",
+        None,
+        chat_body("qwen-plus", "x", false),
+    )
+    .await;
     assert!(r.json()["request_id"].as_str().unwrap().len() >= 32);
 }
