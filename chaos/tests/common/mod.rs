@@ -65,17 +65,36 @@ pub fn json(raw: &Raw) -> serde_json::Value {
 
 /// An echo server: writes back what it reads; on EOF it closes.
 pub async fn echo_server() -> SocketAddr {
+    counted_echo_server().await.0
+}
+
+/// An echo server that also reports how many of its connections are still open (to check fd counts).
+pub async fn counted_echo_server() -> (SocketAddr, tokio::sync::watch::Receiver<usize>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
+    let (live_tx, live_rx) = tokio::sync::watch::channel(0usize);
+    let live = std::sync::Arc::new(live_tx);
     tokio::spawn(async move {
         while let Ok((mut sock, _)) = listener.accept().await {
+            live.send_modify(|n| *n += 1);
+            let live = live.clone();
             tokio::spawn(async move {
                 let (mut r, mut w) = sock.split();
                 let _ = tokio::io::copy(&mut r, &mut w).await;
+                drop(sock);
+                live.send_modify(|n| *n -= 1);
             });
         }
     });
-    addr
+    (addr, live_rx)
+}
+
+/// Waits until a counted echo server has no open connection.
+pub async fn echo_idle(live: &mut tokio::sync::watch::Receiver<usize>) {
+    tokio::time::timeout(Duration::from_secs(10), live.wait_for(|n| *n == 0))
+        .await
+        .unwrap()
+        .unwrap();
 }
 
 /// Creates a proxy on an ephemeral port in front of `upstream`; returns its real listen address.
