@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 use tokio::time::Instant;
 
 use super::{decorate, parse_body, preferred_provider, route_error, sse, ApiError, AppState};
-use crate::canonical::{ChatRequest, ChatResponse, Message, Role, Usage};
+use crate::canonical::{ChatChunk, ChatRequest, ChatResponse, Message, Role, Usage};
 use crate::metrics::{ProviderLabels, TokenKind, TokenLabels};
 use crate::providers::{ErrorClass, ProviderError};
 use crate::router::Served;
@@ -107,14 +107,26 @@ async fn stream_chat(state: Arc<AppState>, req: ChatRequest, preferred: Option<S
                 let p = provider.ok_or_else(|| unknown_provider(&name))?;
                 let mut stream = p.adapter.chat_stream(req, &model).await?;
                 let wait = first_token_timeout.min(budget.saturating_sub(t0.elapsed()));
-                let first = match tokio::time::timeout(wait, stream.next()).await {
-                    Err(_) => Err(ProviderError::new(
-                        ErrorClass::Timeout,
-                        format!("no first token within {} ms", wait.as_millis()),
-                    )),
-                    Ok(None) => Err(ProviderError::new(ErrorClass::Malformed, "upstream stream was empty")),
-                    Ok(Some(r)) => r,
-                }?;
+                // Hold chunks back until the first one that carries something (role-only chunks do not), so a
+                // stream that breaks before its first token still fails over invisibly.
+                let first = tokio::time::timeout(wait, async {
+                    let mut held = Vec::new();
+                    loop {
+                        match stream.next().await {
+                            None => return Err(ProviderError::new(ErrorClass::Malformed, "upstream stream ended before any token")),
+                            Some(Err(e)) => return Err(e),
+                            Some(Ok(chunk)) => {
+                                let token = has_token(&chunk);
+                                held.push(chunk);
+                                if token {
+                                    return Ok(held);
+                                }
+                            }
+                        }
+                    }
+                })
+                .await
+                .map_err(|_| ProviderError::new(ErrorClass::Timeout, format!("no first token within {} ms", wait.as_millis())))??;
                 metrics.ttft.get_or_create(&ProviderLabels { provider: name }).observe(t0.elapsed().as_secs_f64());
                 Ok((first, stream))
             }
@@ -134,6 +146,16 @@ async fn stream_chat(state: Arc<AppState>, req: ChatRequest, preferred: Option<S
     let mut resp = sse::response(ctx, first, rest);
     decorate(&state, &mut resp, &served.candidate, served.fallbacks);
     Ok(resp)
+}
+
+/// Whether a chunk carries content, a tool call, a finish reason or usage.
+fn has_token(c: &ChatChunk) -> bool {
+    c.usage.is_some()
+        || c.choices.iter().any(|ch| {
+            ch.finish_reason.is_some()
+                || ch.delta.content.as_deref().is_some_and(|t| !t.is_empty())
+                || ch.delta.tool_calls.as_ref().is_some_and(|t| !t.is_empty())
+        })
 }
 
 /// `{"prompt": "..."}` for the assistants route.

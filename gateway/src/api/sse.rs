@@ -29,7 +29,7 @@ pub(crate) struct StreamCtx {
 
 struct BodyState {
     ctx: StreamCtx,
-    first: Option<ChatChunk>,
+    held: std::collections::VecDeque<ChatChunk>,
     rest: ChunkStream,
     finished: bool,
 }
@@ -62,16 +62,16 @@ pub(crate) fn error_event(provider: &str, e: &ProviderError) -> Bytes {
     Bytes::from(format!("event: error\ndata: {v}\n\n"))
 }
 
-/// Builds the streaming response from the first chunk and the rest of the upstream stream.
-pub(crate) fn response(ctx: StreamCtx, first: ChatChunk, rest: ChunkStream) -> Response {
-    let st = BodyState { ctx, first: Some(first), rest, finished: false };
+/// Builds the streaming response from the chunks held until the first token and the rest of the upstream stream.
+pub(crate) fn response(ctx: StreamCtx, held: Vec<ChatChunk>, rest: ChunkStream) -> Response {
+    let st = BodyState { ctx, held: held.into(), rest, finished: false };
     let body = futures::stream::unfold(st, |mut st| async move {
         loop {
             if st.finished {
                 return None;
             }
-            if let Some(first) = st.first.take() {
-                if let Some(b) = frame(&st.ctx, first) {
+            if let Some(chunk) = st.held.pop_front() {
+                if let Some(b) = frame(&st.ctx, chunk) {
                     return Some((Ok::<Bytes, Infallible>(b), st));
                 }
                 continue;

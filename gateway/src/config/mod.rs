@@ -56,12 +56,14 @@ impl Mode {
 #[serde(rename_all = "snake_case")]
 pub enum ProviderKind {
     /// OpenAI.
+    #[serde(rename = "openai")]
     OpenAi,
     /// Moonshot Kimi (OpenAI-compatible with quirks).
     Kimi,
     /// Alibaba Qwen via DashScope (compatible or native API).
     Qwen,
     /// Sber GigaChat (OAuth).
+    #[serde(rename = "gigachat")]
     GigaChat,
     /// Local Ollama: the local tier.
     Ollama,

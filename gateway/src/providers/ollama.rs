@@ -173,6 +173,9 @@ pub fn classify(status: u16, _headers: &HeaderMap, body: &str) -> ProviderError 
     let class = match status {
         404 => ErrorClass::Auth,
         400 if lower.contains("context") => ErrorClass::ContextLength,
+        429 if lower.contains("usage limit") || lower.contains("quota") || lower.contains("upgrade") => {
+            ErrorClass::QuotaExhausted
+        }
         _ => class_from_status(status),
     };
     ProviderError::new(class, message)

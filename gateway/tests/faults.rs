@@ -1,0 +1,136 @@
+//! Every error class of every provider (faults injected in llm-mocks): the router's action (fallback or not,
+//! retry, cooldown, breaker) and the metrics it leaves.
+
+mod common;
+
+use common::*;
+use llm_mocks::{FaultKind, FaultSpec};
+use serde_json::Value;
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Expect {
+    /// Served by the next provider; the first cools down for this reason (or none).
+    Fallback(Option<&'static str>),
+    /// Retried on the same provider, which then answers.
+    Retried,
+    /// 4xx to the client, no other provider called.
+    Rejected(u16),
+}
+
+fn next_of(p: &str) -> &'static str {
+    if p == "openai" {
+        "kimi"
+    } else {
+        "openai"
+    }
+}
+
+fn chat_calls(s: &Stand, p: &str) -> usize {
+    s.fakes[p].journal().iter().filter(|e| e.path.contains("chat") || e.path.contains("generation")).count()
+}
+
+async fn case(p: &'static str, fault: FaultSpec, expect: Expect) {
+    let s = stand().await;
+    // Warm up (GigaChat token) so the fault hits the API call, then forget the journal.
+    let r = call(&s.app, "POST", "/v1/chat/completions", Some(chat(false)), &[("x-llm-provider", p)]).await;
+    assert_eq!(r.status, 200, "{p} warm-up: {}", r.body);
+    let (state, app) = gateway(&yaml(&s.fakes, "openai, kimi, qwen, gigachat, ollama", "", "compatible"));
+    for f in s.fakes.values() {
+        f.state().clear_journal();
+    }
+    let kind = fault.fault;
+    s.fakes[p].add_fault(fault).unwrap();
+    let r = call(&app, "POST", "/v1/chat/completions", Some(chat(false)), &[("x-llm-provider", p)]).await;
+    let label = format!("{p}/{kind:?}");
+    let next = next_of(p);
+    let m = metrics(&app).await;
+    let admin = call(&app, "GET", "/admin/providers", None, &[]).await.json();
+    let status_of = |name: &str| -> Value {
+        admin["providers"].as_array().unwrap().iter().find(|x| x["name"] == name).cloned().unwrap()
+    };
+    match expect {
+        Expect::Fallback(cooldown) => {
+            assert_eq!(r.status, 200, "{label}: {}", r.body);
+            assert_eq!(r.header("x-llm-actual-provider"), next, "{label}");
+            assert_eq!(r.header("x-llm-fallbacks"), "1", "{label}");
+            assert_eq!(chat_calls(&s, p), 1, "{label}: not retried");
+            let reason = status_of(p)["last_error"]["error"].as_str().unwrap().to_string();
+            let fallbacks = sample(&m, "llm_gateway_fallbacks_total", &[("from", p), ("to", next), ("reason", &reason)]);
+            assert_eq!(fallbacks, 1.0, "{label}\n{m}");
+            assert_eq!(status_of(p)["cooldown_reason"].as_str(), cooldown, "{label}: {admin}");
+            let outcome = sample(&m, "llm_gateway_provider_requests_total", &[("provider", p), ("outcome", &reason)]);
+            assert_eq!(outcome, 1.0, "{label}");
+        }
+        Expect::Retried => {
+            assert_eq!(r.status, 200, "{label}: {}", r.body);
+            assert_eq!(r.header("x-llm-actual-provider"), p, "{label}");
+            assert_eq!(r.header("x-llm-fallbacks"), "0", "{label}");
+            assert_eq!(chat_calls(&s, p), 2, "{label}: one retry");
+            assert_eq!(chat_calls(&s, next), 0, "{label}");
+        }
+        Expect::Rejected(status) => {
+            assert_eq!(r.status, status, "{label}: {}", r.body);
+            assert_eq!(chat_calls(&s, next), 0, "{label}: no fallback");
+            let v = r.json();
+            assert_eq!(v["error"]["attempts"][0]["provider"], p, "{label}");
+            assert!(v["error"]["code"].is_string(), "{label}");
+        }
+    }
+    // Cooldowns and breaker never leak across: the state belongs to this gateway only.
+    drop(state);
+}
+
+fn f(kind: FaultKind) -> FaultSpec {
+    FaultSpec::new(kind).times(1)
+}
+
+async fn matrix(p: &'static str) {
+    use Expect::*;
+    let mut cases = vec![
+        (f(FaultKind::RateLimited).retry_after_s(7), Fallback(Some("rate_limited"))),
+        (f(FaultKind::QuotaExhausted), Fallback(Some("quota_exhausted"))),
+        (f(FaultKind::Overloaded), Retried),
+        (f(FaultKind::ServerError), Retried),
+        (f(FaultKind::BadRequest), Rejected(400)),
+        (f(FaultKind::ContextLength), Fallback(None)),
+        (f(FaultKind::Malformed), Fallback(None)),
+        (f(FaultKind::DropConnection), Fallback(None)),
+        (f(FaultKind::Slow).delay_ms(2500), Fallback(None)),
+    ];
+    if p == "gigachat" {
+        cases.push((f(FaultKind::Auth), Retried)); // 401: token refreshed once, call retried
+    } else {
+        cases.push((f(FaultKind::Auth), Fallback(Some("auth"))));
+    }
+    if p != "ollama" {
+        cases.push((f(FaultKind::ContentFilter), Fallback(None)));
+    }
+    for (fault, expect) in cases {
+        case(p, fault, expect).await;
+    }
+}
+
+#[tokio::test]
+async fn openai_error_classes() {
+    matrix("openai").await;
+}
+
+#[tokio::test]
+async fn kimi_error_classes() {
+    matrix("kimi").await;
+}
+
+#[tokio::test]
+async fn qwen_error_classes() {
+    matrix("qwen").await;
+}
+
+#[tokio::test]
+async fn gigachat_error_classes() {
+    matrix("gigachat").await;
+}
+
+#[tokio::test]
+async fn ollama_error_classes() {
+    matrix("ollama").await;
+}
