@@ -1,5 +1,6 @@
 //! Every provider answers plain chat, streamed chat and embeddings through the gateway (against llm-mocks).
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod common;
 
 use common::*;
