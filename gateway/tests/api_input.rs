@@ -6,7 +6,6 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use serde_json::json;
 
 const CFG: &str = r#"
 server: { listen: 127.0.0.1:0, body_limit_bytes: 2048, shutdown_grace: 5s }

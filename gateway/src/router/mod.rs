@@ -8,6 +8,8 @@ pub mod budget;
 pub mod health;
 pub mod plan;
 #[cfg(test)]
+mod proptests;
+#[cfg(test)]
 mod tests;
 
 use std::collections::BTreeMap;
@@ -157,6 +159,16 @@ impl Router {
             metrics,
             mode: AtomicU8::new(mode_to(cfg.mode)),
         }
+    }
+
+    /// Replaces the retry budget (tests).
+    #[cfg(test)]
+    pub(crate) fn with_budget_for_tests(mut self, ratio: f64, floor: u32) -> Router {
+        let mut p = self.policy.retries.clone();
+        p.budget_ratio = ratio;
+        p.budget_min_per_second = floor;
+        self.budget = RetryBudget::new(&p);
+        self
     }
 
     /// Current mode.
