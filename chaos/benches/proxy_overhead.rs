@@ -3,6 +3,7 @@
 //! Run: `cargo bench -p llm-chaos --bench proxy_overhead -- --warm-up-time 1 --measurement-time 3`.
 //! Besides criterion's figures it prints the p50/p99 of single requests, which is what the target
 //! ("a proxied request adds at most 100 µs at p50") is about.
+#![allow(clippy::unwrap_used, clippy::panic)] // A benchmark harness: failing loudly is the point.
 
 use std::net::SocketAddr;
 use std::time::Duration;

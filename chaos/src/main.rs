@@ -1,5 +1,6 @@
 //! `llm-chaos`: the command line over the library; parses flags, sets up logging, runs the server.
 
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -26,6 +27,9 @@ enum Command {
     /// Proxies come from --config (Toxiproxy's JSON array of {name, listen, upstream, enabled}) and from the
     /// API: POST /proxies, then toxics (latency, bandwidth, slow_close, timeout, reset_peer, slicer,
     /// limit_data) with POST /proxies/{name}/toxics. Stop with Ctrl-C. Log level from LOG_LEVEL or RUST_LOG.
+    ///
+    /// Clients find the API through TOXIPROXY_URL (default http://127.0.0.1:8474); the same clients and
+    /// chaos/scripts/*.sh work against a real Toxiproxy.
     ///
     /// Example: llm-chaos serve --config config/chaos_proxies.json
     Serve(ServeArgs),
@@ -65,6 +69,7 @@ async fn main() -> ExitCode {
     };
     tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .init();
     match serve(args).await {

@@ -67,7 +67,7 @@ mod tests {
     #[tokio::test]
     async fn waits_until_the_last_guard_drops() {
         let c = Arc::new(TaskCounter::default());
-        let g = TaskGuard::new(&[c.clone()]);
+        let g = TaskGuard::new(std::slice::from_ref(&c));
         assert_eq!(c.live(), 1);
         let waiter = tokio::spawn({
             let c = c.clone();

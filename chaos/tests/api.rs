@@ -1,4 +1,5 @@
 //! REST conformance, case by case against TOXIPROXY.md §1 (routes, statuses, bodies, defaults, populate, reset).
+#![allow(clippy::unwrap_used, clippy::panic)] // Tests: helpers fail loudly, like the tests themselves.
 
 mod common;
 

@@ -1,4 +1,5 @@
 //! Robustness: many connections at once, teardown on delete, disable and reset, and no task or fd leak.
+#![allow(clippy::unwrap_used, clippy::panic)] // Tests: helpers fail loudly, like the tests themselves.
 
 mod common;
 

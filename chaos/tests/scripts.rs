@@ -1,4 +1,5 @@
 //! The outage scripts in `chaos/scripts/`, run with bash against an embedded server and checked through the API.
+#![allow(clippy::unwrap_used, clippy::panic)] // Tests: helpers fail loudly, like the tests themselves.
 
 mod common;
 

@@ -1,4 +1,5 @@
 //! Socket-level behaviour of every toxic through a real proxy in front of an echo server.
+#![allow(clippy::unwrap_used, clippy::panic)] // Tests: helpers fail loudly, like the tests themselves.
 
 mod common;
 
