@@ -260,11 +260,15 @@ pub struct ModeLabels {
 type HistFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
 fn latency_histogram() -> Histogram {
-    Histogram::new([0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0])
+    Histogram::new([
+        0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+    ])
 }
 
 fn overhead_histogram() -> Histogram {
-    Histogram::new([0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1])
+    Histogram::new([
+        0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+    ])
 }
 
 /// Breaker state gauge values.
@@ -329,25 +333,88 @@ impl Metrics {
             mode: Family::default(),
             registry: Registry::default(),
         };
-        r.register("requests", "API requests by route, status and source", m.requests.clone());
-        r.register("fallbacks", "Fallbacks from one provider to the next, by error class", m.fallbacks.clone());
-        r.register("offline_hits", "Requests answered without a remote provider", m.offline_hits.clone());
-        r.register("offline_misses", "Offline lookups that found no answer", m.offline_misses.clone());
-        r.register("provider_requests", "Provider attempts and skips by outcome", m.provider_requests.clone());
-        r.register("request_duration_seconds", "End-to-end request latency", m.request_duration.clone());
-        r.register("provider_duration_seconds", "Upstream attempt latency", m.provider_duration.clone());
-        r.register("time_to_first_token_seconds", "Stream time to first chunk", m.ttft.clone());
-        r.register("overhead_seconds", "Gateway time not spent waiting on upstream", m.overhead.clone());
-        r.register("breaker_state", "Breaker state: 0 closed, 1 open, 2 half-open", m.breaker_state.clone());
-        r.register("cache_requests", "Cache lookups by result", m.cache_requests.clone());
-        r.register("rate_limited", "Rate-limit events by scope", m.rate_limited.clone());
+        r.register(
+            "requests",
+            "API requests by route, status and source",
+            m.requests.clone(),
+        );
+        r.register(
+            "fallbacks",
+            "Fallbacks from one provider to the next, by error class",
+            m.fallbacks.clone(),
+        );
+        r.register(
+            "offline_hits",
+            "Requests answered without a remote provider",
+            m.offline_hits.clone(),
+        );
+        r.register(
+            "offline_misses",
+            "Offline lookups that found no answer",
+            m.offline_misses.clone(),
+        );
+        r.register(
+            "provider_requests",
+            "Provider attempts and skips by outcome",
+            m.provider_requests.clone(),
+        );
+        r.register(
+            "request_duration_seconds",
+            "End-to-end request latency",
+            m.request_duration.clone(),
+        );
+        r.register(
+            "provider_duration_seconds",
+            "Upstream attempt latency",
+            m.provider_duration.clone(),
+        );
+        r.register(
+            "time_to_first_token_seconds",
+            "Stream time to first chunk",
+            m.ttft.clone(),
+        );
+        r.register(
+            "overhead_seconds",
+            "Gateway time not spent waiting on upstream",
+            m.overhead.clone(),
+        );
+        r.register(
+            "breaker_state",
+            "Breaker state: 0 closed, 1 open, 2 half-open",
+            m.breaker_state.clone(),
+        );
+        r.register(
+            "cache_requests",
+            "Cache lookups by result",
+            m.cache_requests.clone(),
+        );
+        r.register(
+            "rate_limited",
+            "Rate-limit events by scope",
+            m.rate_limited.clone(),
+        );
         r.register("tokens", "Tokens by provider and kind", m.tokens.clone());
-        r.register("mode", "Current mode (1) among auto, remote, offline", m.mode.clone());
+        r.register(
+            "mode",
+            "Current mode (1) among auto, remote, offline",
+            m.mode.clone(),
+        );
         for p in providers {
-            m.breaker_state.get_or_create(&ProviderLabels { provider: p.to_string() }).set(BREAKER_CLOSED);
+            m.breaker_state
+                .get_or_create(&ProviderLabels {
+                    provider: p.to_string(),
+                })
+                .set(BREAKER_CLOSED);
         }
         for source in [OfflineSource::Local, OfflineSource::Package] {
             let _ = m.offline_hits.get_or_create(&SourceLabels { source });
+        }
+        // Closed label sets read 0 from the start, so dashboards and `increase()` alerts see them at once.
+        for result in [CacheResult::Hit, CacheResult::Miss, CacheResult::Stale] {
+            let _ = m.cache_requests.get_or_create(&CacheLabels { result });
+        }
+        for scope in [Scope::Client, Scope::Provider] {
+            let _ = m.rate_limited.get_or_create(&ScopeLabels { scope });
         }
         m.set_mode(mode);
         Metrics { registry: r, ..m }
@@ -356,13 +423,20 @@ impl Metrics {
     /// Sets the mode gauge.
     pub fn set_mode(&self, mode: Mode) {
         for mm in [Mode::Auto, Mode::Remote, Mode::Offline] {
-            self.mode.get_or_create(&ModeLabels { mode: mm.into() }).set(i64::from(mm == mode));
+            self.mode
+                .get_or_create(&ModeLabels { mode: mm.into() })
+                .set(i64::from(mm == mode));
         }
     }
 
     /// Counts one provider attempt outcome.
     pub fn provider_outcome(&self, provider: &str, outcome: Outcome) {
-        self.provider_requests.get_or_create(&ProviderOutcomeLabels { provider: provider.to_string(), outcome }).inc();
+        self.provider_requests
+            .get_or_create(&ProviderOutcomeLabels {
+                provider: provider.to_string(),
+                outcome,
+            })
+            .inc();
     }
 
     /// Text exposition.

@@ -57,7 +57,13 @@ impl AttemptRecord {
     }
 
     fn skipped(provider: &str, why: &str, message: String) -> AttemptRecord {
-        AttemptRecord { provider: provider.to_string(), error: why.to_string(), status: None, code: None, message }
+        AttemptRecord {
+            provider: provider.to_string(),
+            error: why.to_string(),
+            status: None,
+            code: None,
+            message,
+        }
     }
 }
 
@@ -154,7 +160,11 @@ impl Router {
         Router {
             policy: cfg.policy.clone(),
             planner: Planner::new(cfg),
-            health: cfg.providers.keys().map(|n| (n.clone(), Mutex::new(Health::new()))).collect(),
+            health: cfg
+                .providers
+                .keys()
+                .map(|n| (n.clone(), Mutex::new(Health::new())))
+                .collect(),
             budget: RetryBudget::new(&cfg.policy.retries),
             metrics,
             mode: AtomicU8::new(mode_to(cfg.mode)),
@@ -222,11 +232,18 @@ impl Router {
             BreakerState::Open => metrics::BREAKER_OPEN,
             BreakerState::HalfOpen => metrics::BREAKER_HALF_OPEN,
         };
-        self.metrics.breaker_state.get_or_create(&ProviderLabels { provider: provider.to_string() }).set(v);
+        self.metrics
+            .breaker_state
+            .get_or_create(&ProviderLabels {
+                provider: provider.to_string(),
+            })
+            .set(v);
     }
 
     fn admit(&self, provider: &str, now: Instant) -> Admission {
-        let Some(h) = self.health.get(provider) else { return Admission::SkipOpen };
+        let Some(h) = self.health.get(provider) else {
+            return Admission::SkipOpen;
+        };
         let mut h = lock(h);
         let a = h.admit(now, &self.policy);
         let state = h.state();
@@ -258,13 +275,43 @@ impl Router {
         }
         self.metrics.provider_outcome(provider, err.class.into());
         if err.class == ErrorClass::RateLimited {
-            self.metrics.rate_limited.get_or_create(&ScopeLabels { scope: Scope::Provider }).inc();
+            self.metrics
+                .rate_limited
+                .get_or_create(&ScopeLabels {
+                    scope: Scope::Provider,
+                })
+                .inc();
         }
-        tracing::warn!(provider, class = err.class.as_str(), status = err.status, "provider attempt failed");
+        tracing::warn!(
+            provider,
+            class = err.class.as_str(),
+            status = err.status,
+            "provider attempt failed"
+        );
+    }
+
+    /// Passes over a skipped provider: the traffic it would have taken falls back too, so a fallback from
+    /// the previous failure (if any) to it is counted, and it becomes the `from` of the next one.
+    fn hop(&self, last_failure: &mut Option<(String, Outcome)>, skipped: &str, reason: Outcome) {
+        if let Some((from, why)) = last_failure.take() {
+            self.metrics
+                .fallbacks
+                .get_or_create(&FallbackLabels {
+                    from,
+                    to: skipped.to_string(),
+                    reason: why,
+                })
+                .inc();
+        }
+        *last_failure = Some((skipped.to_string(), reason));
     }
 
     /// Runs `call` on candidates in order until one succeeds, within `deadline` (from now).
-    pub async fn execute<T, F, Fut>(&self, candidates: &[Candidate], mut call: F) -> Result<Served<T>, RouteError>
+    pub async fn execute<T, F, Fut>(
+        &self,
+        candidates: &[Candidate],
+        mut call: F,
+    ) -> Result<Served<T>, RouteError>
     where
         F: FnMut(&Candidate, Duration) -> Fut,
         Fut: Future<Output = Result<T, ProviderError>>,
@@ -289,21 +336,33 @@ impl Router {
                 match self.admit(&cand.provider, now) {
                     Admission::Allowed { .. } => {}
                     Admission::SkipOpen => {
-                        self.metrics.provider_outcome(&cand.provider, Outcome::SkippedBreakerOpen);
-                        attempts.push(AttemptRecord::skipped(&cand.provider, "skipped_breaker_open", "breaker open".into()));
+                        self.metrics
+                            .provider_outcome(&cand.provider, Outcome::SkippedBreakerOpen);
+                        attempts.push(AttemptRecord::skipped(
+                            &cand.provider,
+                            "skipped_breaker_open",
+                            "breaker open".into(),
+                        ));
                         passed_over += 1;
+                        self.hop(&mut last_failure, &cand.provider, Outcome::SkippedBreakerOpen);
                         continue 'candidates;
                     }
                     Admission::SkipCooldown(until) => {
-                        self.metrics.provider_outcome(&cand.provider, Outcome::SkippedCooldown);
+                        self.metrics
+                            .provider_outcome(&cand.provider, Outcome::SkippedCooldown);
                         let msg = format!("cooling down for {} ms", (until - now).as_millis());
                         attempts.push(AttemptRecord::skipped(&cand.provider, "skipped_cooldown", msg));
                         passed_over += 1;
+                        self.hop(&mut last_failure, &cand.provider, Outcome::SkippedCooldown);
                         continue 'candidates;
                     }
                 }
                 if let Some((from, reason)) = last_failure.take() {
-                    let labels = FallbackLabels { from, to: cand.provider.clone(), reason };
+                    let labels = FallbackLabels {
+                        from,
+                        to: cand.provider.clone(),
+                        reason,
+                    };
                     self.metrics.fallbacks.get_or_create(&labels).inc();
                 }
                 let budget = cand.attempt_timeout.min(deadline - now);
@@ -317,12 +376,22 @@ impl Router {
                 };
                 let took = t0.elapsed();
                 upstream_wait += took;
-                let labels = ProviderLabels { provider: cand.provider.clone() };
-                self.metrics.provider_duration.get_or_create(&labels).observe(took.as_secs_f64());
+                let labels = ProviderLabels {
+                    provider: cand.provider.clone(),
+                };
+                self.metrics
+                    .provider_duration
+                    .get_or_create(&labels)
+                    .observe(took.as_secs_f64());
                 let err = match result {
                     Ok(value) => {
                         self.record_success(&cand.provider);
-                        return Ok(Served { value, candidate: cand.clone(), fallbacks: passed_over, upstream_wait });
+                        return Ok(Served {
+                            value,
+                            candidate: cand.clone(),
+                            fallbacks: passed_over,
+                            upstream_wait,
+                        });
                     }
                     Err(e) => e,
                 };
@@ -332,7 +401,11 @@ impl Router {
                     || (err.class == ErrorClass::ContentFilter
                         && self.policy.content_filter == ContentFilterPolicy::Return);
                 if reject {
-                    return Err(RouteError::Rejected { provider: cand.provider.clone(), error: err, attempts });
+                    return Err(RouteError::Rejected {
+                        provider: cand.provider.clone(),
+                        error: err,
+                        attempts,
+                    });
                 }
                 if err.class.is_retryable() && retries < self.policy.retries.max_retries {
                     let wait = budget::backoff(&self.policy.retries, retries);
@@ -349,23 +422,52 @@ impl Router {
             }
         }
         if let Some((from, reason)) = last_failure {
-            self.metrics.fallbacks.get_or_create(&FallbackLabels { from, to: "none".into(), reason }).inc();
+            self.metrics
+                .fallbacks
+                .get_or_create(&FallbackLabels {
+                    from,
+                    to: "none".into(),
+                    reason,
+                })
+                .inc();
         }
         if deadline_hit {
-            attempts.push(AttemptRecord::skipped("", "deadline", format!("deadline of {:?} reached", self.policy.deadline)));
+            attempts.push(AttemptRecord::skipped(
+                "",
+                "deadline",
+                format!("deadline of {:?} reached", self.policy.deadline),
+            ));
         }
-        let real: Vec<&AttemptRecord> = attempts.iter().filter(|a| !a.error.starts_with("skipped") && a.error != "deadline").collect();
+        let real: Vec<&AttemptRecord> = attempts
+            .iter()
+            .filter(|a| !a.error.starts_with("skipped") && a.error != "deadline")
+            .collect();
         let all_context_length = !real.is_empty() && real.iter().all(|a| a.error == "context_length");
-        let throttled = |a: &AttemptRecord| matches!(a.error.as_str(), "rate_limited" | "quota_exhausted" | "skipped_cooldown");
+        let throttled = |a: &AttemptRecord| {
+            matches!(
+                a.error.as_str(),
+                "rate_limited" | "quota_exhausted" | "skipped_cooldown"
+            )
+        };
         let retry_after = if !attempts.is_empty() && attempts.iter().all(throttled) {
             let now = Instant::now();
             candidates
                 .iter()
-                .filter_map(|c| self.health.get(&c.provider).and_then(|h| lock(h).cooldown(now)).map(|(d, _)| d))
+                .filter_map(|c| {
+                    self.health
+                        .get(&c.provider)
+                        .and_then(|h| lock(h).cooldown(now))
+                        .map(|(d, _)| d)
+                })
                 .min()
         } else {
             None
         };
-        Err(RouteError::AllFailed { attempts, deadline: deadline_hit, retry_after, all_context_length })
+        Err(RouteError::AllFailed {
+            attempts,
+            deadline: deadline_hit,
+            retry_after,
+            all_context_length,
+        })
     }
 }
