@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The one test command. On a fresh machine it installs what the tests need (Debian packages only when
-# missing, cargo-nextest, a Python venv in .venv/ with the pinned official SDKs, npm packages of the
+# missing, e.g. prometheus for promtool and the real-Prometheus test; cargo-nextest, a Python venv in .venv/ with the pinned official SDKs, npm packages of the
 # third-party client tests), then checks formatting and lints, then runs every Rust test and every SDK
 # test (the SDK tests are Rust tests that start the servers and run the Python SDK against them).
 #
@@ -18,6 +18,7 @@ command -v python3 >/dev/null || pkgs+=(python3)
 python3 -c 'import venv, ensurepip' 2>/dev/null || pkgs+=(python3-venv)
 command -v node >/dev/null || pkgs+=(nodejs)
 command -v npm >/dev/null || pkgs+=(npm)
+command -v promtool >/dev/null && command -v prometheus >/dev/null || pkgs+=(prometheus)
 if ((${#pkgs[@]})); then
   log "installing Debian packages: ${pkgs[*]}"
   export DEBIAN_FRONTEND=noninteractive
