@@ -6,12 +6,12 @@
 //! - [`canonical`]: OpenAI chat/embeddings types, the lingua franca.
 //! - [`providers`]: one adapter per upstream API, error classes.
 
+pub mod api;
 pub mod canonical;
 pub mod config;
-pub mod providers;
 pub mod metrics;
+pub mod providers;
 pub mod router;
-pub mod api;
 pub mod server;
 
 pub use api::{app, AppState};

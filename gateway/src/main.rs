@@ -46,7 +46,10 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     match cli.command {
-        Command::CheckConfig { config, require_secrets } => check_config(&config, require_secrets),
+        Command::CheckConfig {
+            config,
+            require_secrets,
+        } => check_config(&config, require_secrets),
         Command::Serve { config, listen } => serve(&config, listen),
     }
 }
@@ -59,7 +62,12 @@ fn check_config(path: &std::path::Path, require_secrets: bool) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    println!("config {} is valid: mode {}, {} providers", path.display(), cfg.mode.as_str(), cfg.providers.len());
+    println!(
+        "config {} is valid: mode {}, {} providers",
+        path.display(),
+        cfg.mode.as_str(),
+        cfg.providers.len()
+    );
     println!("fallback order: {}", cfg.policy.order.join(" -> "));
     let mut missing = Vec::new();
     for p in cfg.providers.values() {
@@ -75,7 +83,12 @@ fn check_config(path: &std::path::Path, require_secrets: bool) -> ExitCode {
                 format!("secret MISSING (set {env} or {env}_FILE)")
             }
         };
-        println!("  {:<10} {:<9} {}", p.name, format!("{:?}", p.kind).to_lowercase(), status);
+        println!(
+            "  {:<10} {:<9} {}",
+            p.name,
+            format!("{:?}", p.kind).to_lowercase(),
+            status
+        );
     }
     if !missing.is_empty() {
         println!("providers without secrets: {}", missing.join(", "));

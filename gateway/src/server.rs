@@ -32,7 +32,10 @@ pub async fn run(
     let server = axum::serve(listener, app(state)).with_graceful_shutdown(wait(rx.clone()));
     let signal = async move {
         shutdown.await;
-        tracing::info!(grace_ms = grace.as_millis() as u64, "shutting down, draining in-flight requests");
+        tracing::info!(
+            grace_ms = grace.as_millis() as u64,
+            "shutting down, draining in-flight requests"
+        );
         let _ = tx.send(true);
         tokio::time::sleep(grace).await;
     };

@@ -21,12 +21,19 @@ fallback_policy:
 
 async fn raw(app: &axum::Router, path: &str, body: &str) -> Reply {
     use tower::ServiceExt;
-    let req = axum::http::Request::post(path).header("content-type", "application/json").body(axum::body::Body::from(body.to_string())).unwrap();
+    let req = axum::http::Request::post(path)
+        .header("content-type", "application/json")
+        .body(axum::body::Body::from(body.to_string()))
+        .unwrap();
     let resp = app.clone().oneshot(req).await.unwrap();
     let status = resp.status();
     let headers = resp.headers().clone();
     let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20).await.unwrap();
-    Reply { status, headers, body: String::from_utf8_lossy(&bytes).into_owned() }
+    Reply {
+        status,
+        headers,
+        body: String::from_utf8_lossy(&bytes).into_owned(),
+    }
 }
 
 #[tokio::test]
@@ -35,18 +42,81 @@ async fn bad_input_gets_clear_4xx() {
     let cases: Vec<(&str, String, u16, &str)> = vec![
         ("/v1/chat/completions", "{not json".into(), 400, "invalid_json"),
         ("/v1/chat/completions", "[1,2]".into(), 400, "invalid_request"),
-        ("/v1/chat/completions", r#"{"model":"default"}"#.into(), 400, "missing_messages"),
-        ("/v1/chat/completions", r#"{"model":"default","messages":[]}"#.into(), 400, "missing_messages"),
-        ("/v1/chat/completions", r#"{"model":"default","messages":"hi"}"#.into(), 400, "invalid_request"),
-        ("/v1/chat/completions", r#"{"model":"default","messages":[{"role":"wizard","content":"x"}]}"#.into(), 400, "invalid_request"),
-        ("/v1/chat/completions", r#"{"model":7,"messages":[{"role":"user","content":"x"}]}"#.into(), 400, "invalid_request"),
-        ("/v1/chat/completions", r#"{"model":"nope","messages":[{"role":"user","content":"x"}]}"#.into(), 404, "model_not_found"),
-        ("/v1/chat/completions", format!(r#"{{"model":"default","messages":[{{"role":"user","content":"{}"}}]}}"#, "x".repeat(4096)), 413, "body_too_large"),
-        ("/v1/embeddings", r#"{"model":"default"}"#.into(), 400, "invalid_request"),
-        ("/v1/embeddings", r#"{"model":"default","input":"x","encoding_format":"hex"}"#.into(), 400, "invalid_request"),
-        ("/api/assistants/generate", r#"{"prompt":""}"#.into(), 400, "invalid_request"),
-        ("/api/assistants/generate", r#"{"prompt":"hi","colour":"red"}"#.into(), 400, "invalid_request"),
-        ("/admin/mode", r#"{"mode":"sideways"}"#.into(), 400, "invalid_request"),
+        (
+            "/v1/chat/completions",
+            r#"{"model":"default"}"#.into(),
+            400,
+            "missing_messages",
+        ),
+        (
+            "/v1/chat/completions",
+            r#"{"model":"default","messages":[]}"#.into(),
+            400,
+            "missing_messages",
+        ),
+        (
+            "/v1/chat/completions",
+            r#"{"model":"default","messages":"hi"}"#.into(),
+            400,
+            "invalid_request",
+        ),
+        (
+            "/v1/chat/completions",
+            r#"{"model":"default","messages":[{"role":"wizard","content":"x"}]}"#.into(),
+            400,
+            "invalid_request",
+        ),
+        (
+            "/v1/chat/completions",
+            r#"{"model":7,"messages":[{"role":"user","content":"x"}]}"#.into(),
+            400,
+            "invalid_request",
+        ),
+        (
+            "/v1/chat/completions",
+            r#"{"model":"nope","messages":[{"role":"user","content":"x"}]}"#.into(),
+            404,
+            "model_not_found",
+        ),
+        (
+            "/v1/chat/completions",
+            format!(
+                r#"{{"model":"default","messages":[{{"role":"user","content":"{}"}}]}}"#,
+                "x".repeat(4096)
+            ),
+            413,
+            "body_too_large",
+        ),
+        (
+            "/v1/embeddings",
+            r#"{"model":"default"}"#.into(),
+            400,
+            "invalid_request",
+        ),
+        (
+            "/v1/embeddings",
+            r#"{"model":"default","input":"x","encoding_format":"hex"}"#.into(),
+            400,
+            "invalid_request",
+        ),
+        (
+            "/api/assistants/generate",
+            r#"{"prompt":""}"#.into(),
+            400,
+            "invalid_request",
+        ),
+        (
+            "/api/assistants/generate",
+            r#"{"prompt":"hi","colour":"red"}"#.into(),
+            400,
+            "invalid_request",
+        ),
+        (
+            "/admin/mode",
+            r#"{"mode":"sideways"}"#.into(),
+            400,
+            "invalid_request",
+        ),
     ];
     for (path, body, status, code) in cases {
         let r = raw(&app, path, &body).await;
@@ -56,13 +126,32 @@ async fn bad_input_gets_clear_4xx() {
         assert!(v["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
         assert!(v["error"]["type"].is_string());
     }
-    let r = raw(&app, "/v1/chat/completions", r#"{"model":"default","messages":[{"role":"wizard","content":"x"}]}"#).await;
+    let r = raw(
+        &app,
+        "/v1/chat/completions",
+        r#"{"model":"default","messages":[{"role":"wizard","content":"x"}]}"#,
+    )
+    .await;
     assert_eq!(r.json()["error"]["param"], "messages[0].role", "{}", r.body);
-    let r = call(&app, "POST", "/v1/chat/completions", Some(chat(false)), &[("x-llm-provider", "nobody")]).await;
+    let r = call(
+        &app,
+        "POST",
+        "/v1/chat/completions",
+        Some(chat(false)),
+        &[("x-llm-provider", "nobody")],
+    )
+    .await;
     assert_eq!(r.status, 400);
     assert_eq!(r.json()["error"]["code"], "unknown_provider");
     let m = metrics(&app).await;
-    assert!(sample(&m, "llm_gateway_requests_total", &[("route", "chat_completions"), ("status", "413")]) >= 1.0, "{m}");
+    assert!(
+        sample(
+            &m,
+            "llm_gateway_requests_total",
+            &[("route", "chat_completions"), ("status", "413")]
+        ) >= 1.0,
+        "{m}"
+    );
 }
 
 #[tokio::test]
@@ -72,13 +161,19 @@ async fn unreachable_provider_is_a_clean_503_with_connect_error() {
     assert_eq!(r.status, 503, "{}", r.body);
     assert_eq!(r.json()["error"]["attempts"][0]["error"], "connect");
     let r = call(&app, "POST", "/v1/chat/completions", Some(chat(true)), &[]).await;
-    assert_eq!(r.status, 503, "streams fail over (and fail) before the first byte: {}", r.body);
+    assert_eq!(
+        r.status, 503,
+        "streams fail over (and fail) before the first byte: {}",
+        r.body
+    );
 }
 
 #[tokio::test]
 async fn graceful_shutdown_drains_in_flight_requests() {
     let fakes = fakes().await;
-    fakes["openai"].add_fault(llm_mocks::FaultSpec::new(llm_mocks::FaultKind::Slow).delay_ms(400)).unwrap();
+    fakes["openai"]
+        .add_fault(llm_mocks::FaultSpec::new(llm_mocks::FaultKind::Slow).delay_ms(400))
+        .unwrap();
     let text = yaml(&fakes, "openai", "", "compatible");
     let cfg = llm_gateway::config::Config::from_yaml(&text, &|_| None).unwrap();
     let state = llm_gateway::AppState::new(cfg).unwrap();
@@ -91,7 +186,13 @@ async fn graceful_shutdown_drains_in_flight_requests() {
     let client = reqwest::Client::new();
     let inflight = tokio::spawn({
         let client = client.clone();
-        async move { client.post(format!("http://{addr}/v1/chat/completions")).json(&chat(false)).send().await }
+        async move {
+            client
+                .post(format!("http://{addr}/v1/chat/completions"))
+                .json(&chat(false))
+                .send()
+                .await
+        }
     });
     // Readiness: wait until the fake has the request in hand, then ask the gateway to stop.
     while fakes["openai"].request_count() == 0 {
@@ -101,6 +202,13 @@ async fn graceful_shutdown_drains_in_flight_requests() {
     stop_tx.send(()).unwrap();
     let resp = inflight.await.unwrap().unwrap();
     assert_eq!(resp.status(), 200, "in-flight request finished during drain");
-    tokio::time::timeout(Duration::from_secs(5), server).await.unwrap().unwrap().unwrap();
-    assert!(client.get(format!("http://{addr}/healthz")).send().await.is_err(), "listener closed");
+    tokio::time::timeout(Duration::from_secs(5), server)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(
+        client.get(format!("http://{addr}/healthz")).send().await.is_err(),
+        "listener closed"
+    );
 }

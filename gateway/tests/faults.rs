@@ -27,27 +27,56 @@ fn next_of(p: &str) -> &'static str {
 }
 
 fn chat_calls(s: &Stand, p: &str) -> usize {
-    s.fakes[p].journal().iter().filter(|e| e.path.contains("chat") || e.path.contains("generation")).count()
+    s.fakes[p]
+        .journal()
+        .iter()
+        .filter(|e| e.path.contains("chat") || e.path.contains("generation"))
+        .count()
 }
 
 async fn case(p: &'static str, fault: FaultSpec, expect: Expect) {
     let s = stand().await;
     // Warm up (GigaChat token) so the fault hits the API call, then forget the journal.
-    let r = call(&s.app, "POST", "/v1/chat/completions", Some(chat(false)), &[("x-llm-provider", p)]).await;
+    let r = call(
+        &s.app,
+        "POST",
+        "/v1/chat/completions",
+        Some(chat(false)),
+        &[("x-llm-provider", p)],
+    )
+    .await;
     assert_eq!(r.status, 200, "{p} warm-up: {}", r.body);
-    let (state, app) = gateway(&yaml(&s.fakes, "openai, kimi, qwen, gigachat, ollama", "", "compatible"));
+    let (state, app) = gateway(&yaml(
+        &s.fakes,
+        "openai, kimi, qwen, gigachat, ollama",
+        "",
+        "compatible",
+    ));
     for f in s.fakes.values() {
         f.state().clear_journal();
     }
     let kind = fault.fault;
     s.fakes[p].add_fault(fault).unwrap();
-    let r = call(&app, "POST", "/v1/chat/completions", Some(chat(false)), &[("x-llm-provider", p)]).await;
+    let r = call(
+        &app,
+        "POST",
+        "/v1/chat/completions",
+        Some(chat(false)),
+        &[("x-llm-provider", p)],
+    )
+    .await;
     let label = format!("{p}/{kind:?}");
     let next = next_of(p);
     let m = metrics(&app).await;
     let admin = call(&app, "GET", "/admin/providers", None, &[]).await.json();
     let status_of = |name: &str| -> Value {
-        admin["providers"].as_array().unwrap().iter().find(|x| x["name"] == name).cloned().unwrap()
+        admin["providers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["name"] == name)
+            .cloned()
+            .unwrap()
     };
     match expect {
         Expect::Fallback(cooldown) => {
@@ -56,10 +85,22 @@ async fn case(p: &'static str, fault: FaultSpec, expect: Expect) {
             assert_eq!(r.header("x-llm-fallbacks"), "1", "{label}");
             assert_eq!(chat_calls(&s, p), 1, "{label}: not retried");
             let reason = status_of(p)["last_error"]["error"].as_str().unwrap().to_string();
-            let fallbacks = sample(&m, "llm_gateway_fallbacks_total", &[("from", p), ("to", next), ("reason", &reason)]);
+            let fallbacks = sample(
+                &m,
+                "llm_gateway_fallbacks_total",
+                &[("from", p), ("to", next), ("reason", &reason)],
+            );
             assert_eq!(fallbacks, 1.0, "{label}\n{m}");
-            assert_eq!(status_of(p)["cooldown_reason"].as_str(), cooldown, "{label}: {admin}");
-            let outcome = sample(&m, "llm_gateway_provider_requests_total", &[("provider", p), ("outcome", &reason)]);
+            assert_eq!(
+                status_of(p)["cooldown_reason"].as_str(),
+                cooldown,
+                "{label}: {admin}"
+            );
+            let outcome = sample(
+                &m,
+                "llm_gateway_provider_requests_total",
+                &[("provider", p), ("outcome", &reason)],
+            );
             assert_eq!(outcome, 1.0, "{label}");
         }
         Expect::Retried => {
@@ -88,7 +129,10 @@ fn f(kind: FaultKind) -> FaultSpec {
 async fn matrix(p: &'static str) {
     use Expect::*;
     let mut cases = vec![
-        (f(FaultKind::RateLimited).retry_after_s(7), Fallback(Some("rate_limited"))),
+        (
+            f(FaultKind::RateLimited).retry_after_s(7),
+            Fallback(Some("rate_limited")),
+        ),
         (f(FaultKind::QuotaExhausted), Fallback(Some("quota_exhausted"))),
         (f(FaultKind::Overloaded), Retried),
         (f(FaultKind::ServerError), Retried),

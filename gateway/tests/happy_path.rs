@@ -10,7 +10,14 @@ use serde_json::json;
 async fn every_provider_answers_plain_and_streamed_chat() {
     let s = stand().await;
     for (name, _) in PROVIDERS {
-        let r = call(&s.app, "POST", "/v1/chat/completions", Some(chat(false)), &[("x-llm-provider", name)]).await;
+        let r = call(
+            &s.app,
+            "POST",
+            "/v1/chat/completions",
+            Some(chat(false)),
+            &[("x-llm-provider", name)],
+        )
+        .await;
         assert_eq!(r.status, 200, "{name}: {}", r.body);
         assert_eq!(r.header("x-llm-actual-provider"), name);
         assert_eq!(r.header("x-llm-fallbacks"), "0");
@@ -22,19 +29,46 @@ async fn every_provider_answers_plain_and_streamed_chat() {
         assert_eq!(v["object"], "chat.completion");
         assert!(v["usage"]["total_tokens"].as_u64().unwrap() > 0, "{name}: {v}");
 
-        let r = call(&s.app, "POST", "/v1/chat/completions", Some(chat(true)), &[("x-llm-provider", name)]).await;
+        let r = call(
+            &s.app,
+            "POST",
+            "/v1/chat/completions",
+            Some(chat(true)),
+            &[("x-llm-provider", name)],
+        )
+        .await;
         assert_eq!(r.status, 200, "{name}: {}", r.body);
         assert_eq!(r.header("content-type"), "text/event-stream");
         assert!(r.body.trim_end().ends_with("data: [DONE]"), "{name}: {}", r.body);
         assert!(!r.body.contains("event: error"), "{name}: {}", r.body);
-        assert!(r.sse_text().starts_with(&format!("[{name}]")), "{name}: {}", r.body);
+        assert!(
+            r.sse_text().starts_with(&format!("[{name}]")),
+            "{name}: {}",
+            r.body
+        );
     }
     let m = metrics(&s.app).await;
     for (name, _) in PROVIDERS {
-        assert!(sample(&m, "llm_gateway_tokens_total", &[("provider", name), ("kind", "completion")]) > 0.0, "{name}\n{m}");
-        assert!(sample(&m, "llm_gateway_time_to_first_token_seconds_count", &[("provider", name)]) >= 1.0);
+        assert!(
+            sample(
+                &m,
+                "llm_gateway_tokens_total",
+                &[("provider", name), ("kind", "completion")]
+            ) > 0.0,
+            "{name}\n{m}"
+        );
+        assert!(
+            sample(
+                &m,
+                "llm_gateway_time_to_first_token_seconds_count",
+                &[("provider", name)]
+            ) >= 1.0
+        );
     }
-    assert_eq!(sample(&m, "llm_gateway_offline_hits_total", &[("source", "local")]), 2.0);
+    assert_eq!(
+        sample(&m, "llm_gateway_offline_hits_total", &[("source", "local")]),
+        2.0
+    );
 }
 
 #[tokio::test]
@@ -53,14 +87,27 @@ async fn qwen_native_mode_chat_stream_and_embeddings() {
     let s = stand_with("qwen", "", "native").await;
     let r = call(&s.app, "POST", "/v1/chat/completions", Some(chat(false)), &[]).await;
     assert_eq!(r.status, 200, "{}", r.body);
-    assert!(r.json()["choices"][0]["message"]["content"].as_str().unwrap().starts_with("[qwen]"));
+    assert!(r.json()["choices"][0]["message"]["content"]
+        .as_str()
+        .unwrap()
+        .starts_with("[qwen]"));
     let r = call(&s.app, "POST", "/v1/chat/completions", Some(chat(true)), &[]).await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert!(r.sse_text().starts_with("[qwen]"), "{}", r.body);
     assert!(r.body.trim_end().ends_with("data: [DONE]"));
     let journal = s.fakes["qwen"].journal();
-    assert!(journal.iter().all(|e| e.path.contains("/api/v1/services/")), "native paths only");
-    let r = call(&s.app, "POST", "/v1/embeddings", Some(json!({"model": "embeddings", "input": ["a", "b"]})), &[]).await;
+    assert!(
+        journal.iter().all(|e| e.path.contains("/api/v1/services/")),
+        "native paths only"
+    );
+    let r = call(
+        &s.app,
+        "POST",
+        "/v1/embeddings",
+        Some(json!({"model": "embeddings", "input": ["a", "b"]})),
+        &[],
+    )
+    .await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.json()["data"].as_array().unwrap().len(), 2);
 }
@@ -70,14 +117,28 @@ async fn embeddings_from_each_provider_float_and_base64() {
     let s = stand().await;
     for name in ["openai", "qwen", "gigachat", "ollama"] {
         let body = json!({"model": "embeddings", "input": ["hello", "world"]});
-        let r = call(&s.app, "POST", "/v1/embeddings", Some(body), &[("x-llm-provider", name)]).await;
+        let r = call(
+            &s.app,
+            "POST",
+            "/v1/embeddings",
+            Some(body),
+            &[("x-llm-provider", name)],
+        )
+        .await;
         assert_eq!(r.status, 200, "{name}: {}", r.body);
         assert_eq!(r.header("x-llm-actual-provider"), name);
         let v = r.json();
         assert_eq!(v["data"].as_array().unwrap().len(), 2, "{name}");
         assert!(v["data"][0]["embedding"].as_array().unwrap().len() > 10, "{name}");
         let body = json!({"model": "embeddings", "input": "hello", "encoding_format": "base64"});
-        let r = call(&s.app, "POST", "/v1/embeddings", Some(body), &[("x-llm-provider", name)]).await;
+        let r = call(
+            &s.app,
+            "POST",
+            "/v1/embeddings",
+            Some(body),
+            &[("x-llm-provider", name)],
+        )
+        .await;
         assert!(r.json()["data"][0]["embedding"].is_string(), "{name}");
     }
 }
@@ -99,10 +160,25 @@ async fn gigachat_gets_one_token_and_rquid() {
 async fn models_assistants_health_and_admin() {
     let s = stand().await;
     let r = call(&s.app, "GET", "/v1/models", None, &[]).await;
-    let ids: Vec<String> = r.json()["data"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap().to_string()).collect();
-    assert!(ids.contains(&"default".to_string()) && ids.contains(&"gpt-4o-mini".to_string()), "{ids:?}");
+    let ids: Vec<String> = r.json()["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        ids.contains(&"default".to_string()) && ids.contains(&"gpt-4o-mini".to_string()),
+        "{ids:?}"
+    );
 
-    let r = call(&s.app, "POST", "/api/assistants/generate", Some(json!({"prompt": "What is 2+2?"})), &[]).await;
+    let r = call(
+        &s.app,
+        "POST",
+        "/api/assistants/generate",
+        Some(json!({"prompt": "What is 2+2?"})),
+        &[],
+    )
+    .await;
     assert_eq!(r.status, 200, "{}", r.body);
     let v = r.json();
     assert_eq!(v["provider"], "openai");
@@ -112,22 +188,44 @@ async fn models_assistants_health_and_admin() {
     assert_eq!(call(&s.app, "GET", "/readyz", None, &[]).await.status, 200);
     let admin = call(&s.app, "GET", "/admin/providers", None, &[]).await;
     assert_eq!(admin.status, 200);
-    for secret in ["sk-test-openai-secret", "sk-test-kimi-secret", "Y2xpZW50OnNlY3JldA=="] {
+    for secret in [
+        "sk-test-openai-secret",
+        "sk-test-kimi-secret",
+        "Y2xpZW50OnNlY3JldA==",
+    ] {
         assert!(!admin.body.contains(secret), "admin leaks a secret");
         assert!(!metrics(&s.app).await.contains(secret));
     }
-    let r = call(&s.app, "POST", "/admin/mode", Some(json!({"mode": "offline"})), &[]).await;
+    let r = call(
+        &s.app,
+        "POST",
+        "/admin/mode",
+        Some(json!({"mode": "offline"})),
+        &[],
+    )
+    .await;
     assert_eq!(r.status, 200, "{}", r.body);
     let r = call(&s.app, "POST", "/v1/chat/completions", Some(chat(false)), &[]).await;
     assert_eq!(r.header("x-llm-actual-provider"), "ollama");
     assert_eq!(r.header("x-llm-source"), "local");
     for remote in ["openai", "kimi", "qwen", "gigachat"] {
-        let chats = s.fakes[remote].journal().iter().filter(|e| e.path.contains("chat")).count();
+        let chats = s.fakes[remote]
+            .journal()
+            .iter()
+            .filter(|e| e.path.contains("chat"))
+            .count();
         let before = usize::from(remote == "openai");
         assert_eq!(chats, before, "{remote}: only the call made before offline mode");
     }
     let m = metrics(&s.app).await;
     assert_eq!(sample(&m, "llm_gateway_mode", &[("mode", "offline")]), 1.0);
-    let r = call(&s.app, "POST", "/admin/mode", Some(json!({"mode": "sideways"})), &[]).await;
+    let r = call(
+        &s.app,
+        "POST",
+        "/admin/mode",
+        Some(json!({"mode": "sideways"})),
+        &[],
+    )
+    .await;
     assert_eq!(r.status, 400);
 }

@@ -11,15 +11,35 @@ async fn a_stream_cut_after_the_first_token_ends_with_an_error_event_never_done(
     let s = stand().await;
     for (name, _) in PROVIDERS {
         for kind in [FaultKind::TruncatedStream, FaultKind::StreamError] {
-            s.fakes[name].add_fault(FaultSpec::new(kind).times(1).after_chunks(2)).unwrap();
-            let r = call(&s.app, "POST", "/v1/chat/completions", Some(chat(true)), &[("x-llm-provider", name)]).await;
+            s.fakes[name]
+                .add_fault(FaultSpec::new(kind).times(1).after_chunks(2))
+                .unwrap();
+            let r = call(
+                &s.app,
+                "POST",
+                "/v1/chat/completions",
+                Some(chat(true)),
+                &[("x-llm-provider", name)],
+            )
+            .await;
             let label = format!("{name}/{kind:?}");
             assert_eq!(r.status, 200, "{label}");
             assert_eq!(r.header("x-llm-actual-provider"), name, "{label}");
-            assert!(!r.body.contains("[DONE]"), "{label}: a broken stream must not look finished:\n{}", r.body);
-            assert!(r.body.contains("event: error\ndata: {\"error\""), "{label}:\n{}", r.body);
+            assert!(
+                !r.body.contains("[DONE]"),
+                "{label}: a broken stream must not look finished:\n{}",
+                r.body
+            );
+            assert!(
+                r.body.contains("event: error\ndata: {\"error\""),
+                "{label}:\n{}",
+                r.body
+            );
             assert!(r.body.contains("\"code\":\"stream_interrupted\""), "{label}");
-            assert!(!r.sse_text().is_empty(), "{label}: the first tokens did reach the client");
+            assert!(
+                !r.sse_text().is_empty(),
+                "{label}: the first tokens did reach the client"
+            );
         }
     }
 }
@@ -27,22 +47,39 @@ async fn a_stream_cut_after_the_first_token_ends_with_an_error_event_never_done(
 #[tokio::test]
 async fn a_stream_that_breaks_before_its_first_token_fails_over_invisibly() {
     let s = stand().await;
-    s.fakes["openai"].add_fault(FaultSpec::new(FaultKind::TruncatedStream).times(1).after_chunks(0)).unwrap();
+    s.fakes["openai"]
+        .add_fault(
+            FaultSpec::new(FaultKind::TruncatedStream)
+                .times(1)
+                .after_chunks(0),
+        )
+        .unwrap();
     let r = call(&s.app, "POST", "/v1/chat/completions", Some(chat(true)), &[]).await;
     assert_eq!(r.status, 200);
     assert_eq!(r.header("x-llm-actual-provider"), "kimi", "{}", r.body);
     assert_eq!(r.header("x-llm-fallbacks"), "1");
     assert!(r.body.trim_end().ends_with("data: [DONE]"), "{}", r.body);
-    assert!(r.sse_text().starts_with("[kimi]"), "only the answer of the provider that served: {}", r.body);
+    assert!(
+        r.sse_text().starts_with("[kimi]"),
+        "only the answer of the provider that served: {}",
+        r.body
+    );
 }
 
 #[tokio::test]
 async fn stream_errors_before_first_byte_fail_over_for_every_class() {
     let s = stand().await;
-    for kind in [FaultKind::RateLimited, FaultKind::Overloaded, FaultKind::Malformed, FaultKind::DropConnection] {
+    for kind in [
+        FaultKind::RateLimited,
+        FaultKind::Overloaded,
+        FaultKind::Malformed,
+        FaultKind::DropConnection,
+    ] {
         s.fakes["openai"].clear_faults();
         // after_chunks(0): stream faults strike before the first token.
-        s.fakes["openai"].add_fault(FaultSpec::new(kind).after_chunks(0)).unwrap();
+        s.fakes["openai"]
+            .add_fault(FaultSpec::new(kind).after_chunks(0))
+            .unwrap();
         let (_, app) = gateway(&yaml(&s.fakes, "openai, kimi", "", "compatible"));
         let r = call(&app, "POST", "/v1/chat/completions", Some(chat(true)), &[]).await;
         assert_eq!(r.status, 200, "{kind:?}: {}", r.body);
@@ -55,7 +92,9 @@ async fn stream_errors_before_first_byte_fail_over_for_every_class() {
 async fn breaker_opens_after_repeated_failures_and_is_skipped_at_zero_cost() {
     let s = stand().await;
     let (_, app) = gateway(&yaml(&s.fakes, "openai, kimi", "", "compatible"));
-    s.fakes["openai"].add_fault(FaultSpec::new(FaultKind::Malformed)).unwrap();
+    s.fakes["openai"]
+        .add_fault(FaultSpec::new(FaultKind::Malformed))
+        .unwrap();
     for _ in 0..3 {
         let r = call(&app, "POST", "/v1/chat/completions", Some(chat(false)), &[]).await;
         assert_eq!(r.header("x-llm-actual-provider"), "kimi");
@@ -67,13 +106,41 @@ async fn breaker_opens_after_repeated_failures_and_is_skipped_at_zero_cost() {
         assert_eq!(r.header("x-llm-actual-provider"), "kimi");
         assert_eq!(r.header("x-llm-fallbacks"), "1");
     }
-    assert_eq!(s.fakes["openai"].request_count(), calls, "open breaker: openai not called");
+    assert_eq!(
+        s.fakes["openai"].request_count(),
+        calls,
+        "open breaker: openai not called"
+    );
     let m = metrics(&app).await;
-    assert_eq!(sample(&m, "llm_gateway_breaker_state", &[("provider", "openai")]), 1.0, "{m}");
-    assert_eq!(sample(&m, "llm_gateway_provider_requests_total", &[("provider", "openai"), ("outcome", "skipped_breaker_open")]), 5.0);
-    assert_eq!(sample(&m, "llm_gateway_provider_requests_total", &[("provider", "openai"), ("outcome", "malformed")]), 3.0);
+    assert_eq!(
+        sample(&m, "llm_gateway_breaker_state", &[("provider", "openai")]),
+        1.0,
+        "{m}"
+    );
+    assert_eq!(
+        sample(
+            &m,
+            "llm_gateway_provider_requests_total",
+            &[("provider", "openai"), ("outcome", "skipped_breaker_open")]
+        ),
+        5.0
+    );
+    assert_eq!(
+        sample(
+            &m,
+            "llm_gateway_provider_requests_total",
+            &[("provider", "openai"), ("outcome", "malformed")]
+        ),
+        3.0
+    );
     let admin = call(&app, "GET", "/admin/providers", None, &[]).await.json();
-    let openai = admin["providers"].as_array().unwrap().iter().find(|p| p["name"] == "openai").unwrap().clone();
+    let openai = admin["providers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "openai")
+        .unwrap()
+        .clone();
     assert_eq!(openai["breaker"], "open");
     assert_eq!(openai["last_error"]["error"], "malformed");
 }
@@ -82,7 +149,9 @@ async fn breaker_opens_after_repeated_failures_and_is_skipped_at_zero_cost() {
 async fn when_every_remote_fails_the_local_tier_answers() {
     let s = stand().await;
     for name in ["openai", "kimi", "qwen", "gigachat"] {
-        s.fakes[name].add_fault(FaultSpec::new(FaultKind::DropConnection)).unwrap();
+        s.fakes[name]
+            .add_fault(FaultSpec::new(FaultKind::DropConnection))
+            .unwrap();
     }
     let r = call(&s.app, "POST", "/v1/chat/completions", Some(chat(false)), &[]).await;
     assert_eq!(r.status, 200, "{}", r.body);
@@ -90,38 +159,88 @@ async fn when_every_remote_fails_the_local_tier_answers() {
     assert_eq!(r.header("x-llm-source"), "local");
     assert_eq!(r.header("x-llm-fallbacks"), "4");
     let m = metrics(&s.app).await;
-    assert_eq!(sample(&m, "llm_gateway_offline_hits_total", &[("source", "local")]), 1.0);
-    assert_eq!(sample(&m, "llm_gateway_fallbacks_total", &[("from", "gigachat"), ("to", "ollama")]), 1.0);
-    assert_eq!(sample(&m, "llm_gateway_requests_total", &[("route", "chat_completions"), ("status", "200"), ("source", "local")]), 1.0);
+    assert_eq!(
+        sample(&m, "llm_gateway_offline_hits_total", &[("source", "local")]),
+        1.0
+    );
+    assert_eq!(
+        sample(
+            &m,
+            "llm_gateway_fallbacks_total",
+            &[("from", "gigachat"), ("to", "ollama")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        sample(
+            &m,
+            "llm_gateway_requests_total",
+            &[
+                ("route", "chat_completions"),
+                ("status", "200"),
+                ("source", "local")
+            ]
+        ),
+        1.0
+    );
 }
 
 #[tokio::test]
 async fn all_failed_lists_every_provider_error_in_order() {
     let s = stand().await;
     let (_, app) = gateway(&yaml(&s.fakes, "openai, kimi, qwen", "", "compatible"));
-    s.fakes["openai"].add_fault(FaultSpec::new(FaultKind::Malformed)).unwrap();
-    s.fakes["kimi"].add_fault(FaultSpec::new(FaultKind::DropConnection)).unwrap();
-    s.fakes["qwen"].add_fault(FaultSpec::new(FaultKind::Auth)).unwrap();
+    s.fakes["openai"]
+        .add_fault(FaultSpec::new(FaultKind::Malformed))
+        .unwrap();
+    s.fakes["kimi"]
+        .add_fault(FaultSpec::new(FaultKind::DropConnection))
+        .unwrap();
+    s.fakes["qwen"]
+        .add_fault(FaultSpec::new(FaultKind::Auth))
+        .unwrap();
     let r = call(&app, "POST", "/v1/chat/completions", Some(chat(false)), &[]).await;
     assert_eq!(r.status, 503, "{}", r.body);
     let v = r.json();
     assert_eq!(v["error"]["code"], "all_providers_failed");
     let attempts = v["error"]["attempts"].as_array().unwrap();
-    let got: Vec<(&str, &str)> =
-        attempts.iter().map(|a| (a["provider"].as_str().unwrap(), a["error"].as_str().unwrap())).collect();
-    assert_eq!(got, vec![("openai", "malformed"), ("kimi", "connect"), ("qwen", "auth")]);
+    let got: Vec<(&str, &str)> = attempts
+        .iter()
+        .map(|a| (a["provider"].as_str().unwrap(), a["error"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![("openai", "malformed"), ("kimi", "connect"), ("qwen", "auth")]
+    );
     assert!(!r.body.contains("sk-test-qwen-secret"));
     let m = metrics(&app).await;
-    assert_eq!(sample(&m, "llm_gateway_fallbacks_total", &[("from", "qwen"), ("to", "none"), ("reason", "auth")]), 1.0);
-    assert_eq!(sample(&m, "llm_gateway_requests_total", &[("status", "503"), ("source", "none")]), 1.0);
+    assert_eq!(
+        sample(
+            &m,
+            "llm_gateway_fallbacks_total",
+            &[("from", "qwen"), ("to", "none"), ("reason", "auth")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        sample(
+            &m,
+            "llm_gateway_requests_total",
+            &[("status", "503"), ("source", "none")]
+        ),
+        1.0
+    );
 }
 
 #[tokio::test]
 async fn all_rate_limited_is_a_429_with_retry_after() {
     let s = stand().await;
     let (_, app) = gateway(&yaml(&s.fakes, "openai, kimi", "", "compatible"));
-    s.fakes["openai"].add_fault(FaultSpec::new(FaultKind::RateLimited).retry_after_s(9)).unwrap();
-    s.fakes["kimi"].add_fault(FaultSpec::new(FaultKind::RateLimited).retry_after_s(3)).unwrap();
+    s.fakes["openai"]
+        .add_fault(FaultSpec::new(FaultKind::RateLimited).retry_after_s(9))
+        .unwrap();
+    s.fakes["kimi"]
+        .add_fault(FaultSpec::new(FaultKind::RateLimited).retry_after_s(3))
+        .unwrap();
     let r = call(&app, "POST", "/v1/chat/completions", Some(chat(false)), &[]).await;
     assert_eq!(r.status, 429, "{}", r.body);
     assert_eq!(r.json()["error"]["code"], "all_providers_rate_limited");
@@ -131,20 +250,39 @@ async fn all_rate_limited_is_a_429_with_retry_after() {
     let before = s.fakes["openai"].request_count() + s.fakes["kimi"].request_count();
     let r = call(&app, "POST", "/v1/chat/completions", Some(chat(false)), &[]).await;
     assert_eq!(r.status, 429);
-    assert_eq!(s.fakes["openai"].request_count() + s.fakes["kimi"].request_count(), before);
+    assert_eq!(
+        s.fakes["openai"].request_count() + s.fakes["kimi"].request_count(),
+        before
+    );
 }
 
 #[tokio::test]
 async fn offline_mode_without_local_answer_is_offline_miss() {
     let s = stand().await;
-    s.fakes["ollama"].add_fault(FaultSpec::new(FaultKind::DropConnection)).unwrap();
-    let r = call(&s.app, "POST", "/admin/mode", Some(serde_json::json!({"mode": "offline"})), &[]).await;
+    s.fakes["ollama"]
+        .add_fault(FaultSpec::new(FaultKind::DropConnection))
+        .unwrap();
+    let r = call(
+        &s.app,
+        "POST",
+        "/admin/mode",
+        Some(serde_json::json!({"mode": "offline"})),
+        &[],
+    )
+    .await;
     assert_eq!(r.status, 200);
     let r = call(&s.app, "POST", "/v1/chat/completions", Some(chat(false)), &[]).await;
     assert_eq!(r.status, 503);
     assert_eq!(r.json()["error"]["code"], "offline_miss");
-    assert_eq!(sample(&metrics(&s.app).await, "llm_gateway_offline_misses_total", &[]), 1.0);
+    assert_eq!(
+        sample(&metrics(&s.app).await, "llm_gateway_offline_misses_total", &[]),
+        1.0
+    );
     for remote in ["openai", "kimi", "qwen", "gigachat"] {
-        assert_eq!(s.fakes[remote].request_count(), 0, "{remote} called in offline mode");
+        assert_eq!(
+            s.fakes[remote].request_count(),
+            0,
+            "{remote} called in offline mode"
+        );
     }
 }

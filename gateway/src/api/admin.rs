@@ -44,13 +44,21 @@ pub(crate) async fn readyz(State(state): State<Arc<AppState>>) -> Response {
         .into_iter()
         .filter(|s| state.config.policy.order.contains(&s.name))
         .filter(|s| {
-            let local = state.config.providers.get(&s.name).is_some_and(|p| p.kind.is_local());
+            let local = state
+                .config
+                .providers
+                .get(&s.name)
+                .is_some_and(|p| p.kind.is_local());
             mode != Mode::Offline || local
         })
         .filter(|s| s.breaker != BreakerState::Open && s.cooldown_remaining_ms.is_none())
         .map(|s| s.name)
         .collect();
-    let status = if usable.is_empty() { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK };
+    let status = if usable.is_empty() {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
     let body = json!({"ready": !usable.is_empty(), "mode": mode.as_str(), "usable_providers": usable});
     (status, Json(body)).into_response()
 }
@@ -111,12 +119,18 @@ pub(crate) async fn set_mode(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let b: ModeBody = parse_body(body, state.config.server.body_limit_bytes, |_| Ok(()))?;
-    let mode = Mode::parse(&b.mode)
-        .ok_or_else(|| ApiError::BadAdminInput(format!("unknown mode {:?}; expected auto, remote or offline", b.mode)))?;
+    let mode = Mode::parse(&b.mode).ok_or_else(|| {
+        ApiError::BadAdminInput(format!(
+            "unknown mode {:?}; expected auto, remote or offline",
+            b.mode
+        ))
+    })?;
     let previous = state.router.mode();
     state.router.set_mode(mode);
     tracing::info!(from = previous.as_str(), to = mode.as_str(), "mode switched");
-    Ok(Json(json!({"mode": mode.as_str(), "previous": previous.as_str()})))
+    Ok(Json(
+        json!({"mode": mode.as_str(), "previous": previous.as_str()}),
+    ))
 }
 
 /// `GET /admin/mode`.

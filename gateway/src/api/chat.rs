@@ -33,9 +33,19 @@ fn check_chat(v: &Value) -> Result<(), ApiError> {
 
 /// Counts tokens by provider and kind.
 pub(crate) fn count_tokens(state: &AppState, provider: &str, usage: &Usage) {
-    for (kind, n) in [(TokenKind::Prompt, usage.prompt_tokens), (TokenKind::Completion, usage.completion_tokens)] {
+    for (kind, n) in [
+        (TokenKind::Prompt, usage.prompt_tokens),
+        (TokenKind::Completion, usage.completion_tokens),
+    ] {
         if n > 0 {
-            state.metrics.tokens.get_or_create(&TokenLabels { provider: provider.to_string(), kind }).inc_by(n);
+            state
+                .metrics
+                .tokens
+                .get_or_create(&TokenLabels {
+                    provider: provider.to_string(),
+                    kind,
+                })
+                .inc_by(n);
         }
     }
 }
@@ -89,7 +99,11 @@ pub(crate) async fn chat_completions(
     Ok(resp)
 }
 
-async fn stream_chat(state: Arc<AppState>, req: ChatRequest, preferred: Option<String>) -> Result<Response, ApiError> {
+async fn stream_chat(
+    state: Arc<AppState>,
+    req: ChatRequest,
+    preferred: Option<String>,
+) -> Result<Response, ApiError> {
     let start = Instant::now();
     let deadline = start + state.router.policy().deadline;
     let first_token_timeout = state.router.policy().first_token_timeout;
@@ -113,7 +127,12 @@ async fn stream_chat(state: Arc<AppState>, req: ChatRequest, preferred: Option<S
                     let mut held = Vec::new();
                     loop {
                         match stream.next().await {
-                            None => return Err(ProviderError::new(ErrorClass::Malformed, "upstream stream ended before any token")),
+                            None => {
+                                return Err(ProviderError::new(
+                                    ErrorClass::Malformed,
+                                    "upstream stream ended before any token",
+                                ))
+                            }
                             Some(Err(e)) => return Err(e),
                             Some(Ok(chunk)) => {
                                 let token = has_token(&chunk);
@@ -126,8 +145,16 @@ async fn stream_chat(state: Arc<AppState>, req: ChatRequest, preferred: Option<S
                     }
                 })
                 .await
-                .map_err(|_| ProviderError::new(ErrorClass::Timeout, format!("no first token within {} ms", wait.as_millis())))??;
-                metrics.ttft.get_or_create(&ProviderLabels { provider: name }).observe(t0.elapsed().as_secs_f64());
+                .map_err(|_| {
+                    ProviderError::new(
+                        ErrorClass::Timeout,
+                        format!("no first token within {} ms", wait.as_millis()),
+                    )
+                })??;
+                metrics
+                    .ttft
+                    .get_or_create(&ProviderLabels { provider: name })
+                    .observe(t0.elapsed().as_secs_f64());
                 Ok((first, stream))
             }
         })
@@ -174,7 +201,14 @@ struct GenerateRequest {
 }
 
 fn text_message(role: Role, text: String) -> Message {
-    Message { role, content: Some(Value::String(text)), name: None, tool_calls: None, tool_call_id: None, extra: Default::default() }
+    Message {
+        role,
+        content: Some(Value::String(text)),
+        name: None,
+        tool_calls: None,
+        tool_call_id: None,
+        extra: Default::default(),
+    }
 }
 
 /// `POST /api/assistants/generate`: the text and who answered.
@@ -183,12 +217,14 @@ pub(crate) async fn assistants_generate(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let g: GenerateRequest = parse_body(body, state.config.server.body_limit_bytes, |v| match v.get("prompt") {
-        Some(Value::String(s)) if !s.trim().is_empty() => Ok(()),
-        _ => Err(ApiError::InvalidRequest {
-            message: "'prompt' is required and must be a non-empty string".into(),
-            param: Some("prompt".into()),
-        }),
+    let g: GenerateRequest = parse_body(body, state.config.server.body_limit_bytes, |v| {
+        match v.get("prompt") {
+            Some(Value::String(s)) if !s.trim().is_empty() => Ok(()),
+            _ => Err(ApiError::InvalidRequest {
+                message: "'prompt' is required and must be a non-empty string".into(),
+                param: Some("prompt".into()),
+            }),
+        }
     })?;
     let mut messages = Vec::new();
     if let Some(s) = g.system {
@@ -211,7 +247,11 @@ pub(crate) async fn assistants_generate(
     };
     let preferred = preferred_provider(&headers);
     let served = route_chat(&state, &req, preferred.as_deref()).await?;
-    let source = if served.candidate.local { "local" } else { "provider" };
+    let source = if served.candidate.local {
+        "local"
+    } else {
+        "provider"
+    };
     let out = json!({
         "text": served.value.text(),
         "provider": served.candidate.provider,

@@ -61,8 +61,15 @@ pub(crate) async fn embeddings(
         .await
         .map_err(|e| route_error(&state, e))?;
     let u = served.value.usage;
-    super::chat::count_tokens(&state, &served.candidate.provider, &Usage::new(u.prompt_tokens, 0));
-    state.metrics.overhead.observe(start.elapsed().saturating_sub(served.upstream_wait).as_secs_f64());
+    super::chat::count_tokens(
+        &state,
+        &served.candidate.provider,
+        &Usage::new(u.prompt_tokens, 0),
+    );
+    state
+        .metrics
+        .overhead
+        .observe(start.elapsed().saturating_sub(served.upstream_wait).as_secs_f64());
     let out = &served.value;
     let data: Vec<Value> = out
         .data

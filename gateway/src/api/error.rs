@@ -85,24 +85,58 @@ impl IntoResponse for ApiError {
         use StatusCode as S;
         let msg = self.to_string();
         match self {
-            ApiError::InvalidJson(_) => body(S::BAD_REQUEST, "invalid_request_error", "invalid_json", msg, None),
-            ApiError::InvalidRequest { param, .. } => {
-                body(S::BAD_REQUEST, "invalid_request_error", "invalid_request", msg, param)
+            ApiError::InvalidJson(_) => {
+                body(S::BAD_REQUEST, "invalid_request_error", "invalid_json", msg, None)
             }
-            ApiError::MissingMessages => {
-                body(S::BAD_REQUEST, "invalid_request_error", "missing_messages", msg, Some("messages".into()))
-            }
-            ApiError::BodyTooLarge(_) => body(S::PAYLOAD_TOO_LARGE, "invalid_request_error", "body_too_large", msg, None),
-            ApiError::Plan(PlanError::UnknownModel(_)) => {
-                body(S::NOT_FOUND, "invalid_request_error", "model_not_found", msg, Some("model".into()))
-            }
-            ApiError::Plan(PlanError::UnknownProvider(_)) => {
-                body(S::BAD_REQUEST, "invalid_request_error", "unknown_provider", msg, None)
-            }
-            ApiError::Plan(PlanError::NoCandidates { .. }) => {
-                body(S::SERVICE_UNAVAILABLE, "upstream_error", "no_provider_available", msg, None)
-            }
-            ApiError::BadAdminInput(_) => body(S::BAD_REQUEST, "invalid_request_error", "invalid_request", msg, None),
+            ApiError::InvalidRequest { param, .. } => body(
+                S::BAD_REQUEST,
+                "invalid_request_error",
+                "invalid_request",
+                msg,
+                param,
+            ),
+            ApiError::MissingMessages => body(
+                S::BAD_REQUEST,
+                "invalid_request_error",
+                "missing_messages",
+                msg,
+                Some("messages".into()),
+            ),
+            ApiError::BodyTooLarge(_) => body(
+                S::PAYLOAD_TOO_LARGE,
+                "invalid_request_error",
+                "body_too_large",
+                msg,
+                None,
+            ),
+            ApiError::Plan(PlanError::UnknownModel(_)) => body(
+                S::NOT_FOUND,
+                "invalid_request_error",
+                "model_not_found",
+                msg,
+                Some("model".into()),
+            ),
+            ApiError::Plan(PlanError::UnknownProvider(_)) => body(
+                S::BAD_REQUEST,
+                "invalid_request_error",
+                "unknown_provider",
+                msg,
+                None,
+            ),
+            ApiError::Plan(PlanError::NoCandidates { .. }) => body(
+                S::SERVICE_UNAVAILABLE,
+                "upstream_error",
+                "no_provider_available",
+                msg,
+                None,
+            ),
+            ApiError::BadAdminInput(_) => body(
+                S::BAD_REQUEST,
+                "invalid_request_error",
+                "invalid_request",
+                msg,
+                None,
+            ),
             ApiError::OfflineMiss(attempts) => all_failed(
                 S::SERVICE_UNAVAILABLE,
                 "offline_miss",
@@ -110,16 +144,49 @@ impl IntoResponse for ApiError {
                 &attempts,
                 None,
             ),
-            ApiError::Route(RouteError::Rejected { provider, error, attempts }) => rejected(&provider, &error, &attempts),
-            ApiError::Route(RouteError::AllFailed { attempts, deadline, retry_after, all_context_length }) => {
+            ApiError::Route(RouteError::Rejected {
+                provider,
+                error,
+                attempts,
+            }) => rejected(&provider, &error, &attempts),
+            ApiError::Route(RouteError::AllFailed {
+                attempts,
+                deadline,
+                retry_after,
+                all_context_length,
+            }) => {
                 if all_context_length {
-                    all_failed(S::BAD_REQUEST, "context_length_exceeded", "every provider said the context is too long", &attempts, None)
+                    all_failed(
+                        S::BAD_REQUEST,
+                        "context_length_exceeded",
+                        "every provider said the context is too long",
+                        &attempts,
+                        None,
+                    )
                 } else if deadline {
-                    all_failed(S::GATEWAY_TIMEOUT, "deadline_exceeded", "the request deadline ran out before any provider answered", &attempts, None)
+                    all_failed(
+                        S::GATEWAY_TIMEOUT,
+                        "deadline_exceeded",
+                        "the request deadline ran out before any provider answered",
+                        &attempts,
+                        None,
+                    )
                 } else if retry_after.is_some() {
-                    all_failed(S::TOO_MANY_REQUESTS, "all_providers_rate_limited", "every provider is rate-limited or out of quota", &attempts, retry_after)
+                    all_failed(
+                        S::TOO_MANY_REQUESTS,
+                        "all_providers_rate_limited",
+                        "every provider is rate-limited or out of quota",
+                        &attempts,
+                        retry_after,
+                    )
                 } else {
-                    all_failed(S::SERVICE_UNAVAILABLE, "all_providers_failed", "every provider failed; see attempts", &attempts, None)
+                    all_failed(
+                        S::SERVICE_UNAVAILABLE,
+                        "all_providers_failed",
+                        "every provider failed; see attempts",
+                        &attempts,
+                        None,
+                    )
                 }
             }
         }

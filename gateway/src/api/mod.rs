@@ -43,10 +43,21 @@ pub struct AppState {
 impl AppState {
     /// Builds adapters, metrics and the router from config.
     pub fn new(config: Config) -> Result<Arc<AppState>, ClientBuildError> {
-        let metrics = Arc::new(Metrics::new(config.providers.keys().map(String::as_str), config.mode));
+        let metrics = Arc::new(Metrics::new(
+            config.providers.keys().map(String::as_str),
+            config.mode,
+        ));
         let router = Router::new(&config, metrics.clone());
-        let providers = providers::build_all(&config)?.into_iter().map(|p| (p.name.clone(), p)).collect();
-        Ok(Arc::new(AppState { config, router, providers, metrics }))
+        let providers = providers::build_all(&config)?
+            .into_iter()
+            .map(|p| (p.name.clone(), p))
+            .collect();
+        Ok(Arc::new(AppState {
+            config,
+            router,
+            providers,
+            metrics,
+        }))
     }
 
     pub(crate) fn provider(&self, name: &str) -> Option<&Arc<Provider>> {
@@ -74,7 +85,9 @@ pub fn app(state: Arc<AppState>) -> axum::Router {
 
 /// Only `/metrics`, for `server.metrics_listen`.
 pub fn metrics_app(state: Arc<AppState>) -> axum::Router {
-    axum::Router::new().route("/metrics", get(admin::metrics)).with_state(state)
+    axum::Router::new()
+        .route("/metrics", get(admin::metrics))
+        .with_state(state)
 }
 
 fn route_of(path: Option<&MatchedPath>) -> Route {
@@ -94,9 +107,17 @@ async fn record_request(State(state): State<Arc<AppState>>, req: Request, next: 
     let resp = next.run(req).await;
     if !matches!(route, Route::Other | Route::Admin) || resp.status().is_client_error() {
         let source = resp.extensions().get::<Source>().copied().unwrap_or(Source::None);
-        let labels = RequestLabels { route, status: resp.status().as_u16(), source };
+        let labels = RequestLabels {
+            route,
+            status: resp.status().as_u16(),
+            source,
+        };
         state.metrics.requests.get_or_create(&labels).inc();
-        state.metrics.request_duration.get_or_create(&RouteLabels { route }).observe(start.elapsed().as_secs_f64());
+        state
+            .metrics
+            .request_duration
+            .get_or_create(&RouteLabels { route })
+            .observe(start.elapsed().as_secs_f64());
     }
     resp
 }
@@ -117,12 +138,18 @@ pub(crate) fn parse_body<T: DeserializeOwned>(
     let value: serde_json::Value =
         serde_json::from_slice(&bytes).map_err(|e| ApiError::InvalidJson(e.to_string()))?;
     if !value.is_object() {
-        return Err(ApiError::InvalidRequest { message: "request body must be a JSON object".into(), param: None });
+        return Err(ApiError::InvalidRequest {
+            message: "request body must be a JSON object".into(),
+            param: None,
+        });
     }
     check(&value)?;
     serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
-        ApiError::InvalidRequest { message: format!("invalid value at {path}: {}", e.inner()), param: Some(path) }
+        ApiError::InvalidRequest {
+            message: format!("invalid value at {path}: {}", e.inner()),
+            param: Some(path),
+        }
     })
 }
 
@@ -137,9 +164,19 @@ pub(crate) fn preferred_provider(headers: &HeaderMap) -> Option<String> {
 
 /// Sets `X-LLM-*` headers and the source extension; counts offline hits for the local tier.
 pub(crate) fn decorate(state: &AppState, resp: &mut Response, cand: &Candidate, fallbacks: u32) {
-    let source = if cand.local { Source::Local } else { Source::Provider };
+    let source = if cand.local {
+        Source::Local
+    } else {
+        Source::Provider
+    };
     if cand.local {
-        state.metrics.offline_hits.get_or_create(&SourceLabels { source: OfflineSource::Local }).inc();
+        state
+            .metrics
+            .offline_hits
+            .get_or_create(&SourceLabels {
+                source: OfflineSource::Local,
+            })
+            .inc();
     }
     let h = resp.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&cand.provider) {

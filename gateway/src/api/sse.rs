@@ -64,7 +64,12 @@ pub(crate) fn error_event(provider: &str, e: &ProviderError) -> Bytes {
 
 /// Builds the streaming response from the chunks held until the first token and the rest of the upstream stream.
 pub(crate) fn response(ctx: StreamCtx, held: Vec<ChatChunk>, rest: ChunkStream) -> Response {
-    let st = BodyState { ctx, held: held.into(), rest, finished: false };
+    let st = BodyState {
+        ctx,
+        held: held.into(),
+        rest,
+        finished: false,
+    };
     let body = futures::stream::unfold(st, |mut st| async move {
         loop {
             if st.finished {
@@ -89,7 +94,9 @@ pub(crate) fn response(ctx: StreamCtx, held: Vec<ChatChunk>, rest: ChunkStream) 
                     return Some((Ok(Bytes::from_static(b"data: [DONE]\n\n")), st));
                 }
                 Ok(Some(Err(e))) => e,
-                Err(_) if wait < st.ctx.stall => ProviderError::new(ErrorClass::Timeout, "request deadline reached mid-stream"),
+                Err(_) if wait < st.ctx.stall => {
+                    ProviderError::new(ErrorClass::Timeout, "request deadline reached mid-stream")
+                }
                 Err(_) => ProviderError::new(
                     ErrorClass::Timeout,
                     format!("stream stalled for {} ms", st.ctx.stall.as_millis()),
@@ -103,7 +110,10 @@ pub(crate) fn response(ctx: StreamCtx, held: Vec<ChatChunk>, rest: ChunkStream) 
     let mut resp = Response::new(Body::from_stream(body));
     *resp.status_mut() = StatusCode::OK;
     let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     h.insert("x-accel-buffering", HeaderValue::from_static("no"));
     resp

@@ -158,7 +158,11 @@ pub struct Usage {
 impl Usage {
     /// Builds a usage with a computed total.
     pub fn new(prompt: u64, completion: u64) -> Usage {
-        Usage { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion }
+        Usage {
+            prompt_tokens: prompt,
+            completion_tokens: completion,
+            total_tokens: prompt + completion,
+        }
     }
 }
 
@@ -274,13 +278,23 @@ pub struct ChatChunk {
 
 impl ChatChunk {
     /// A chunk with one choice.
-    pub fn with_delta(id: &str, created: u64, model: &str, delta: Delta, finish: Option<String>) -> ChatChunk {
+    pub fn with_delta(
+        id: &str,
+        created: u64,
+        model: &str,
+        delta: Delta,
+        finish: Option<String>,
+    ) -> ChatChunk {
         ChatChunk {
             id: id.to_string(),
             object: "chat.completion.chunk".to_string(),
             created,
             model: model.to_string(),
-            choices: vec![ChunkChoice { index: 0, delta, finish_reason: finish }],
+            choices: vec![ChunkChoice {
+                index: 0,
+                delta,
+                finish_reason: finish,
+            }],
             usage: None,
         }
     }

@@ -90,8 +90,17 @@ impl EmbeddingsResponse {
         let data = vectors
             .into_iter()
             .enumerate()
-            .map(|(i, embedding)| Embedding { object: "embedding".to_string(), index: i as u32, embedding })
+            .map(|(i, embedding)| Embedding {
+                object: "embedding".to_string(),
+                index: i as u32,
+                embedding,
+            })
             .collect();
-        EmbeddingsResponse { object: "list".to_string(), data, model: model.to_string(), usage }
+        EmbeddingsResponse {
+            object: "list".to_string(),
+            data,
+            model: model.to_string(),
+            usage,
+        }
     }
 }

@@ -11,7 +11,10 @@ pub use embeddings::{Embedding, EmbeddingInput, EmbeddingsRequest, EmbeddingsRes
 
 /// Unix time in seconds (wall clock, for `created`).
 pub fn unix_now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 /// A fresh random hex id with a prefix, e.g. `chatcmpl-1a2b...`.

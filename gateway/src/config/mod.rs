@@ -299,7 +299,11 @@ pub enum ConfigError {
 }
 
 fn list(problems: &[Problem]) -> String {
-    problems.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n")
+    problems
+        .iter()
+        .map(|p| format!("  - {p}"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Reads environment variables; tests pass a map instead of touching the process env.
@@ -313,8 +317,10 @@ pub fn process_env(name: &str) -> Option<String> {
 impl Config {
     /// Loads and validates a YAML file, applying env overrides.
     pub fn load(path: &Path, env: EnvLookup<'_>) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Io { path: path.display().to_string(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
         Config::from_yaml(&text, env)
     }
 
@@ -323,7 +329,10 @@ impl Config {
         let de = serde_norway::Deserializer::from_str(text);
         let raw: raw::RawConfig = serde_path_to_error::deserialize(de).map_err(|e| {
             let path = e.path().to_string();
-            ConfigError::Parse { path, message: e.into_inner().to_string() }
+            ConfigError::Parse {
+                path,
+                message: e.into_inner().to_string(),
+            }
         })?;
         validate::validate(raw, env).map_err(ConfigError::Invalid)
     }

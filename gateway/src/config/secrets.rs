@@ -49,8 +49,12 @@ pub(crate) fn resolve(
     literal: Option<String>,
     env: EnvLookup<'_>,
 ) -> (SecretSource, Option<Secret>, Option<String>) {
-    let mut source =
-        SecretSource { env: env_name.clone(), file: file.clone(), literal: literal.is_some(), found_in: "none" };
+    let mut source = SecretSource {
+        env: env_name.clone(),
+        file: file.clone(),
+        literal: literal.is_some(),
+        found_in: "none",
+    };
     if let Some(name) = &env_name {
         if let Some(v) = env(name).filter(|v| !v.trim().is_empty()) {
             source.found_in = "env";
@@ -86,6 +90,10 @@ fn read_secret_file(path: &PathBuf) -> Result<Option<Secret>, String> {
     match std::fs::read_to_string(path) {
         Ok(s) if s.trim().is_empty() => Ok(None),
         Ok(s) => Ok(Some(Secret::new(s.trim()))),
-        Err(e) => Err(format!("cannot read secret file {}: {}", path.display(), e.kind())),
+        Err(e) => Err(format!(
+            "cannot read secret file {}: {}",
+            path.display(),
+            e.kind()
+        )),
     }
 }

@@ -60,7 +60,10 @@ fn wrong_type_names_its_path() {
 #[test]
 fn every_problem_is_reported_at_once() {
     let text = SIM
-        .replace("order: [openai, kimi, qwen, gigachat, ollama]", "order: [openai, nope, qwen, gigachat, ollama]")
+        .replace(
+            "order: [openai, kimi, qwen, gigachat, ollama]",
+            "order: [openai, nope, qwen, gigachat, ollama]",
+        )
         .replace("attempt_timeout: 15s", "attempt_timeout: 45s")
         .replace("failure_ratio: 0.5", "failure_ratio: 1.5");
     let p = problems(&text);
@@ -81,10 +84,19 @@ fn every_problem_is_reported_at_once() {
 
 #[test]
 fn model_mapping_to_unknown_provider_and_missing_default() {
-    let text = SIM.replace("  default:\n    openai: gpt-4o-mini", "  dflt:\n    opneai: gpt-4o-mini");
+    let text = SIM.replace(
+        "  default:\n    openai: gpt-4o-mini",
+        "  dflt:\n    opneai: gpt-4o-mini",
+    );
     let p = problems(&text);
-    assert!(p.contains(&"models: the logical model \"default\" must be defined".to_string()), "{p:?}");
-    assert!(p.contains(&"models.dflt.opneai: provider \"opneai\" is not defined".to_string()), "{p:?}");
+    assert!(
+        p.contains(&"models: the logical model \"default\" must be defined".to_string()),
+        "{p:?}"
+    );
+    assert!(
+        p.contains(&"models.dflt.opneai: provider \"opneai\" is not defined".to_string()),
+        "{p:?}"
+    );
 }
 
 #[test]
@@ -94,9 +106,20 @@ fn bad_duration_scope_and_url() {
         .replace("scope: GIGACHAT_API_PERS", "scope: EVERYTHING")
         .replace("base_url: http://127.0.0.1:18085", "base_url: ftp://x");
     let p = problems(&text);
-    assert!(p.iter().any(|m| m.starts_with("fallback_policy.deadline: invalid duration \"soon\"")), "{p:?}");
-    assert!(p.iter().any(|m| m.starts_with("providers.gigachat.auth.scope: unknown scope")), "{p:?}");
-    assert!(p.contains(&"providers.ollama.base_url: not an http(s) URL: \"ftp://x\"".to_string()), "{p:?}");
+    assert!(
+        p.iter()
+            .any(|m| m.starts_with("fallback_policy.deadline: invalid duration \"soon\"")),
+        "{p:?}"
+    );
+    assert!(
+        p.iter()
+            .any(|m| m.starts_with("providers.gigachat.auth.scope: unknown scope")),
+        "{p:?}"
+    );
+    assert!(
+        p.contains(&"providers.ollama.base_url: not an http(s) URL: \"ftp://x\"".to_string()),
+        "{p:?}"
+    );
 }
 
 #[test]
@@ -116,10 +139,19 @@ fn env_overrides_mode_and_secrets() {
     let lookup = |k: &str| env.get(k).cloned();
     let cfg = Config::from_yaml(PROD, &lookup).unwrap();
     assert_eq!(cfg.mode, Mode::Offline);
-    assert_eq!(cfg.providers["openai"].secret.as_ref().unwrap().expose(), "sk-from-env");
-    assert_eq!(cfg.providers["kimi"].secret.as_ref().unwrap().expose(), "kimi-from-file");
+    assert_eq!(
+        cfg.providers["openai"].secret.as_ref().unwrap().expose(),
+        "sk-from-env"
+    );
+    assert_eq!(
+        cfg.providers["kimi"].secret.as_ref().unwrap().expose(),
+        "kimi-from-file"
+    );
     assert_eq!(cfg.providers["kimi"].secret_source.found_in, "env_file");
-    assert!(!format!("{cfg:?}").contains("sk-from-env"), "Debug must not print secrets");
+    assert!(
+        !format!("{cfg:?}").contains("sk-from-env"),
+        "Debug must not print secrets"
+    );
     let bad = |k: &str| (k == "LLM_GATEWAY_MODE").then(|| "sideways".to_string());
     let p = match Config::from_yaml(PROD, &bad) {
         Err(ConfigError::Invalid(p)) => p,

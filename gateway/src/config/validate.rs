@@ -18,7 +18,10 @@ struct Problems(Vec<Problem>);
 
 impl Problems {
     fn push(&mut self, path: impl Into<String>, message: impl Into<String>) {
-        self.0.push(Problem { path: path.into(), message: message.into() });
+        self.0.push(Problem {
+            path: path.into(),
+            message: message.into(),
+        });
     }
 
     /// Parses an optional humantime duration, falling back to `default`; zero is a problem.
@@ -31,7 +34,10 @@ impl Problems {
             }
             Ok(d) => d,
             Err(e) => {
-                self.push(path, format!("invalid duration {text:?}: {e} (use e.g. \"500ms\", \"2s\", \"10m\")"));
+                self.push(
+                    path,
+                    format!("invalid duration {text:?}: {e} (use e.g. \"500ms\", \"2s\", \"10m\")"),
+                );
                 default
             }
         }
@@ -41,7 +47,10 @@ impl Problems {
         match value.parse() {
             Ok(a) => Some(a),
             Err(_) => {
-                self.push(path, format!("invalid socket address {value:?} (expected host:port, e.g. 127.0.0.1:6001)"));
+                self.push(
+                    path,
+                    format!("invalid socket address {value:?} (expected host:port, e.g. 127.0.0.1:6001)"),
+                );
                 None
             }
         }
@@ -51,14 +60,24 @@ impl Problems {
 pub(crate) fn validate(raw: RawConfig, env: EnvLookup<'_>) -> Result<Config, Vec<Problem>> {
     let mut p = Problems(Vec::new());
 
-    let listen = p.addr("server.listen", raw.server.listen.as_deref().unwrap_or("127.0.0.1:6001"));
-    let metrics_listen = raw.server.metrics_listen.as_deref().and_then(|a| p.addr("server.metrics_listen", a));
+    let listen = p.addr(
+        "server.listen",
+        raw.server.listen.as_deref().unwrap_or("127.0.0.1:6001"),
+    );
+    let metrics_listen = raw
+        .server
+        .metrics_listen
+        .as_deref()
+        .and_then(|a| p.addr("server.metrics_listen", a));
     let body_limit = raw.server.body_limit_bytes.unwrap_or(1024 * 1024);
     if body_limit == 0 {
         p.push("server.body_limit_bytes", "must be greater than zero");
     }
-    let shutdown_grace =
-        p.duration("server.shutdown_grace", raw.server.shutdown_grace.as_ref(), Duration::from_secs(10));
+    let shutdown_grace = p.duration(
+        "server.shutdown_grace",
+        raw.server.shutdown_grace.as_ref(),
+        Duration::from_secs(10),
+    );
 
     let mode = mode(&mut p, raw.mode.as_deref(), env);
     let policy = policy(&mut p, &raw.fallback_policy);
@@ -77,9 +96,19 @@ pub(crate) fn validate(raw: RawConfig, env: EnvLookup<'_>) -> Result<Config, Vec
 
     if p.0.is_empty() {
         if let Some(listen) = listen {
-            let server =
-                ServerConfig { listen, metrics_listen, body_limit_bytes: body_limit as usize, shutdown_grace };
-            return Ok(Config { server, mode, models: raw.models, providers, policy });
+            let server = ServerConfig {
+                listen,
+                metrics_listen,
+                body_limit_bytes: body_limit as usize,
+                shutdown_grace,
+            };
+            return Ok(Config {
+                server,
+                mode,
+                models: raw.models,
+                providers,
+                policy,
+            });
         }
     }
     Err(p.0)
@@ -88,14 +117,20 @@ pub(crate) fn validate(raw: RawConfig, env: EnvLookup<'_>) -> Result<Config, Vec
 fn mode(p: &mut Problems, configured: Option<&str>, env: EnvLookup<'_>) -> Mode {
     if let Some(v) = env("LLM_GATEWAY_MODE").filter(|v| !v.trim().is_empty()) {
         return Mode::parse(&v).unwrap_or_else(|| {
-            p.push("LLM_GATEWAY_MODE (env)", format!("unknown mode {v:?}; expected auto, remote or offline"));
+            p.push(
+                "LLM_GATEWAY_MODE (env)",
+                format!("unknown mode {v:?}; expected auto, remote or offline"),
+            );
             Mode::Auto
         });
     }
     match configured {
         None => Mode::Auto,
         Some(v) => Mode::parse(v).unwrap_or_else(|| {
-            p.push("mode", format!("unknown mode {v:?}; expected auto, remote or offline"));
+            p.push(
+                "mode",
+                format!("unknown mode {v:?}; expected auto, remote or offline"),
+            );
             Mode::Auto
         }),
     }
@@ -103,25 +138,62 @@ fn mode(p: &mut Problems, configured: Option<&str>, env: EnvLookup<'_>) -> Mode 
 
 fn policy(p: &mut Problems, raw: &RawPolicy) -> Policy {
     let fp = "fallback_policy";
-    let deadline = p.duration(&format!("{fp}.deadline"), raw.deadline.as_ref(), Duration::from_secs(60));
-    let attempt = p.duration(&format!("{fp}.attempt_timeout"), raw.attempt_timeout.as_ref(), deadline);
-    let connect = p.duration(&format!("{fp}.connect_timeout"), raw.connect_timeout.as_ref(), Duration::from_secs(3));
-    let first_token = p.duration(&format!("{fp}.first_token_timeout"), raw.first_token_timeout.as_ref(), attempt);
-    let stall = p.duration(&format!("{fp}.stall_timeout"), raw.stall_timeout.as_ref(), attempt);
-    for (key, value) in [("attempt_timeout", attempt), ("connect_timeout", connect), ("first_token_timeout", first_token)]
-    {
+    let deadline = p.duration(
+        &format!("{fp}.deadline"),
+        raw.deadline.as_ref(),
+        Duration::from_secs(60),
+    );
+    let attempt = p.duration(
+        &format!("{fp}.attempt_timeout"),
+        raw.attempt_timeout.as_ref(),
+        deadline,
+    );
+    let connect = p.duration(
+        &format!("{fp}.connect_timeout"),
+        raw.connect_timeout.as_ref(),
+        Duration::from_secs(3),
+    );
+    let first_token = p.duration(
+        &format!("{fp}.first_token_timeout"),
+        raw.first_token_timeout.as_ref(),
+        attempt,
+    );
+    let stall = p.duration(
+        &format!("{fp}.stall_timeout"),
+        raw.stall_timeout.as_ref(),
+        attempt,
+    );
+    for (key, value) in [
+        ("attempt_timeout", attempt),
+        ("connect_timeout", connect),
+        ("first_token_timeout", first_token),
+    ] {
         if value > deadline {
-            p.push(format!("{fp}.{key}"), format!("{value:?} is above the deadline {deadline:?}"));
+            p.push(
+                format!("{fp}.{key}"),
+                format!("{value:?} is above the deadline {deadline:?}"),
+            );
         }
     }
     if stall > deadline {
-        p.push(format!("{fp}.stall_timeout"), format!("{stall:?} is above the deadline {deadline:?}"));
+        p.push(
+            format!("{fp}.stall_timeout"),
+            format!("{stall:?} is above the deadline {deadline:?}"),
+        );
     }
 
     let r = &raw.retries;
     let rp = format!("{fp}.retries");
-    let backoff_base = p.duration(&format!("{rp}.backoff_base"), r.backoff_base.as_ref(), Duration::from_millis(100));
-    let backoff_max = p.duration(&format!("{rp}.backoff_max"), r.backoff_max.as_ref(), Duration::from_secs(2));
+    let backoff_base = p.duration(
+        &format!("{rp}.backoff_base"),
+        r.backoff_base.as_ref(),
+        Duration::from_millis(100),
+    );
+    let backoff_max = p.duration(
+        &format!("{rp}.backoff_max"),
+        r.backoff_max.as_ref(),
+        Duration::from_secs(2),
+    );
     if backoff_base > backoff_max {
         p.push(format!("{rp}.backoff_base"), "must not exceed backoff_max");
     }
@@ -148,16 +220,28 @@ fn policy(p: &mut Problems, raw: &RawPolicy) -> Policy {
         p.push(format!("{bp}.min_requests"), "must be at least 1");
     }
     let breaker = BreakerPolicy {
-        window: p.duration(&format!("{bp}.window"), b.window.as_ref(), Duration::from_secs(30)),
+        window: p.duration(
+            &format!("{bp}.window"),
+            b.window.as_ref(),
+            Duration::from_secs(30),
+        ),
         min_requests,
         failure_ratio,
-        open_for: p.duration(&format!("{bp}.open_for"), b.open_for.as_ref(), Duration::from_secs(30)),
+        open_for: p.duration(
+            &format!("{bp}.open_for"),
+            b.open_for.as_ref(),
+            Duration::from_secs(30),
+        ),
     };
 
     let c = &raw.cooldowns;
     let cp = format!("{fp}.cooldowns");
     let cooldowns = Cooldowns {
-        rate_limited: p.duration(&format!("{cp}.rate_limited"), c.rate_limited.as_ref(), Duration::from_secs(5)),
+        rate_limited: p.duration(
+            &format!("{cp}.rate_limited"),
+            c.rate_limited.as_ref(),
+            Duration::from_secs(5),
+        ),
         rate_limited_max: p.duration(
             &format!("{cp}.rate_limited_max"),
             c.rate_limited_max.as_ref(),
@@ -175,18 +259,27 @@ fn policy(p: &mut Problems, raw: &RawPolicy) -> Policy {
         None | Some("fallback") => ContentFilterPolicy::Fallback,
         Some("return") => ContentFilterPolicy::Return,
         Some(v) => {
-            p.push(format!("{fp}.content_filter"), format!("unknown policy {v:?}; expected fallback or return"));
+            p.push(
+                format!("{fp}.content_filter"),
+                format!("unknown policy {v:?}; expected fallback or return"),
+            );
             ContentFilterPolicy::Fallback
         }
     };
     let stream_failure = match raw.stream_failure.as_deref() {
         None | Some("error_event") => StreamFailurePolicy::ErrorEvent,
         Some("continue") => {
-            p.push(format!("{fp}.stream_failure"), "\"continue\" is not supported yet; use error_event");
+            p.push(
+                format!("{fp}.stream_failure"),
+                "\"continue\" is not supported yet; use error_event",
+            );
             StreamFailurePolicy::ErrorEvent
         }
         Some(v) => {
-            p.push(format!("{fp}.stream_failure"), format!("unknown policy {v:?}; expected error_event"));
+            p.push(
+                format!("{fp}.stream_failure"),
+                format!("unknown policy {v:?}; expected error_event"),
+            );
             StreamFailurePolicy::ErrorEvent
         }
     };
@@ -209,7 +302,9 @@ fn policy(p: &mut Problems, raw: &RawPolicy) -> Policy {
 fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 40
-        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
 }
 
 fn provider(
@@ -221,24 +316,39 @@ fn provider(
 ) -> Option<ProviderConfig> {
     let path = format!("providers.{name}");
     if !valid_name(name) {
-        p.push(&path, "provider names use a-z, 0-9, '-' and '_' only (at most 40 characters)");
+        p.push(
+            &path,
+            "provider names use a-z, 0-9, '-' and '_' only (at most 40 characters)",
+        );
     }
     let kind = ProviderKind::parse(&raw.kind);
     if kind.is_none() {
         p.push(
             format!("{path}.kind"),
-            format!("unknown kind {:?}; expected openai, kimi, qwen, gigachat or ollama", raw.kind),
+            format!(
+                "unknown kind {:?}; expected openai, kimi, qwen, gigachat or ollama",
+                raw.kind
+            ),
         );
     }
     let base_url = raw.base_url.trim().trim_end_matches('/').to_string();
     match reqwest::Url::parse(&base_url) {
         Ok(u) if matches!(u.scheme(), "http" | "https") => {}
-        _ => p.push(format!("{path}.base_url"), format!("not an http(s) URL: {:?}", raw.base_url)),
+        _ => p.push(
+            format!("{path}.base_url"),
+            format!("not an http(s) URL: {:?}", raw.base_url),
+        ),
     }
-    let connect_timeout =
-        p.duration(&format!("{path}.connect_timeout"), raw.connect_timeout.as_ref(), policy.connect_timeout);
-    let attempt_timeout =
-        p.duration(&format!("{path}.attempt_timeout"), raw.attempt_timeout.as_ref(), policy.attempt_timeout);
+    let connect_timeout = p.duration(
+        &format!("{path}.connect_timeout"),
+        raw.connect_timeout.as_ref(),
+        policy.connect_timeout,
+    );
+    let attempt_timeout = p.duration(
+        &format!("{path}.attempt_timeout"),
+        raw.attempt_timeout.as_ref(),
+        policy.attempt_timeout,
+    );
     if attempt_timeout > policy.deadline {
         p.push(
             format!("{path}.attempt_timeout"),
@@ -251,17 +361,30 @@ fn provider(
         (Some(a), ProviderKind::GigaChat) => {
             let scope = a.scope.clone().unwrap_or_else(|| "GIGACHAT_API_PERS".to_string());
             if !GIGACHAT_SCOPES.contains(&scope.as_str()) {
-                p.push(format!("{path}.auth.scope"), format!("unknown scope {scope:?}; expected one of {GIGACHAT_SCOPES:?}"));
+                p.push(
+                    format!("{path}.auth.scope"),
+                    format!("unknown scope {scope:?}; expected one of {GIGACHAT_SCOPES:?}"),
+                );
             }
             if reqwest::Url::parse(&a.url).is_err() {
                 p.push(format!("{path}.auth.url"), format!("not a URL: {:?}", a.url));
             }
-            let refresh_before =
-                p.duration(&format!("{path}.auth.refresh_before"), a.refresh_before.as_ref(), Duration::from_secs(60));
-            Some(GigaChatAuth { url: a.url.clone(), scope, refresh_before })
+            let refresh_before = p.duration(
+                &format!("{path}.auth.refresh_before"),
+                a.refresh_before.as_ref(),
+                Duration::from_secs(60),
+            );
+            Some(GigaChatAuth {
+                url: a.url.clone(),
+                scope,
+                refresh_before,
+            })
         }
         (None, ProviderKind::GigaChat) => {
-            p.push(format!("{path}.auth"), "gigachat providers need auth.url (the OAuth endpoint)");
+            p.push(
+                format!("{path}.auth"),
+                "gigachat providers need auth.url (the OAuth endpoint)",
+            );
             None
         }
         (Some(_), _) => {
@@ -274,7 +397,10 @@ fn provider(
         (None | Some("compatible"), _) => QwenApi::Compatible,
         (Some("native"), ProviderKind::Qwen) => QwenApi::Native,
         (Some(v), ProviderKind::Qwen) => {
-            p.push(format!("{path}.api"), format!("unknown api {v:?}; expected compatible or native"));
+            p.push(
+                format!("{path}.api"),
+                format!("unknown api {v:?}; expected compatible or native"),
+            );
             QwenApi::Compatible
         }
         (Some(_), _) => {
@@ -285,7 +411,10 @@ fn provider(
     let ca_bundle = raw.ca_bundle.as_ref().map(PathBuf::from);
     if let Some(ca) = &ca_bundle {
         if !ca.is_file() {
-            p.push(format!("{path}.ca_bundle"), format!("no such file: {}", ca.display()));
+            p.push(
+                format!("{path}.ca_bundle"),
+                format!("no such file: {}", ca.display()),
+            );
         }
     }
 
@@ -322,10 +451,16 @@ fn check_order(p: &mut Problems, order: &[String], providers: &BTreeMap<String, 
     let mut seen = BTreeSet::new();
     for (i, name) in order.iter().enumerate() {
         if !providers.contains_key(name) {
-            p.push(format!("fallback_policy.order[{i}]"), format!("provider {name:?} is not defined under providers"));
+            p.push(
+                format!("fallback_policy.order[{i}]"),
+                format!("provider {name:?} is not defined under providers"),
+            );
         }
         if !seen.insert(name) {
-            p.push(format!("fallback_policy.order[{i}]"), format!("provider {name:?} is listed twice"));
+            p.push(
+                format!("fallback_policy.order[{i}]"),
+                format!("provider {name:?} is listed twice"),
+            );
         }
     }
 }
@@ -344,7 +479,10 @@ fn check_models(
         }
         for (provider, model) in map {
             if !providers.contains_key(provider) {
-                p.push(format!("models.{logical}.{provider}"), format!("provider {provider:?} is not defined"));
+                p.push(
+                    format!("models.{logical}.{provider}"),
+                    format!("provider {provider:?} is not defined"),
+                );
             }
             if model.trim().is_empty() {
                 p.push(format!("models.{logical}.{provider}"), "model name is empty");

@@ -50,7 +50,10 @@ impl ErrorClass {
 
     /// Failures that count toward the breaker (the provider looks unhealthy, not merely busy or strict).
     pub fn counts_for_breaker(self) -> bool {
-        matches!(self, ErrorClass::Connect | ErrorClass::Timeout | ErrorClass::Overloaded | ErrorClass::Malformed)
+        matches!(
+            self,
+            ErrorClass::Connect | ErrorClass::Timeout | ErrorClass::Overloaded | ErrorClass::Malformed
+        )
     }
 
     /// Classes that may be retried on the same provider.
@@ -106,7 +109,13 @@ const MAX_MESSAGE: usize = 300;
 impl ProviderError {
     /// A classified error without status.
     pub fn new(class: ErrorClass, message: impl Into<String>) -> ProviderError {
-        ProviderError { class, status: None, code: None, message: bounded(message.into()), retry_after: None }
+        ProviderError {
+            class,
+            status: None,
+            code: None,
+            message: bounded(message.into()),
+            retry_after: None,
+        }
     }
 
     /// Sets the HTTP status.
@@ -140,9 +149,15 @@ impl ProviderError {
         if e.is_timeout() {
             ProviderError::new(ErrorClass::Timeout, "upstream timed out")
         } else if e.is_connect() {
-            ProviderError::new(ErrorClass::Connect, format!("connection failed: {}", root_cause(e)))
+            ProviderError::new(
+                ErrorClass::Connect,
+                format!("connection failed: {}", root_cause(e)),
+            )
         } else if e.is_decode() || e.is_body() {
-            ProviderError::new(ErrorClass::Malformed, format!("bad upstream body: {}", root_cause(e)))
+            ProviderError::new(
+                ErrorClass::Malformed,
+                format!("bad upstream body: {}", root_cause(e)),
+            )
         } else {
             ProviderError::new(ErrorClass::Connect, format!("transport error: {}", root_cause(e)))
         }
@@ -175,7 +190,9 @@ pub fn retry_after_header(headers: &reqwest::header::HeaderMap) -> Option<Durati
     if let Some(ms) = get("retry-after-ms").and_then(|v| v.parse::<f64>().ok()) {
         return finite_secs(ms / 1000.0);
     }
-    get("retry-after").and_then(|v| v.parse::<f64>().ok()).and_then(finite_secs)
+    get("retry-after")
+        .and_then(|v| v.parse::<f64>().ok())
+        .and_then(finite_secs)
 }
 
 /// Finds a wait in message text: OpenAI "try again in 3.89s", Moonshot "try again after 2 seconds".
@@ -184,10 +201,17 @@ pub fn retry_after_in_text(message: &str) -> Option<Duration> {
     for marker in ["try again in ", "try again after "] {
         if let Some(pos) = lower.find(marker) {
             let rest = &lower[pos + marker.len()..];
-            let num: String = rest.chars().take_while(|c| c.is_ascii_digit() || *c == '.').collect();
+            let num: String = rest
+                .chars()
+                .take_while(|c| c.is_ascii_digit() || *c == '.')
+                .collect();
             let unit = rest[num.len()..].trim_start();
             let value = num.parse::<f64>().ok()?;
-            let secs = if unit.starts_with("ms") { value / 1000.0 } else { value };
+            let secs = if unit.starts_with("ms") {
+                value / 1000.0
+            } else {
+                value
+            };
             return finite_secs(secs);
         }
     }

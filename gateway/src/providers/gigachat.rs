@@ -9,7 +9,9 @@ use super::error::{class_from_status, retry_after_header, ErrorClass, ProviderEr
 use super::http;
 use super::openai::normalize_response;
 use super::stream::{self, ChunkStream, Event, Framing, Step, Translator};
-use crate::canonical::{ChatChunk, ChatRequest, ChatResponse, EmbeddingsRequest, EmbeddingsResponse, EmbeddingsUsage};
+use crate::canonical::{
+    ChatChunk, ChatRequest, ChatResponse, EmbeddingsRequest, EmbeddingsResponse, EmbeddingsUsage,
+};
 use crate::config::{GigaChatAuth, Secret};
 
 mod translate;
@@ -34,7 +36,10 @@ pub struct GigaChat {
 }
 
 fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 /// A random UUID v4 string for `RqUID`.
@@ -43,13 +48,26 @@ pub fn rq_uid() -> String {
     let a = (a & !(0xf << 76)) | (0x4 << 76); // version 4
     let a = (a & !(0x3 << 62)) | (0x2 << 62); // variant 10
     let h = format!("{a:032x}");
-    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
 }
 
 impl GigaChat {
     /// A client; `key` is the authorization key (base64 of `client_id:client_secret`).
     pub fn new(base_url: &str, auth: GigaChatAuth, key: Option<Secret>, client: reqwest::Client) -> GigaChat {
-        GigaChat { base_url: base_url.to_string(), auth, key, client, token: Mutex::new(None) }
+        GigaChat {
+            base_url: base_url.to_string(),
+            auth,
+            key,
+            client,
+            token: Mutex::new(None),
+        }
     }
 
     /// Returns a valid token, fetching one if none is cached, it expires within `refresh_before`, or `force`.
@@ -69,10 +87,9 @@ impl GigaChat {
     }
 
     async fn fetch_token(&self) -> Result<Token, ProviderError> {
-        let key = self
-            .key
-            .as_ref()
-            .ok_or_else(|| ProviderError::new(ErrorClass::Auth, "no GigaChat authorization key configured"))?;
+        let key = self.key.as_ref().ok_or_else(|| {
+            ProviderError::new(ErrorClass::Auth, "no GigaChat authorization key configured")
+        })?;
         let rb = self
             .client
             .post(&self.auth.url)
@@ -86,13 +103,24 @@ impl GigaChat {
         parse_token(&v)
     }
 
-    async fn send_authed(&self, path: &str, body: &Value, sse: bool) -> Result<reqwest::Response, ProviderError> {
+    async fn send_authed(
+        &self,
+        path: &str,
+        body: &Value,
+        sse: bool,
+    ) -> Result<reqwest::Response, ProviderError> {
         let mut force = false;
         loop {
             let token = self.token(force).await?;
-            let mut rb = self.client.post(http::url(&self.base_url, path)).bearer_auth(token.expose()).json(body);
+            let mut rb = self
+                .client
+                .post(http::url(&self.base_url, path))
+                .bearer_auth(token.expose())
+                .json(body);
             if sse {
-                rb = rb.header("accept", "text/event-stream").header("cache-control", "no-store");
+                rb = rb
+                    .header("accept", "text/event-stream")
+                    .header("cache-control", "no-store");
             }
             match http::send(rb, classify, Some(token.expose())).await {
                 Err(e) if e.status == Some(401) && !force => force = true,
@@ -115,14 +143,23 @@ impl GigaChat {
     pub async fn chat_stream(&self, req: &ChatRequest, model: &str) -> Result<ChunkStream, ProviderError> {
         let body = translate::request(req, model, true);
         let resp = self.send_authed("chat/completions", &body, true).await?;
-        let t = GigaStream { id: crate::canonical::new_id("chatcmpl") };
+        let t = GigaStream {
+            id: crate::canonical::new_id("chatcmpl"),
+        };
         Ok(stream::drive(resp.bytes_stream(), Framing::Sse, t))
     }
 
     /// Embeddings (usage per item, summed).
-    pub async fn embed(&self, req: &EmbeddingsRequest, model: &str) -> Result<EmbeddingsResponse, ProviderError> {
+    pub async fn embed(
+        &self,
+        req: &EmbeddingsRequest,
+        model: &str,
+    ) -> Result<EmbeddingsResponse, ProviderError> {
         let texts = req.input.texts().ok_or_else(|| {
-            ProviderError::new(ErrorClass::BadRequest, "GigaChat embeddings take text input, not token ids")
+            ProviderError::new(
+                ErrorClass::BadRequest,
+                "GigaChat embeddings take text input, not token ids",
+            )
         })?;
         let body = json!({"model": model, "input": texts});
         let resp = self.send_authed("embeddings", &body, false).await?;
@@ -138,11 +175,18 @@ fn parse_token(v: &Value) -> Result<Token, ProviderError> {
         .and_then(Value::as_str)
         .filter(|s| !s.is_empty())
         .ok_or_else(|| ProviderError::new(ErrorClass::Auth, "OAuth answer has no access_token"))?;
-    let mut expires_at_ms = v.get("expires_at").or_else(|| v.get("exp")).and_then(Value::as_u64).unwrap_or(0);
+    let mut expires_at_ms = v
+        .get("expires_at")
+        .or_else(|| v.get("exp"))
+        .and_then(Value::as_u64)
+        .unwrap_or(0);
     if expires_at_ms != 0 && expires_at_ms < 100_000_000_000 {
         expires_at_ms *= 1000; // seconds, not milliseconds
     }
-    Ok(Token { value: Secret::new(value), expires_at_ms })
+    Ok(Token {
+        value: Secret::new(value),
+        expires_at_ms,
+    })
 }
 
 fn embeddings(v: &Value, model: &str) -> Result<EmbeddingsResponse, ProviderError> {
@@ -153,12 +197,22 @@ fn embeddings(v: &Value, model: &str) -> Result<EmbeddingsResponse, ProviderErro
     let mut vectors = Vec::with_capacity(data.len());
     let mut tokens = 0;
     for item in data {
-        tokens += item.pointer("/usage/prompt_tokens").and_then(Value::as_u64).unwrap_or(0);
+        tokens += item
+            .pointer("/usage/prompt_tokens")
+            .and_then(Value::as_u64)
+            .unwrap_or(0);
         let vec: Vec<f32> = serde_json::from_value(item.get("embedding").cloned().unwrap_or(Value::Null))
             .map_err(|e| ProviderError::new(ErrorClass::Malformed, format!("bad embedding: {e}")))?;
         vectors.push(vec);
     }
-    Ok(EmbeddingsResponse::from_vectors(model, vectors, EmbeddingsUsage { prompt_tokens: tokens, total_tokens: tokens }))
+    Ok(EmbeddingsResponse::from_vectors(
+        model,
+        vectors,
+        EmbeddingsUsage {
+            prompt_tokens: tokens,
+            total_tokens: tokens,
+        },
+    ))
 }
 
 /// OAuth errors `{code,message}`: 4xx are auth failures, 429 rate limit, 5xx overload.
@@ -176,7 +230,9 @@ fn classify_oauth(status: u16, headers: &HeaderMap, body: &str) -> ProviderError
         .map(|m| format!("OAuth: {m}"))
         .unwrap_or_else(|| format!("OAuth: {}", http::opaque_body_message(body)));
     let code = v.as_ref().and_then(|v| v.get("code")).map(|c| c.to_string());
-    ProviderError::new(class, message).with_code(code).with_retry_after(retry_after_header(headers))
+    ProviderError::new(class, message)
+        .with_code(code)
+        .with_retry_after(retry_after_header(headers))
 }
 
 /// API errors `{status,message}`: classified by status, with 422 context overflow and 404 unknown model.
@@ -209,18 +265,27 @@ struct GigaStream {
 impl Translator for GigaStream {
     fn on_event(&mut self, event: Event) -> Result<Step, ProviderError> {
         if event.data.trim().starts_with("[DONE]") {
-            return Ok(Step { chunks: vec![], done: true });
+            return Ok(Step {
+                chunks: vec![],
+                done: true,
+            });
         }
         let v: Value = http::parse_json(event.data.as_bytes())?;
         if v.get("choices").is_none() && v.get("message").is_some() {
-            return Err(classify(v.get("status").and_then(Value::as_u64).unwrap_or(500) as u16, &HeaderMap::new(), &event.data));
+            return Err(classify(
+                v.get("status").and_then(Value::as_u64).unwrap_or(500) as u16,
+                &HeaderMap::new(),
+                &event.data,
+            ));
         }
         let chunk: ChatChunk = translate::chunk(v, &self.id)?;
-        Ok(Step { chunks: vec![chunk], done: false })
+        Ok(Step {
+            chunks: vec![chunk],
+            done: false,
+        })
     }
 }
 
 #[cfg(test)]
 #[path = "gigachat_tests.rs"]
 mod tests;
-

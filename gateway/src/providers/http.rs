@@ -33,15 +33,8 @@ pub enum ClientBuildError {
     },
 }
 
-/// Installs rustls' ring provider once per process (reqwest is built without a bundled provider).
-pub fn install_crypto_provider() {
-    // Err means a provider is already installed, which is what we want.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-}
-
 /// A pooled client for one provider: connect timeout, keep-alive, optional extra root CAs. Verification stays on.
 pub fn build_client(pc: &ProviderConfig) -> Result<reqwest::Client, ClientBuildError> {
-    install_crypto_provider();
     let mut b = reqwest::Client::builder()
         .connect_timeout(pc.connect_timeout)
         .pool_idle_timeout(std::time::Duration::from_secs(90))
@@ -63,11 +56,18 @@ pub fn build_client(pc: &ProviderConfig) -> Result<reqwest::Client, ClientBuildE
             b = b.add_root_certificate(cert);
         }
     }
-    b.build().map_err(|e| ClientBuildError::Client { provider: pc.name.clone(), message: e.to_string() })
+    b.build().map_err(|e| ClientBuildError::Client {
+        provider: pc.name.clone(),
+        message: e.to_string(),
+    })
 }
 
 /// Sends a request; a non-2xx status becomes a classified error. Transport failures are classified too.
-pub(crate) async fn send(rb: RequestBuilder, classify: Classify, secret: Option<&str>) -> Result<Response, ProviderError> {
+pub(crate) async fn send(
+    rb: RequestBuilder,
+    classify: Classify,
+    secret: Option<&str>,
+) -> Result<Response, ProviderError> {
     let resp = rb.send().await.map_err(|e| ProviderError::from_reqwest(&e))?;
     let status = resp.status().as_u16();
     if (200..300).contains(&status) {
@@ -75,7 +75,9 @@ pub(crate) async fn send(rb: RequestBuilder, classify: Classify, secret: Option<
     }
     let headers = resp.headers().clone();
     let body = read_error_body(resp).await;
-    Err(classify(status, &headers, &body).with_status(status).redact(secret))
+    Err(classify(status, &headers, &body)
+        .with_status(status)
+        .redact(secret))
 }
 
 const MAX_ERROR_BODY: usize = 64 * 1024;
@@ -101,7 +103,10 @@ pub(crate) async fn read_json<T: DeserializeOwned>(resp: Response) -> Result<T, 
 pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ProviderError> {
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(de).map_err(|e| {
-        ProviderError::new(ErrorClass::Malformed, format!("unparseable upstream body at {}: {}", e.path(), e.inner()))
+        ProviderError::new(
+            ErrorClass::Malformed,
+            format!("unparseable upstream body at {}: {}", e.path(), e.inner()),
+        )
     })
 }
 

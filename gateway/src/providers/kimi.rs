@@ -33,7 +33,9 @@ pub fn classify(status: u16, headers: &HeaderMap, body: &str) -> ProviderError {
             ErrorClass::ContextLength
         }
         Some("invalid_request_error") => ErrorClass::BadRequest,
-        Some("invalid_authentication_error" | "incorrect_api_key_error" | "permission_denied_error") => ErrorClass::Auth,
+        Some("invalid_authentication_error" | "incorrect_api_key_error" | "permission_denied_error") => {
+            ErrorClass::Auth
+        }
         Some("resource_not_found_error") => ErrorClass::Auth,
         Some("exceeded_current_quota_error") => ErrorClass::QuotaExhausted,
         Some("engine_overloaded_error" | "server_error" | "unexpected_output" | "server_unavailable") => {
@@ -43,7 +45,9 @@ pub fn classify(status: u16, headers: &HeaderMap, body: &str) -> ProviderError {
         _ => class_from_status(status),
     };
     let retry = retry_after_header(headers).or_else(|| retry_after_in_text(&message));
-    ProviderError::new(class, message).with_code(kind).with_retry_after(retry)
+    ProviderError::new(class, message)
+        .with_code(kind)
+        .with_retry_after(retry)
 }
 
 #[cfg(test)]
@@ -57,11 +61,20 @@ mod tests {
 
     #[test]
     fn a_429_is_overload_quota_or_rate_limit_by_type() {
-        let over = c(429, r#"{"error":{"type":"engine_overloaded_error","message":"The engine is currently overloaded, please try again later"}}"#);
+        let over = c(
+            429,
+            r#"{"error":{"type":"engine_overloaded_error","message":"The engine is currently overloaded, please try again later"}}"#,
+        );
         assert_eq!(over.class, ErrorClass::Overloaded);
-        let quota = c(429, r#"{"error":{"type":"exceeded_current_quota_error","message":"You exceeded your current token quota: 0, please check your account balance"}}"#);
+        let quota = c(
+            429,
+            r#"{"error":{"type":"exceeded_current_quota_error","message":"You exceeded your current token quota: 0, please check your account balance"}}"#,
+        );
         assert_eq!(quota.class, ErrorClass::QuotaExhausted);
-        let rl = c(429, r#"{"error":{"type":"rate_limit_reached_error","message":"Your account x<ak> request reached max concurrency: 1, please try again after 2 seconds"}}"#);
+        let rl = c(
+            429,
+            r#"{"error":{"type":"rate_limit_reached_error","message":"Your account x<ak> request reached max concurrency: 1, please try again after 2 seconds"}}"#,
+        );
         assert_eq!(rl.class, ErrorClass::RateLimited);
         assert_eq!(rl.retry_after, Some(Duration::from_secs(2)));
         assert_eq!(rl.code.as_deref(), Some("rate_limit_reached_error"));
@@ -70,18 +83,55 @@ mod tests {
     #[test]
     fn other_types() {
         let cases = [
-            (400, "content_filter", "The request was rejected because it was considered high risk", ErrorClass::ContentFilter),
-            (400, "invalid_request_error", "Input token length too long", ErrorClass::ContextLength),
-            (400, "invalid_request_error", "Invalid request: bad", ErrorClass::BadRequest),
-            (401, "invalid_authentication_error", "Invalid Authentication", ErrorClass::Auth),
-            (403, "exceeded_current_quota_error", "Your account is not active", ErrorClass::QuotaExhausted),
-            (500, "server_error", "invalid state transition", ErrorClass::Overloaded),
+            (
+                400,
+                "content_filter",
+                "The request was rejected because it was considered high risk",
+                ErrorClass::ContentFilter,
+            ),
+            (
+                400,
+                "invalid_request_error",
+                "Input token length too long",
+                ErrorClass::ContextLength,
+            ),
+            (
+                400,
+                "invalid_request_error",
+                "Invalid request: bad",
+                ErrorClass::BadRequest,
+            ),
+            (
+                401,
+                "invalid_authentication_error",
+                "Invalid Authentication",
+                ErrorClass::Auth,
+            ),
+            (
+                403,
+                "exceeded_current_quota_error",
+                "Your account is not active",
+                ErrorClass::QuotaExhausted,
+            ),
+            (
+                500,
+                "server_error",
+                "invalid state transition",
+                ErrorClass::Overloaded,
+            ),
         ];
         for (status, kind, msg, want) in cases {
             let body = format!(r#"{{"error":{{"type":"{kind}","message":"{msg}"}}}}"#);
             assert_eq!(c(status, &body).class, want, "{kind}");
         }
-        assert_eq!(c(404, r#"{"code":5,"error":"url.not_found","message":"x","status":false}"#).class, ErrorClass::BadRequest);
+        assert_eq!(
+            c(
+                404,
+                r#"{"code":5,"error":"url.not_found","message":"x","status":false}"#
+            )
+            .class,
+            ErrorClass::BadRequest
+        );
     }
 
     #[test]

@@ -38,7 +38,14 @@ impl Adapter {
     pub fn build(pc: &ProviderConfig) -> Result<Adapter, ClientBuildError> {
         let client = http::build_client(pc)?;
         let secret = pc.secret.clone();
-        let compat = |flavor| Adapter::OpenAiCompat(openai::OpenAiCompat::new(&pc.base_url, secret.clone(), client.clone(), flavor));
+        let compat = |flavor| {
+            Adapter::OpenAiCompat(openai::OpenAiCompat::new(
+                &pc.base_url,
+                secret.clone(),
+                client.clone(),
+                flavor,
+            ))
+        };
         Ok(match pc.kind {
             ProviderKind::OpenAi => compat(openai::Flavor::OpenAi),
             ProviderKind::Kimi => compat(openai::Flavor::Kimi),
@@ -47,7 +54,12 @@ impl Adapter {
             }
             ProviderKind::Qwen => compat(openai::Flavor::Qwen),
             ProviderKind::GigaChat => match &pc.gigachat_auth {
-                Some(auth) => Adapter::GigaChat(gigachat::GigaChat::new(&pc.base_url, auth.clone(), secret, client)),
+                Some(auth) => Adapter::GigaChat(gigachat::GigaChat::new(
+                    &pc.base_url,
+                    auth.clone(),
+                    secret,
+                    client,
+                )),
                 None => {
                     return Err(ClientBuildError::Client {
                         provider: pc.name.clone(),
@@ -80,7 +92,11 @@ impl Adapter {
     }
 
     /// Embeddings.
-    pub async fn embed(&self, req: &EmbeddingsRequest, model: &str) -> Result<EmbeddingsResponse, ProviderError> {
+    pub async fn embed(
+        &self,
+        req: &EmbeddingsRequest,
+        model: &str,
+    ) -> Result<EmbeddingsResponse, ProviderError> {
         match self {
             Adapter::OpenAiCompat(a) => a.embed(req, model).await,
             Adapter::QwenNative(a) => a.embed(req, model).await,
@@ -106,7 +122,11 @@ pub fn build_all(cfg: &Config) -> Result<Vec<Arc<Provider>>, ClientBuildError> {
     cfg.providers
         .values()
         .map(|pc| {
-            Ok(Arc::new(Provider { name: pc.name.clone(), kind: pc.kind, adapter: Adapter::build(pc)? }))
+            Ok(Arc::new(Provider {
+                name: pc.name.clone(),
+                kind: pc.kind,
+                adapter: Adapter::build(pc)?,
+            }))
         })
         .collect()
 }

@@ -8,8 +8,8 @@ use super::http;
 use super::openai::normalize_response;
 use super::stream::{self, ChunkStream, Event, Framing, Step, Translator};
 use crate::canonical::{
-    new_id, unix_now, ChatChunk, ChatRequest, ChatResponse, Choice, Delta, EmbeddingsRequest, EmbeddingsResponse,
-    EmbeddingsUsage, Message, Role, ToolCall, ToolCallDelta, ToolFunction, Usage,
+    new_id, unix_now, ChatChunk, ChatRequest, ChatResponse, Choice, Delta, EmbeddingsRequest,
+    EmbeddingsResponse, EmbeddingsUsage, Message, Role, ToolCall, ToolCallDelta, ToolFunction, Usage,
 };
 
 /// Ollama client (`base_url` like `http://127.0.0.1:11434`).
@@ -22,7 +22,10 @@ pub struct Ollama {
 impl Ollama {
     /// A client.
     pub fn new(base_url: &str, client: reqwest::Client) -> Ollama {
-        Ollama { base_url: base_url.to_string(), client }
+        Ollama {
+            base_url: base_url.to_string(),
+            client,
+        }
     }
 
     fn post(&self, path: &str, body: &Value) -> reqwest::RequestBuilder {
@@ -41,14 +44,25 @@ impl Ollama {
     /// NDJSON stream.
     pub async fn chat_stream(&self, req: &ChatRequest, model: &str) -> Result<ChunkStream, ProviderError> {
         let resp = http::send(self.post("api/chat", &request(req, model, true)), classify, None).await?;
-        let t = OllamaStream { id: new_id("chatcmpl"), created: unix_now(), first: true };
+        let t = OllamaStream {
+            id: new_id("chatcmpl"),
+            created: unix_now(),
+            first: true,
+        };
         Ok(stream::drive(resp.bytes_stream(), Framing::Ndjson, t))
     }
 
     /// `/api/embed`.
-    pub async fn embed(&self, req: &EmbeddingsRequest, model: &str) -> Result<EmbeddingsResponse, ProviderError> {
+    pub async fn embed(
+        &self,
+        req: &EmbeddingsRequest,
+        model: &str,
+    ) -> Result<EmbeddingsResponse, ProviderError> {
         let texts = req.input.texts().ok_or_else(|| {
-            ProviderError::new(ErrorClass::BadRequest, "Ollama embeddings take text input, not token ids")
+            ProviderError::new(
+                ErrorClass::BadRequest,
+                "Ollama embeddings take text input, not token ids",
+            )
         })?;
         let mut body = json!({"model": model, "input": texts});
         if let Some(d) = req.dimensions {
@@ -56,10 +70,19 @@ impl Ollama {
         }
         let resp = http::send(self.post("api/embed", &body), classify, None).await?;
         let v: Value = http::read_json(resp).await?;
-        let vectors: Vec<Vec<f32>> = serde_json::from_value(v.get("embeddings").cloned().unwrap_or(Value::Null))
-            .map_err(|e| ProviderError::new(ErrorClass::Malformed, format!("bad Ollama embeddings: {e}")))?;
+        let vectors: Vec<Vec<f32>> =
+            serde_json::from_value(v.get("embeddings").cloned().unwrap_or(Value::Null)).map_err(|e| {
+                ProviderError::new(ErrorClass::Malformed, format!("bad Ollama embeddings: {e}"))
+            })?;
         let tokens = v.get("prompt_eval_count").and_then(Value::as_u64).unwrap_or(0);
-        Ok(EmbeddingsResponse::from_vectors(model, vectors, EmbeddingsUsage { prompt_tokens: tokens, total_tokens: tokens }))
+        Ok(EmbeddingsResponse::from_vectors(
+            model,
+            vectors,
+            EmbeddingsUsage {
+                prompt_tokens: tokens,
+                total_tokens: tokens,
+            },
+        ))
     }
 }
 
@@ -80,7 +103,8 @@ pub(crate) fn request(req: &ChatRequest, model: &str, stream: bool) -> Value {
                 let calls: Vec<Value> = calls
                     .iter()
                     .map(|c| {
-                        let args: Value = serde_json::from_str(&c.function.arguments).unwrap_or_else(|_| json!({}));
+                        let args: Value =
+                            serde_json::from_str(&c.function.arguments).unwrap_or_else(|_| json!({}));
                         json!({"function": {"name": c.function.name, "arguments": args}})
                     })
                     .collect();
@@ -102,7 +126,12 @@ pub(crate) fn request(req: &ChatRequest, model: &str, stream: bool) -> Value {
     put("top_p", req.top_p.map(|t| json!(t)));
     put("num_predict", req.max_tokens().map(|t| json!(t)));
     put("seed", req.seed.map(|t| json!(t)));
-    put("stop", req.stop.clone().map(|s| if s.is_string() { json!([s]) } else { s }));
+    put(
+        "stop",
+        req.stop
+            .clone()
+            .map(|s| if s.is_string() { json!([s]) } else { s }),
+    );
     let mut body = json!({"model": model, "messages": messages, "stream": stream});
     if !options.is_empty() {
         body["options"] = Value::Object(options);
@@ -127,8 +156,15 @@ fn tool_calls(m: &Value) -> Option<Vec<ToolCall>> {
                 id: new_id("call"),
                 kind: "function".into(),
                 function: ToolFunction {
-                    name: c.pointer("/function/name").and_then(Value::as_str).unwrap_or_default().to_string(),
-                    arguments: c.pointer("/function/arguments").map(Value::to_string).unwrap_or_else(|| "{}".into()),
+                    name: c
+                        .pointer("/function/name")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_string(),
+                    arguments: c
+                        .pointer("/function/arguments")
+                        .map(Value::to_string)
+                        .unwrap_or_else(|| "{}".into()),
                 },
             })
             .collect(),
@@ -137,17 +173,30 @@ fn tool_calls(m: &Value) -> Option<Vec<ToolCall>> {
 
 /// Non-stream `/api/chat` answer to canonical.
 pub(crate) fn response(v: &Value) -> Result<ChatResponse, ProviderError> {
-    let m = v.get("message").ok_or_else(|| ProviderError::new(ErrorClass::Malformed, "Ollama body has no message"))?;
+    let m = v
+        .get("message")
+        .ok_or_else(|| ProviderError::new(ErrorClass::Malformed, "Ollama body has no message"))?;
     let calls = tool_calls(m);
-    let text = m.get("content").and_then(Value::as_str).unwrap_or_default().to_string();
+    let text = m
+        .get("content")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
     let finish = if calls.is_some() {
         "tool_calls".to_string()
     } else {
-        v.get("done_reason").and_then(Value::as_str).unwrap_or("stop").to_string()
+        v.get("done_reason")
+            .and_then(Value::as_str)
+            .unwrap_or("stop")
+            .to_string()
     };
     let message = Message {
         role: Role::Assistant,
-        content: if calls.is_some() && text.is_empty() { None } else { Some(Value::String(text)) },
+        content: if calls.is_some() && text.is_empty() {
+            None
+        } else {
+            Some(Value::String(text))
+        },
         name: None,
         tool_calls: calls,
         tool_call_id: None,
@@ -157,8 +206,16 @@ pub(crate) fn response(v: &Value) -> Result<ChatResponse, ProviderError> {
         id: String::new(),
         object: "chat.completion".into(),
         created: unix_now(),
-        model: v.get("model").and_then(Value::as_str).unwrap_or_default().to_string(),
-        choices: vec![Choice { index: 0, message, finish_reason: Some(finish) }],
+        model: v
+            .get("model")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string(),
+        choices: vec![Choice {
+            index: 0,
+            message,
+            finish_reason: Some(finish),
+        }],
         usage: Some(usage(v)),
     })
 }
@@ -210,14 +267,26 @@ impl Translator for OllamaStream {
         });
         let done = v.get("done").and_then(Value::as_bool).unwrap_or(false);
         let content = m.get("content").and_then(Value::as_str).map(str::to_string);
-        let finish = done.then(|| v.get("done_reason").and_then(Value::as_str).unwrap_or("stop").to_string());
-        let delta = Delta { role: self.first.then_some(Role::Assistant), content, tool_calls: calls };
+        let finish = done.then(|| {
+            v.get("done_reason")
+                .and_then(Value::as_str)
+                .unwrap_or("stop")
+                .to_string()
+        });
+        let delta = Delta {
+            role: self.first.then_some(Role::Assistant),
+            content,
+            tool_calls: calls,
+        };
         self.first = false;
         let mut chunk = ChatChunk::with_delta(&self.id, self.created, model, delta, finish);
         if done {
             chunk.usage = Some(usage(&v));
         }
-        Ok(Step { chunks: vec![chunk], done })
+        Ok(Step {
+            chunks: vec![chunk],
+            done,
+        })
     }
 }
 

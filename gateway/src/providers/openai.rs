@@ -6,7 +6,9 @@ use serde_json::{json, Value};
 use super::error::{class_from_status, retry_after_header, retry_after_in_text, ErrorClass, ProviderError};
 use super::http::{self, Classify};
 use super::stream::{self, ChunkStream, Event, Framing, Step, Translator};
-use crate::canonical::{new_id, unix_now, ChatChunk, ChatRequest, ChatResponse, EmbeddingsRequest, EmbeddingsResponse};
+use crate::canonical::{
+    new_id, unix_now, ChatChunk, ChatRequest, ChatResponse, EmbeddingsRequest, EmbeddingsResponse,
+};
 use crate::config::Secret;
 
 /// Which vendor's quirks an OpenAI-compatible client applies.
@@ -31,8 +33,18 @@ pub struct OpenAiCompat {
 
 impl OpenAiCompat {
     /// A client for `base_url` (ending in `/v1` or `/compatible-mode/v1`).
-    pub fn new(base_url: &str, secret: Option<Secret>, client: reqwest::Client, flavor: Flavor) -> OpenAiCompat {
-        OpenAiCompat { base_url: base_url.to_string(), secret, client, flavor }
+    pub fn new(
+        base_url: &str,
+        secret: Option<Secret>,
+        client: reqwest::Client,
+        flavor: Flavor,
+    ) -> OpenAiCompat {
+        OpenAiCompat {
+            base_url: base_url.to_string(),
+            secret,
+            client,
+            flavor,
+        }
     }
 
     fn classify(&self) -> Classify {
@@ -76,8 +88,11 @@ impl OpenAiCompat {
         normalize_response(&mut out);
         if out.choices.first().and_then(|c| c.finish_reason.as_deref()) == Some("content_filter") {
             // A 200 whose answer was withheld: a refusal the router may route around (per policy).
-            return Err(ProviderError::new(ErrorClass::ContentFilter, "answer withheld (finish_reason content_filter)")
-                .with_code(Some("content_filter".into())));
+            return Err(ProviderError::new(
+                ErrorClass::ContentFilter,
+                "answer withheld (finish_reason content_filter)",
+            )
+            .with_code(Some("content_filter".into())));
         }
         Ok(out)
     }
@@ -86,14 +101,23 @@ impl OpenAiCompat {
     pub async fn chat_stream(&self, req: &ChatRequest, model: &str) -> Result<ChunkStream, ProviderError> {
         let body = self.chat_body(req, model, true);
         let secret = self.secret.as_ref().map(Secret::expose);
-        let rb = self.post("chat/completions", &body).header("accept", "text/event-stream");
+        let rb = self
+            .post("chat/completions", &body)
+            .header("accept", "text/event-stream");
         let resp = http::send(rb, self.classify(), secret).await?;
-        let translator = OpenAiStream { classify: self.classify(), done: false };
+        let translator = OpenAiStream {
+            classify: self.classify(),
+            done: false,
+        };
         Ok(stream::drive(resp.bytes_stream(), Framing::Sse, translator))
     }
 
     /// Embeddings (floats from upstream; the API layer encodes base64 if asked).
-    pub async fn embed(&self, req: &EmbeddingsRequest, model: &str) -> Result<EmbeddingsResponse, ProviderError> {
+    pub async fn embed(
+        &self,
+        req: &EmbeddingsRequest,
+        model: &str,
+    ) -> Result<EmbeddingsResponse, ProviderError> {
         let mut req = req.clone();
         req.model = model.to_string();
         req.encoding_format = None;
@@ -126,10 +150,15 @@ impl Translator for OpenAiStream {
         let data = event.data.trim();
         if data.starts_with("[DONE]") {
             self.done = true;
-            return Ok(Step { chunks: vec![], done: true });
+            return Ok(Step {
+                chunks: vec![],
+                done: true,
+            });
         }
         let v: Value = http::parse_json(data.as_bytes())?;
-        if v.get("error").is_some_and(|e| !e.is_null() && e != &Value::Bool(false)) {
+        if v.get("error")
+            .is_some_and(|e| !e.is_null() && e != &Value::Bool(false))
+        {
             let mut e = (self.classify)(200, &HeaderMap::new(), data);
             if e.class == ErrorClass::BadRequest {
                 e.class = ErrorClass::Overloaded;
@@ -145,7 +174,10 @@ impl Translator for OpenAiStream {
             }
         }
         chunk.object = "chat.completion.chunk".to_string();
-        Ok(Step { chunks: vec![chunk], done: false })
+        Ok(Step {
+            chunks: vec![chunk],
+            done: false,
+        })
     }
 }
 
@@ -173,7 +205,9 @@ pub fn classify(status: u16, headers: &HeaderMap, body: &str) -> ProviderError {
         | "billing_hard_limit_reached" => Some(ErrorClass::QuotaExhausted),
         "rate_limit_exceeded" | "slow_down" => Some(ErrorClass::RateLimited),
         "context_length_exceeded" | "string_above_max_length" => Some(ErrorClass::ContextLength),
-        "invalid_api_key" | "unsupported_country_region_territory" | "model_not_found" => Some(ErrorClass::Auth),
+        "invalid_api_key" | "unsupported_country_region_territory" | "model_not_found" => {
+            Some(ErrorClass::Auth)
+        }
         "server_is_overloaded" => Some(ErrorClass::Overloaded),
         "content_filter" | "content_policy_violation" => Some(ErrorClass::ContentFilter),
         _ => None,
@@ -187,9 +221,11 @@ pub fn classify(status: u16, headers: &HeaderMap, body: &str) -> ProviderError {
     });
     let class = by_code.or(by_type).unwrap_or_else(|| class_from_status(status));
     let retry = retry_after_header(headers).or_else(|| retry_after_in_text(&message));
-    ProviderError::new(class, message).with_code(code.or(kind)).with_retry_after(retry)
+    ProviderError::new(class, message)
+        .with_code(code.or(kind))
+        .with_retry_after(retry)
 }
 
 #[cfg(test)]
 #[path = "openai_tests.rs"]
-mod tests;
+pub(crate) mod tests;

@@ -1,1 +1,232 @@
-//! Tests.
+//! OpenAI adapter tests on recorded fixtures (PROVIDERS.md section 1).
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use reqwest::header::{HeaderMap, HeaderValue};
+
+use super::*;
+
+pub(crate) async fn collect(stream: ChunkStream) -> (Vec<ChatChunk>, Option<ProviderError>) {
+    let items: Vec<_> = stream.collect().await;
+    let mut chunks = Vec::new();
+    for item in items {
+        match item {
+            Ok(c) => chunks.push(c),
+            Err(e) => return (chunks, Some(e)),
+        }
+    }
+    (chunks, None)
+}
+
+pub(crate) fn body(parts: &[&str]) -> impl futures::Stream<Item = reqwest::Result<Bytes>> + Send + 'static {
+    let owned: Vec<reqwest::Result<Bytes>> = parts.iter().map(|p| Ok(Bytes::from(p.to_string()))).collect();
+    futures::stream::iter(owned)
+}
+
+fn openai_stream(parts: &[&str]) -> ChunkStream {
+    stream::drive(
+        body(parts),
+        Framing::Sse,
+        OpenAiStream {
+            classify,
+            done: false,
+        },
+    )
+}
+
+const SSE: &str = "data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"gpt-4o-mini\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"},\"finish_reason\":null}]}\n\n\
+data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"gpt-4o-mini\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hi\"},\"finish_reason\":null}]}\n\n\
+data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"gpt-4o-mini\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n\
+data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"gpt-4o-mini\",\"choices\":[],\"usage\":{\"prompt_tokens\":9,\"completion_tokens\":2,\"total_tokens\":11}}\n\n\
+data: [DONE]\n\n";
+
+#[tokio::test]
+async fn stream_translates_chunk_by_chunk_and_ends_on_done() {
+    // Split at awkward places to prove framing does not depend on chunk boundaries.
+    let (a, b) = SSE.split_at(37);
+    let (b, c) = b.split_at(200);
+    let (chunks, err) = collect(openai_stream(&[a, b, c])).await;
+    assert!(err.is_none(), "{err:?}");
+    assert_eq!(chunks.len(), 4);
+    assert_eq!(chunks[1].choices[0].delta.content.as_deref(), Some("Hi"));
+    assert_eq!(chunks[2].choices[0].finish_reason.as_deref(), Some("stop"));
+    assert_eq!(chunks[3].usage, Some(crate::canonical::Usage::new(9, 2)));
+}
+
+#[tokio::test]
+async fn a_stream_without_done_is_an_error() {
+    let cut = &SSE[..SSE.find("data: [DONE]").unwrap()];
+    let (chunks, err) = collect(openai_stream(&[cut])).await;
+    assert_eq!(chunks.len(), 4);
+    assert_eq!(err.unwrap().class, ErrorClass::Malformed);
+}
+
+#[tokio::test]
+async fn mid_stream_error_object_and_garbage_are_errors() {
+    let first = SSE.split("\n\n").next().unwrap();
+    let err_event = "data: {\"error\":{\"message\":\"The server had an error\",\"type\":\"server_error\",\"code\":null}}\n\n";
+    let (chunks, err) = collect(openai_stream(&[first, "\n\n", err_event])).await;
+    assert_eq!(chunks.len(), 1);
+    assert_eq!(err.unwrap().class, ErrorClass::Overloaded);
+    let (_, err) = collect(openai_stream(&["data: {\"choices\": [tru\n\n"])).await;
+    assert_eq!(err.unwrap().class, ErrorClass::Malformed);
+}
+
+#[tokio::test]
+async fn kimi_usage_inside_the_choice_is_lifted() {
+    let ev = "data: {\"id\":\"cmpl-1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"moonshot-v1-8k\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\",\"usage\":{\"prompt_tokens\":19,\"completion_tokens\":13,\"total_tokens\":32}}]}\n\ndata: [DONE]\n\n";
+    let s = stream::drive(
+        body(&[ev]),
+        Framing::Sse,
+        OpenAiStream {
+            classify: super::super::kimi::classify,
+            done: false,
+        },
+    );
+    let (chunks, err) = collect(s).await;
+    assert!(err.is_none());
+    assert_eq!(chunks[0].usage.unwrap().total_tokens, 32);
+}
+
+fn c(status: u16, body: &str) -> ProviderError {
+    classify(status, &HeaderMap::new(), body)
+}
+
+fn err(kind: &str, code: &str, msg: &str) -> String {
+    format!(r#"{{"error":{{"message":"{msg}","type":"{kind}","param":null,"code":"{code}"}}}}"#)
+}
+
+#[test]
+fn classification_by_code_then_type_then_status() {
+    let cases = [
+        (
+            401,
+            err(
+                "invalid_request_error",
+                "invalid_api_key",
+                "Incorrect API key provided: sk-…abcd.",
+            ),
+            ErrorClass::Auth,
+        ),
+        (
+            404,
+            err(
+                "invalid_request_error",
+                "model_not_found",
+                "The model `x` does not exist",
+            ),
+            ErrorClass::Auth,
+        ),
+        (
+            400,
+            err("invalid_request_error", "context_length_exceeded", "too long"),
+            ErrorClass::ContextLength,
+        ),
+        (
+            429,
+            err(
+                "tokens",
+                "rate_limit_exceeded",
+                "Rate limit reached. Please try again in 3.89s.",
+            ),
+            ErrorClass::RateLimited,
+        ),
+        (
+            429,
+            err("rate_limit_error", "slow_down", "slow down"),
+            ErrorClass::RateLimited,
+        ),
+        (
+            429,
+            err(
+                "insufficient_quota",
+                "insufficient_quota",
+                "You exceeded your current quota",
+            ),
+            ErrorClass::QuotaExhausted,
+        ),
+        (
+            429,
+            err("insufficient_quota", "credit_balance_exhausted", "no credit"),
+            ErrorClass::QuotaExhausted,
+        ),
+        (
+            500,
+            err("server_error", "null", "The server had an error"),
+            ErrorClass::Overloaded,
+        ),
+        (
+            503,
+            err("service_unavailable_error", "server_is_overloaded", "overloaded"),
+            ErrorClass::Overloaded,
+        ),
+        (
+            400,
+            err("invalid_request_error", "null", "bad"),
+            ErrorClass::BadRequest,
+        ),
+    ];
+    for (status, body, want) in cases {
+        assert_eq!(c(status, &body).class, want, "{body}");
+    }
+    assert_eq!(
+        c(502, "<html><body>Bad gateway</body></html>").class,
+        ErrorClass::Overloaded
+    );
+    assert_eq!(c(502, "<html>").message, "non-JSON (HTML) error body");
+    let rl = c(
+        429,
+        &err(
+            "tokens",
+            "rate_limit_exceeded",
+            "Please try again in 3.89s. Visit",
+        ),
+    );
+    assert_eq!(rl.retry_after, Some(Duration::from_secs_f64(3.89)));
+    let mut h = HeaderMap::new();
+    h.insert("retry-after", HeaderValue::from_static("12"));
+    assert_eq!(classify(429, &h, "{}").retry_after, Some(Duration::from_secs(12)));
+    h.insert("retry-after-ms", HeaderValue::from_static("1500"));
+    assert_eq!(
+        classify(429, &h, "{}").retry_after,
+        Some(Duration::from_millis(1500))
+    );
+}
+
+#[test]
+fn secrets_are_redacted_from_messages() {
+    let e = c(
+        401,
+        &err(
+            "invalid_request_error",
+            "invalid_api_key",
+            "Incorrect API key provided: sk-live-123456",
+        ),
+    )
+    .redact(Some("sk-live-123456"));
+    assert!(!e.message.contains("sk-live-123456"));
+    assert!(e.message.contains("[redacted]"));
+}
+
+#[test]
+fn chat_body_sets_model_stream_and_usage() {
+    let req: ChatRequest = serde_json::from_str(
+        r#"{"model":"default","messages":[{"role":"user","content":"hi"}],"temperature":1.5,"response_format":{"type":"json_object"}}"#,
+    )
+    .unwrap();
+    let client = OpenAiCompat::new("http://x/v1", None, reqwest::Client::new(), Flavor::OpenAi);
+    let b = client.chat_body(&req, "gpt-4o-mini", true);
+    assert_eq!(b["model"], "gpt-4o-mini");
+    assert_eq!(b["stream"], true);
+    assert_eq!(b["stream_options"]["include_usage"], true);
+    assert_eq!(b["temperature"], 1.5);
+    assert_eq!(
+        b["response_format"]["type"], "json_object",
+        "unknown fields pass through"
+    );
+    let kimi = OpenAiCompat::new("http://x/v1", None, reqwest::Client::new(), Flavor::Kimi);
+    assert_eq!(kimi.chat_body(&req, "moonshot-v1-8k", false)["temperature"], 1.0);
+    assert!(kimi.chat_body(&req, "m", false).get("stream_options").is_none());
+}

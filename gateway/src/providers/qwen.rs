@@ -9,8 +9,8 @@ use super::http;
 use super::openai::normalize_response;
 use super::stream::{self, ChunkStream, Event, Framing, Step, Translator};
 use crate::canonical::{
-    new_id, unix_now, ChatChunk, ChatRequest, ChatResponse, Choice, Delta, EmbeddingsRequest, EmbeddingsResponse,
-    EmbeddingsUsage, Message, Role, Usage,
+    new_id, unix_now, ChatChunk, ChatRequest, ChatResponse, Choice, Delta, EmbeddingsRequest,
+    EmbeddingsResponse, EmbeddingsUsage, Message, Role, Usage,
 };
 use crate::config::Secret;
 
@@ -19,7 +19,11 @@ pub fn classify(status: u16, headers: &HeaderMap, body: &str) -> ProviderError {
     let v: Option<Value> = serde_json::from_str(body).ok();
     let field = |k: &str| {
         let v = v.as_ref()?;
-        v.get("error").and_then(|e| e.get(k)).or_else(|| v.get(k)).and_then(Value::as_str).map(str::to_string)
+        v.get("error")
+            .and_then(|e| e.get(k))
+            .or_else(|| v.get(k))
+            .and_then(Value::as_str)
+            .map(str::to_string)
     };
     let (Some(message), code) = (field("message"), field("code").or_else(|| field("type"))) else {
         return ProviderError::new(class_from_status(status), http::opaque_body_message(body))
@@ -27,7 +31,9 @@ pub fn classify(status: u16, headers: &HeaderMap, body: &str) -> ProviderError {
     };
     let lower = message.to_ascii_lowercase();
     let class = match code.as_deref().unwrap_or("") {
-        "Arrearage" | "AllocationQuota.FreeTierOnly" | "Throttling.AllocationQuota" => ErrorClass::QuotaExhausted,
+        "Arrearage" | "AllocationQuota.FreeTierOnly" | "Throttling.AllocationQuota" => {
+            ErrorClass::QuotaExhausted
+        }
         "InvalidApiKey" | "invalid_api_key" | "model_not_found" => ErrorClass::Auth,
         c if c.starts_with("AccessDenied") => ErrorClass::Auth,
         c if c.starts_with("Throttling") || c == "limit_requests" => ErrorClass::RateLimited,
@@ -35,7 +41,10 @@ pub fn classify(status: u16, headers: &HeaderMap, body: &str) -> ProviderError {
         c if c.starts_with("InternalError") => ErrorClass::Overloaded,
         "RequestTimeOut" => ErrorClass::Timeout,
         "context_length_exceeded" | "BadRequest.TooLarge" => ErrorClass::ContextLength,
-        _ if lower.contains("input length") || lower.contains("context length") || lower.contains("too long") => {
+        _ if lower.contains("input length")
+            || lower.contains("context length")
+            || lower.contains("too long") =>
+        {
             ErrorClass::ContextLength
         }
         "InvalidParameter" | "invalid_request_error" | "InvalidURL" => ErrorClass::BadRequest,
@@ -43,7 +52,9 @@ pub fn classify(status: u16, headers: &HeaderMap, body: &str) -> ProviderError {
         _ => class_from_status(status),
     };
     let retry = retry_after_header(headers).or_else(|| retry_after_in_text(&message));
-    ProviderError::new(class, message).with_code(code).with_retry_after(retry)
+    ProviderError::new(class, message)
+        .with_code(code)
+        .with_retry_after(retry)
 }
 
 /// DashScope native API client (`base_url` ends in `/api/v1`).
@@ -57,7 +68,11 @@ pub struct QwenNative {
 impl QwenNative {
     /// A native client.
     pub fn new(base_url: &str, secret: Option<Secret>, client: reqwest::Client) -> QwenNative {
-        QwenNative { base_url: base_url.to_string(), secret, client }
+        QwenNative {
+            base_url: base_url.to_string(),
+            secret,
+            client,
+        }
     }
 
     fn post(&self, path: &str, body: &Value) -> reqwest::RequestBuilder {
@@ -85,16 +100,31 @@ impl QwenNative {
     /// Streamed chat (`X-DashScope-SSE: enable`, incremental output).
     pub async fn chat_stream(&self, req: &ChatRequest, model: &str) -> Result<ChunkStream, ProviderError> {
         let body = native_body(req, model, true);
-        let rb = self.post(GENERATION, &body).header("X-DashScope-SSE", "enable").header("accept", "text/event-stream");
+        let rb = self
+            .post(GENERATION, &body)
+            .header("X-DashScope-SSE", "enable")
+            .header("accept", "text/event-stream");
         let resp = http::send(rb, classify, self.secret()).await?;
-        let t = NativeStream { id: new_id("chatcmpl"), created: unix_now(), model: model.to_string(), first: true };
+        let t = NativeStream {
+            id: new_id("chatcmpl"),
+            created: unix_now(),
+            model: model.to_string(),
+            first: true,
+        };
         Ok(stream::drive(resp.bytes_stream(), Framing::Sse, t))
     }
 
     /// Native embeddings.
-    pub async fn embed(&self, req: &EmbeddingsRequest, model: &str) -> Result<EmbeddingsResponse, ProviderError> {
+    pub async fn embed(
+        &self,
+        req: &EmbeddingsRequest,
+        model: &str,
+    ) -> Result<EmbeddingsResponse, ProviderError> {
         let texts = req.input.texts().ok_or_else(|| {
-            ProviderError::new(ErrorClass::BadRequest, "DashScope embeddings take text input, not token ids")
+            ProviderError::new(
+                ErrorClass::BadRequest,
+                "DashScope embeddings take text input, not token ids",
+            )
         })?;
         let mut parameters = Map::new();
         if let Some(d) = req.dimensions {
@@ -139,12 +169,16 @@ fn native_usage(v: &Value) -> Option<Usage> {
 }
 
 fn finish(v: Option<&Value>) -> Option<String> {
-    v.and_then(Value::as_str).filter(|s| *s != "null").map(str::to_string)
+    v.and_then(Value::as_str)
+        .filter(|s| *s != "null")
+        .map(str::to_string)
 }
 
 /// Reads `output.choices[0]` (message format) or `output.text` (text format).
 fn native_output(v: &Value) -> Result<(Message, Option<String>), ProviderError> {
-    let output = v.get("output").ok_or_else(|| ProviderError::new(ErrorClass::Malformed, "DashScope body has no output"))?;
+    let output = v
+        .get("output")
+        .ok_or_else(|| ProviderError::new(ErrorClass::Malformed, "DashScope body has no output"))?;
     if let Some(choice) = output.get("choices").and_then(|c| c.get(0)) {
         let message: Message = choice
             .get("message")
@@ -158,7 +192,10 @@ fn native_output(v: &Value) -> Result<(Message, Option<String>), ProviderError> 
     if let Some(text) = output.get("text").and_then(Value::as_str) {
         return Ok((assistant(text.to_string()), finish(output.get("finish_reason"))));
     }
-    Err(ProviderError::new(ErrorClass::Malformed, "DashScope output has neither choices nor text"))
+    Err(ProviderError::new(
+        ErrorClass::Malformed,
+        "DashScope output has neither choices nor text",
+    ))
 }
 
 fn assistant(text: String) -> Message {
@@ -175,13 +212,21 @@ fn assistant(text: String) -> Message {
 /// Native response to canonical.
 pub(crate) fn native_response(v: &Value, model: &str) -> Result<ChatResponse, ProviderError> {
     let (message, finish_reason) = native_output(v)?;
-    let id = v.get("request_id").and_then(Value::as_str).map(|r| format!("chatcmpl-{r}")).unwrap_or_default();
+    let id = v
+        .get("request_id")
+        .and_then(Value::as_str)
+        .map(|r| format!("chatcmpl-{r}"))
+        .unwrap_or_default();
     Ok(ChatResponse {
         id,
         object: "chat.completion".into(),
         created: unix_now(),
         model: model.to_string(),
-        choices: vec![Choice { index: 0, message, finish_reason: finish_reason.or(Some("stop".into())) }],
+        choices: vec![Choice {
+            index: 0,
+            message,
+            finish_reason: finish_reason.or(Some("stop".into())),
+        }],
         usage: native_usage(v),
     })
 }
@@ -191,18 +236,33 @@ pub(crate) fn native_embeddings(v: &Value, model: &str) -> Result<EmbeddingsResp
     let items = v
         .pointer("/output/embeddings")
         .and_then(Value::as_array)
-        .ok_or_else(|| ProviderError::new(ErrorClass::Malformed, "DashScope body has no output.embeddings"))?;
+        .ok_or_else(|| {
+            ProviderError::new(ErrorClass::Malformed, "DashScope body has no output.embeddings")
+        })?;
     let mut pairs = Vec::with_capacity(items.len());
     for item in items {
-        let idx = item.get("text_index").and_then(Value::as_u64).unwrap_or(pairs.len() as u64);
+        let idx = item
+            .get("text_index")
+            .and_then(Value::as_u64)
+            .unwrap_or(pairs.len() as u64);
         let vec: Vec<f32> = serde_json::from_value(item.get("embedding").cloned().unwrap_or(Value::Null))
             .map_err(|e| ProviderError::new(ErrorClass::Malformed, format!("bad embedding: {e}")))?;
         pairs.push((idx, vec));
     }
     pairs.sort_by_key(|(i, _)| *i);
-    let total = v.pointer("/usage/total_tokens").and_then(Value::as_u64).unwrap_or(0);
-    let usage = EmbeddingsUsage { prompt_tokens: total, total_tokens: total };
-    Ok(EmbeddingsResponse::from_vectors(model, pairs.into_iter().map(|(_, v)| v).collect(), usage))
+    let total = v
+        .pointer("/usage/total_tokens")
+        .and_then(Value::as_u64)
+        .unwrap_or(0);
+    let usage = EmbeddingsUsage {
+        prompt_tokens: total,
+        total_tokens: total,
+    };
+    Ok(EmbeddingsResponse::from_vectors(
+        model,
+        pairs.into_iter().map(|(_, v)| v).collect(),
+        usage,
+    ))
 }
 
 /// Native SSE: `event:result`/`event:error`, incremental deltas, done when `finish_reason` is not `"null"`.
@@ -235,7 +295,10 @@ impl Translator for NativeStream {
         if done {
             chunk.usage = native_usage(&v);
         }
-        Ok(Step { chunks: vec![chunk], done })
+        Ok(Step {
+            chunks: vec![chunk],
+            done,
+        })
     }
 }
 

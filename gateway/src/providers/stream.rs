@@ -49,7 +49,10 @@ pub(crate) trait Translator: Send + 'static {
 
     /// The body ended without the terminal marker: a cut stream.
     fn on_eof(&mut self) -> ProviderError {
-        ProviderError::new(ErrorClass::Malformed, "upstream stream ended before its final event")
+        ProviderError::new(
+            ErrorClass::Malformed,
+            "upstream stream ended before its final event",
+        )
     }
 }
 
@@ -67,7 +70,12 @@ pub(crate) struct Decoder {
 impl Decoder {
     /// A decoder for one framing.
     pub(crate) fn new(framing: Framing) -> Decoder {
-        Decoder { framing, buf: Vec::new(), event: Event::default(), has_data: false }
+        Decoder {
+            framing,
+            buf: Vec::new(),
+            event: Event::default(),
+            has_data: false,
+        }
     }
 
     /// Feeds bytes; returns the events completed by them.
@@ -79,7 +87,10 @@ impl Decoder {
             self.line(&line[..line.len() - 1], &mut out)?;
         }
         if self.buf.len() > MAX_LINE {
-            return Err(ProviderError::new(ErrorClass::Malformed, "upstream stream line too long"));
+            return Err(ProviderError::new(
+                ErrorClass::Malformed,
+                "upstream stream line too long",
+            ));
         }
         Ok(out)
     }
@@ -102,7 +113,10 @@ impl Decoder {
         match self.framing {
             Framing::Ndjson => {
                 if !line.trim().is_empty() {
-                    out.push(Event { name: None, data: line.to_string() });
+                    out.push(Event {
+                        name: None,
+                        data: line.to_string(),
+                    });
                 }
             }
             Framing::Sse => {
@@ -221,7 +235,9 @@ mod tests {
     fn sse_events_split_across_pushes_and_crlf() {
         let mut d = Decoder::new(Framing::Sse);
         assert!(d.push(b"data: {\"a\"").unwrap().is_empty());
-        let ev = d.push(b":1}\r\n\r\nid:2\nevent:result\n:HTTP_STATUS/200\ndata:{\"b\":2}\n\n").unwrap();
+        let ev = d
+            .push(b":1}\r\n\r\nid:2\nevent:result\n:HTTP_STATUS/200\ndata:{\"b\":2}\n\n")
+            .unwrap();
         assert_eq!(ev.len(), 2);
         assert_eq!(ev[0].data, "{\"a\":1}");
         assert_eq!(ev[1].name.as_deref(), Some("result"));

@@ -31,7 +31,9 @@ impl RetryBudget {
             start: Instant::now(),
             ratio: policy.budget_ratio,
             floor_per_sec: policy.budget_min_per_second,
-            inner: Mutex::new(Inner { buckets: [(u64::MAX, 0, 0); WINDOW_SECS as usize] }),
+            inner: Mutex::new(Inner {
+                buckets: [(u64::MAX, 0, 0); WINDOW_SECS as usize],
+            }),
         }
     }
 
@@ -78,7 +80,10 @@ impl RetryBudget {
 
 /// Full-jitter backoff for retry number `attempt` (0-based): uniform in [0, min(max, base * 2^attempt)].
 pub fn backoff(policy: &RetryPolicy, attempt: u32) -> Duration {
-    let cap = policy.backoff_base.saturating_mul(1u32 << attempt.min(16)).min(policy.backoff_max);
+    let cap = policy
+        .backoff_base
+        .saturating_mul(1u32 << attempt.min(16))
+        .min(policy.backoff_max);
     cap.mul_f64(fastrand::f64())
 }
 

@@ -74,7 +74,9 @@ impl Health {
 
     /// Active cooldown, if any, and its reason.
     pub fn cooldown(&self, now: Instant) -> Option<(Duration, Option<ErrorClass>)> {
-        self.cooldown_until.filter(|u| *u > now).map(|u| (u - now, self.cooldown_reason))
+        self.cooldown_until
+            .filter(|u| *u > now)
+            .map(|u| (u - now, self.cooldown_reason))
     }
 
     /// The last classified error.
@@ -136,7 +138,9 @@ impl Health {
         self.last_error = Some(err.clone());
         let c = &policy.cooldowns;
         let cooldown = match err.class {
-            ErrorClass::RateLimited => Some(err.retry_after.unwrap_or(c.rate_limited).min(c.rate_limited_max)),
+            ErrorClass::RateLimited => {
+                Some(err.retry_after.unwrap_or(c.rate_limited).min(c.rate_limited_max))
+            }
             ErrorClass::QuotaExhausted => Some(c.quota_exhausted),
             ErrorClass::Auth => Some(c.auth),
             _ => None,

@@ -47,8 +47,14 @@ pub struct Planner {
 impl Planner {
     /// From config.
     pub fn new(cfg: &Config) -> Planner {
-        let order = cfg.ordered_providers().map(|p| (p.name.clone(), p.kind, p.attempt_timeout)).collect();
-        Planner { order, models: cfg.models.clone() }
+        let order = cfg
+            .ordered_providers()
+            .map(|p| (p.name.clone(), p.kind, p.attempt_timeout))
+            .collect();
+        Planner {
+            order,
+            models: cfg.models.clone(),
+        }
     }
 
     /// Provider -> model name for a logical or concrete model.
@@ -69,13 +75,20 @@ impl Planner {
     }
 
     /// Ordered candidates.
-    pub fn plan(&self, model: &str, mode: Mode, preferred: Option<&str>) -> Result<Vec<Candidate>, PlanError> {
+    pub fn plan(
+        &self,
+        model: &str,
+        mode: Mode,
+        preferred: Option<&str>,
+    ) -> Result<Vec<Candidate>, PlanError> {
         if let Some(p) = preferred {
             if !self.order.iter().any(|(n, _, _)| n == p) {
                 return Err(PlanError::UnknownProvider(p.to_string()));
             }
         }
-        let map = self.mapping(model).ok_or_else(|| PlanError::UnknownModel(model.to_string()))?;
+        let map = self
+            .mapping(model)
+            .ok_or_else(|| PlanError::UnknownModel(model.to_string()))?;
         let all: Vec<Candidate> = self
             .order
             .iter()
@@ -101,7 +114,10 @@ impl Planner {
             }
         }
         if out.is_empty() {
-            return Err(PlanError::NoCandidates { model: model.to_string(), mode: mode.as_str() });
+            return Err(PlanError::NoCandidates {
+                model: model.to_string(),
+                mode: mode.as_str(),
+            });
         }
         Ok(out)
     }

@@ -29,7 +29,11 @@ fn out() -> impl Strategy<Value = Out> {
 }
 
 fn request() -> impl Strategy<Value = (Vec<Out>, u64, Option<usize>)> {
-    (proptest::collection::vec(out(), 0..10), 0u64..40_000, proptest::option::of(0usize..4))
+    (
+        proptest::collection::vec(out(), 0..10),
+        0u64..40_000,
+        proptest::option::of(0usize..4),
+    )
 }
 
 proptest! {

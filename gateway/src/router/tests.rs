@@ -48,7 +48,10 @@ pub(crate) enum Step {
 }
 
 /// Runs one request; returns the providers called, in order, and the result.
-pub(crate) async fn run(r: &Router, script: &mut Vec<(String, Step)>) -> (Vec<String>, Result<String, RouteError>) {
+pub(crate) async fn run(
+    r: &Router,
+    script: &mut Vec<(String, Step)>,
+) -> (Vec<String>, Result<String, RouteError>) {
     let calls = Arc::new(Mutex::new(Vec::new()));
     let script = Arc::new(Mutex::new(std::mem::take(script)));
     let cands = r.plan("default", None).unwrap();
@@ -86,28 +89,57 @@ fn plan_puts_local_last_in_auto_and_honours_preference_and_mode() {
     let r = router("");
     let names = |v: Vec<Candidate>| v.into_iter().map(|c| c.provider).collect::<Vec<_>>();
     assert_eq!(names(r.plan("default", None).unwrap()), ["a", "b", "c", "local"]);
-    assert_eq!(names(r.plan("default", Some("c")).unwrap()), ["c", "a", "b", "local"]);
+    assert_eq!(
+        names(r.plan("default", Some("c")).unwrap()),
+        ["c", "a", "b", "local"]
+    );
     assert_eq!(r.plan("default", None).unwrap()[1].model, "b-model");
     r.set_mode(Mode::Offline);
     assert_eq!(names(r.plan("default", Some("a")).unwrap()), ["local"]);
-    assert!(matches!(r.plan("only-a", None), Err(PlanError::NoCandidates { .. })));
+    assert!(matches!(
+        r.plan("only-a", None),
+        Err(PlanError::NoCandidates { .. })
+    ));
     r.set_mode(Mode::Remote);
     assert_eq!(names(r.plan("default", None).unwrap()), ["a", "b", "c"]);
-    assert_eq!(names(r.plan("big-a", None).unwrap()), ["a"], "a concrete provider model");
-    assert_eq!(r.plan("gpt-9", None), Err(PlanError::UnknownModel("gpt-9".into())));
-    assert_eq!(r.plan("default", Some("zz")), Err(PlanError::UnknownProvider("zz".into())));
+    assert_eq!(
+        names(r.plan("big-a", None).unwrap()),
+        ["a"],
+        "a concrete provider model"
+    );
+    assert_eq!(
+        r.plan("gpt-9", None),
+        Err(PlanError::UnknownModel("gpt-9".into()))
+    );
+    assert_eq!(
+        r.plan("default", Some("zz")),
+        Err(PlanError::UnknownProvider("zz".into()))
+    );
 }
 
 #[tokio::test(start_paused = true)]
 async fn one_deadline_bounds_all_attempts() {
     let r = router("");
     let start = Instant::now();
-    let mut script = vec![s("a", Step::Hang), s("b", Step::Hang), s("c", Step::Hang), s("local", Step::Hang)];
+    let mut script = vec![
+        s("a", Step::Hang),
+        s("b", Step::Hang),
+        s("c", Step::Hang),
+        s("local", Step::Hang),
+    ];
     let (calls, res) = run(&r, &mut script).await;
-    assert_eq!(start.elapsed(), Duration::from_secs(10), "4s + 4s + the 2s left, never more");
+    assert_eq!(
+        start.elapsed(),
+        Duration::from_secs(10),
+        "4s + 4s + the 2s left, never more"
+    );
     assert_eq!(calls, ["a", "b", "c"]);
     match res {
-        Err(RouteError::AllFailed { deadline: true, attempts, .. }) => {
+        Err(RouteError::AllFailed {
+            deadline: true,
+            attempts,
+            ..
+        }) => {
             assert_eq!(attempts.iter().filter(|a| a.error == "timeout").count(), 3);
         }
         other => panic!("{other:?}"),
@@ -122,10 +154,15 @@ async fn overload_is_retried_once_with_backoff_then_falls_back() {
     let (calls, res) = run(&r, &mut script).await;
     assert_eq!(calls, ["a", "a"]);
     assert_eq!(res.unwrap(), "a");
-    assert!(start.elapsed() <= Duration::from_millis(100), "first backoff is at most backoff_base");
+    assert!(
+        start.elapsed() <= Duration::from_millis(100),
+        "first backoff is at most backoff_base"
+    );
     let r = router(""); // fresh: two more failures would open the breaker (min_requests 3)
-    let mut script =
-        vec![s("a", Step::Fail(ErrorClass::Overloaded, None)), s("a", Step::Fail(ErrorClass::Overloaded, None))];
+    let mut script = vec![
+        s("a", Step::Fail(ErrorClass::Overloaded, None)),
+        s("a", Step::Fail(ErrorClass::Overloaded, None)),
+    ];
     let (calls, res) = run(&r, &mut script).await;
     assert_eq!(calls, ["a", "a", "b"]);
     assert_eq!(res.unwrap(), "b");
@@ -136,7 +173,12 @@ async fn no_retry_without_budget_and_none_for_other_classes() {
     let r = router("").with_budget_for_tests(0.0, 0);
     let mut script = vec![s("a", Step::Fail(ErrorClass::Overloaded, None))];
     assert_eq!(run(&r, &mut script).await.0, ["a", "b"]);
-    for class in [ErrorClass::Connect, ErrorClass::Timeout, ErrorClass::Malformed, ErrorClass::ContextLength] {
+    for class in [
+        ErrorClass::Connect,
+        ErrorClass::Timeout,
+        ErrorClass::Malformed,
+        ErrorClass::ContextLength,
+    ] {
         let r = router("");
         let mut script = vec![s("a", Step::Fail(class, None))];
         assert_eq!(run(&r, &mut script).await.0, ["a", "b"], "{class:?}");
@@ -146,16 +188,30 @@ async fn no_retry_without_budget_and_none_for_other_classes() {
 #[tokio::test(start_paused = true)]
 async fn retry_after_cools_the_provider_down_capped() {
     let r = router("");
-    let mut script = vec![s("a", Step::Fail(ErrorClass::RateLimited, Some(Duration::from_secs(7))))];
+    let mut script = vec![s(
+        "a",
+        Step::Fail(ErrorClass::RateLimited, Some(Duration::from_secs(7))),
+    )];
     assert_eq!(run(&r, &mut script).await.0, ["a", "b"]);
-    assert_eq!(run(&r, &mut vec![]).await.0, ["b"], "a cools down: skipped without a call");
+    assert_eq!(
+        run(&r, &mut vec![]).await.0,
+        ["b"],
+        "a cools down: skipped without a call"
+    );
     tokio::time::advance(Duration::from_secs(7)).await;
     assert_eq!(run(&r, &mut vec![]).await.0, ["a"]);
-    let mut script = vec![s("a", Step::Fail(ErrorClass::RateLimited, Some(Duration::from_secs(3600))))];
+    let mut script = vec![s(
+        "a",
+        Step::Fail(ErrorClass::RateLimited, Some(Duration::from_secs(3600))),
+    )];
     let _ = run(&r, &mut script).await;
     let snap = r.snapshot();
     let a = snap.iter().find(|p| p.name == "a").unwrap();
-    assert_eq!(a.cooldown_remaining_ms, Some(30_000), "capped at rate_limited_max");
+    assert_eq!(
+        a.cooldown_remaining_ms,
+        Some(30_000),
+        "capped at rate_limited_max"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -207,10 +263,15 @@ async fn bad_request_is_returned_without_fallback_and_content_filter_follows_pol
 #[tokio::test(start_paused = true)]
 async fn context_length_everywhere_is_reported_as_such() {
     let r = router("");
-    let mut script: Vec<_> =
-        ["a", "b", "c", "local"].iter().map(|p| s(p, Step::Fail(ErrorClass::ContextLength, None))).collect();
+    let mut script: Vec<_> = ["a", "b", "c", "local"]
+        .iter()
+        .map(|p| s(p, Step::Fail(ErrorClass::ContextLength, None)))
+        .collect();
     match run(&r, &mut script).await.1 {
-        Err(RouteError::AllFailed { all_context_length: true, .. }) => {}
+        Err(RouteError::AllFailed {
+            all_context_length: true,
+            ..
+        }) => {}
         other => panic!("{other:?}"),
     }
 }

@@ -1,5 +1,12 @@
 //! Test stand: the five fakes from `llm-mocks` on port 0 and a gateway app wired to them, called with `oneshot`.
-#![allow(dead_code, unreachable_pub, missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    dead_code,
+    unreachable_pub,
+    missing_docs,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -46,7 +53,11 @@ impl Reply {
             .filter_map(|l| l.strip_prefix("data: "))
             .filter(|d| !d.starts_with("[DONE]"))
             .filter_map(|d| serde_json::from_str::<Value>(d).ok())
-            .filter_map(|v| v.pointer("/choices/0/delta/content").and_then(Value::as_str).map(str::to_string))
+            .filter_map(|v| {
+                v.pointer("/choices/0/delta/content")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            })
             .collect()
     }
 }
@@ -63,9 +74,18 @@ pub const POLICY: &str = r#"
   cooldowns: { rate_limited: 5s, rate_limited_max: 60s, quota_exhausted: 10m, auth: 60s }
 "#;
 
-pub fn yaml(fakes: &HashMap<&'static str, FakeServer>, order: &str, extra_policy: &str, qwen_api: &str) -> String {
+pub fn yaml(
+    fakes: &HashMap<&'static str, FakeServer>,
+    order: &str,
+    extra_policy: &str,
+    qwen_api: &str,
+) -> String {
     let url = |n: &str| fakes[n].base_url();
-    let qwen_url = if qwen_api == "native" { format!("{}/api/v1", fakes["qwen"].uri()) } else { url("qwen") };
+    let qwen_url = if qwen_api == "native" {
+        format!("{}/api/v1", fakes["qwen"].uri())
+    } else {
+        url("qwen")
+    };
     format!(
         r#"
 server: {{ listen: 127.0.0.1:0, body_limit_bytes: 65536 }}
@@ -120,17 +140,34 @@ pub async fn stand() -> Stand {
     stand_with("openai, kimi, qwen, gigachat, ollama", "", "compatible").await
 }
 
-pub async fn call(app: &axum::Router, method: &str, path: &str, body: Option<Value>, headers: &[(&str, &str)]) -> Reply {
-    let mut b = Request::builder().method(method).uri(path).header("content-type", "application/json");
+pub async fn call(
+    app: &axum::Router,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+    headers: &[(&str, &str)],
+) -> Reply {
+    let mut b = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("content-type", "application/json");
     for (k, v) in headers {
         b = b.header(*k, *v);
     }
-    let body = body.map(|v| Body::from(v.to_string())).unwrap_or_else(Body::empty);
+    let body = body
+        .map(|v| Body::from(v.to_string()))
+        .unwrap_or_else(Body::empty);
     let resp = app.clone().oneshot(b.body(body).unwrap()).await.unwrap();
     let status = resp.status();
     let headers = resp.headers().clone();
-    let bytes = axum::body::to_bytes(resp.into_body(), 16 * 1024 * 1024).await.unwrap();
-    Reply { status, headers, body: String::from_utf8_lossy(&bytes).into_owned() }
+    let bytes = axum::body::to_bytes(resp.into_body(), 16 * 1024 * 1024)
+        .await
+        .unwrap();
+    Reply {
+        status,
+        headers,
+        body: String::from_utf8_lossy(&bytes).into_owned(),
+    }
 }
 
 pub fn chat(stream: bool) -> Value {

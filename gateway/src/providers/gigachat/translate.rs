@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use serde_json::{json, Map, Value};
 
 use crate::canonical::{
-    new_id, unix_now, ChatChunk, ChatRequest, ChatResponse, Choice, ChunkChoice, Delta, Message, Role, ToolCall,
-    ToolCallDelta, ToolFunction, Usage,
+    new_id, unix_now, ChatChunk, ChatRequest, ChatResponse, Choice, ChunkChoice, Delta, Message, Role,
+    ToolCall, ToolCallDelta, ToolFunction, Usage,
 };
 use crate::providers::error::{ErrorClass, ProviderError};
 
@@ -35,7 +35,10 @@ pub(crate) fn request(req: &ChatRequest, model: &str, stream: bool) -> Value {
                     _ => json!({ "result": text }).to_string(),
                 };
                 out.insert("content".into(), json!(content));
-                let name = m.name.clone().or_else(|| m.tool_call_id.as_ref().and_then(|id| names.get(id).cloned()));
+                let name = m
+                    .name
+                    .clone()
+                    .or_else(|| m.tool_call_id.as_ref().and_then(|id| names.get(id).cloned()));
                 if let Some(name) = name {
                     out.insert("name".into(), json!(name));
                 }
@@ -49,7 +52,10 @@ pub(crate) fn request(req: &ChatRequest, model: &str, stream: bool) -> Value {
                 names.insert(c.id.clone(), c.function.name.clone());
             }
             let args: Value = serde_json::from_str(&call.function.arguments).unwrap_or_else(|_| json!({}));
-            out.insert("function_call".into(), json!({"name": call.function.name, "arguments": args}));
+            out.insert(
+                "function_call".into(),
+                json!({"name": call.function.name, "arguments": args}),
+            );
         }
         if let Some(id) = m.extra.get("functions_state_id") {
             out.insert("functions_state_id".into(), id.clone());
@@ -95,8 +101,11 @@ pub(crate) fn request(req: &ChatRequest, model: &str, stream: bool) -> Value {
 }
 
 fn blacklisted() -> ProviderError {
-    ProviderError::new(ErrorClass::ContentFilter, "GigaChat refused the topic (finish_reason blacklist)")
-        .with_code(Some("blacklist".into()))
+    ProviderError::new(
+        ErrorClass::ContentFilter,
+        "GigaChat refused the topic (finish_reason blacklist)",
+    )
+    .with_code(Some("blacklist".into()))
 }
 
 fn finish_reason(v: Option<&Value>) -> Result<Option<String>, ProviderError> {
@@ -131,27 +140,56 @@ pub(crate) fn response(v: Value) -> Result<ChatResponse, ProviderError> {
                 id: new_id("call"),
                 kind: "function".into(),
                 function: ToolFunction {
-                    name: fc.get("name").and_then(Value::as_str).unwrap_or_default().to_string(),
+                    name: fc
+                        .get("name")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_string(),
                     arguments: arguments_string(fc.get("arguments")),
                 },
             }]
         });
-        let text = m.get("content").and_then(Value::as_str).unwrap_or_default().to_string();
+        let text = m
+            .get("content")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
         let mut extra = Map::new();
         if let Some(id) = m.get("functions_state_id") {
             extra.insert("functions_state_id".into(), id.clone());
         }
-        let content = if tool_calls.is_some() && text.is_empty() { None } else { Some(Value::String(text)) };
-        let message = Message { role: Role::Assistant, content, name: None, tool_calls, tool_call_id: None, extra };
+        let content = if tool_calls.is_some() && text.is_empty() {
+            None
+        } else {
+            Some(Value::String(text))
+        };
+        let message = Message {
+            role: Role::Assistant,
+            content,
+            name: None,
+            tool_calls,
+            tool_call_id: None,
+            extra,
+        };
         let index = c.get("index").and_then(Value::as_u64).unwrap_or(i as u64) as u32;
-        out.push(Choice { index, message, finish_reason: finish_reason(c.get("finish_reason"))? });
+        out.push(Choice {
+            index,
+            message,
+            finish_reason: finish_reason(c.get("finish_reason"))?,
+        });
     }
-    let usage: Option<Usage> = v.get("usage").and_then(|u| serde_json::from_value(u.clone()).ok());
+    let usage: Option<Usage> = v
+        .get("usage")
+        .and_then(|u| serde_json::from_value(u.clone()).ok());
     Ok(ChatResponse {
         id: String::new(),
         object: "chat.completion".into(),
         created: v.get("created").and_then(Value::as_u64).unwrap_or_else(unix_now),
-        model: v.get("model").and_then(Value::as_str).unwrap_or_default().to_string(),
+        model: v
+            .get("model")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string(),
         choices: out,
         usage,
     })
@@ -160,9 +198,19 @@ pub(crate) fn response(v: Value) -> Result<ChatResponse, ProviderError> {
 /// One GigaChat stream event to a canonical chunk.
 pub(crate) fn chunk(v: Value, id: &str) -> Result<ChatChunk, ProviderError> {
     let created = v.get("created").and_then(Value::as_u64).unwrap_or_else(unix_now);
-    let model = v.get("model").and_then(Value::as_str).unwrap_or_default().to_string();
+    let model = v
+        .get("model")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
     let mut choices = Vec::new();
-    for (i, c) in v.get("choices").and_then(Value::as_array).into_iter().flatten().enumerate() {
+    for (i, c) in v
+        .get("choices")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
         let d = c.get("delta").cloned().unwrap_or_else(|| json!({}));
         let role = match d.get("role").and_then(Value::as_str) {
             Some("assistant") => Some(Role::Assistant),
@@ -180,11 +228,21 @@ pub(crate) fn chunk(v: Value, id: &str) -> Result<ChatChunk, ProviderError> {
             }]
         });
         let content = d.get("content").and_then(Value::as_str).map(str::to_string);
-        let delta = Delta { role, content, tool_calls };
+        let delta = Delta {
+            role,
+            content,
+            tool_calls,
+        };
         let index = c.get("index").and_then(Value::as_u64).unwrap_or(i as u64) as u32;
-        choices.push(ChunkChoice { index, delta, finish_reason: finish_reason(c.get("finish_reason"))? });
+        choices.push(ChunkChoice {
+            index,
+            delta,
+            finish_reason: finish_reason(c.get("finish_reason"))?,
+        });
     }
-    let usage: Option<Usage> = v.get("usage").and_then(|u| serde_json::from_value(u.clone()).ok());
+    let usage: Option<Usage> = v
+        .get("usage")
+        .and_then(|u| serde_json::from_value(u.clone()).ok());
     Ok(ChatChunk {
         id: id.to_string(),
         object: "chat.completion.chunk".into(),
