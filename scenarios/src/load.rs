@@ -1,0 +1,292 @@
+//! The load generator: a phase's requests against the gateway (closed model with N workers, or an open model at a
+//! fixed rate), each recorded as a [`Sample`] with what the client saw.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde_json::{json, Value};
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
+
+use crate::format::{Load, Pacing, Route, Stop, StreamEnd};
+use crate::progress::Progress;
+
+/// One request as the client saw it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Sample {
+    /// Index of the phase (steady state before = `usize::MAX - 1`, after = `usize::MAX`; see the runner).
+    pub phase: usize,
+    /// Start, in seconds since the scenario started.
+    pub start: f64,
+    /// Total time until the body was read to the end, in seconds.
+    pub latency: f64,
+    /// HTTP status; 0 when no response arrived.
+    pub status: u16,
+    /// `X-LLM-Actual-Provider`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
+    /// `X-LLM-Source`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// `X-LLM-Fallbacks`.
+    pub fallbacks: u32,
+    /// For streams: how the stream ended.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stream: Option<StreamEnd>,
+    /// `error.code` of an error body (or of a stream's error event).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_code: Option<String>,
+    /// `error.attempts[].provider` of an error body, in order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub attempts: Vec<String>,
+    /// A transport or body problem seen by the client.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// 2xx, a well-formed body and, for streams, a completed stream.
+    pub ok: bool,
+}
+
+/// Where the load goes and how it is tagged.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// HTTP client.
+    pub http: reqwest::Client,
+    /// Gateway API base URL.
+    pub gateway_url: String,
+    /// Scenario seed.
+    pub seed: u64,
+    /// Phase index stored in each sample.
+    pub phase: usize,
+    /// Scenario start.
+    pub t0: Instant,
+}
+
+/// Runs `load` to completion and returns its samples in completion order.
+pub async fn run(target: &Target, load: &Load, progress: &Progress) -> Vec<Sample> {
+    let issued = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let more = {
+        let issued = issued.clone();
+        let stop = load.stop;
+        move || -> Option<u64> {
+            match stop {
+                Stop::Count(n) => {
+                    let i = issued.fetch_add(1, Ordering::Relaxed);
+                    (i < n).then_some(i)
+                }
+                Stop::Duration(d) => (started.elapsed() < d).then(|| issued.fetch_add(1, Ordering::Relaxed)),
+            }
+        }
+    };
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Sample>();
+    match load.pacing {
+        Pacing::Concurrency(n) => {
+            for _ in 0..n {
+                let (t, l, tx, more, p) = (target.clone(), load.clone(), tx.clone(), more.clone(), progress.clone());
+                tokio::spawn(async move {
+                    while let Some(i) = more() {
+                        let s = one(&t, &l, i).await;
+                        p.tick(s.ok);
+                        if tx.send(s).is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        }
+        Pacing::Rate { per_second, max_in_flight } => {
+            let permits = Arc::new(Semaphore::new(max_in_flight as usize));
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs_f64(1.0 / per_second));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Some(i) = more() else { break };
+                let Ok(permit) = permits.clone().acquire_owned().await else { break };
+                let (t, l, tx, p) = (target.clone(), load.clone(), tx.clone(), progress.clone());
+                tokio::spawn(async move {
+                    let s = one(&t, &l, i).await;
+                    p.tick(s.ok);
+                    let _ = tx.send(s);
+                    drop(permit);
+                });
+            }
+        }
+    }
+    drop(tx);
+    let mut out = Vec::new();
+    while let Some(s) = rx.recv().await {
+        out.push(s);
+    }
+    out
+}
+
+fn header(resp: &reqwest::Response, name: &str) -> Option<String> {
+    resp.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
+}
+
+fn body_of(load: &Load, prompt: &str) -> Value {
+    match load.route {
+        Route::Chat => {
+            let mut b = json!({"model": load.model, "stream": load.stream, "messages": [{"role": "user", "content": prompt}]});
+            if let Some(m) = load.max_tokens {
+                b["max_tokens"] = json!(m);
+            }
+            b
+        }
+        Route::Assistants => {
+            let mut b = json!({"prompt": prompt, "model": load.model});
+            if let Some(m) = load.max_tokens {
+                b["max_tokens"] = json!(m);
+            }
+            b
+        }
+    }
+}
+
+/// Sends request number `i` and records it.
+async fn one(t: &Target, load: &Load, i: u64) -> Sample {
+    let mut rng = fastrand::Rng::with_seed(t.seed.wrapping_mul(0x9e37_79b9_7f4a_7c15).wrapping_add(i));
+    let prompt = load.prompts.get(rng.usize(..load.prompts.len().max(1))).map(String::as_str).unwrap_or("hello");
+    let path = match load.route {
+        Route::Chat => "/v1/chat/completions",
+        Route::Assistants => "/api/assistants/generate",
+    };
+    let mut req = t.http.post(format!("{}{path}", t.gateway_url)).timeout(load.timeout).json(&body_of(load, prompt));
+    for (k, v) in &load.headers {
+        req = req.header(k, v);
+    }
+    let begin = Instant::now();
+    let mut s = Sample {
+        phase: t.phase,
+        start: begin.duration_since(t.t0).as_secs_f64(),
+        latency: 0.0,
+        status: 0,
+        provider: None,
+        source: None,
+        fallbacks: 0,
+        stream: None,
+        error_code: None,
+        attempts: Vec::new(),
+        error: None,
+        ok: false,
+    };
+    match req.send().await {
+        Err(e) => s.error = Some(short_error(&e)),
+        Ok(mut resp) => {
+            s.status = resp.status().as_u16();
+            s.provider = header(&resp, "x-llm-actual-provider");
+            s.source = header(&resp, "x-llm-source");
+            s.fallbacks = header(&resp, "x-llm-fallbacks").and_then(|v| v.parse().ok()).unwrap_or(0);
+            let streamed = load.stream && resp.status().is_success();
+            let mut body = Vec::new();
+            loop {
+                match resp.chunk().await {
+                    Ok(Some(c)) => body.extend_from_slice(&c),
+                    Ok(None) => break,
+                    Err(e) => {
+                        s.error = Some(short_error(&e));
+                        break;
+                    }
+                }
+            }
+            let text = String::from_utf8_lossy(&body);
+            if streamed {
+                let (end, code) = classify_stream(&text);
+                s.stream = Some(end);
+                s.error_code = code;
+                s.ok = end == StreamEnd::Completed && s.error.is_none();
+            } else {
+                if load.stream {
+                    s.stream = Some(StreamEnd::NotStreamed);
+                }
+                let v: Option<Value> = serde_json::from_str(&text).ok();
+                if resp_ok(s.status) {
+                    let well_formed = v.as_ref().is_some_and(|v| v.get("choices").is_some() || v.get("text").is_some() || v.get("answer").is_some() || v.is_object());
+                    if !well_formed && s.error.is_none() {
+                        s.error = Some("2xx body is not JSON".into());
+                    }
+                    s.ok = well_formed && s.error.is_none();
+                } else if let Some(v) = v {
+                    s.error_code = v.pointer("/error/code").and_then(Value::as_str).map(str::to_string);
+                    if let Some(list) = v.pointer("/error/attempts").and_then(Value::as_array) {
+                        s.attempts = list
+                            .iter()
+                            .filter_map(|a| a.get("provider").and_then(Value::as_str).map(str::to_string))
+                            .collect();
+                    }
+                }
+            }
+        }
+    }
+    s.latency = begin.elapsed().as_secs_f64();
+    s
+}
+
+fn resp_ok(status: u16) -> bool {
+    (200..300).contains(&status)
+}
+
+fn short_error(e: &reqwest::Error) -> String {
+    if e.is_timeout() {
+        "client timeout".into()
+    } else if e.is_connect() {
+        "cannot connect to the gateway".into()
+    } else if e.is_body() || e.is_decode() {
+        "response body broke off".into()
+    } else {
+        "request failed".into()
+    }
+}
+
+/// How an SSE body ended, and the error event's code.
+pub fn classify_stream(text: &str) -> (StreamEnd, Option<String>) {
+    let mut done = false;
+    let mut error_at: Option<usize> = None;
+    let mut code = None;
+    let mut pending_error = false;
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim_end();
+        if line == "event: error" {
+            pending_error = true;
+            error_at.get_or_insert(i);
+        } else if let Some(d) = line.strip_prefix("data:") {
+            let d = d.trim();
+            if d == "[DONE]" {
+                done = true;
+            } else if pending_error || d.starts_with("{\"error\"") {
+                error_at.get_or_insert(i);
+                if code.is_none() {
+                    code = serde_json::from_str::<Value>(d)
+                        .ok()
+                        .and_then(|v| v.pointer("/error/code").and_then(Value::as_str).map(str::to_string));
+                }
+                pending_error = false;
+            }
+        } else if line.is_empty() {
+            pending_error = false;
+        }
+    }
+    let end = match (done, error_at.is_some()) {
+        (true, false) => StreamEnd::Completed,
+        (false, true) => StreamEnd::ErrorEvent,
+        (true, true) => StreamEnd::ErrorThenDone,
+        (false, false) => StreamEnd::Cut,
+    };
+    (end, code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stream_endings() {
+        let ok = "data: {\"choices\":[]}\n\ndata: [DONE]\n\n";
+        assert_eq!(classify_stream(ok).0, StreamEnd::Completed);
+        let err = "data: {\"choices\":[]}\n\nevent: error\ndata: {\"error\":{\"code\":\"stream_interrupted\"}}\n\n";
+        assert_eq!(classify_stream(err), (StreamEnd::ErrorEvent, Some("stream_interrupted".into())));
+        assert_eq!(classify_stream("data: {\"choices\":[]}\n\n").0, StreamEnd::Cut);
+        assert_eq!(classify_stream(&format!("{err}data: [DONE]\n\n")).0, StreamEnd::ErrorThenDone);
+    }
+}
