@@ -59,10 +59,7 @@ impl Client {
 
     /// A client for `TOXIPROXY_URL`, or [`DEFAULT_URL`] when it is unset or empty.
     pub fn from_env() -> Result<Self, ClientError> {
-        match std::env::var("TOXIPROXY_URL") {
-            Ok(url) if !url.trim().is_empty() => Self::new(url.trim()),
-            _ => Self::new(DEFAULT_URL),
-        }
+        Self::new(url_from(std::env::var("TOXIPROXY_URL").ok()))
     }
 
     /// The base URL.
@@ -250,6 +247,14 @@ impl Client {
     }
 }
 
+/// The URL `TOXIPROXY_URL` selects: its value, or [`DEFAULT_URL`] when unset or blank.
+fn url_from(var: Option<String>) -> String {
+    match var {
+        Some(url) if !url.trim().is_empty() => url.trim().to_owned(),
+        _ => DEFAULT_URL.to_owned(),
+    }
+}
+
 fn proxy_path(name: &str) -> String {
     format!("/proxies/{}", escape(name))
 }
@@ -283,5 +288,8 @@ mod tests {
         );
         assert_eq!(Client::new("http://h:1").unwrap().url(), "http://h:1");
         assert_eq!(toxic_path("a b", "c/d"), "/proxies/a%20b/toxics/c%2Fd");
+        assert_eq!(url_from(None), DEFAULT_URL);
+        assert_eq!(url_from(Some("  ".into())), DEFAULT_URL);
+        assert_eq!(url_from(Some(" http://h:9 ".into())), "http://h:9");
     }
 }

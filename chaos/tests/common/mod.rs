@@ -158,3 +158,17 @@ pub fn require_tool(what: &str) -> bool {
 pub fn crate_dir() -> std::path::PathBuf {
     std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
+
+/// Asserts a Toxiproxy error answer: status, plain-text content type, nosniff, exact JSON body plus newline.
+pub fn assert_error(r: &Raw, status: u16, message: &str) {
+    assert_eq!(r.status, status, "{r:?}");
+    assert_eq!(r.content_type, "text/plain; charset=utf-8");
+    assert_eq!(r.headers.get("x-content-type-options").unwrap(), "nosniff");
+    assert_eq!(
+        r.body,
+        format!(
+            "{{\"error\":{},\"status\":{status}}}\n",
+            serde_json::to_string(message).unwrap()
+        )
+    );
+}
