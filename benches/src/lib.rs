@@ -1,2 +1,19 @@
-//! Benchmarks for the workspace (issue 7 builds the load benchmark; the fakes' throughput bench lives in
-//! `benches/benches/`).
+//! Benchmarks of the workspace: the open-loop load benchmark (`llm-benches load`) and, under `benches/`,
+//! criterion micro-benchmarks.
+//!
+//! # Layout
+//! - [`procs`]: the servers under test as child processes (fake, bare forwarder, gateway), their readiness
+//!   and peak memory.
+//! - [`forwarder`]: the bare forwarder, a few dozen lines of axum + pooled reqwest: the practical floor for
+//!   any gateway on the machine.
+//! - [`load`]: open-loop generation at a fixed arrival rate (latency measured from the intended send time,
+//!   so there is no coordinated omission) and closed-loop throughput ceilings.
+//! - [`stats`]: latency percentiles.
+//! - [`suite`]: the measurements of the load benchmark; [`report`]: its Markdown and JSON.
+
+pub mod forwarder;
+pub mod load;
+pub mod procs;
+pub mod report;
+pub mod stats;
+pub mod suite;

@@ -1,0 +1,122 @@
+//! Load generation. Open loop: requests are sent on a fixed schedule whatever the server does, and each
+//! latency is measured from the request's intended send time, so a stalled server cannot hide its queue
+//! (no coordinated omission). Closed loop: a fixed number of requests in flight, for throughput ceilings.
+
+use crate::stats::Samples;
+use futures::stream::{FuturesUnordered, StreamExt};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// One kind of request to send.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// Full URL of the endpoint.
+    pub url: String,
+    /// JSON body.
+    pub body: Arc<String>,
+    /// Extra headers.
+    pub headers: Vec<(String, String)>,
+}
+
+impl Target {
+    /// A chat completion to `base` (a server root) for `model`.
+    pub fn chat(base: &str, model: &str, prompt: &str) -> Target {
+        let body = serde_json::json!({"model": model, "stream": false,
+            "messages": [{"role": "user", "content": prompt}]});
+        Target {
+            url: format!("{}/v1/chat/completions", base.trim_end_matches('/')),
+            body: Arc::new(body.to_string()),
+            headers: vec![("authorization".into(), "Bearer sk-bench-0000".into())],
+        }
+    }
+
+    /// Adds a header.
+    pub fn with_header(mut self, k: &str, v: &str) -> Target {
+        self.headers.push((k.to_string(), v.to_string()));
+        self
+    }
+}
+
+/// A client with a connection pool big enough for the loads here.
+pub fn client() -> Result<reqwest::Client, reqwest::Error> {
+    reqwest::Client::builder().pool_max_idle_per_host(1024).timeout(Duration::from_secs(60)).build()
+}
+
+async fn send(client: &reqwest::Client, t: &Target) -> bool {
+    let mut rb = client.post(&t.url).header("content-type", "application/json").body(t.body.as_ref().clone());
+    for (k, v) in &t.headers {
+        rb = rb.header(k, v);
+    }
+    match rb.send().await {
+        Ok(r) => {
+            let ok = r.status().is_success();
+            r.bytes().await.is_ok() && ok
+        }
+        Err(_) => false,
+    }
+}
+
+/// Sends `rate` requests per second for `duration`, on schedule; latencies from the intended send time.
+pub async fn open_loop(client: &reqwest::Client, t: &Target, rate: u32, duration: Duration) -> Samples {
+    let n = (f64::from(rate) * duration.as_secs_f64()).round() as u64;
+    let interval = Duration::from_secs_f64(1.0 / f64::from(rate.max(1)));
+    let start = Instant::now() + Duration::from_millis(20);
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Option<Duration>>();
+    let sender = {
+        let (client, t) = (client.clone(), t.clone());
+        tokio::spawn(async move {
+            for i in 0..n {
+                let at = start + interval.mul_f64(i as f64);
+                tokio::time::sleep_until(at).await;
+                let (client, t, tx) = (client.clone(), t.clone(), tx.clone());
+                tokio::spawn(async move {
+                    let ok = send(&client, &t).await;
+                    let _ = tx.send(ok.then(|| at.elapsed()));
+                });
+            }
+        })
+    };
+    let mut samples = Samples::default();
+    for _ in 0..n {
+        match rx.recv().await {
+            Some(Some(d)) => samples.record(d),
+            Some(None) => samples.errors += 1,
+            None => break,
+        }
+    }
+    let _ = sender.await;
+    samples
+}
+
+/// Keeps `concurrency` requests in flight for `duration`; returns completed requests per second.
+pub async fn ceiling(client: &reqwest::Client, t: &Target, concurrency: usize, duration: Duration) -> f64 {
+    let start = Instant::now();
+    let end = start + duration;
+    let mut inflight = FuturesUnordered::new();
+    let mut done = 0u64;
+    for _ in 0..concurrency {
+        inflight.push(send(client, t));
+    }
+    while let Some(ok) = inflight.next().await {
+        done += u64::from(ok);
+        if Instant::now() < end {
+            inflight.push(send(client, t));
+        }
+    }
+    done as f64 / start.elapsed().as_secs_f64()
+}
+
+/// Sends `n` requests one after another (for fallback cases where order matters); latency per request.
+pub async fn sequential(client: &reqwest::Client, t: &Target, n: usize, pause: Duration) -> Vec<Option<Duration>> {
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        let t0 = Instant::now();
+        let ok = send(client, t).await;
+        out.push(ok.then(|| t0.elapsed()));
+        if !pause.is_zero() {
+            tokio::time::sleep(pause).await;
+        }
+    }
+    out
+}

@@ -1,0 +1,143 @@
+//! `llm-benches`: the load benchmark. Thin: parses the CLI and calls the library.
+
+use clap::{Parser, Subcommand};
+use llm_benches::{forwarder, report, suite};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(name = "llm-benches", version, about = "Load and fallback-latency benchmark of the LLM gateway")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Measure overhead (fake direct, bare forwarder, gateway, optional peer), throughput ceilings, the
+    /// gateway's memory and fallback latency; write Markdown and JSON under --out.
+    ///
+    /// Needs the release binaries next to this one:
+    /// `cargo build --release -p llm-gateway -p llm-mocks -p llm-benches`.
+    Load(LoadArgs),
+    /// Run the bare forwarder (used by `load`; handy to measure by hand).
+    Forwarder {
+        /// Root URL to forward to.
+        #[arg(long)]
+        upstream: String,
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: String,
+    },
+}
+
+#[derive(clap::Args)]
+struct LoadArgs {
+    /// Arrival rates of the overhead runs, requests per second.
+    #[arg(long, value_delimiter = ',', default_value = "2000,5000")]
+    rates: Vec<u32>,
+    /// Length of each open-loop run.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    duration: Duration,
+    /// Length of each throughput-ceiling run.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    ceiling_duration: Duration,
+    /// Requests in flight for the throughput ceilings.
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    /// Another OpenAI-compatible gateway to measure with the same load (point it at the same fake).
+    #[arg(long)]
+    peer_url: Option<String>,
+    /// Model name to send to the peer.
+    #[arg(long, default_value = "gpt-4o-mini")]
+    peer_model: String,
+    /// Arrival rate of the fallback runs.
+    #[arg(long, default_value_t = 200)]
+    fallback_rate: u32,
+    /// Length of each fallback run.
+    #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
+    fallback_duration: Duration,
+    /// Where to write `load.md` and `load.json`.
+    #[arg(long, default_value = "output/bench")]
+    out: PathBuf,
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, std::io::Error> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build()
+}
+
+async fn load(a: LoadArgs) -> ExitCode {
+    let opts = suite::Options {
+        rates: a.rates,
+        duration: a.duration,
+        ceiling_duration: a.ceiling_duration,
+        concurrency: a.concurrency,
+        peer_url: a.peer_url,
+        peer_model: a.peer_model,
+        fallback_rate: a.fallback_rate,
+        fallback_duration: a.fallback_duration,
+        progress: true,
+    };
+    let results = match suite::run(&opts).await {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("llm-benches: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let md = report::markdown(&results);
+    println!("{md}");
+    let json = serde_json::to_string_pretty(&results).unwrap_or_default();
+    let write = std::fs::create_dir_all(&a.out)
+        .and_then(|_| std::fs::write(a.out.join("load.md"), &md))
+        .and_then(|_| std::fs::write(a.out.join("load.json"), json));
+    if let Err(e) = write {
+        eprintln!("llm-benches: cannot write the report under {}: {e}", a.out.display());
+        return ExitCode::FAILURE;
+    }
+    eprintln!("[llm-benches] wrote {0}/load.md and {0}/load.json", a.out.display());
+    ExitCode::SUCCESS
+}
+
+async fn serve_forwarder(upstream: String, listen: String) -> ExitCode {
+    let app = match forwarder::app(&upstream) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("llm-benches forwarder: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let listener = match tokio::net::TcpListener::bind(&listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("llm-benches forwarder: cannot listen on {listen}: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Ok(addr) = listener.local_addr() {
+        println!("forwarder http://{addr} -> {upstream}");
+    }
+    match axum::serve(listener, app).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("llm-benches forwarder: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("llm-benches: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match cli.command {
+        Command::Load(a) => rt.block_on(load(a)),
+        Command::Forwarder { upstream, listen } => rt.block_on(serve_forwarder(upstream, listen)),
+    }
+}

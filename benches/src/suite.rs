@@ -1,0 +1,317 @@
+//! The load benchmark's measurements: (a) overhead of the gateway against the fake directly and a bare
+//! forwarder, with throughput ceilings and the gateway's peak memory; (b) fallback latency for each way the
+//! primary can fail, against the backup's own latency; (c) offline-answer latency.
+
+use crate::load::{self, Target};
+use crate::procs::{self, ProcError, Server};
+use crate::stats::Summary;
+use llm_chaos::toxics::{ResetPeer, Timeout};
+use llm_chaos::{NewProxy, NewToxic, ServerConfig, Stream, ToxicKind};
+use serde::Serialize;
+use std::time::Duration;
+
+/// What to measure and for how long.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Arrival rates of the overhead runs, requests per second.
+    pub rates: Vec<u32>,
+    /// Length of each open-loop run.
+    pub duration: Duration,
+    /// Length of each throughput-ceiling run.
+    pub ceiling_duration: Duration,
+    /// Requests in flight for the ceilings.
+    pub concurrency: usize,
+    /// Another OpenAI-compatible gateway to measure on the same fake (already pointed at it).
+    pub peer_url: Option<String>,
+    /// The model name to send to the peer.
+    pub peer_model: String,
+    /// Arrival rate of the fallback runs.
+    pub fallback_rate: u32,
+    /// Length of each fallback run.
+    pub fallback_duration: Duration,
+    /// Print progress to stderr.
+    pub progress: bool,
+}
+
+/// Errors of a benchmark run.
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    /// A server could not be started.
+    #[error(transparent)]
+    Proc(#[from] ProcError),
+    /// The HTTP client could not be built or a control call failed.
+    #[error("http: {0}")]
+    Http(#[from] reqwest::Error),
+    /// The chaos proxy failed.
+    #[error("chaos proxy: {0}")]
+    Chaos(String),
+}
+
+/// One target at one rate.
+#[derive(Debug, Clone, Serialize)]
+pub struct RateRow {
+    /// `direct`, `forwarder`, `gateway` or `peer`.
+    pub target: String,
+    /// Requests per second offered.
+    pub rate: u32,
+    /// Latencies.
+    pub latency: Summary,
+}
+
+/// Everything measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct Results {
+    /// When the run started (RFC 3339).
+    pub started: String,
+    /// What machine it ran on.
+    pub machine: String,
+    /// Open-loop latencies per target and rate.
+    pub overhead: Vec<RateRow>,
+    /// Closed-loop throughput ceilings, requests per second, per target.
+    pub ceilings: Vec<(String, f64)>,
+    /// The gateway's peak resident memory in bytes, after all overhead runs.
+    pub gateway_peak_rss_bytes: Option<u64>,
+    /// p50 of `llm_gateway_overhead_seconds` as the gateway reports it (upper bound of the bucket).
+    pub gateway_overhead_metric_p50_s: Option<f64>,
+    /// Fallback cases.
+    pub fallback: Vec<FallbackRow>,
+}
+
+/// One fallback case.
+#[derive(Debug, Clone, Serialize)]
+pub struct FallbackRow {
+    /// What the primary does.
+    pub case: String,
+    /// Latencies through the gateway.
+    pub latency: Summary,
+}
+
+fn say(o: &Options, msg: &str) {
+    if o.progress {
+        eprintln!("[llm-benches] {msg}");
+    }
+}
+
+/// The gateway config: one or two providers, `{PORT}` for the listen port.
+fn gateway_config(openai_base: &str, kimi_base: Option<&str>, attempt_timeout: &str) -> String {
+    let kimi = kimi_base
+        .map(|k| format!("  kimi: {{ kind: kimi, base_url: \"{k}/v1\", secret: {{ value: sk-bench-kimi }} }}\n"))
+        .unwrap_or_default();
+    let order = if kimi_base.is_some() { "[openai, kimi]" } else { "[openai]" };
+    format!(
+        "server: {{ listen: \"127.0.0.1:{{PORT}}\", body_limit_bytes: 1048576, shutdown_grace: 1s }}\n\
+         mode: remote\n\
+         models:\n  default: {{ openai: gpt-4o-mini, kimi: moonshot-v1-8k }}\n\
+         providers:\n  openai: {{ kind: openai, base_url: \"{openai_base}/v1\", secret: {{ value: sk-bench-openai }} }}\n{kimi}\
+         fallback_policy:\n  order: {order}\n  deadline: 30s\n  connect_timeout: 500ms\n  first_token_timeout: {attempt_timeout}\n\
+         \x20 stall_timeout: {attempt_timeout}\n  attempt_timeout: {attempt_timeout}\n\
+         \x20 retries: {{ max_retries: 1, backoff_base: 1ms, backoff_max: 5ms, budget_ratio: 0.2, budget_min_per_second: 2 }}\n\
+         \x20 breaker: {{ window: 30s, min_requests: 5, failure_ratio: 0.5, open_for: 60s }}\n\
+         \x20 cooldowns: {{ rate_limited: 5s, rate_limited_max: 60s, quota_exhausted: 10m, auth: 60s }}\n"
+    )
+}
+
+/// p50 of a Prometheus histogram in a /metrics text: the upper bound of the bucket holding the median.
+pub fn histogram_p50(metrics: &str, name: &str) -> Option<f64> {
+    let mut buckets: Vec<(f64, f64)> = metrics
+        .lines()
+        .filter(|l| l.starts_with(&format!("{name}_bucket{{")))
+        .filter_map(|l| {
+            let le = l.split("le=\"").nth(1)?.split('"').next()?;
+            let le = if le == "+Inf" { f64::INFINITY } else { le.parse().ok()? };
+            let v: f64 = l.rsplit(' ').next()?.parse().ok()?;
+            Some((le, v))
+        })
+        .collect();
+    buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let total = buckets.last()?.1;
+    if total <= 0.0 {
+        return None;
+    }
+    buckets.iter().find(|(_, c)| *c >= total / 2.0).map(|(le, _)| *le)
+}
+
+/// (a): direct, forwarder, gateway (and peer) at each rate; ceilings; gateway memory and overhead metric.
+async fn overhead(o: &Options, r: &mut Results) -> Result<(), BenchError> {
+    let fakes = procs::fakes(&["openai"]).await?;
+    let fake = fakes.url_of("openai").unwrap_or_default().to_string();
+    let fwd = procs::forwarder(&fake).await?;
+    let gw = procs::gateway(&gateway_config(&fake, None, "5s")).await?;
+    let client = load::client()?;
+    let prompt = "Сделай SQL-фильтр по продажам";
+    let mut targets = vec![
+        ("direct", Target::chat(&fake, "gpt-4o-mini", prompt)),
+        ("forwarder", Target::chat(fwd.url(), "gpt-4o-mini", prompt)),
+        ("gateway", Target::chat(gw.url(), "default", prompt)),
+    ];
+    if let Some(peer) = &o.peer_url {
+        targets.push(("peer", Target::chat(peer, &o.peer_model, prompt)));
+    }
+    for (name, t) in &targets {
+        say(o, &format!("warming up {name}"));
+        load::open_loop(&client, t, 500, Duration::from_secs(1)).await;
+    }
+    for &rate in &o.rates {
+        for (name, t) in &targets {
+            say(o, &format!("{name}: {rate} requests/s for {:?}", o.duration));
+            let s = load::open_loop(&client, t, rate, o.duration).await.summary();
+            r.overhead.push(RateRow { target: name.to_string(), rate, latency: s });
+        }
+    }
+    r.gateway_peak_rss_bytes = gw.peak_rss_bytes();
+    let metrics = client.get(format!("{}/metrics", gw.url())).send().await?.text().await?;
+    r.gateway_overhead_metric_p50_s = histogram_p50(&metrics, "llm_gateway_overhead_seconds");
+    for (name, t) in &targets {
+        say(o, &format!("{name}: throughput ceiling with {} in flight", o.concurrency));
+        let c = load::ceiling(&client, t, o.concurrency, o.ceiling_duration).await;
+        r.ceilings.push((name.to_string(), c));
+    }
+    drop((gw, fwd, fakes));
+    Ok(())
+}
+
+/// How the primary fails in a fallback case.
+#[derive(Debug, Clone, Copy)]
+enum Failure {
+    None,
+    Refused,
+    Reset,
+    BlackHoleCold,
+    BlackHoleOpen,
+    Quota,
+    ServerError,
+}
+
+impl Failure {
+    fn name(self) -> &'static str {
+        match self {
+            Failure::None => "backup alone (primary skipped by X-LLM-Provider)",
+            Failure::Refused => "primary refuses connections",
+            Failure::Reset => "primary resets connections",
+            Failure::BlackHoleCold => "primary black-holed, breaker cold (first 6 requests)",
+            Failure::BlackHoleOpen => "primary black-holed, breaker open",
+            Failure::Quota => "primary quota exhausted (429)",
+            Failure::ServerError => "primary 5xx",
+        }
+    }
+}
+
+/// (b): each failure of the primary on a fresh gateway, against the backup's own latency.
+async fn fallback(o: &Options, r: &mut Results) -> Result<(), BenchError> {
+    let fakes = procs::fakes(&["openai", "kimi"]).await?;
+    let openai = fakes.url_of("openai").unwrap_or_default().to_string();
+    let kimi = fakes.url_of("kimi").unwrap_or_default().to_string();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(|e| BenchError::Chaos(e.to_string()))?;
+    let chaos = llm_chaos::Server::start(listener, ServerConfig::default()).map_err(|e| BenchError::Chaos(e.to_string()))?;
+    let cc = chaos.client().map_err(|e| BenchError::Chaos(e.to_string()))?;
+    let upstream = openai.trim_start_matches("http://").to_string();
+    let proxy = cc
+        .create_proxy(&NewProxy::new("openai", "127.0.0.1:0", upstream))
+        .await
+        .map_err(|e| BenchError::Chaos(e.to_string()))?;
+    let proxied = format!("http://{}", proxy.listen);
+    let http = load::client()?;
+    let cases = [
+        Failure::None,
+        Failure::Refused,
+        Failure::Reset,
+        Failure::BlackHoleCold,
+        Failure::BlackHoleOpen,
+        Failure::Quota,
+        Failure::ServerError,
+    ];
+    for case in cases {
+        say(o, &format!("fallback: {}", case.name()));
+        cc.reset().await.map_err(|e| BenchError::Chaos(e.to_string()))?;
+        for root in [&openai, &kimi] {
+            http.post(format!("{root}/__mock/reset")).send().await?;
+        }
+        let gw: Server = procs::gateway(&gateway_config(&proxied, Some(&kimi), "1s")).await?;
+        let mut t = Target::chat(gw.url(), "default", "fallback latency");
+        let chaos_err = |e: llm_chaos::ClientError| BenchError::Chaos(e.to_string());
+        match case {
+            Failure::None => t = t.with_header("x-llm-provider", "kimi"),
+            Failure::Refused => {
+                cc.disable("openai").await.map_err(chaos_err)?;
+            }
+            Failure::Reset => {
+                let mut tox = NewToxic::new(ToxicKind::ResetPeer(ResetPeer { timeout: 0 }));
+                tox.stream = Some(Stream::Upstream);
+                cc.add_toxic("openai", &tox).await.map_err(chaos_err)?;
+            }
+            Failure::BlackHoleCold | Failure::BlackHoleOpen => {
+                let mut tox = NewToxic::new(ToxicKind::Timeout(Timeout { timeout: 0 }));
+                tox.stream = Some(Stream::Upstream);
+                cc.add_toxic("openai", &tox).await.map_err(chaos_err)?;
+            }
+            Failure::Quota | Failure::ServerError => {
+                let fault = if matches!(case, Failure::Quota) { "quota_exhausted" } else { "server_error" };
+                http.post(format!("{openai}/__mock/faults")).json(&serde_json::json!({"fault": fault})).send().await?;
+            }
+        }
+        let summary = match case {
+            Failure::BlackHoleCold => {
+                let mut s = crate::stats::Samples::default();
+                for d in load::sequential(&http, &t, 6, Duration::ZERO).await {
+                    match d {
+                        Some(d) => s.record(d),
+                        None => s.errors += 1,
+                    }
+                }
+                s.summary()
+            }
+            Failure::BlackHoleOpen => {
+                // Open the breaker first (min_requests failures), then measure.
+                load::sequential(&http, &t, 6, Duration::ZERO).await;
+                load::open_loop(&http, &t, o.fallback_rate, o.fallback_duration).await.summary()
+            }
+            _ => load::open_loop(&http, &t, o.fallback_rate, o.fallback_duration).await.summary(),
+        };
+        r.fallback.push(FallbackRow { case: case.name().to_string(), latency: summary });
+        drop(gw);
+    }
+    chaos.shutdown().await;
+    Ok(())
+}
+
+/// Runs every measurement.
+pub async fn run(o: &Options) -> Result<Results, BenchError> {
+    let mut r = Results {
+        started: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+        machine: machine(),
+        overhead: Vec::new(),
+        ceilings: Vec::new(),
+        gateway_peak_rss_bytes: None,
+        gateway_overhead_metric_p50_s: None,
+        fallback: Vec::new(),
+    };
+    overhead(o, &mut r).await?;
+    fallback(o, &mut r).await?;
+    Ok(r)
+}
+
+fn machine() -> String {
+    let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    let model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| c.lines().find(|l| l.starts_with("model name")).and_then(|l| l.split(':').nth(1)).map(|s| s.trim().to_string()))
+        .unwrap_or_else(|| "unknown CPU".into());
+    let mem = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| m.lines().next().and_then(|l| l.split_whitespace().nth(1)).and_then(|k| k.parse::<u64>().ok()))
+        .map(|kb| format!("{:.0} GiB", kb as f64 / 1024.0 / 1024.0))
+        .unwrap_or_default();
+    format!("{cpus} cores ({model}), {mem}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_p50_picks_the_median_bucket() {
+        let m = "x_bucket{le=\"0.001\"} 2\nx_bucket{le=\"0.01\"} 8\nx_bucket{le=\"+Inf\"} 10\nx_sum 1\nx_count 10\n";
+        assert_eq!(histogram_p50(m, "x"), Some(0.01));
+        assert_eq!(histogram_p50("", "x"), None);
+    }
+}
