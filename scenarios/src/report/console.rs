@@ -26,13 +26,13 @@ pub fn scenario(r: &ScenarioReport) -> String {
         let _ = writeln!(o, "  error: {e}");
     }
     if !r.stages.is_empty() {
-        let _ = writeln!(o, "  {:<24} {:>6} {:>8} {:>9} {:>9} {:>9}  served by", "stage", "req", "ok", "p50", "p95", "max");
+        let _ = writeln!(o, "  {:<30} {:>6} {:>8} {:>9} {:>9} {:>9}  served by", "stage", "req", "ok", "p50", "p95", "max");
     }
     for st in &r.stages {
         let s = &st.summary;
         let ok = if s.requests == 0 { "-".to_string() } else { format!("{:.1}%", 100.0 * s.ok as f64 / s.requests as f64) };
         let (p50, p95, max) = if s.requests == 0 { ("-".into(), "-".into(), "-".into()) } else { (ms(s.p50), ms(s.p95), ms(s.max)) };
-        let _ = writeln!(o, "  {:<24} {:>6} {:>8} {:>9} {:>9} {:>9}  {}", st.name, s.requests, ok, p50, p95, max, served(st));
+        let _ = writeln!(o, "  {:<30} {:>6} {:>8} {:>9} {:>9} {:>9}  {}", st.name, s.requests, ok, p50, p95, max, served(st));
         for f in &st.faults {
             let _ = writeln!(o, "      fault: {f}");
         }
