@@ -34,11 +34,20 @@ fn chat_calls(s: &Stand, p: &str) -> usize {
         .count()
 }
 
-async fn case(p: &'static str, fault: FaultSpec, expect: Expect) {
-    let s = stand().await;
+async fn case(s: &Stand, p: &'static str, qwen_api: &str, fault: FaultSpec, expect: Expect) {
+    // A fresh gateway per case (no cooldown or breaker carried over) on reset fakes.
+    for f in s.fakes.values() {
+        f.reset();
+    }
+    let (state, app) = gateway(&yaml(
+        &s.fakes,
+        "openai, kimi, qwen, gigachat, ollama",
+        "",
+        qwen_api,
+    ));
     // Warm up (GigaChat token) so the fault hits the API call, then forget the journal.
     let r = call(
-        &s.app,
+        &app,
         "POST",
         "/v1/chat/completions",
         Some(chat(false)),
@@ -46,12 +55,6 @@ async fn case(p: &'static str, fault: FaultSpec, expect: Expect) {
     )
     .await;
     assert_eq!(r.status, 200, "{p} warm-up: {}", r.body);
-    let (state, app) = gateway(&yaml(
-        &s.fakes,
-        "openai, kimi, qwen, gigachat, ollama",
-        "",
-        "compatible",
-    ));
     for f in s.fakes.values() {
         f.state().clear_journal();
     }
@@ -126,8 +129,9 @@ fn f(kind: FaultKind) -> FaultSpec {
     FaultSpec::new(kind).times(1)
 }
 
-async fn matrix(p: &'static str) {
+async fn matrix(p: &'static str, qwen_api: &str) {
     use Expect::*;
+    let s = stand_with("openai, kimi, qwen, gigachat, ollama", "", qwen_api).await;
     let mut cases = vec![
         (
             f(FaultKind::RateLimited).retry_after_s(7),
@@ -151,31 +155,36 @@ async fn matrix(p: &'static str) {
         cases.push((f(FaultKind::ContentFilter), Fallback(None)));
     }
     for (fault, expect) in cases {
-        case(p, fault, expect).await;
+        case(&s, p, qwen_api, fault, expect).await;
     }
 }
 
 #[tokio::test]
 async fn openai_error_classes() {
-    matrix("openai").await;
+    matrix("openai", "compatible").await;
 }
 
 #[tokio::test]
 async fn kimi_error_classes() {
-    matrix("kimi").await;
+    matrix("kimi", "compatible").await;
 }
 
 #[tokio::test]
 async fn qwen_error_classes() {
-    matrix("qwen").await;
+    matrix("qwen", "compatible").await;
 }
 
 #[tokio::test]
 async fn gigachat_error_classes() {
-    matrix("gigachat").await;
+    matrix("gigachat", "compatible").await;
 }
 
 #[tokio::test]
 async fn ollama_error_classes() {
-    matrix("ollama").await;
+    matrix("ollama", "compatible").await;
+}
+
+#[tokio::test]
+async fn qwen_native_error_classes() {
+    matrix("qwen", "native").await;
 }
