@@ -86,7 +86,7 @@ async fn case(s: &Stand, p: &'static str, qwen_api: &str, fault: FaultSpec, expe
             assert_eq!(r.status, 200, "{label}: {}", r.body);
             assert_eq!(r.header("x-llm-actual-provider"), next, "{label}");
             assert_eq!(r.header("x-llm-fallbacks"), "1", "{label}");
-            assert_eq!(chat_calls(&s, p), 1, "{label}: not retried");
+            assert_eq!(chat_calls(s, p), 1, "{label}: not retried");
             let reason = status_of(p)["last_error"]["error"].as_str().unwrap().to_string();
             let fallbacks = sample(
                 &m,
@@ -110,12 +110,12 @@ async fn case(s: &Stand, p: &'static str, qwen_api: &str, fault: FaultSpec, expe
             assert_eq!(r.status, 200, "{label}: {}", r.body);
             assert_eq!(r.header("x-llm-actual-provider"), p, "{label}");
             assert_eq!(r.header("x-llm-fallbacks"), "0", "{label}");
-            assert_eq!(chat_calls(&s, p), 2, "{label}: one retry");
-            assert_eq!(chat_calls(&s, next), 0, "{label}");
+            assert_eq!(chat_calls(s, p), 2, "{label}: one retry");
+            assert_eq!(chat_calls(s, next), 0, "{label}");
         }
         Expect::Rejected(status) => {
             assert_eq!(r.status, status, "{label}: {}", r.body);
-            assert_eq!(chat_calls(&s, next), 0, "{label}: no fallback");
+            assert_eq!(chat_calls(s, next), 0, "{label}: no fallback");
             let v = r.json();
             assert_eq!(v["error"]["attempts"][0]["provider"], p, "{label}");
             assert!(v["error"]["code"].is_string(), "{label}");
