@@ -62,6 +62,7 @@ fn stat(values: &mut [f64], s: Stat) -> Option<f64> {
     match s {
         Stat::P(p) => percentile(values, p),
         Stat::Max => values.last().copied(),
+        Stat::Min => values.first().copied(),
         Stat::Mean if values.is_empty() => None,
         Stat::Mean => Some(values.iter().sum::<f64>() / values.len() as f64),
     }

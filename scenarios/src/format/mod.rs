@@ -267,6 +267,8 @@ pub enum Stat {
     P(f64),
     /// Mean.
     Mean,
+    /// Minimum.
+    Min,
     /// Maximum.
     Max,
 }

@@ -442,6 +442,7 @@ fn stat(key: &str) -> Option<Stat> {
     match key {
         "mean" => Some(Stat::Mean),
         "max" => Some(Stat::Max),
+        "min" => Some(Stat::Min),
         _ => key.strip_prefix('p').and_then(|n| n.parse::<f64>().ok()).filter(|p| *p > 0.0 && *p <= 100.0).map(Stat::P),
     }
 }
@@ -484,7 +485,7 @@ fn expect(c: &mut Ctx, at: &str, e: &RawExpect) -> Vec<Check> {
         for (k, t) in map {
             let path = format!("{at}.{group}.{k}");
             let Some(s) = stat(k) else {
-                c.push(path, format!("unknown statistic {k:?}; expected p50, p90, p95, p99 (any pN), mean or max"));
+                c.push(path, format!("unknown statistic {k:?}; expected p50, p90, p95, p99 (any pN), mean, min or max"));
                 continue;
             };
             let m = if fallback { Measure::FallbackLatency(s) } else { Measure::Latency(s) };
