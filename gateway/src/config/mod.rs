@@ -2,6 +2,7 @@
 //!
 //! Every unknown key is an error naming its YAML path; `validate` reports every problem at once.
 
+mod policy;
 mod raw;
 mod secrets;
 #[cfg(test)]

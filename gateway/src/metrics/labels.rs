@@ -1,0 +1,252 @@
+//! Metric labels: closed enums and the label sets built from them.
+
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
+
+use crate::config::Mode;
+use crate::providers::ErrorClass;
+
+macro_rules! label_enum {
+    ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum $name { $($(#[$vm])* $variant),+ }
+        impl $name {
+            /// The label text.
+            pub fn as_str(self) -> &'static str { match self { $($name::$variant => $text),+ } }
+        }
+        impl EncodeLabelValue for $name {
+            fn encode(&self, encoder: &mut LabelValueEncoder<'_>) -> Result<(), std::fmt::Error> {
+                EncodeLabelValue::encode(&self.as_str(), encoder)
+            }
+        }
+    };
+}
+
+label_enum!(
+    /// API route (by matched path).
+    Route {
+        /// `POST /v1/chat/completions`.
+        ChatCompletions => "chat_completions",
+        /// `POST /v1/embeddings`.
+        Embeddings => "embeddings",
+        /// `GET /v1/models`.
+        Models => "models",
+        /// `POST /api/assistants/generate`.
+        AssistantsGenerate => "assistants_generate",
+        /// `/admin/*`.
+        Admin => "admin",
+        /// Anything else.
+        Other => "other",
+    }
+);
+
+label_enum!(
+    /// Who answered (`X-LLM-Source`).
+    Source {
+        /// A remote provider.
+        Provider => "provider",
+        /// The cache.
+        Cache => "cache",
+        /// The local tier (Ollama).
+        Local => "local",
+        /// An offline package.
+        OfflinePackage => "offline-package",
+        /// Nobody: an error.
+        None => "none",
+    }
+);
+
+label_enum!(
+    /// Offline hit source.
+    OfflineSource {
+        /// Local model.
+        Local => "local",
+        /// Offline package.
+        Package => "package",
+    }
+);
+
+label_enum!(
+    /// Outcome of one provider attempt (or skip).
+    Outcome {
+        /// 2xx answer.
+        Success => "success",
+        /// Skipped: breaker open.
+        SkippedBreakerOpen => "skipped_breaker_open",
+        /// Skipped: cooling down.
+        SkippedCooldown => "skipped_cooldown",
+        /// connect.
+        Connect => "connect",
+        /// timeout.
+        Timeout => "timeout",
+        /// rate_limited.
+        RateLimited => "rate_limited",
+        /// quota_exhausted.
+        QuotaExhausted => "quota_exhausted",
+        /// overloaded.
+        Overloaded => "overloaded",
+        /// auth.
+        Auth => "auth",
+        /// bad_request.
+        BadRequest => "bad_request",
+        /// context_length.
+        ContextLength => "context_length",
+        /// content_filter.
+        ContentFilter => "content_filter",
+        /// malformed.
+        Malformed => "malformed",
+    }
+);
+
+impl From<ErrorClass> for Outcome {
+    fn from(c: ErrorClass) -> Outcome {
+        match c {
+            ErrorClass::Connect => Outcome::Connect,
+            ErrorClass::Timeout => Outcome::Timeout,
+            ErrorClass::RateLimited => Outcome::RateLimited,
+            ErrorClass::QuotaExhausted => Outcome::QuotaExhausted,
+            ErrorClass::Overloaded => Outcome::Overloaded,
+            ErrorClass::Auth => Outcome::Auth,
+            ErrorClass::BadRequest => Outcome::BadRequest,
+            ErrorClass::ContextLength => Outcome::ContextLength,
+            ErrorClass::ContentFilter => Outcome::ContentFilter,
+            ErrorClass::Malformed => Outcome::Malformed,
+        }
+    }
+}
+
+label_enum!(
+    /// Token kind.
+    TokenKind {
+        /// Prompt tokens.
+        Prompt => "prompt",
+        /// Completion tokens.
+        Completion => "completion",
+    }
+);
+
+label_enum!(
+    /// Cache lookup result.
+    CacheResult {
+        /// Fresh hit.
+        Hit => "hit",
+        /// Miss.
+        Miss => "miss",
+        /// Stale answer served on error.
+        Stale => "stale",
+    }
+);
+
+label_enum!(
+    /// Rate-limit scope.
+    Scope {
+        /// The gateway limited a client.
+        Client => "client",
+        /// An upstream limited the gateway.
+        Provider => "provider",
+    }
+);
+
+label_enum!(
+    /// Mode label.
+    ModeLabel {
+        /// auto.
+        Auto => "auto",
+        /// remote.
+        Remote => "remote",
+        /// offline.
+        Offline => "offline",
+    }
+);
+
+impl From<Mode> for ModeLabel {
+    fn from(m: Mode) -> ModeLabel {
+        match m {
+            Mode::Auto => ModeLabel::Auto,
+            Mode::Remote => ModeLabel::Remote,
+            Mode::Offline => ModeLabel::Offline,
+        }
+    }
+}
+
+/// `{route,status,source}`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct RequestLabels {
+    /// Route.
+    pub route: Route,
+    /// HTTP status code sent to the client.
+    pub status: u16,
+    /// Who answered.
+    pub source: Source,
+}
+
+/// `{from,to,reason}`; `to` is `none` when no candidate was left.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct FallbackLabels {
+    /// Provider that failed.
+    pub from: String,
+    /// Provider tried next.
+    pub to: String,
+    /// Error class.
+    pub reason: Outcome,
+}
+
+/// `{provider,outcome}`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct ProviderOutcomeLabels {
+    /// Provider name.
+    pub provider: String,
+    /// Outcome.
+    pub outcome: Outcome,
+}
+
+/// `{provider}`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct ProviderLabels {
+    /// Provider name.
+    pub provider: String,
+}
+
+/// `{provider,kind}`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct TokenLabels {
+    /// Provider name.
+    pub provider: String,
+    /// Prompt or completion.
+    pub kind: TokenKind,
+}
+
+/// `{route}`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct RouteLabels {
+    /// Route.
+    pub route: Route,
+}
+
+/// `{source}`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct SourceLabels {
+    /// Local or package.
+    pub source: OfflineSource,
+}
+
+/// `{result}`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct CacheLabels {
+    /// Hit, miss, stale.
+    pub result: CacheResult,
+}
+
+/// `{scope}`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct ScopeLabels {
+    /// Client or provider.
+    pub scope: Scope,
+}
+
+/// `{mode}`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct ModeLabels {
+    /// Mode.
+    pub mode: ModeLabel,
+}
