@@ -118,3 +118,83 @@ pub(crate) fn response(ctx: StreamCtx, held: Vec<ChatChunk>, rest: ChunkStream) 
     h.insert("x-accel-buffering", HeaderValue::from_static("no"));
     resp
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::canonical::Delta;
+    use crate::config::Config;
+
+    fn state() -> Arc<AppState> {
+        let text = r#"
+models: { default: { a: m } }
+providers: { a: { kind: openai, base_url: "http://127.0.0.1:9/v1" } }
+fallback_policy: { order: [a], deadline: 30s, stall_timeout: 2s }
+"#;
+        AppState::new(Config::from_yaml(text, &|_| None).unwrap()).unwrap()
+    }
+
+    fn chunk(text: &str) -> ChatChunk {
+        let delta = Delta {
+            role: None,
+            content: Some(text.into()),
+            tool_calls: None,
+        };
+        ChatChunk::with_delta("id", 1, "m", delta, None)
+    }
+
+    async fn body(state: Arc<AppState>, rest: ChunkStream, deadline: Duration) -> String {
+        let ctx = StreamCtx {
+            state: state.clone(),
+            provider: "a".into(),
+            include_usage: false,
+            deadline: Instant::now() + deadline,
+            stall: Duration::from_secs(2),
+        };
+        let resp = response(ctx, vec![chunk("Hel")], rest);
+        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20).await.unwrap();
+        String::from_utf8(bytes.to_vec()).unwrap()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stalled_upstream_ends_with_an_error_event() {
+        let s = state();
+        let rest: ChunkStream =
+            Box::pin(futures::stream::iter(vec![Ok(chunk("lo"))]).chain(futures::stream::pending()));
+        let start = Instant::now();
+        let out = body(s.clone(), rest, Duration::from_secs(30)).await;
+        assert_eq!(start.elapsed(), Duration::from_secs(2));
+        assert!(
+            out.contains("\"content\":\"Hel\"") && out.contains("\"content\":\"lo\""),
+            "{out}"
+        );
+        assert!(out.contains("event: error") && out.contains("stalled"), "{out}");
+        assert!(!out.contains("[DONE]"));
+        let m = s.metrics.encode();
+        assert!(
+            m.contains("llm_gateway_provider_requests_total{provider=\"a\",outcome=\"timeout\"} 1"),
+            "{m}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_deadline_also_bounds_a_stream_that_keeps_going() {
+        let slow = futures::stream::unfold((), |()| async {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            Some((Ok(chunk("x")), ()))
+        });
+        let start = Instant::now();
+        let out = body(state(), Box::pin(slow), Duration::from_millis(3500)).await;
+        assert_eq!(start.elapsed(), Duration::from_millis(3500));
+        assert!(out.contains("deadline"), "{out}");
+        assert!(!out.contains("[DONE]"));
+    }
+
+    #[tokio::test]
+    async fn a_clean_end_is_done() {
+        let rest: ChunkStream = Box::pin(futures::stream::iter(vec![Ok(chunk("lo"))]));
+        let out = body(state(), rest, Duration::from_secs(30)).await;
+        assert!(out.ends_with("data: [DONE]\n\n"), "{out}");
+        assert!(!out.contains("event: error"));
+    }
+}
