@@ -2,9 +2,18 @@
 //! answering through provider failures.
 //!
 //! # Layout
-//! - [`config`]: strict YAML config, validated with every problem reported at once.
+//! - [`config`]: strict YAML config (`deny_unknown_fields`, paths in every error), then `validate()` reporting
+//!   every problem at once; env overrides (`LLM_GATEWAY_MODE`, secrets or `*_FILE`).
 //! - [`canonical`]: OpenAI chat/embeddings types, the lingua franca.
-//! - [`providers`]: one adapter per upstream API, error classes.
+//! - [`providers`]: one adapter per upstream API (`openai`, `kimi`, `qwen`, `gigachat`, `ollama`), stream framing,
+//!   and the error classes every failure is sorted into by the provider's own codes.
+//! - [`router`]: planning (logical model -> ordered candidates, local tier last, `X-LLM-Provider` first) and the
+//!   attempt loop (one deadline, per-attempt timeouts, retries in a budget, cooldowns, breakers).
+//! - [`api`]: the HTTP routes, the one error -> HTTP mapping, the client-facing SSE stream.
+//! - [`metrics`]: every instrument, labels from closed enums.
+//! - [`server`]: listeners and graceful shutdown.
+//!
+//! Tests build the app with [`app`] and call it with `oneshot`; `server::run` takes a bound listener (port 0).
 
 pub mod api;
 pub mod canonical;
