@@ -125,8 +125,8 @@ impl ServerHandle {
         Client::new(self.url())
     }
 
-    /// Link tasks alive right now: four per open connection (a reader and a toxic pipeline per direction) plus
-    /// one while a connection dials its upstream. Zero once every connection has closed.
+    /// Link tasks alive right now: two per open connection (one per direction) plus one while a connection
+    /// dials its upstream. Zero once every connection has closed.
     pub fn live_link_tasks(&self) -> usize {
         self.shared.link_tasks.live()
     }

@@ -41,8 +41,8 @@ async fn a_thousand_concurrent_connections_through_one_proxy() {
     let socks = tasks.join_all().await;
     assert_eq!(socks.len(), 1000);
     assert!(
-        s.live_link_tasks() >= 4000,
-        "four link tasks per connection, {}",
+        s.live_link_tasks() >= 2000,
+        "two link tasks per connection, {}",
         s.live_link_tasks()
     );
     drop(socks);
@@ -67,7 +67,7 @@ async fn delete_closes_connections_and_leaks_nothing() {
         round_trip(&mut sock, b"up").await;
         socks.push(sock);
     }
-    assert_eq!(s.live_link_tasks(), 80);
+    assert_eq!(s.live_link_tasks(), 40);
     c.delete_proxy("p").await.unwrap();
     // Delete returns once the listener and every link are gone.
     assert_eq!(s.live_link_tasks(), 0);

@@ -1,20 +1,17 @@
 //! A proxied connection: the client socket, the upstream socket and the two links between them.
 //!
-//! Each direction is a link of two tasks: a reader that timestamps chunks as they arrive (so latency pipelines,
-//! as in Toxiproxy's `link.go`) and a [`pipeline`] that runs them through the toxics and writes them out. A natural
-//! end of input half-closes the destination; a toxic that closes the link, a proxy stop or a write failure tears
-//! down both sockets (with `SO_LINGER 0`, so a TCP RST, when the chain holds `reset_peer`).
+//! Each direction is one task ([`pipeline`]) that reads chunks as they arrive, timestamps them (so latency
+//! pipelines, as in Toxiproxy's `link.go`), runs them through the toxics and writes them out. A natural end of input
+//! half-closes the destination; a toxic that closes the link, a proxy stop or a write failure tears down both
+//! sockets (with `SO_LINGER 0`, so a TCP RST, when the chain holds `reset_peer`).
 
 mod pipeline;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-use tokio::io::AsyncReadExt;
-use tokio::net::tcp::OwnedReadHalf;
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, watch};
-use tokio::time::Instant;
+use tokio::sync::watch;
 
 use crate::metrics::{Labels, Metrics};
 use crate::model::Stream;
@@ -22,11 +19,6 @@ use crate::rng::SeedSource;
 use crate::tasks::{TaskCounter, TaskGuard};
 use crate::toxics::stage::Chain;
 use pipeline::Pipeline;
-
-/// Read buffer per link, as Go's `io.Copy`.
-const READ_BUFFER: usize = 32 * 1024;
-/// Chunks a reader may queue ahead of the toxics (Toxiproxy's latency buffer).
-const QUEUE: usize = 1024;
 
 /// What a connection needs from its proxy.
 #[derive(Debug, Clone)]
@@ -42,13 +34,6 @@ pub(crate) struct ConnEnv {
     pub(crate) metrics: Arc<Metrics>,
     /// Counters every task of the connection is counted in (server-wide and per proxy run).
     pub(crate) counters: Vec<Arc<TaskCounter>>,
-}
-
-/// One chunk read from a socket, or its end.
-#[derive(Debug)]
-pub(crate) enum Input {
-    Chunk(Vec<u8>, Instant),
-    Eof,
 }
 
 /// Waits for the proxy to stop or the connection to be torn down (a closed channel counts as both).
@@ -105,22 +90,8 @@ pub(crate) async fn serve(client: TcpStream, env: ConnEnv, guard: TaskGuard) {
             proxy: env.proxy.clone(),
             upstream: env.upstream.clone(),
         };
-        let (tx, rx) = mpsc::channel(QUEUE);
-        let reader = read_side(
+        let link = Pipeline::new(
             source,
-            tx,
-            stop.clone(),
-            linger.clone(),
-            env.metrics.clone(),
-            labels.clone(),
-        );
-        let guard = TaskGuard::new(&env.counters);
-        tokio::spawn(async move {
-            reader.await;
-            drop(guard);
-        });
-        let pipeline = Pipeline::new(
-            rx,
             dest,
             env.chains[direction.index()].clone(),
             stop.clone(),
@@ -131,49 +102,9 @@ pub(crate) async fn serve(client: TcpStream, env: ConnEnv, guard: TaskGuard) {
         let metrics = env.metrics.clone();
         let guard = TaskGuard::new(&env.counters);
         tokio::spawn(async move {
-            let sent = pipeline.run().await;
-            metrics.add(&labels, 0, sent);
+            let (received, sent) = link.run().await;
+            metrics.add(&labels, received, sent);
             drop(guard);
         });
     }
-}
-
-/// Reads one socket into the link's queue until EOF, an error, or a stop.
-async fn read_side(
-    mut source: OwnedReadHalf,
-    queue: mpsc::Sender<Input>,
-    mut stop: Stop,
-    linger: Arc<AtomicBool>,
-    metrics: Arc<Metrics>,
-    labels: Labels,
-) {
-    let mut buf = vec![0u8; READ_BUFFER];
-    let mut received = 0u64;
-    loop {
-        let read = tokio::select! {
-            biased;
-            () = stop.wait() => break,
-            read = source.read(&mut buf) => read,
-        };
-        let input = match read {
-            Ok(0) | Err(_) => Input::Eof,
-            Ok(n) => {
-                received += n as u64;
-                Input::Chunk(buf[..n].to_vec(), Instant::now())
-            }
-        };
-        let eof = matches!(input, Input::Eof);
-        let queued = tokio::select! {
-            biased;
-            () = stop.wait() => false,
-            sent = queue.send(input) => sent.is_ok(),
-        };
-        if eof || !queued {
-            break;
-        }
-    }
-    if linger.load(Ordering::Acquire) {
-        let _ = source.as_ref().set_zero_linger();
-    }
-    metrics.add(&labels, received, 0);
 }

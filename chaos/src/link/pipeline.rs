@@ -1,26 +1,39 @@
-//! The toxic half of a link: takes timestamped chunks, runs them through the chain, writes them out.
+//! One direction of a connection: reads chunks, runs them through the toxic chain, writes them out.
 //!
-//! Pieces wait between toxics (latency, bandwidth, slicer); a chain change interrupts a wait, and the pieces in
+//! A single task does it all as a state machine whose every await is cancel-safe (a read, a `write`, a sleep
+//! until a stored instant), so it can keep reading while a chunk waits in a toxic: chunks are stamped when read
+//! and latency pipelines. A chain change interrupts the waits of the toxics that changed, and the pieces in
 //! flight continue through the new chain from the toxic they had reached, so adding, updating or removing a
 //! toxic affects live connections, as in Toxiproxy.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use tokio::io::AsyncWriteExt;
-use tokio::net::tcp::OwnedWriteHalf;
-use tokio::sync::{mpsc, watch};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::sync::watch;
 use tokio::time::{sleep_until, Instant};
 
-use super::{Input, Stop};
+use super::Stop;
 use crate::rng::Rng;
-use crate::toxics::stage::{Chain, Change, OnChunk, OnEof, Stages};
+use crate::toxics::stage::{Chain, OnChunk, OnEof, Stages};
 use crate::toxics::{Piece, Wait};
 
-/// How processing ended or goes on.
+/// Read sizes: a link starts small, doubles its read size whenever a read fills the buffer and halves it when
+/// reads come back small, so idle connections stay cheap and bulk transfers make few syscalls. Each chunk is read straight into its own buffer
+/// (no zeroing, no copy), and written buffers are reused.
+const READ_MIN: usize = 16 * 1024;
+const READ_MAX: usize = 1024 * 1024;
+/// Chunks smaller than this give their spare capacity back, so a queue of small chunks stays small.
+const SHRINK_BELOW: usize = 8 * 1024;
+/// Read-ahead while chunks wait in toxics (Toxiproxy's latency buffer holds 1024 chunks), in chunks and bytes.
+const QUEUE_CHUNKS: usize = 1024;
+const QUEUE_BYTES: usize = 8 * 1024 * 1024;
+
+/// How the link ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Flow {
-    Go,
     /// Input ended: half-close the destination.
     Eof,
     /// A toxic closes the link: close the destination and tear the connection down.
@@ -29,22 +42,55 @@ enum Flow {
     Abort,
 }
 
-/// Why a wait ended.
-enum Woke {
-    Done,
-    Chain(Change),
-    Abort,
-    Deadline,
+/// Something on its way through the chain: data, the end of input, or the close after `limit_data`'s last byte
+/// or `reset_peer`'s timeout. `next` is the index of the toxic it meets next; `wait` holds it before that.
+#[derive(Debug)]
+enum Item {
+    Data {
+        next: usize,
+        wait: Wait,
+        data: Vec<u8>,
+        written: usize,
+        read_at: Instant,
+    },
+    Eof {
+        next: usize,
+        wait: Wait,
+    },
+    Close {
+        wait: Wait,
+    },
 }
 
-/// A piece on its way through the chain, or the close that follows `limit_data`'s last byte.
-enum Item {
-    Data { next: usize, wait: Wait, data: Vec<u8> },
-    Close,
+impl Item {
+    fn wait_mut(&mut self) -> &mut Wait {
+        match self {
+            Item::Data { wait, .. } | Item::Eof { wait, .. } | Item::Close { wait } => wait,
+        }
+    }
+
+    fn next_mut(&mut self) -> Option<&mut usize> {
+        match self {
+            Item::Data { next, .. } | Item::Eof { next, .. } => Some(next),
+            Item::Close { .. } => None,
+        }
+    }
+}
+
+/// What the state machine waits for next.
+enum Step {
+    /// Nothing to process: wait for input.
+    Idle,
+    /// The top item waits until then.
+    Sleep(Instant),
+    /// The top item is data that has passed every toxic.
+    Write,
+    /// The link is over.
+    Done(Flow),
 }
 
 pub(super) struct Pipeline {
-    input: mpsc::Receiver<Input>,
+    source: OwnedReadHalf,
     dest: OwnedWriteHalf,
     chain: watch::Receiver<Arc<Chain>>,
     chain_open: bool,
@@ -53,6 +99,17 @@ pub(super) struct Pipeline {
     linger: Arc<AtomicBool>,
     rng: Rng,
     stages: Stages,
+    /// Chunks read but not yet taken in (with their read time), then possibly the end of input.
+    queue: VecDeque<(Vec<u8>, Instant)>,
+    queued_bytes: usize,
+    input_ended: bool,
+    eof_queued: bool,
+    /// The chunk being processed, as a stack of items (top = next to handle).
+    work: Vec<Item>,
+    /// A buffer to read into, kept between reads and recycled from written chunks.
+    spare: Vec<u8>,
+    read_size: usize,
+    received: u64,
     sent: u64,
 }
 
@@ -65,7 +122,7 @@ async fn sleep_opt(deadline: Option<Instant>) {
 
 impl Pipeline {
     pub(super) fn new(
-        input: mpsc::Receiver<Input>,
+        source: OwnedReadHalf,
         dest: OwnedWriteHalf,
         chain: watch::Receiver<Arc<Chain>>,
         stop: Stop,
@@ -73,9 +130,8 @@ impl Pipeline {
         linger: Arc<AtomicBool>,
         rng: Rng,
     ) -> Self {
-        let stages = Stages::default();
         Self {
-            input,
+            source,
             dest,
             chain,
             chain_open: true,
@@ -83,180 +139,215 @@ impl Pipeline {
             kill,
             linger,
             rng,
-            stages,
+            stages: Stages::default(),
+            queue: VecDeque::new(),
+            queued_bytes: 0,
+            input_ended: false,
+            eof_queued: false,
+            work: Vec::new(),
+            spare: Vec::new(),
+            read_size: READ_MIN,
+            received: 0,
             sent: 0,
         }
     }
 
-    /// Runs until the link ends; returns the bytes written.
-    pub(super) async fn run(mut self) -> u64 {
-        self.reload();
+    /// Runs until the link ends; returns the bytes received and sent.
+    pub(super) async fn run(mut self) -> (u64, u64) {
+        self.reload(false);
         let flow = loop {
+            let step = self.step();
+            if let Step::Done(flow) = step {
+                break flow;
+            }
+            let can_read =
+                !self.input_ended && self.queue.len() < QUEUE_CHUNKS && self.queued_bytes < QUEUE_BYTES;
+            let spare = self.spare.capacity();
+            if can_read && (spare < self.read_size || spare > 4 * self.read_size) {
+                self.spare = Vec::with_capacity(self.read_size);
+            }
+            let sleep_at = match step {
+                Step::Sleep(at) => Some(at),
+                _ => None,
+            };
+            let writing = matches!(step, Step::Write);
+            let pending: &[u8] = match self.work.last() {
+                Some(Item::Data { data, written, .. }) if writing => &data[*written..],
+                _ => &[],
+            };
             let deadline = self.stages.close_deadline();
-            let flow = tokio::select! {
+            tokio::select! {
                 biased;
-                () = self.stop.wait() => Flow::Abort,
-                () = sleep_opt(deadline) => Flow::Close,
+                () = self.stop.wait() => break Flow::Abort,
+                () = sleep_opt(deadline) => break Flow::Close,
                 changed = self.chain.changed(), if self.chain_open => {
                     if changed.is_err() {
                         self.chain_open = false;
-                        Flow::Go
-                    } else if self.reload().close {
-                        Flow::Close
-                    } else {
-                        Flow::Go
+                    } else if self.reload(true) {
+                        break Flow::Close;
                     }
                 }
-                input = self.input.recv() => match input {
-                    Some(Input::Chunk(data, read_at)) => self.process(data, read_at).await,
-                    Some(Input::Eof) | None => self.finish_input().await,
+                written = self.dest.write(pending), if writing => match written {
+                    Ok(n) if n > 0 => self.wrote(n),
+                    _ => break Flow::Abort,
                 },
-            };
-            if flow != Flow::Go {
-                break flow;
+                () = sleep_opt(sleep_at), if sleep_at.is_some() => {
+                    if let Some(top) = self.work.last_mut() {
+                        *top.wait_mut() = Wait::None;
+                    }
+                }
+                read = self.source.read_buf(&mut self.spare), if can_read => match read {
+                    Ok(n) if n > 0 => self.took(n),
+                    _ => self.input_ended = true,
+                },
             }
         };
-        let sent = self.sent;
+        let (received, sent) = (self.received, self.sent);
         self.end(flow).await;
-        sent
+        (received, sent)
     }
 
-    /// Takes the latest chain; marks the connection for RST if it holds `reset_peer`.
-    fn reload(&mut self) -> Change {
+    /// Queues the chunk just read into `spare`.
+    fn took(&mut self, n: usize) {
+        self.received += n as u64;
+        if n >= self.read_size {
+            self.read_size = (self.read_size * 2).min(READ_MAX);
+        } else if n < self.read_size / 4 {
+            self.read_size = (self.read_size / 2).max(READ_MIN);
+        }
+        let mut chunk = std::mem::take(&mut self.spare);
+        if n < SHRINK_BELOW {
+            chunk.shrink_to_fit();
+        }
+        self.queued_bytes += chunk.len();
+        self.queue.push_back((chunk, Instant::now()));
+    }
+
+    /// Accounts `n` bytes written from the top item; recycles its buffer once it is all out.
+    fn wrote(&mut self, n: usize) {
+        self.sent += n as u64;
+        if let Some(Item::Data { data, written, .. }) = self.work.last_mut() {
+            *written += n;
+            if *written >= data.len() {
+                if let Some(Item::Data { mut data, .. }) = self.work.pop() {
+                    let fits = (self.read_size..=2 * self.read_size).contains(&data.capacity());
+                    if fits && self.spare.capacity() < self.read_size {
+                        data.clear();
+                        self.spare = data;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Advances without waiting until something must be awaited.
+    fn step(&mut self) -> Step {
+        loop {
+            let now = Instant::now();
+            let len = self.stages.len();
+            let Some(top) = self.work.last_mut() else {
+                if let Some((data, read_at)) = self.queue.pop_front() {
+                    self.queued_bytes -= data.len();
+                    self.work.push(Item::Data {
+                        next: 0,
+                        wait: Wait::None,
+                        data,
+                        written: 0,
+                        read_at,
+                    });
+                    continue;
+                }
+                if self.input_ended && !self.eof_queued {
+                    self.eof_queued = true;
+                    self.work.push(Item::Eof {
+                        next: 0,
+                        wait: Wait::None,
+                    });
+                    continue;
+                }
+                return Step::Idle;
+            };
+            let wait = top.wait_mut();
+            let until = match *wait {
+                Wait::None => None,
+                Wait::Until(at) => Some(at),
+                Wait::For(d) => now.checked_add(d),
+            };
+            match until {
+                Some(at) if at > now => {
+                    *wait = Wait::Until(at);
+                    return Step::Sleep(at);
+                }
+                _ => *wait = Wait::None,
+            }
+            match top {
+                Item::Data {
+                    next, data, written, ..
+                } if *next >= len => {
+                    if *written < data.len() {
+                        return Step::Write;
+                    }
+                    self.work.pop();
+                    continue;
+                }
+                Item::Eof { next, .. } if *next >= len => return Step::Done(Flow::Eof),
+                Item::Close { .. } => return Step::Done(Flow::Close),
+                _ => {}
+            }
+            match self.work.pop() {
+                Some(Item::Data {
+                    next, data, read_at, ..
+                }) => {
+                    let pieces = match self.stages.on_chunk(next, data, read_at, &mut self.rng) {
+                        OnChunk::Drop => continue,
+                        OnChunk::Forward(pieces) => pieces,
+                        OnChunk::ForwardThenClose(pieces) => {
+                            self.work.push(Item::Close { wait: Wait::None });
+                            pieces
+                        }
+                    };
+                    self.work
+                        .extend(pieces.into_iter().rev().map(|Piece { wait, data }| Item::Data {
+                            next: next + 1,
+                            wait,
+                            data,
+                            written: 0,
+                            read_at,
+                        }));
+                }
+                Some(Item::Eof { next, .. }) => match self.stages.on_eof(next) {
+                    OnEof::Forward(delay) => {
+                        let wait = delay.map_or(Wait::None, Wait::For);
+                        self.work.push(Item::Eof { next: next + 1, wait });
+                    }
+                    OnEof::CloseAt(at) => self.work.push(Item::Close {
+                        wait: Wait::Until(at),
+                    }),
+                },
+                _ => {}
+            }
+        }
+    }
+
+    /// Takes the latest chain; marks the connection for RST if it holds `reset_peer`. With `live`, moves the
+    /// items in flight onto the new chain. Returns whether a removed toxic closes the link.
+    fn reload(&mut self, live: bool) -> bool {
         let chain = self.chain.borrow_and_update().clone();
         let change = self.stages.apply(&chain, &mut self.rng, Instant::now());
         if self.stages.has_reset_peer() {
             self.linger.store(true, Ordering::Release);
         }
-        change
-    }
-
-    async fn process(&mut self, data: Vec<u8>, read_at: Instant) -> Flow {
-        let mut stack = vec![Item::Data {
-            next: 0,
-            wait: Wait::None,
-            data,
-        }];
-        while let Some(item) = stack.pop() {
-            let Item::Data { next, wait, data } = item else {
-                return Flow::Close;
-            };
-            let until = match wait {
-                Wait::None => None,
-                Wait::Until(at) => (at > Instant::now()).then_some(at),
-                Wait::For(d) => Instant::now().checked_add(d),
-            };
-            if let Some(until) = until {
-                match self.sleep(until).await {
-                    Woke::Done => {}
-                    Woke::Abort => return Flow::Abort,
-                    Woke::Deadline => return Flow::Close,
-                    Woke::Chain(change) if change.close => return Flow::Close,
-                    Woke::Chain(change) => {
-                        stack.push(Item::Data {
-                            next,
-                            wait: Wait::Until(until),
-                            data,
-                        });
-                        for item in &mut stack {
-                            if let Item::Data { next, wait, .. } = item {
-                                let (moved, keep_wait) = self.stages.remap(&change, *next);
-                                *next = moved;
-                                if !keep_wait {
-                                    *wait = Wait::None;
-                                }
-                            }
-                        }
-                        continue;
-                    }
+        if live {
+            for item in &mut self.work {
+                let Some(next) = item.next_mut() else { continue };
+                let (moved, keep_wait) = self.stages.remap(&change, *next);
+                *next = moved;
+                if !keep_wait {
+                    *item.wait_mut() = Wait::None;
                 }
-            }
-            if next >= self.stages.len() {
-                if let Err(flow) = self.write(&data).await {
-                    return flow;
-                }
-                continue;
-            }
-            let pieces = match self.stages.on_chunk(next, data, read_at, &mut self.rng) {
-                OnChunk::Drop => continue,
-                OnChunk::Forward(pieces) => pieces,
-                OnChunk::ForwardThenClose(pieces) => {
-                    stack.push(Item::Close);
-                    pieces
-                }
-            };
-            stack.extend(pieces.into_iter().rev().map(|Piece { wait, data }| Item::Data {
-                next: next + 1,
-                wait,
-                data,
-            }));
-        }
-        Flow::Go
-    }
-
-    /// Passes the end of input through the chain (slow_close delays it, reset_peer turns it into a reset).
-    async fn finish_input(&mut self) -> Flow {
-        let mut i = 0;
-        while i < self.stages.len() {
-            let until = match self.stages.on_eof(i) {
-                OnEof::Forward(None) => None,
-                OnEof::Forward(Some(delay)) => Instant::now().checked_add(delay),
-                OnEof::CloseAt(at) => {
-                    return match self.sleep(at).await {
-                        Woke::Abort => Flow::Abort,
-                        _ => Flow::Close,
-                    };
-                }
-            };
-            if let Some(until) = until {
-                match self.sleep(until).await {
-                    Woke::Done => {}
-                    Woke::Abort => return Flow::Abort,
-                    Woke::Deadline => return Flow::Close,
-                    Woke::Chain(change) if change.close => return Flow::Close,
-                    Woke::Chain(_) => {}
-                }
-            }
-            i += 1;
-        }
-        Flow::Eof
-    }
-
-    /// Waits until `until`, unless stopped, a toxic's close deadline passes, or the chain changes.
-    async fn sleep(&mut self, until: Instant) -> Woke {
-        loop {
-            let deadline = self.stages.close_deadline();
-            tokio::select! {
-                biased;
-                () = self.stop.wait() => return Woke::Abort,
-                () = sleep_opt(deadline) => return Woke::Deadline,
-                changed = self.chain.changed(), if self.chain_open => {
-                    if changed.is_err() {
-                        self.chain_open = false;
-                    } else {
-                        return Woke::Chain(self.reload());
-                    }
-                }
-                () = sleep_until(until) => return Woke::Done,
             }
         }
-    }
-
-    async fn write(&mut self, data: &[u8]) -> Result<(), Flow> {
-        let deadline = self.stages.close_deadline();
-        let written = tokio::select! {
-            biased;
-            () = self.stop.wait() => return Err(Flow::Abort),
-            () = sleep_opt(deadline) => return Err(Flow::Close),
-            written = self.dest.write_all(data) => written,
-        };
-        match written {
-            Ok(()) => {
-                self.sent += data.len() as u64;
-                Ok(())
-            }
-            Err(_) => Err(Flow::Abort),
-        }
+        change.close
     }
 
     async fn end(mut self, flow: Flow) {
@@ -270,9 +361,10 @@ impl Pipeline {
         }
         if linger {
             let _ = self.dest.as_ref().set_zero_linger();
+            let _ = self.source.as_ref().set_zero_linger();
         }
         self.kill.send_replace(true);
-        // Do not send a FIN on drop: the socket closes (with RST under linger 0) when its read half goes.
+        // No FIN on drop: each socket closes (with RST under linger 0) when its other half goes too.
         self.dest.forget();
     }
 }
