@@ -126,3 +126,38 @@ pub(crate) fn opaque_body_message(body: &str) -> String {
 pub(crate) fn url(base: &str, path: &str) -> String {
     format!("{}/{}", base.trim_end_matches('/'), path.trim_start_matches('/'))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    fn provider_with_ca(path: &str) -> ProviderConfig {
+        let text = format!(
+            r#"
+models: {{ default: {{ g: GigaChat }} }}
+providers:
+  g:
+    kind: gigachat
+    base_url: https://gigachat.example/api/v1
+    auth: {{ url: "https://ngw.example:9443/api/v2/oauth" }}
+    ca_bundle: {path}
+fallback_policy: {{ order: [g] }}
+"#
+        );
+        let cfg = Config::from_yaml(&text, &|_| None).unwrap_or_else(|e| panic!("{e}"));
+        cfg.providers["g"].clone()
+    }
+
+    #[test]
+    fn ca_bundle_adds_roots_and_rejects_files_without_certificates() {
+        let system = "/etc/ssl/certs/ca-certificates.crt";
+        if std::path::Path::new(system).is_file() {
+            assert!(build_client(&provider_with_ca(system)).is_ok());
+        }
+        let junk = std::env::temp_dir().join(format!("llm-gw-ca-{}.pem", std::process::id()));
+        std::fs::write(&junk, "not a certificate\n").unwrap();
+        let err = build_client(&provider_with_ca(junk.to_str().unwrap())).unwrap_err();
+        assert!(err.to_string().contains("ca_bundle"), "{err}");
+    }
+}

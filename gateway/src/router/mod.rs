@@ -282,11 +282,20 @@ impl Router {
                 })
                 .inc();
         }
-        tracing::warn!(
-            provider,
-            class = err.class.as_str(),
-            status = err.status,
-            "provider attempt failed"
-        );
+        if err.class == ErrorClass::Auth {
+            // Credentials need a human: log at error level so it alerts.
+            tracing::error!(
+                provider,
+                status = err.status,
+                "provider rejected the gateway's credentials"
+            );
+        } else {
+            tracing::warn!(
+                provider,
+                class = err.class.as_str(),
+                status = err.status,
+                "provider attempt failed"
+            );
+        }
     }
 }
