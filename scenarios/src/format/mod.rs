@@ -404,7 +404,14 @@ pub fn parse(text: &str, path: &Path) -> Result<Scenario, FormatError> {
     let raw: raw::RawScenario = serde_path_to_error::deserialize(de).map_err(|e| {
         let p = e.path().to_string();
         let p = if p == "." { "(top level)".to_string() } else { p };
-        FormatError::Parse { file: file.clone(), path: p, message: e.into_inner().to_string() }
+        let mut message = e.into_inner().to_string();
+        // serde_norway prefixes its own (shorter) path; ours is already in front.
+        if let Some((head, rest)) = message.split_once(": ") {
+            if !head.contains(' ') && p.starts_with(head) {
+                message = rest.to_string();
+            }
+        }
+        FormatError::Parse { file: file.clone(), path: p, message }
     })?;
     validate::validate(raw, path).map_err(|problems| FormatError::Invalid { file, problems })
 }
