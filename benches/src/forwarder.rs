@@ -15,7 +15,10 @@ struct Upstream {
 /// The forwarder's router: everything goes to `upstream` (e.g. `http://127.0.0.1:18081`).
 pub fn app(upstream: &str) -> Result<axum::Router, reqwest::Error> {
     let client = reqwest::Client::builder().pool_max_idle_per_host(256).build()?;
-    let state = Arc::new(Upstream { client, base: upstream.trim_end_matches('/').to_string() });
+    let state = Arc::new(Upstream {
+        client,
+        base: upstream.trim_end_matches('/').to_string(),
+    });
     Ok(axum::Router::new().fallback(forward).with_state(state))
 }
 
@@ -25,7 +28,10 @@ async fn forward(State(up): State<Arc<Upstream>>, req: Request) -> Response {
     let Ok(bytes) = axum::body::to_bytes(body, 16 * 1024 * 1024).await else {
         return status(StatusCode::PAYLOAD_TOO_LARGE);
     };
-    let mut out = up.client.request(parts.method, format!("{}{path}", up.base)).body(bytes);
+    let mut out = up
+        .client
+        .request(parts.method, format!("{}{path}", up.base))
+        .body(bytes);
     for (k, v) in &parts.headers {
         if k != "host" && k != "content-length" {
             out = out.header(k, v);
@@ -39,7 +45,8 @@ async fn forward(State(up): State<Arc<Upstream>>, req: Request) -> Response {
                     resp = resp.header(k, v);
                 }
             }
-            resp.body(Body::from_stream(r.bytes_stream())).unwrap_or_else(|_| status(StatusCode::BAD_GATEWAY))
+            resp.body(Body::from_stream(r.bytes_stream()))
+                .unwrap_or_else(|_| status(StatusCode::BAD_GATEWAY))
         }
         Err(_) => status(StatusCode::BAD_GATEWAY),
     }

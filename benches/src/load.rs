@@ -40,11 +40,17 @@ impl Target {
 
 /// A client with a connection pool big enough for the loads here.
 pub fn client() -> Result<reqwest::Client, reqwest::Error> {
-    reqwest::Client::builder().pool_max_idle_per_host(1024).timeout(Duration::from_secs(60)).build()
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(1024)
+        .timeout(Duration::from_secs(60))
+        .build()
 }
 
 async fn send(client: &reqwest::Client, t: &Target) -> bool {
-    let mut rb = client.post(&t.url).header("content-type", "application/json").body(t.body.as_ref().clone());
+    let mut rb = client
+        .post(&t.url)
+        .header("content-type", "application/json")
+        .body(t.body.as_ref().clone());
     for (k, v) in &t.headers {
         rb = rb.header(k, v);
     }
@@ -108,7 +114,12 @@ pub async fn ceiling(client: &reqwest::Client, t: &Target, concurrency: usize, d
 }
 
 /// Sends `n` requests one after another (for fallback cases where order matters); latency per request.
-pub async fn sequential(client: &reqwest::Client, t: &Target, n: usize, pause: Duration) -> Vec<Option<Duration>> {
+pub async fn sequential(
+    client: &reqwest::Client,
+    t: &Target,
+    n: usize,
+    pause: Duration,
+) -> Vec<Option<Duration>> {
     let mut out = Vec::with_capacity(n);
     for _ in 0..n {
         let t0 = Instant::now();

@@ -7,7 +7,11 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 #[derive(Parser)]
-#[command(name = "llm-benches", version, about = "Load and fallback-latency benchmark of the LLM gateway")]
+#[command(
+    name = "llm-benches",
+    version,
+    about = "Load and fallback-latency benchmark of the LLM gateway"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -93,10 +97,16 @@ async fn load(a: LoadArgs) -> ExitCode {
         .and_then(|_| std::fs::write(a.out.join("load.md"), &md))
         .and_then(|_| std::fs::write(a.out.join("load.json"), json));
     if let Err(e) = write {
-        eprintln!("llm-benches: cannot write the report under {}: {e}", a.out.display());
+        eprintln!(
+            "llm-benches: cannot write the report under {}: {e}",
+            a.out.display()
+        );
         return ExitCode::FAILURE;
     }
-    eprintln!("[llm-benches] wrote {0}/load.md and {0}/load.json", a.out.display());
+    eprintln!(
+        "[llm-benches] wrote {0}/load.md and {0}/load.json",
+        a.out.display()
+    );
     ExitCode::SUCCESS
 }
 

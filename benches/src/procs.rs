@@ -79,10 +79,13 @@ pub fn sibling(name: &str) -> Result<PathBuf, ProcError> {
     let me = std::env::current_exe().map_err(io("locating llm-benches"))?;
     let dir = me.parent().map(Path::to_path_buf).unwrap_or_default();
     // Also look one level up, for `cargo bench`/`cargo test` binaries under deps/.
-    [dir.join(name), dir.parent().map(|p| p.join(name)).unwrap_or_default()]
-        .into_iter()
-        .find(|p| p.is_file())
-        .ok_or_else(|| ProcError::Missing(name.to_string()))
+    [
+        dir.join(name),
+        dir.parent().map(|p| p.join(name)).unwrap_or_default(),
+    ]
+    .into_iter()
+    .find(|p| p.is_file())
+    .ok_or_else(|| ProcError::Missing(name.to_string()))
 }
 
 /// Starts the fakes of `providers` on free ports and waits for their `ready` line.
@@ -99,7 +102,10 @@ pub async fn fakes(providers: &[&str]) -> Result<Server, ProcError> {
         .stderr(Stdio::inherit())
         .spawn()
         .map_err(io("starting llm-mocks"))?;
-    let stdout = child.stdout.take().ok_or_else(|| ProcError::NotReady("llm-mocks has no stdout".into()))?;
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| ProcError::NotReady("llm-mocks has no stdout".into()))?;
     let lines = tokio::task::spawn_blocking(move || {
         let mut out = Vec::new();
         for line in BufReader::new(stdout).lines() {
@@ -109,7 +115,9 @@ pub async fn fakes(providers: &[&str]) -> Result<Server, ProcError> {
             }
             out.push(line);
         }
-        Err(ProcError::NotReady("llm-mocks exited before printing `ready`".into()))
+        Err(ProcError::NotReady(
+            "llm-mocks exited before printing `ready`".into(),
+        ))
     })
     .await
     .map_err(|e| ProcError::NotReady(e.to_string()))??;
@@ -124,7 +132,11 @@ pub async fn fakes(providers: &[&str]) -> Result<Server, ProcError> {
             Some((name.to_string(), root))
         })
         .collect();
-    Ok(Server { child, urls, temp: None })
+    Ok(Server {
+        child,
+        urls,
+        temp: None,
+    })
 }
 
 /// A free port on 127.0.0.1 (bound and released; good enough for a child that binds it at once).
@@ -133,16 +145,23 @@ pub fn free_port() -> Result<u16, ProcError> {
     Ok(l.local_addr().map_err(io("finding a free port"))?.port())
 }
 
-async fn wait_http(url: &str, what: &str) -> Result<(), ProcError> {
+async fn wait_http(child: &mut Child, url: &str, what: &str) -> Result<(), ProcError> {
     let client = reqwest::Client::new();
     for _ in 0..200 {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(ProcError::NotReady(format!(
+                "{what} exited ({status}) before answering {url}"
+            )));
+        }
         // Any HTTP answer means the server is up.
         if client.get(url).send().await.is_ok() {
             return Ok(());
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    Err(ProcError::NotReady(format!("{what} did not answer {url} within 10 s")))
+    Err(ProcError::NotReady(format!(
+        "{what} did not answer {url} within 10 s"
+    )))
 }
 
 /// Starts `llm-gateway serve` with `config` (YAML with `{PORT}` where the listen port goes).
@@ -150,7 +169,8 @@ pub async fn gateway(config: &str) -> Result<Server, ProcError> {
     let bin = sibling("llm-gateway")?;
     let port = free_port()?;
     let path = std::env::temp_dir().join(format!("llm-bench-gateway-{}-{port}.yaml", std::process::id()));
-    std::fs::write(&path, config.replace("{PORT}", &port.to_string())).map_err(io("writing the gateway config"))?;
+    std::fs::write(&path, config.replace("{PORT}", &port.to_string()))
+        .map_err(io("writing the gateway config"))?;
     let child = Command::new(bin)
         .args(["serve", "--config"])
         .arg(&path)
@@ -161,8 +181,12 @@ pub async fn gateway(config: &str) -> Result<Server, ProcError> {
         .spawn()
         .map_err(io("starting llm-gateway"))?;
     let url = format!("http://127.0.0.1:{port}");
-    let server = Server { child, urls: vec![("gateway".into(), url.clone())], temp: Some(path) };
-    wait_http(&format!("{url}/healthz"), "llm-gateway").await?;
+    let mut server = Server {
+        child,
+        urls: vec![("gateway".into(), url.clone())],
+        temp: Some(path),
+    };
+    wait_http(&mut server.child, &format!("{url}/healthz"), "llm-gateway").await?;
     Ok(server)
 }
 
@@ -171,14 +195,24 @@ pub async fn forwarder(upstream: &str) -> Result<Server, ProcError> {
     let bin = std::env::current_exe().map_err(io("locating llm-benches"))?;
     let port = free_port()?;
     let child = Command::new(bin)
-        .args(["forwarder", "--upstream", upstream, "--listen", &format!("127.0.0.1:{port}")])
+        .args([
+            "forwarder",
+            "--upstream",
+            upstream,
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
         .map_err(io("starting the forwarder"))?;
     let url = format!("http://127.0.0.1:{port}");
-    let server = Server { child, urls: vec![("forwarder".into(), url.clone())], temp: None };
+    let mut server = Server {
+        child,
+        urls: vec![("forwarder".into(), url.clone())],
+        temp: None,
+    };
     // Any answer means it is up (it forwards /v1/models to the fake).
-    wait_http(&format!("{url}/v1/models"), "the forwarder").await?;
+    wait_http(&mut server.child, &format!("{url}/v1/models"), "the forwarder").await?;
     Ok(server)
 }

@@ -4,7 +4,10 @@ use crate::suite::Results;
 use std::fmt::Write as _;
 
 fn row_of<'a>(r: &'a Results, target: &str, rate: u32) -> Option<&'a crate::stats::Summary> {
-    r.overhead.iter().find(|x| x.target == target && x.rate == rate).map(|x| &x.latency)
+    r.overhead
+        .iter()
+        .find(|x| x.target == target && x.rate == rate)
+        .map(|x| &x.latency)
 }
 
 fn ratio(a: f64, b: f64) -> String {
@@ -19,8 +22,14 @@ fn ratio(a: f64, b: f64) -> String {
 pub fn markdown(r: &Results) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "# Load benchmark\n\nStarted {} on {}.\n", r.started, r.machine);
-    let _ = writeln!(s, "## Overhead (open loop, latency from the intended send time)\n");
-    let _ = writeln!(s, "| rate (req/s) | target | p50 ms | p90 ms | p99 ms | p99.9 ms | errors |");
+    let _ = writeln!(
+        s,
+        "## Overhead (open loop, latency from the intended send time)\n"
+    );
+    let _ = writeln!(
+        s,
+        "| rate (req/s) | target | p50 ms | p90 ms | p99 ms | p99.9 ms | errors |"
+    );
     let _ = writeln!(s, "|---:|---|---:|---:|---:|---:|---:|");
     for x in &r.overhead {
         let l = &x.latency;
@@ -35,7 +44,11 @@ pub fn markdown(r: &Results) -> String {
     let _ = writeln!(s, "\n| rate | forwarder added p50 / p99 ms | gateway added p50 / p99 ms | gateway ÷ forwarder p50 / p99 |");
     let _ = writeln!(s, "|---:|---:|---:|---:|");
     for rate in rates {
-        if let (Some(d), Some(f), Some(g)) = (row_of(r, "direct", rate), row_of(r, "forwarder", rate), row_of(r, "gateway", rate)) {
+        if let (Some(d), Some(f), Some(g)) = (
+            row_of(r, "direct", rate),
+            row_of(r, "forwarder", rate),
+            row_of(r, "gateway", rate),
+        ) {
             let (f50, f99) = (f.p50_ms - d.p50_ms, f.p99_ms - d.p99_ms);
             let (g50, g99) = (g.p50_ms - d.p50_ms, g.p99_ms - d.p99_ms);
             let _ = writeln!(
@@ -50,22 +63,44 @@ pub fn markdown(r: &Results) -> String {
     for (t, c) in &r.ceilings {
         let _ = writeln!(s, "| {t} | {c:.0} |");
     }
-    let fwd = r.ceilings.iter().find(|(t, _)| t == "forwarder").map(|x| x.1).unwrap_or(0.0);
-    let gw = r.ceilings.iter().find(|(t, _)| t == "gateway").map(|x| x.1).unwrap_or(0.0);
+    let fwd = r
+        .ceilings
+        .iter()
+        .find(|(t, _)| t == "forwarder")
+        .map(|x| x.1)
+        .unwrap_or(0.0);
+    let gw = r
+        .ceilings
+        .iter()
+        .find(|(t, _)| t == "gateway")
+        .map(|x| x.1)
+        .unwrap_or(0.0);
     let _ = writeln!(s, "\nGateway ceiling ÷ forwarder ceiling: {}.", ratio(gw, fwd));
     if let Some(b) = r.gateway_peak_rss_bytes {
         let _ = writeln!(s, "Gateway peak RSS: {:.1} MB.", b as f64 / 1e6);
     }
     if let Some(p) = r.gateway_overhead_metric_p50_s {
-        let _ = writeln!(s, "`llm_gateway_overhead_seconds` p50 (bucket upper bound): {:.0} µs.", p * 1e6);
+        let _ = writeln!(
+            s,
+            "`llm_gateway_overhead_seconds` p50 (bucket upper bound): {:.0} µs.",
+            p * 1e6
+        );
     }
-    let _ = writeln!(s, "\n## Fallback latency (gateway; primary fails, backup answers)\n");
-    let _ = writeln!(s, "| case | requests | errors | p50 ms | p99 ms | p50 added ms | p99 added ms |");
+    let _ = writeln!(
+        s,
+        "\n## Fallback latency (gateway; primary fails, backup answers)\n"
+    );
+    let _ = writeln!(
+        s,
+        "| case | requests | errors | p50 ms | p99 ms | p50 added ms | p99 added ms |"
+    );
     let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|");
     let base = r.fallback.first().map(|x| x.latency);
     for x in &r.fallback {
         let l = &x.latency;
-        let (a50, a99) = base.map(|b| (l.p50_ms - b.p50_ms, l.p99_ms - b.p99_ms)).unwrap_or((f64::NAN, f64::NAN));
+        let (a50, a99) = base
+            .map(|b| (l.p50_ms - b.p50_ms, l.p99_ms - b.p99_ms))
+            .unwrap_or((f64::NAN, f64::NAN));
         let _ = writeln!(
             s,
             "| {} | {} | {} | {:.3} | {:.3} | {:.3} | {:.3} |",

@@ -95,13 +95,24 @@ fn say(o: &Options, msg: &str) {
 /// The gateway config: one or two providers, `{PORT}` for the listen port.
 fn gateway_config(openai_base: &str, kimi_base: Option<&str>, attempt_timeout: &str) -> String {
     let kimi = kimi_base
-        .map(|k| format!("  kimi: {{ kind: kimi, base_url: \"{k}/v1\", secret: {{ value: sk-bench-kimi }} }}\n"))
+        .map(|k| {
+            format!("  kimi: {{ kind: kimi, base_url: \"{k}/v1\", secret: {{ value: sk-bench-kimi }} }}\n")
+        })
         .unwrap_or_default();
-    let order = if kimi_base.is_some() { "[openai, kimi]" } else { "[openai]" };
+    let order = if kimi_base.is_some() {
+        "[openai, kimi]"
+    } else {
+        "[openai]"
+    };
+    let models = if kimi_base.is_some() {
+        "{ openai: gpt-4o-mini, kimi: moonshot-v1-8k }"
+    } else {
+        "{ openai: gpt-4o-mini }"
+    };
     format!(
         "server: {{ listen: \"127.0.0.1:{{PORT}}\", body_limit_bytes: 1048576, shutdown_grace: 1s }}\n\
          mode: remote\n\
-         models:\n  default: {{ openai: gpt-4o-mini, kimi: moonshot-v1-8k }}\n\
+         models:\n  default: {models}\n\
          providers:\n  openai: {{ kind: openai, base_url: \"{openai_base}/v1\", secret: {{ value: sk-bench-openai }} }}\n{kimi}\
          fallback_policy:\n  order: {order}\n  deadline: 30s\n  connect_timeout: 500ms\n  first_token_timeout: {attempt_timeout}\n\
          \x20 stall_timeout: {attempt_timeout}\n  attempt_timeout: {attempt_timeout}\n\
@@ -118,7 +129,11 @@ pub fn histogram_p50(metrics: &str, name: &str) -> Option<f64> {
         .filter(|l| l.starts_with(&format!("{name}_bucket{{")))
         .filter_map(|l| {
             let le = l.split("le=\"").nth(1)?.split('"').next()?;
-            let le = if le == "+Inf" { f64::INFINITY } else { le.parse().ok()? };
+            let le = if le == "+Inf" {
+                f64::INFINITY
+            } else {
+                le.parse().ok()?
+            };
             let v: f64 = l.rsplit(' ').next()?.parse().ok()?;
             Some((le, v))
         })
@@ -155,14 +170,26 @@ async fn overhead(o: &Options, r: &mut Results) -> Result<(), BenchError> {
         for (name, t) in &targets {
             say(o, &format!("{name}: {rate} requests/s for {:?}", o.duration));
             let s = load::open_loop(&client, t, rate, o.duration).await.summary();
-            r.overhead.push(RateRow { target: name.to_string(), rate, latency: s });
+            r.overhead.push(RateRow {
+                target: name.to_string(),
+                rate,
+                latency: s,
+            });
         }
     }
     r.gateway_peak_rss_bytes = gw.peak_rss_bytes();
-    let metrics = client.get(format!("{}/metrics", gw.url())).send().await?.text().await?;
+    let metrics = client
+        .get(format!("{}/metrics", gw.url()))
+        .send()
+        .await?
+        .text()
+        .await?;
     r.gateway_overhead_metric_p50_s = histogram_p50(&metrics, "llm_gateway_overhead_seconds");
     for (name, t) in &targets {
-        say(o, &format!("{name}: throughput ceiling with {} in flight", o.concurrency));
+        say(
+            o,
+            &format!("{name}: throughput ceiling with {} in flight", o.concurrency),
+        );
         let c = load::ceiling(&client, t, o.concurrency, o.ceiling_duration).await;
         r.ceilings.push((name.to_string(), c));
     }
@@ -201,8 +228,11 @@ async fn fallback(o: &Options, r: &mut Results) -> Result<(), BenchError> {
     let fakes = procs::fakes(&["openai", "kimi"]).await?;
     let openai = fakes.url_of("openai").unwrap_or_default().to_string();
     let kimi = fakes.url_of("kimi").unwrap_or_default().to_string();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(|e| BenchError::Chaos(e.to_string()))?;
-    let chaos = llm_chaos::Server::start(listener, ServerConfig::default()).map_err(|e| BenchError::Chaos(e.to_string()))?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| BenchError::Chaos(e.to_string()))?;
+    let chaos = llm_chaos::Server::start(listener, ServerConfig::default())
+        .map_err(|e| BenchError::Chaos(e.to_string()))?;
     let cc = chaos.client().map_err(|e| BenchError::Chaos(e.to_string()))?;
     let upstream = openai.trim_start_matches("http://").to_string();
     let proxy = cc
@@ -245,8 +275,15 @@ async fn fallback(o: &Options, r: &mut Results) -> Result<(), BenchError> {
                 cc.add_toxic("openai", &tox).await.map_err(chaos_err)?;
             }
             Failure::Quota | Failure::ServerError => {
-                let fault = if matches!(case, Failure::Quota) { "quota_exhausted" } else { "server_error" };
-                http.post(format!("{openai}/__mock/faults")).json(&serde_json::json!({"fault": fault})).send().await?;
+                let fault = if matches!(case, Failure::Quota) {
+                    "quota_exhausted"
+                } else {
+                    "server_error"
+                };
+                http.post(format!("{openai}/__mock/faults"))
+                    .json(&serde_json::json!({"fault": fault}))
+                    .send()
+                    .await?;
             }
         }
         let summary = match case {
@@ -263,11 +300,18 @@ async fn fallback(o: &Options, r: &mut Results) -> Result<(), BenchError> {
             Failure::BlackHoleOpen => {
                 // Open the breaker first (min_requests failures), then measure.
                 load::sequential(&http, &t, 6, Duration::ZERO).await;
-                load::open_loop(&http, &t, o.fallback_rate, o.fallback_duration).await.summary()
+                load::open_loop(&http, &t, o.fallback_rate, o.fallback_duration)
+                    .await
+                    .summary()
             }
-            _ => load::open_loop(&http, &t, o.fallback_rate, o.fallback_duration).await.summary(),
+            _ => load::open_loop(&http, &t, o.fallback_rate, o.fallback_duration)
+                .await
+                .summary(),
         };
-        r.fallback.push(FallbackRow { case: case.name().to_string(), latency: summary });
+        r.fallback.push(FallbackRow {
+            case: case.name().to_string(),
+            latency: summary,
+        });
         drop(gw);
     }
     chaos.shutdown().await;
@@ -294,11 +338,21 @@ fn machine() -> String {
     let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
     let model = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|c| c.lines().find(|l| l.starts_with("model name")).and_then(|l| l.split(':').nth(1)).map(|s| s.trim().to_string()))
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|s| s.trim().to_string())
+        })
         .unwrap_or_else(|| "unknown CPU".into());
     let mem = std::fs::read_to_string("/proc/meminfo")
         .ok()
-        .and_then(|m| m.lines().next().and_then(|l| l.split_whitespace().nth(1)).and_then(|k| k.parse::<u64>().ok()))
+        .and_then(|m| {
+            m.lines()
+                .next()
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|k| k.parse::<u64>().ok())
+        })
         .map(|kb| format!("{:.0} GiB", kb as f64 / 1024.0 / 1024.0))
         .unwrap_or_default();
     format!("{cpus} cores ({model}), {mem}")
