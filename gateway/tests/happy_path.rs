@@ -171,6 +171,18 @@ async fn models_assistants_health_and_admin() {
         "{ids:?}"
     );
 
+    let r = call(&s.app, "GET", "/v1/models/gpt-4o-mini", None, &[]).await;
+    assert_eq!(r.json()["owned_by"], "openai");
+    let r = call(&s.app, "GET", "/v1/models/qwen2.5:7b", None, &[]).await;
+    assert_eq!(r.status, 404);
+    assert_eq!(r.json()["error"]["code"], "model_not_found");
+    let mut body = chat(false);
+    body["model"] = serde_json::json!("kimi/kimi-latest");
+    let r = call(&s.app, "POST", "/v1/chat/completions", Some(body), &[]).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.header("x-llm-actual-provider"), "kimi");
+    assert!(r.json()["model"].as_str().unwrap().starts_with("kimi-latest"));
+
     let r = call(
         &s.app,
         "POST",
@@ -214,7 +226,7 @@ async fn models_assistants_health_and_admin() {
             .iter()
             .filter(|e| e.path.contains("chat"))
             .count();
-        let before = usize::from(remote == "openai");
+        let before = usize::from(remote == "openai" || remote == "kimi");
         assert_eq!(chats, before, "{remote}: only the call made before offline mode");
     }
     let m = metrics(&s.app).await;

@@ -30,6 +30,19 @@ pub(crate) async fn models(State(state): State<Arc<AppState>>) -> Json<Value> {
     Json(json!({"object": "list", "data": data}))
 }
 
+/// `GET /v1/models/{id}`: one entry of the list, or 404 `model_not_found`.
+pub(crate) async fn model(
+    State(state): State<Arc<AppState>>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let Json(list) = models(State(state)).await;
+    list["data"]
+        .as_array()
+        .and_then(|d| d.iter().find(|m| m["id"] == id.as_str()).cloned())
+        .map(Json)
+        .ok_or(ApiError::Plan(crate::router::PlanError::UnknownModel(id)))
+}
+
 /// Liveness.
 pub(crate) async fn healthz() -> Json<Value> {
     Json(json!({"status": "ok"}))

@@ -72,6 +72,7 @@ pub fn app(state: Arc<AppState>) -> axum::Router {
         .route("/v1/chat/completions", post(chat::chat_completions))
         .route("/v1/embeddings", post(embeddings::embeddings))
         .route("/v1/models", get(admin::models))
+        .route("/v1/models/{*id}", get(admin::model))
         .route("/api/assistants/generate", post(chat::assistants_generate))
         .route("/healthz", get(admin::healthz))
         .route("/readyz", get(admin::readyz))
@@ -94,7 +95,7 @@ fn route_of(path: Option<&MatchedPath>) -> Route {
     match path.map(MatchedPath::as_str) {
         Some("/v1/chat/completions") => Route::ChatCompletions,
         Some("/v1/embeddings") => Route::Embeddings,
-        Some("/v1/models") => Route::Models,
+        Some("/v1/models" | "/v1/models/{*id}") => Route::Models,
         Some("/api/assistants/generate") => Route::AssistantsGenerate,
         Some(p) if p.starts_with("/admin") => Route::Admin,
         _ => Route::Other,

@@ -57,10 +57,16 @@ impl Planner {
         }
     }
 
-    /// Provider -> model name for a logical or concrete model.
+    /// Provider -> model name for a logical model, `provider/model`, or a concrete model named in `models:`.
     fn mapping(&self, model: &str) -> Option<BTreeMap<String, String>> {
         if let Some(map) = self.models.get(model) {
             return Some(map.clone());
+        }
+        // `provider/model` names any model of one configured provider, mapped or not.
+        if let Some((provider, name)) = model.split_once('/') {
+            if !name.is_empty() && self.order.iter().any(|(n, _, _)| n == provider) {
+                return Some(BTreeMap::from([(provider.to_string(), name.to_string())]));
+            }
         }
         let mut map = BTreeMap::new();
         for providers in self.models.values() {

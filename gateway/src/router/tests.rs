@@ -107,6 +107,17 @@ fn plan_puts_local_last_in_auto_and_honours_preference_and_mode() {
         ["a"],
         "a concrete provider model"
     );
+    let direct = r.plan("b/kimi-latest", None).unwrap();
+    assert_eq!(
+        (
+            direct[0].provider.as_str(),
+            direct[0].model.as_str(),
+            direct.len()
+        ),
+        ("b", "kimi-latest", 1)
+    );
+    assert!(r.plan("zz/x", None).is_err());
+    assert!(r.plan("b/", None).is_err());
     assert_eq!(
         r.plan("gpt-9", None),
         Err(PlanError::UnknownModel("gpt-9".into()))
