@@ -3,6 +3,7 @@
 pub mod console;
 pub mod html;
 pub mod junit;
+pub mod svg;
 
 use std::collections::BTreeMap;
 use std::path::Path;
