@@ -12,6 +12,7 @@ pub mod openai;
 pub mod qwen;
 pub mod stream;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::canonical::{ChatRequest, ChatResponse, EmbeddingsRequest, EmbeddingsResponse};
@@ -36,7 +37,11 @@ pub enum Adapter {
 impl Adapter {
     /// Builds the adapter for one provider.
     pub fn build(pc: &ProviderConfig) -> Result<Adapter, ClientBuildError> {
-        let client = http::build_client(pc)?;
+        Adapter::with_client(pc, http::build_client(pc)?)
+    }
+
+    /// Builds the adapter for one provider on a given (pooled) client.
+    pub fn with_client(pc: &ProviderConfig, client: reqwest::Client) -> Result<Adapter, ClientBuildError> {
         let secret = pc.secret.clone();
         let compat = |flavor| {
             Adapter::OpenAiCompat(openai::OpenAiCompat::new(
@@ -119,14 +124,26 @@ pub struct Provider {
 
 /// Builds every provider in config, keyed by name.
 pub fn build_all(cfg: &Config) -> Result<Vec<Arc<Provider>>, ClientBuildError> {
-    cfg.providers
-        .values()
-        .map(|pc| {
-            Ok(Arc::new(Provider {
-                name: pc.name.clone(),
-                kind: pc.kind,
-                adapter: Adapter::build(pc)?,
-            }))
-        })
-        .collect()
+    // Providers with the same connect timeout and CA bundle share one client (one pool, keyed by host inside):
+    // building a TLS client loads the trust store, which is the slow part of start-up.
+    let mut clients: HashMap<(std::time::Duration, Option<std::path::PathBuf>), reqwest::Client> =
+        HashMap::new();
+    let mut out = Vec::with_capacity(cfg.providers.len());
+    for pc in cfg.providers.values() {
+        let key = (pc.connect_timeout, pc.ca_bundle.clone());
+        let client = match clients.get(&key) {
+            Some(c) => c.clone(),
+            None => {
+                let c = http::build_client(pc)?;
+                clients.insert(key, c.clone());
+                c
+            }
+        };
+        out.push(Arc::new(Provider {
+            name: pc.name.clone(),
+            kind: pc.kind,
+            adapter: Adapter::with_client(pc, client)?,
+        }));
+    }
+    Ok(out)
 }
