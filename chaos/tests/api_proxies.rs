@@ -397,3 +397,39 @@ async fn reset_enables_everything_and_removes_all_toxics() {
         );
     }
 }
+
+#[tokio::test]
+async fn names_in_paths_are_percent_decoded() {
+    let s = start().await;
+    let c = raw(
+        &s,
+        "POST",
+        "/proxies",
+        Some(r#"{"name":"a b","listen":"127.0.0.1:0","upstream":"x:1"}"#),
+    )
+    .await;
+    assert_eq!(c.status, 201);
+    assert_eq!(json(&raw(&s, "GET", "/proxies/a%20b", None).await)["name"], "a b");
+    let t = raw(
+        &s,
+        "POST",
+        "/proxies/a%20b/toxics",
+        Some(r#"{"type":"noop","name":"n/1"}"#),
+    )
+    .await;
+    assert_eq!(t.status, 200);
+    assert_eq!(
+        raw(&s, "GET", "/proxies/a%20b/toxics/n%2F1", None).await.status,
+        200
+    );
+    assert_error(
+        &raw(&s, "GET", "/proxies/%FF", None).await,
+        404,
+        "proxy not found",
+    );
+    assert_error(
+        &raw(&s, "GET", "/proxies/a%20b/toxics/%FF", None).await,
+        404,
+        "toxic not found",
+    );
+}
