@@ -93,10 +93,22 @@ async fn read_error_body(mut resp: Response) -> String {
     String::from_utf8_lossy(&buf).into_owned()
 }
 
+/// Non-stream answers above this are refused (`malformed`) rather than buffered without bound.
+const MAX_BODY: usize = 32 * 1024 * 1024;
+
 /// Reads a 2xx body as JSON into `T`; anything else is `malformed`.
-pub(crate) async fn read_json<T: DeserializeOwned>(resp: Response) -> Result<T, ProviderError> {
-    let bytes = resp.bytes().await.map_err(|e| ProviderError::from_reqwest(&e))?;
-    parse_json(&bytes)
+pub(crate) async fn read_json<T: DeserializeOwned>(mut resp: Response) -> Result<T, ProviderError> {
+    let mut buf = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(|e| ProviderError::from_reqwest(&e))? {
+        if buf.len() + chunk.len() > MAX_BODY {
+            return Err(ProviderError::new(
+                ErrorClass::Malformed,
+                "upstream body exceeds 32 MiB",
+            ));
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    parse_json(&buf)
 }
 
 /// Parses JSON into `T`; failure is `malformed`.
