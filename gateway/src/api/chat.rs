@@ -105,7 +105,6 @@ async fn stream_chat(
     preferred: Option<String>,
 ) -> Result<Response, ApiError> {
     let start = Instant::now();
-    let deadline = start + state.router.policy().deadline;
     let first_token_timeout = state.router.policy().first_token_timeout;
     let candidates = state.router.plan(&req.model, preferred.as_deref())?;
     let served = state
@@ -167,7 +166,8 @@ async fn stream_chat(
         state: state.clone(),
         provider: served.candidate.provider.clone(),
         include_usage: req.include_usage(),
-        deadline,
+        // From the first byte on, the stall timeout and this cap bound the stream, not the routing deadline.
+        deadline: Instant::now() + state.router.policy().max_stream_duration,
         stall: state.router.policy().stall_timeout,
     };
     let mut resp = sse::response(ctx, first, rest);

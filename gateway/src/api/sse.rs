@@ -23,6 +23,7 @@ pub(crate) struct StreamCtx {
     pub(crate) state: Arc<AppState>,
     pub(crate) provider: String,
     pub(crate) include_usage: bool,
+    /// End of `max_stream_duration`, counted from the first byte.
     pub(crate) deadline: Instant,
     pub(crate) stall: Duration,
 }
@@ -95,7 +96,7 @@ pub(crate) fn response(ctx: StreamCtx, held: Vec<ChatChunk>, rest: ChunkStream) 
                 }
                 Ok(Some(Err(e))) => e,
                 Err(_) if wait < st.ctx.stall => {
-                    ProviderError::new(ErrorClass::Timeout, "request deadline reached mid-stream")
+                    ProviderError::new(ErrorClass::Timeout, "max_stream_duration reached mid-stream")
                 }
                 Err(_) => ProviderError::new(
                     ErrorClass::Timeout,
@@ -178,7 +179,7 @@ fallback_policy: { order: [a], deadline: 30s, stall_timeout: 2s }
     }
 
     #[tokio::test(start_paused = true)]
-    async fn the_deadline_also_bounds_a_stream_that_keeps_going() {
+    async fn max_stream_duration_bounds_a_stream_that_keeps_going() {
         let slow = futures::stream::unfold((), |()| async {
             tokio::time::sleep(Duration::from_secs(1)).await;
             Some((Ok(chunk("x")), ()))
@@ -186,7 +187,7 @@ fallback_policy: { order: [a], deadline: 30s, stall_timeout: 2s }
         let start = Instant::now();
         let out = body(state(), Box::pin(slow), Duration::from_millis(3500)).await;
         assert_eq!(start.elapsed(), Duration::from_millis(3500));
-        assert!(out.contains("deadline"), "{out}");
+        assert!(out.contains("max_stream_duration"), "{out}");
         assert!(!out.contains("[DONE]"));
     }
 

@@ -231,6 +231,9 @@ pub struct Policy {
     pub first_token_timeout: Duration,
     /// Streams: longest gap between chunks.
     pub stall_timeout: Duration,
+    /// Streams: cap on the whole stream once it reached the client (the deadline bounds routing, not a healthy
+    /// answer that keeps flowing).
+    pub max_stream_duration: Duration,
     /// Default per-attempt timeout.
     pub attempt_timeout: Duration,
     /// Retries.

@@ -160,6 +160,11 @@ pub(super) fn policy(p: &mut Problems, raw: &RawPolicy) -> Policy {
         connect_timeout: connect,
         first_token_timeout: first_token,
         stall_timeout: stall,
+        max_stream_duration: p.duration(
+            &format!("{fp}.max_stream_duration"),
+            raw.max_stream_duration.as_ref(),
+            Duration::from_secs(600),
+        ),
         attempt_timeout: attempt,
         retries,
         breaker,

@@ -75,6 +75,7 @@ pub(crate) struct RawPolicy {
     pub(crate) connect_timeout: Option<String>,
     pub(crate) first_token_timeout: Option<String>,
     pub(crate) stall_timeout: Option<String>,
+    pub(crate) max_stream_duration: Option<String>,
     pub(crate) attempt_timeout: Option<String>,
     #[serde(default)]
     pub(crate) retries: RawRetries,
