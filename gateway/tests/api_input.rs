@@ -133,6 +133,12 @@ async fn bad_input_gets_clear_4xx() {
     )
     .await;
     assert_eq!(r.json()["error"]["param"], "messages[0].role", "{}", r.body);
+    let r = call(&app, "GET", "/v1/models", None, &[("x-request-id", "trace-42")]).await;
+    assert_eq!(
+        r.header("x-request-id"),
+        "trace-42",
+        "a client request id is echoed"
+    );
     let r = call(
         &app,
         "POST",

@@ -21,6 +21,7 @@ async fn every_provider_answers_plain_and_streamed_chat() {
         assert_eq!(r.status, 200, "{name}: {}", r.body);
         assert_eq!(r.header("x-llm-actual-provider"), name);
         assert_eq!(r.header("x-llm-fallbacks"), "0");
+        assert!(r.header("x-request-id").starts_with("req-"));
         let expected_source = if name == "ollama" { "local" } else { "provider" };
         assert_eq!(r.header("x-llm-source"), expected_source);
         let v = r.json();

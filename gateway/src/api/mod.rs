@@ -105,20 +105,54 @@ fn route_of(path: Option<&MatchedPath>) -> Route {
 async fn record_request(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
     let start = Instant::now();
     let route = route_of(req.extensions().get::<MatchedPath>());
-    let resp = next.run(req).await;
+    // Keep a sane client request id (for correlation), else make one.
+    let request_id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map(str::to_string)
+        .unwrap_or_else(|| crate::canonical::new_id("req"));
+    let method = req.method().clone();
+    let mut resp = next.run(req).await;
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        resp.headers_mut().insert("x-request-id", v);
+    }
+    let status = resp.status().as_u16();
     if !matches!(route, Route::Other | Route::Admin) || resp.status().is_client_error() {
         let source = resp.extensions().get::<Source>().copied().unwrap_or(Source::None);
-        let labels = RequestLabels {
-            route,
-            status: resp.status().as_u16(),
-            source,
-        };
-        state.metrics.requests.get_or_create(&labels).inc();
+        state
+            .metrics
+            .requests
+            .get_or_create(&RequestLabels {
+                route,
+                status,
+                source,
+            })
+            .inc();
+        let took = start.elapsed();
         state
             .metrics
             .request_duration
             .get_or_create(&RouteLabels { route })
-            .observe(start.elapsed().as_secs_f64());
+            .observe(took.as_secs_f64());
+        let header = |n: &str| {
+            resp.headers()
+                .get(n)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("-")
+                .to_string()
+        };
+        tracing::info!(
+            request_id,
+            %method,
+            route = route.as_str(),
+            status,
+            provider = header("x-llm-actual-provider"),
+            fallbacks = header("x-llm-fallbacks"),
+            elapsed_ms = took.as_millis() as u64,
+            "request"
+        );
     }
     resp
 }
