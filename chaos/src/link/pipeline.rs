@@ -160,8 +160,13 @@ impl Pipeline {
             if let Step::Done(flow) = step {
                 break flow;
             }
-            let can_read =
-                !self.input_ended && self.queue.len() < QUEUE_CHUNKS && self.queued_bytes < QUEUE_BYTES;
+            // Read ahead while toxics hold data; while the destination is slow to take what is ready, read at most
+            // one chunk ahead so TCP backpressure reaches the source, as with Toxiproxy's unbuffered channels.
+            let writing = matches!(step, Step::Write);
+            let can_read = !self.input_ended
+                && self.queue.len() < QUEUE_CHUNKS
+                && self.queued_bytes < QUEUE_BYTES
+                && (!writing || self.queue.is_empty());
             let spare = self.spare.capacity();
             if can_read && (spare < self.read_size || spare > 4 * self.read_size) {
                 self.spare = Vec::with_capacity(self.read_size);
@@ -170,7 +175,6 @@ impl Pipeline {
                 Step::Sleep(at) => Some(at),
                 _ => None,
             };
-            let writing = matches!(step, Step::Write);
             let pending: &[u8] = match self.work.last() {
                 Some(Item::Data { data, written, .. }) if writing => &data[*written..],
                 _ => &[],
