@@ -286,3 +286,59 @@ async fn offline_mode_without_local_answer_is_offline_miss() {
         );
     }
 }
+
+#[tokio::test]
+async fn opt_in_continue_finishes_a_cut_answer_on_the_next_provider() {
+    let s = stand_with("openai, kimi", "  stream_failure: continue\n", "compatible").await;
+    s.fakes["openai"]
+        .add_fault(
+            FaultSpec::new(FaultKind::TruncatedStream)
+                .times(1)
+                .after_chunks(2),
+        )
+        .unwrap();
+    let r = call(&s.app, "POST", "/v1/chat/completions", Some(chat(true)), &[]).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.header("x-llm-actual-provider"),
+        "openai",
+        "headers name who started the answer"
+    );
+    assert!(!r.body.contains("event: error"), "{}", r.body);
+    assert!(
+        r.body.contains(": continued on kimi after malformed"),
+        "{}",
+        r.body
+    );
+    assert!(r.body.trim_end().ends_with("data: [DONE]"), "{}", r.body);
+    let text = r.sse_text();
+    assert!(text.starts_with("[openai]") && text.contains("[kimi]"), "{text}");
+    let ids: std::collections::BTreeSet<String> = r
+        .body
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter_map(|d| serde_json::from_str::<serde_json::Value>(d).ok())
+        .map(|v| v["id"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(ids.len(), 1, "one completion id for the whole answer: {ids:?}");
+    let sent = s.fakes["kimi"].journal()[0].body_json().unwrap();
+    let msgs = sent["messages"].as_array().unwrap();
+    assert_eq!(
+        msgs[msgs.len() - 2]["role"],
+        "assistant",
+        "the partial answer is passed on"
+    );
+    assert!(msgs[msgs.len() - 2]["content"]
+        .as_str()
+        .unwrap()
+        .starts_with("[openai]"));
+    let m = metrics(&s.app).await;
+    assert_eq!(
+        sample(
+            &m,
+            "llm_gateway_fallbacks_total",
+            &[("from", "openai"), ("to", "kimi"), ("reason", "malformed")]
+        ),
+        1.0
+    );
+}

@@ -16,9 +16,11 @@ use tokio::time::Instant;
 
 use super::{decorate, parse_body, preferred_provider, route_error, sse, ApiError, AppState};
 use crate::canonical::{ChatChunk, ChatRequest, ChatResponse, Message, Role, Usage};
+use crate::config::StreamFailurePolicy;
 use crate::metrics::{ProviderLabels, TokenKind, TokenLabels};
+use crate::providers::ChunkStream;
 use crate::providers::{ErrorClass, ProviderError};
-use crate::router::Served;
+use crate::router::{Candidate, RouteError, Served};
 
 fn check_chat(v: &Value) -> Result<(), ApiError> {
     match v.get("messages") {
@@ -105,16 +107,53 @@ async fn stream_chat(
     preferred: Option<String>,
 ) -> Result<Response, ApiError> {
     let start = Instant::now();
-    let first_token_timeout = state.router.policy().first_token_timeout;
     let candidates = state.router.plan(&req.model, preferred.as_deref())?;
-    let served = state
+    let served = open_stream(&state, &req, &candidates)
+        .await
+        .map_err(|e| route_error(&state, e))?;
+    let overhead = start.elapsed().saturating_sub(served.upstream_wait);
+    state.metrics.overhead.observe(overhead.as_secs_f64());
+    let (first, rest) = served.value;
+    let policy = state.router.policy();
+    let continuation = (policy.stream_failure == StreamFailurePolicy::Continue).then(|| {
+        let pos = candidates
+            .iter()
+            .position(|c| c.provider == served.candidate.provider)
+            .unwrap_or(0);
+        sse::Continuation {
+            req: req.clone(),
+            remaining: candidates[pos + 1..].to_vec(),
+            text: String::new(),
+        }
+    });
+    let ctx = sse::StreamCtx {
+        state: state.clone(),
+        provider: served.candidate.provider.clone(),
+        include_usage: req.include_usage(),
+        // From the first byte on, the stall timeout and this cap bound the stream, not the routing deadline.
+        deadline: Instant::now() + policy.max_stream_duration,
+        stall: policy.stall_timeout,
+        continuation,
+    };
+    let mut resp = sse::response(ctx, first, rest);
+    decorate(&state, &mut resp, &served.candidate, served.fallbacks);
+    Ok(resp)
+}
+
+/// Routes a streamed chat until a candidate produced its first token: the chunks held until then, and the rest.
+pub(crate) async fn open_stream(
+    state: &Arc<AppState>,
+    req: &ChatRequest,
+    candidates: &[Candidate],
+) -> Result<Served<(Vec<ChatChunk>, ChunkStream)>, RouteError> {
+    let first_token_timeout = state.router.policy().first_token_timeout;
+    state
         .router
-        .execute(&candidates, |cand, budget| {
+        .execute(candidates, |cand, budget| {
             let provider = state.provider(&cand.provider).cloned();
             let model = cand.model.clone();
             let name = cand.provider.clone();
             let metrics = state.metrics.clone();
-            let req = &req;
             async move {
                 let t0 = Instant::now();
                 let p = provider.ok_or_else(|| unknown_provider(&name))?;
@@ -158,25 +197,10 @@ async fn stream_chat(
             }
         })
         .await
-        .map_err(|e| route_error(&state, e))?;
-    let overhead = start.elapsed().saturating_sub(served.upstream_wait);
-    state.metrics.overhead.observe(overhead.as_secs_f64());
-    let (first, rest) = served.value;
-    let ctx = sse::StreamCtx {
-        state: state.clone(),
-        provider: served.candidate.provider.clone(),
-        include_usage: req.include_usage(),
-        // From the first byte on, the stall timeout and this cap bound the stream, not the routing deadline.
-        deadline: Instant::now() + state.router.policy().max_stream_duration,
-        stall: state.router.policy().stall_timeout,
-    };
-    let mut resp = sse::response(ctx, first, rest);
-    decorate(&state, &mut resp, &served.candidate, served.fallbacks);
-    Ok(resp)
 }
 
 /// Whether a chunk carries content, a tool call, a finish reason or usage.
-fn has_token(c: &ChatChunk) -> bool {
+pub(crate) fn has_token(c: &ChatChunk) -> bool {
     c.usage.is_some()
         || c.choices.iter().any(|ch| {
             ch.finish_reason.is_some()

@@ -1,6 +1,8 @@
 //! The client-facing SSE stream: chunks passed through one by one; a clean upstream end becomes `data: [DONE]`, a
-//! broken one (error, stall, deadline) an explicit `event: error` and close, never `[DONE]`.
+//! broken one (error, stall, `max_stream_duration`) an explicit `event: error` and close, never `[DONE]`. With the
+//! opt-in policy `stream_failure: continue`, the answer is continued on the next candidate instead.
 
+use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,13 +12,22 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::Response;
 use bytes::Bytes;
 use futures::StreamExt;
-use serde_json::json;
+use serde_json::{json, Map, Value};
 use tokio::time::Instant;
 
-use super::chat::{count_tokens, remaining};
+use super::chat::{count_tokens, has_token, open_stream, remaining};
 use super::AppState;
-use crate::canonical::ChatChunk;
+use crate::canonical::{ChatChunk, ChatRequest, Message, Role};
+use crate::metrics::{FallbackLabels, Outcome};
 use crate::providers::{ChunkStream, ErrorClass, ProviderError};
+use crate::router::Candidate;
+
+/// What `stream_failure: continue` needs: the request, the candidates after the current one, the text so far.
+pub(crate) struct Continuation {
+    pub(crate) req: ChatRequest,
+    pub(crate) remaining: Vec<Candidate>,
+    pub(crate) text: String,
+}
 
 /// What the stream body needs to know.
 pub(crate) struct StreamCtx {
@@ -26,21 +37,38 @@ pub(crate) struct StreamCtx {
     /// End of `max_stream_duration`, counted from the first byte.
     pub(crate) deadline: Instant,
     pub(crate) stall: Duration,
+    /// Present under `stream_failure: continue`.
+    pub(crate) continuation: Option<Continuation>,
 }
 
 struct BodyState {
     ctx: StreamCtx,
-    held: std::collections::VecDeque<ChatChunk>,
+    held: VecDeque<ChatChunk>,
     rest: ChunkStream,
     finished: bool,
+    /// id, created, model of the first chunk: continuation chunks carry them too.
+    ident: Option<(String, u64, String)>,
 }
 
 /// Frames one chunk; `None` when it carries nothing the client asked for.
-fn frame(ctx: &StreamCtx, mut chunk: ChatChunk) -> Option<Bytes> {
+fn frame(st: &mut BodyState, mut chunk: ChatChunk) -> Option<Bytes> {
     if let Some(u) = &chunk.usage {
-        count_tokens(&ctx.state, &ctx.provider, u);
+        count_tokens(&st.ctx.state, &st.ctx.provider, u);
     }
-    if !ctx.include_usage {
+    match &st.ident {
+        None => st.ident = Some((chunk.id.clone(), chunk.created, chunk.model.clone())),
+        Some((id, created, model)) => {
+            chunk.id.clone_from(id);
+            chunk.created = *created;
+            chunk.model.clone_from(model);
+        }
+    }
+    if let Some(c) = st.ctx.continuation.as_mut() {
+        if let Some(t) = chunk.choices.first().and_then(|ch| ch.delta.content.as_deref()) {
+            c.text.push_str(t);
+        }
+    }
+    if !st.ctx.include_usage {
         if chunk.choices.is_empty() {
             return None;
         }
@@ -63,6 +91,70 @@ pub(crate) fn error_event(provider: &str, e: &ProviderError) -> Bytes {
     Bytes::from(format!("event: error\ndata: {v}\n\n"))
 }
 
+fn text_message(role: Role, text: String) -> Message {
+    Message {
+        role,
+        content: Some(Value::String(text)),
+        name: None,
+        tool_calls: None,
+        tool_call_id: None,
+        extra: Map::new(),
+    }
+}
+
+/// Tries to continue a broken answer on the next candidates; on success swaps the stream and returns a comment
+/// line naming the new provider.
+async fn resume(st: &mut BodyState, err: &ProviderError) -> Option<Bytes> {
+    let c = st.ctx.continuation.as_mut()?;
+    if c.remaining.is_empty() {
+        return None;
+    }
+    let mut req = c.req.clone();
+    req.messages.push(text_message(Role::Assistant, c.text.clone()));
+    req.messages.push(text_message(
+        Role::User,
+        "Continue your previous answer exactly where it stopped, without repeating any of it.".into(),
+    ));
+    let served = open_stream(&st.ctx.state, &req, &c.remaining).await.ok()?;
+    let pos = c
+        .remaining
+        .iter()
+        .position(|x| x.provider == served.candidate.provider)
+        .unwrap_or(0);
+    c.remaining.drain(..=pos);
+    let to = served.candidate.provider.clone();
+    let labels = FallbackLabels {
+        from: st.ctx.provider.clone(),
+        to: to.clone(),
+        reason: Outcome::from(err.class),
+    };
+    st.ctx.state.metrics.fallbacks.get_or_create(&labels).inc();
+    tracing::warn!(
+        from = st.ctx.provider,
+        to,
+        class = err.class.as_str(),
+        "stream continued on the next provider"
+    );
+    let (held, rest) = served.value;
+    // The client already has the role; the continuation adds content only.
+    st.held = held
+        .into_iter()
+        .map(|mut ch| {
+            for choice in &mut ch.choices {
+                choice.delta.role = None;
+            }
+            ch
+        })
+        .filter(has_token)
+        .collect();
+    st.rest = rest;
+    st.ctx.provider = to.clone();
+    Some(Bytes::from(format!(
+        ": continued on {to} after {}\n\n",
+        err.class.as_str()
+    )))
+}
+
 /// Builds the streaming response from the chunks held until the first token and the rest of the upstream stream.
 pub(crate) fn response(ctx: StreamCtx, held: Vec<ChatChunk>, rest: ChunkStream) -> Response {
     let st = BodyState {
@@ -70,6 +162,7 @@ pub(crate) fn response(ctx: StreamCtx, held: Vec<ChatChunk>, rest: ChunkStream) 
         held: held.into(),
         rest,
         finished: false,
+        ident: None,
     };
     let body = futures::stream::unfold(st, |mut st| async move {
         loop {
@@ -77,7 +170,7 @@ pub(crate) fn response(ctx: StreamCtx, held: Vec<ChatChunk>, rest: ChunkStream) 
                 return None;
             }
             if let Some(chunk) = st.held.pop_front() {
-                if let Some(b) = frame(&st.ctx, chunk) {
+                if let Some(b) = frame(&mut st, chunk) {
                     return Some((Ok::<Bytes, Infallible>(b), st));
                 }
                 continue;
@@ -86,7 +179,7 @@ pub(crate) fn response(ctx: StreamCtx, held: Vec<ChatChunk>, rest: ChunkStream) 
             let wait = st.ctx.stall.min(left);
             let next = tokio::time::timeout(wait, st.rest.next()).await;
             let err = match next {
-                Ok(Some(Ok(chunk))) => match frame(&st.ctx, chunk) {
+                Ok(Some(Ok(chunk))) => match frame(&mut st, chunk) {
                     Some(b) => return Some((Ok(b), st)),
                     None => continue,
                 },
@@ -104,6 +197,11 @@ pub(crate) fn response(ctx: StreamCtx, held: Vec<ChatChunk>, rest: ChunkStream) 
                 ),
             };
             st.ctx.state.router.record_failure(&st.ctx.provider, &err);
+            if left > wait {
+                if let Some(note) = resume(&mut st, &err).await {
+                    return Some((Ok(note), st));
+                }
+            }
             st.finished = true;
             return Some((Ok(error_event(&st.ctx.provider, &err)), st));
         }
@@ -151,6 +249,7 @@ fallback_policy: { order: [a], deadline: 30s, stall_timeout: 2s }
             include_usage: false,
             deadline: Instant::now() + deadline,
             stall: Duration::from_secs(2),
+            continuation: None,
         };
         let resp = response(ctx, vec![chunk("Hel")], rest);
         let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20).await.unwrap();

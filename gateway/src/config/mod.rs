@@ -216,6 +216,8 @@ pub enum ContentFilterPolicy {
 pub enum StreamFailurePolicy {
     /// End the client's stream with an explicit SSE error event.
     ErrorEvent,
+    /// Opt-in: continue the answer on the next candidate (partial answer sent as context), then `[DONE]`.
+    Continue,
 }
 
 /// `fallback_policy:` after validation.

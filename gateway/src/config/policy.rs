@@ -138,17 +138,11 @@ pub(super) fn policy(p: &mut Problems, raw: &RawPolicy) -> Policy {
     };
     let stream_failure = match raw.stream_failure.as_deref() {
         None | Some("error_event") => StreamFailurePolicy::ErrorEvent,
-        Some("continue") => {
-            p.push(
-                format!("{fp}.stream_failure"),
-                "\"continue\" is not supported yet; use error_event",
-            );
-            StreamFailurePolicy::ErrorEvent
-        }
+        Some("continue") => StreamFailurePolicy::Continue,
         Some(v) => {
             p.push(
                 format!("{fp}.stream_failure"),
-                format!("unknown policy {v:?}; expected error_event"),
+                format!("unknown policy {v:?}; expected error_event or continue"),
             );
             StreamFailurePolicy::ErrorEvent
         }
