@@ -64,7 +64,11 @@ async fn main() -> ExitCode {
     } = Cli::parse();
     let level = std::env::var("LOG_LEVEL").ok().filter(|l| !l.is_empty());
     let filter = match level {
-        Some(level) => EnvFilter::new(level.to_lowercase()),
+        // Toxiproxy's levels: trace, debug, info, warn, error, fatal, panic (the last two mean errors only).
+        Some(level) => match level.to_lowercase().as_str() {
+            "fatal" | "panic" => EnvFilter::new("error"),
+            other => EnvFilter::new(other),
+        },
         None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
     };
     tracing_subscriber::fmt()

@@ -12,7 +12,7 @@ use axum::extract::Request;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use axum::Router;
 
 use crate::collection::Collection;
@@ -57,7 +57,8 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
                 .delete(remove_toxic),
         );
     if shared.metrics.enabled() {
-        router = router.route("/metrics", get(metrics));
+        // Toxiproxy registers /metrics for every method.
+        router = router.route("/metrics", any(metrics));
     }
     router
         .fallback(|| async { plain_error(StatusCode::NOT_FOUND, "404 page not found") })
