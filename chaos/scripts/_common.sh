@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared helpers for the outage scripts: bash + curl only, so they work against a real Toxiproxy too.
 # Sourced, not run. Reads TOXIPROXY_URL (default http://127.0.0.1:8474).
 

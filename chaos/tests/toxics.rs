@@ -350,3 +350,19 @@ async fn failed_upstream_dial_closes_the_client() {
     let (rest, _) = read_to_end(&mut sock).await;
     assert!(rest.is_empty());
 }
+
+#[tokio::test]
+async fn reset_peer_at_toxicity_zero_still_turns_closes_into_resets() {
+    // Toxiproxy issue #603: SO_LINGER 0 is set whenever the chain holds reset_peer, whatever the roll.
+    let s = start().await;
+    let c = s.client().unwrap();
+    let listen = proxy_to(&c, "p", echo_server().await).await;
+    let toxic = NewToxic::new(ToxicKind::ResetPeer(ResetPeer { timeout: 0 })).toxicity(0.0);
+    c.add_toxic("p", &toxic).await.unwrap();
+    let mut sock = connect(listen).await;
+    assert_eq!(round_trip(&mut sock, b"passes").await, b"passes");
+    sock.shutdown().await.unwrap();
+    let (rest, error) = read_to_end(&mut sock).await;
+    assert!(rest.is_empty());
+    assert_eq!(error, Some(std::io::ErrorKind::ConnectionReset), "the close arrives as an RST");
+}
