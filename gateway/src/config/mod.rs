@@ -259,6 +259,8 @@ pub struct Config {
     pub mode: Mode,
     /// Logical model -> provider name -> provider model name.
     pub models: BTreeMap<String, BTreeMap<String, String>>,
+    /// Logical model -> provider name -> context window (tokens), where configured.
+    pub context_windows: BTreeMap<String, BTreeMap<String, u32>>,
     /// Providers by name.
     pub providers: BTreeMap<String, ProviderConfig>,
     /// Fallback policy.

@@ -12,7 +12,7 @@ pub(crate) struct RawConfig {
     pub(crate) server: RawServer,
     pub(crate) mode: Option<String>,
     #[serde(default)]
-    pub(crate) models: BTreeMap<String, BTreeMap<String, String>>,
+    pub(crate) models: BTreeMap<String, BTreeMap<String, RawModelRef>>,
     #[serde(default)]
     pub(crate) providers: BTreeMap<String, RawProvider>,
     #[serde(default)]
@@ -116,4 +116,23 @@ pub(crate) struct RawCooldowns {
     pub(crate) rate_limited_max: Option<String>,
     pub(crate) quota_exhausted: Option<String>,
     pub(crate) auth: Option<String>,
+}
+
+/// A provider's model for a logical model: a name, or a name with its context window.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum RawModelRef {
+    /// `openai: gpt-4o-mini`.
+    Name(String),
+    /// `openai: { model: gpt-4.1, context_window: 1047576 }`.
+    Detailed(RawModelDetail),
+}
+
+/// The long form of a model reference.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawModelDetail {
+    pub(crate) model: String,
+    /// Tokens; a context-length failure skips later candidates whose window is not larger.
+    pub(crate) context_window: Option<u32>,
 }

@@ -166,3 +166,27 @@ fn garbage_yaml_is_an_error_not_a_panic() {
         assert!(Config::from_yaml(text, &no_env).is_err(), "{text:?}");
     }
 }
+
+#[test]
+fn models_take_a_name_or_a_name_with_a_context_window() {
+    let text = SIM.replace(
+        "    openai: gpt-4.1\n",
+        "    openai: { model: gpt-4.1, context_window: 1047576 }\n",
+    );
+    let cfg = Config::from_yaml(&text, &no_env).unwrap();
+    assert_eq!(cfg.models["large"]["openai"], "gpt-4.1");
+    assert_eq!(cfg.context_windows["large"]["openai"], 1047576);
+    let zero = SIM.replace(
+        "    openai: gpt-4.1\n",
+        "    openai: { model: gpt-4.1, context_window: 0 }\n",
+    );
+    assert_eq!(
+        problems(&zero),
+        vec!["models.large.openai.context_window: must be greater than zero".to_string()]
+    );
+    let typo = SIM.replace("    openai: gpt-4.1\n", "    openai: { modle: gpt-4.1 }\n");
+    match Config::from_yaml(&typo, &no_env) {
+        Err(ConfigError::Parse { path, .. }) => assert_eq!(path, "models.large.openai"),
+        other => panic!("{other:?}"),
+    }
+}

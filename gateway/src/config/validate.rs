@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::raw::{RawConfig, RawProvider};
+use super::raw::{RawConfig, RawModelRef, RawProvider};
 use super::{
     secrets, Config, EnvLookup, GigaChatAuth, Mode, Policy, Problem, ProviderConfig, ProviderKind, QwenApi,
     ServerConfig,
@@ -92,7 +92,7 @@ pub(crate) fn validate(raw: RawConfig, env: EnvLookup<'_>) -> Result<Config, Vec
         }
     }
     check_order(&mut p, &policy.order, &raw.providers);
-    check_models(&mut p, &raw.models, &raw.providers);
+    let (models, context_windows) = check_models(&mut p, &raw.models, &raw.providers);
 
     if p.0.is_empty() {
         if let Some(listen) = listen {
@@ -105,7 +105,8 @@ pub(crate) fn validate(raw: RawConfig, env: EnvLookup<'_>) -> Result<Config, Vec
             return Ok(Config {
                 server,
                 mode,
-                models: raw.models,
+                models,
+                context_windows,
                 providers,
                 policy,
             });
@@ -302,11 +303,17 @@ fn check_order(p: &mut Problems, order: &[String], providers: &BTreeMap<String, 
     }
 }
 
+type ModelMaps = (
+    BTreeMap<String, BTreeMap<String, String>>,
+    BTreeMap<String, BTreeMap<String, u32>>,
+);
+
 fn check_models(
     p: &mut Problems,
-    models: &BTreeMap<String, BTreeMap<String, String>>,
+    models: &BTreeMap<String, BTreeMap<String, RawModelRef>>,
     providers: &BTreeMap<String, RawProvider>,
-) {
+) -> ModelMaps {
+    let (mut names, mut windows) = (BTreeMap::new(), BTreeMap::new());
     if !models.contains_key("default") {
         p.push("models", "the logical model \"default\" must be defined");
     }
@@ -314,16 +321,32 @@ fn check_models(
         if map.is_empty() {
             p.push(format!("models.{logical}"), "maps to no provider");
         }
-        for (provider, model) in map {
+        for (provider, entry) in map {
+            let path = format!("models.{logical}.{provider}");
             if !providers.contains_key(provider) {
-                p.push(
-                    format!("models.{logical}.{provider}"),
-                    format!("provider {provider:?} is not defined"),
-                );
+                p.push(&path, format!("provider {provider:?} is not defined"));
             }
+            let (model, window) = match entry {
+                RawModelRef::Name(n) => (n.clone(), None),
+                RawModelRef::Detailed(d) => (d.model.clone(), d.context_window),
+            };
             if model.trim().is_empty() {
-                p.push(format!("models.{logical}.{provider}"), "model name is empty");
+                p.push(&path, "model name is empty");
+            }
+            if window == Some(0) {
+                p.push(format!("{path}.context_window"), "must be greater than zero");
+            }
+            names
+                .entry(logical.clone())
+                .or_insert_with(BTreeMap::new)
+                .insert(provider.clone(), model);
+            if let Some(w) = window {
+                windows
+                    .entry(logical.clone())
+                    .or_insert_with(BTreeMap::new)
+                    .insert(provider.clone(), w);
             }
         }
     }
+    (names, windows)
 }

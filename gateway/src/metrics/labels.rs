@@ -75,6 +75,8 @@ label_enum!(
         SkippedBreakerOpen => "skipped_breaker_open",
         /// Skipped: cooling down.
         SkippedCooldown => "skipped_cooldown",
+        /// Skipped: its context window is not larger than one that already said "too long".
+        SkippedContextWindow => "skipped_context_window",
         /// connect.
         Connect => "connect",
         /// timeout.

@@ -46,9 +46,26 @@ impl Router {
         let mut passed_over = 0u32;
         let mut last_failure: Option<(String, Outcome)> = None;
         let mut deadline_hit = false;
+        // Largest context window that already said "too long": candidates not larger are skipped.
+        let mut too_long_at: Option<u32> = None;
 
         'candidates: for cand in candidates {
             let mut retries = 0u32;
+            if let (Some(floor), Some(w)) = (too_long_at, cand.context_window) {
+                if w <= floor {
+                    self.metrics
+                        .provider_outcome(&cand.provider, Outcome::SkippedContextWindow);
+                    let msg = format!("context window {w} is not larger than {floor}, which was too small");
+                    attempts.push(AttemptRecord::skipped(
+                        &cand.provider,
+                        "skipped_context_window",
+                        msg,
+                    ));
+                    passed_over += 1;
+                    self.hop(&mut last_failure, &cand.provider, Outcome::SkippedContextWindow);
+                    continue 'candidates;
+                }
+            }
             loop {
                 let now = Instant::now();
                 if now >= deadline {
@@ -128,6 +145,11 @@ impl Router {
                         error: err,
                         attempts,
                     });
+                }
+                if err.class == ErrorClass::ContextLength {
+                    if let Some(w) = cand.context_window {
+                        too_long_at = Some(too_long_at.map_or(w, |f| f.max(w)));
+                    }
                 }
                 if err.class.is_retryable() && retries < self.policy.retries.max_retries {
                     let wait = budget::backoff(&self.policy.retries, retries);

@@ -16,6 +16,8 @@ pub struct Candidate {
     pub local: bool,
     /// Per-attempt timeout for this provider.
     pub attempt_timeout: Duration,
+    /// Context window of this model, when configured.
+    pub context_window: Option<u32>,
 }
 
 /// Why no plan could be made.
@@ -42,6 +44,7 @@ pub enum PlanError {
 pub struct Planner {
     order: Vec<(String, ProviderKind, Duration)>,
     models: BTreeMap<String, BTreeMap<String, String>>,
+    windows: BTreeMap<String, BTreeMap<String, u32>>,
 }
 
 impl Planner {
@@ -54,6 +57,7 @@ impl Planner {
         Planner {
             order,
             models: cfg.models.clone(),
+            windows: cfg.context_windows.clone(),
         }
     }
 
@@ -80,6 +84,15 @@ impl Planner {
         (!map.is_empty()).then_some(map)
     }
 
+    /// The configured context window of `provider`'s model `model`, under any logical name.
+    fn window(&self, provider: &str, model: &str) -> Option<u32> {
+        self.models.iter().find_map(|(logical, map)| {
+            (map.get(provider).map(String::as_str) == Some(model))
+                .then(|| self.windows.get(logical).and_then(|w| w.get(provider)).copied())
+                .flatten()
+        })
+    }
+
     /// Ordered candidates.
     pub fn plan(
         &self,
@@ -104,6 +117,7 @@ impl Planner {
                     model: m.clone(),
                     local: kind.is_local(),
                     attempt_timeout: *timeout,
+                    context_window: self.window(name, m),
                 })
             })
             .collect();

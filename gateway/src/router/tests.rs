@@ -286,3 +286,54 @@ async fn context_length_everywhere_is_reported_as_such() {
         other => panic!("{other:?}"),
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn context_length_skips_candidates_whose_window_is_not_larger() {
+    let text = r#"
+models:
+  default:
+    a: { model: a-8k, context_window: 8192 }
+    b: { model: b-8k, context_window: 8192 }
+    c: { model: c-128k, context_window: 131072 }
+    local: llama
+providers:
+  a: { kind: openai, base_url: "http://127.0.0.1:9/v1" }
+  b: { kind: kimi, base_url: "http://127.0.0.1:9/v1" }
+  c: { kind: qwen, base_url: "http://127.0.0.1:9/v1" }
+  local: { kind: ollama, base_url: "http://127.0.0.1:9" }
+fallback_policy: { order: [a, b, c, local] }
+"#;
+    let cfg = Config::from_yaml(text, &|_| None).unwrap();
+    let metrics = Arc::new(Metrics::new(cfg.providers.keys().map(String::as_str), cfg.mode));
+    let r = Router::new(&cfg, metrics);
+    let cands = r.plan("default", None).unwrap();
+    assert_eq!(cands[0].context_window, Some(8192));
+    assert_eq!(cands[3].context_window, None);
+    let mut script = vec![s("a", Step::Fail(ErrorClass::ContextLength, None))];
+    let (calls, res) = run(&r, &mut script).await;
+    assert_eq!(
+        calls,
+        ["a", "c"],
+        "b has no larger window: skipped without a call"
+    );
+    assert_eq!(res.unwrap(), "c");
+    let mut script = vec![
+        s("a", Step::Fail(ErrorClass::ContextLength, None)),
+        s("c", Step::Fail(ErrorClass::ContextLength, None)),
+        s("local", Step::Fail(ErrorClass::ContextLength, None)),
+    ];
+    match run(&r, &mut script).await {
+        (
+            calls,
+            Err(RouteError::AllFailed {
+                all_context_length: true,
+                attempts,
+                ..
+            }),
+        ) => {
+            assert_eq!(calls, ["a", "c", "local"], "unknown windows are still tried");
+            assert_eq!(attempts[1].error, "skipped_context_window");
+        }
+        other => panic!("{other:?}"),
+    }
+}
