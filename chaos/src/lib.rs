@@ -10,13 +10,15 @@
 //! - `proxy`: one proxy's listener and lifecycle (`proxy::listen` for Go-style addresses,
 //!   `proxy::toxic_list` for its toxics); `link`: one connection's two directions and their toxic pipelines.
 //! - [`toxics`]: one module per toxic (attributes + behaviour) and `toxics::stage` to run a chain on a link.
-//! - [`client`]: the async client; [`model`]: proxies, toxics and request bodies as clients see them.
+//! - [`client`]: the async client; [`model`]: proxies, toxics and request bodies as clients see them;
+//!   [`harness`]: an external Toxiproxy (`TOXIPROXY_URL`) or an embedded server, behind one client.
 //! - `metrics`, `rng`, `tasks`: `/metrics` text, the seeded random source, live task counting.
 
 mod api;
 pub mod client;
 mod collection;
 mod error;
+pub mod harness;
 mod input;
 mod link;
 mod metrics;
@@ -29,6 +31,7 @@ pub mod toxics;
 
 pub use api::VERSION;
 pub use client::{Client, ClientError, DEFAULT_URL};
+pub use harness::{Backend, BackendError};
 pub use model::{NewProxy, NewToxic, Proxy, ProxyUpdate, Stream, Toxic, ToxicUpdate};
 pub use server::{ConfigError, Server, ServerConfig, ServerHandle};
 pub use toxics::ToxicKind;

@@ -156,3 +156,48 @@ async fn typed_errors_carry_toxiproxy_bodies() {
         .to_string()
         .contains(&format!("cannot reach Toxiproxy at http://{closed}/version")));
 }
+
+#[tokio::test]
+async fn backend_is_external_when_a_url_is_given_and_embedded_otherwise() {
+    use llm_chaos::{Backend, BackendError, ServerConfig};
+    let embedded = Backend::from_url_or_embedded(None, ServerConfig::default())
+        .await
+        .unwrap();
+    assert!(!embedded.is_external());
+    let url = embedded.client().url().to_owned();
+    embedded
+        .client()
+        .create_proxy(&NewProxy::new("p", "127.0.0.1:0", "x:1"))
+        .await
+        .unwrap();
+
+    let external = Backend::from_url_or_embedded(Some(url.clone()), ServerConfig::default())
+        .await
+        .unwrap();
+    assert!(external.is_external());
+    assert!(external.client().proxies().await.unwrap().contains_key("p"));
+    external.client().disable("p").await.unwrap();
+    external.shutdown().await.unwrap();
+    assert!(
+        embedded.client().proxy("p").await.unwrap().enabled,
+        "shutting down an external backend resets it"
+    );
+    embedded.shutdown().await.unwrap();
+
+    let blank = Backend::from_url_or_embedded(Some("  ".into()), ServerConfig::default())
+        .await
+        .unwrap();
+    assert!(!blank.is_external());
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let err = Backend::from_url_or_embedded(Some(format!("http://{closed}")), ServerConfig::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, BackendError::Unreachable { .. }), "{err:?}");
+    assert!(err
+        .to_string()
+        .starts_with(&format!("TOXIPROXY_URL=http://{closed} does not answer")));
+}

@@ -364,5 +364,9 @@ async fn reset_peer_at_toxicity_zero_still_turns_closes_into_resets() {
     sock.shutdown().await.unwrap();
     let (rest, error) = read_to_end(&mut sock).await;
     assert!(rest.is_empty());
-    assert_eq!(error, Some(std::io::ErrorKind::ConnectionReset), "the close arrives as an RST");
+    assert_eq!(
+        error,
+        Some(std::io::ErrorKind::ConnectionReset),
+        "the close arrives as an RST"
+    );
 }
