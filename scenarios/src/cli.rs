@@ -17,7 +17,11 @@ pub const OUTPUT_DIR: &str = "output/scenarios";
 
 /// Command line.
 #[derive(Debug, Parser)]
-#[command(name = "llm-scenarios", version, about = "Declarative outage scenarios for the LLM gateway")]
+#[command(
+    name = "llm-scenarios",
+    version,
+    about = "Declarative outage scenarios for the LLM gateway"
+)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
@@ -78,6 +82,9 @@ pub struct RunArgs {
     /// No progress line.
     #[arg(long)]
     pub no_progress: bool,
+    /// Print every check with its measured value, not only the failed ones.
+    #[arg(long, short)]
+    pub verbose: bool,
 }
 
 fn paths_or_default(paths: Vec<PathBuf>) -> Vec<PathBuf> {
@@ -112,18 +119,34 @@ pub fn load_all(paths: &[PathBuf]) -> Option<Vec<Scenario>> {
     for s in &out {
         if let Some(other) = seen.insert(s.name.clone(), s.file.clone()) {
             bad += 1;
-            eprintln!("{}: name: {:?} is also the name of {}; expected unique names", s.file.display(), s.name, other.display());
+            eprintln!(
+                "{}: name: {:?} is also the name of {}; expected unique names",
+                s.file.display(),
+                s.name,
+                other.display()
+            );
         }
     }
     if files.is_empty() {
-        eprintln!("no scenario files under {}", paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "));
+        eprintln!(
+            "no scenario files under {}",
+            paths
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
         return None;
     }
     (bad == 0).then_some(out)
 }
 
 fn matches(s: &Scenario, filter: &str) -> bool {
-    let file = s.file.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+    let file = s
+        .file
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default();
     s.name.contains(filter) || file.contains(filter) || s.tags.iter().any(|t| t.contains(filter))
 }
 
@@ -148,7 +171,12 @@ pub async fn main(cli: Cli) -> u8 {
             Some(list) => {
                 for s in &list {
                     let phases: Vec<&str> = s.phases.iter().map(|p| p.name.as_str()).collect();
-                    println!("{:<36} [{}] phases: {}", s.name, s.tags.join(","), phases.join(" -> "));
+                    println!(
+                        "{:<36} [{}] phases: {}",
+                        s.name,
+                        s.tags.join(","),
+                        phases.join(" -> ")
+                    );
                     if !s.description.is_empty() {
                         println!("    {}", s.description.lines().next().unwrap_or_default());
                     }
@@ -157,9 +185,10 @@ pub async fn main(cli: Cli) -> u8 {
             }
             None => 2,
         },
-        Command::Rehearse { scenario, toxiproxy_url } => {
-            crate::rehearse::rehearse(scenario.as_deref(), nonempty(toxiproxy_url)).await
-        }
+        Command::Rehearse {
+            scenario,
+            toxiproxy_url,
+        } => crate::rehearse::rehearse(scenario.as_deref(), nonempty(toxiproxy_url)).await,
         Command::Run(args) => run(args).await,
     }
 }
@@ -167,7 +196,9 @@ pub async fn main(cli: Cli) -> u8 {
 type Writer = fn(&report::RunReport, &Path) -> std::io::Result<()>;
 
 async fn run(args: RunArgs) -> u8 {
-    let Some(mut list) = load_all(&paths_or_default(args.paths.clone())) else { return 2 };
+    let Some(mut list) = load_all(&paths_or_default(args.paths.clone())) else {
+        return 2;
+    };
     if let Some(f) = &args.filter {
         list.retain(|s| matches(s, f));
         if list.is_empty() {
@@ -175,7 +206,11 @@ async fn run(args: RunArgs) -> u8 {
             return 2;
         }
     }
-    let layout = if args.gateway_url.is_some() { Layout::Fixed } else { Layout::Ephemeral };
+    let layout = if args.gateway_url.is_some() {
+        Layout::Fixed
+    } else {
+        Layout::Ephemeral
+    };
     let opts = RunOptions {
         stand: StandOptions {
             layout,
@@ -185,12 +220,16 @@ async fn run(args: RunArgs) -> u8 {
         },
         progress: !args.no_progress,
         print: true,
+        verbose: args.verbose,
     };
     let report = run_all(&list, &opts).await;
     print!("{}", console::summary(&report));
     let mut code = if report.passed { 0 } else { 1 };
-    let writes: [(&Option<PathBuf>, Writer); 3] =
-        [(&args.json, report::write_json), (&args.junit, report::junit::write), (&args.html, report::html::write)];
+    let writes: [(&Option<PathBuf>, Writer); 3] = [
+        (&args.json, report::write_json),
+        (&args.junit, report::junit::write),
+        (&args.html, report::html::write),
+    ];
     for (path, write) in writes {
         if let Some(p) = path {
             match write(&report, p) {

@@ -110,7 +110,11 @@ fn measure(check: &Check, w: &Window<'_>) -> Result<Value, String> {
             Value::Time(stat(&mut v, *st).ok_or("no requests")?)
         }
         Measure::FallbackLatency(st) => {
-            let mut v: Vec<f64> = s.iter().filter(|x| x.fallbacks > 0 && x.ok).map(|x| x.latency).collect();
+            let mut v: Vec<f64> = s
+                .iter()
+                .filter(|x| x.fallbacks > 0 && x.ok)
+                .map(|x| x.latency)
+                .collect();
             Value::Time(stat(&mut v, *st).ok_or("no request fell back")?)
         }
         Measure::Metric { func, selector } => {
@@ -140,7 +144,10 @@ fn measure(check: &Check, w: &Window<'_>) -> Result<Value, String> {
             if errors.is_empty() {
                 return Err("no error responses".into());
             }
-            let good = errors.iter().filter(|x| contains_in_order(&x.attempts, list)).count();
+            let good = errors
+                .iter()
+                .filter(|x| contains_in_order(&x.attempts, list))
+                .count();
             Value::Rate(good as f64 / errors.len() as f64)
         }
     })
@@ -158,14 +165,30 @@ pub fn evaluate(check: &Check, w: &Window<'_>) -> CheckResult {
                     (share, format!("{} ({c}/{n})", show_value(share, Unit::Percent)))
                 }
                 Value::Count(c, _) => (c as f64, c.to_string()),
-                Value::Rate(r) => (r, show_value(r, if b.unit == Unit::Percent { Unit::Percent } else { Unit::Plain })),
+                Value::Rate(r) => (
+                    r,
+                    show_value(
+                        r,
+                        if b.unit == Unit::Percent {
+                            Unit::Percent
+                        } else {
+                            Unit::Plain
+                        },
+                    ),
+                ),
                 Value::Time(t) => (t, show_value(t, Unit::Seconds)),
                 Value::Plain(p) => (p, show_value(p, Unit::Plain)),
             };
             (b.op.holds(x, b.value), text)
         }
     };
-    CheckResult { path: check.path.clone(), label: check.label.clone(), passed, measured, bound: b.to_string() }
+    CheckResult {
+        path: check.path.clone(),
+        label: check.label.clone(),
+        passed,
+        measured,
+        bound: b.to_string(),
+    }
 }
 
 #[cfg(test)]
@@ -179,7 +202,13 @@ mod tests {
         assert_eq!(percentile(&v, 95.0), Some(95.0));
         assert_eq!(percentile(&v, 100.0), Some(100.0));
         assert_eq!(percentile(&[], 50.0), None);
-        assert!(contains_in_order(&["a".into(), "b".into(), "c".into()], &["a".into(), "c".into()]));
-        assert!(!contains_in_order(&["c".into(), "a".into()], &["a".into(), "c".into()]));
+        assert!(contains_in_order(
+            &["a".into(), "b".into(), "c".into()],
+            &["a".into(), "c".into()]
+        ));
+        assert!(!contains_in_order(
+            &["c".into(), "a".into()],
+            &["a".into(), "c".into()]
+        ));
     }
 }

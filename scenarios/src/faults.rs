@@ -29,13 +29,26 @@ fn names<'a>(target: &'a Target, all: impl Iterator<Item = &'a String>) -> Vec<S
 pub async fn apply(stand: &Stand, faults: &[Fault], applied: &mut Applied) -> Result<(), String> {
     for f in faults {
         match f {
-            Fault::Toxic { proxy, name, stream, toxicity, kind } => {
+            Fault::Toxic {
+                proxy,
+                name,
+                stream,
+                toxicity,
+                kind,
+            } => {
                 for p in names(proxy, stand.proxies.keys()) {
                     if !stand.proxies.contains_key(&p) {
                         return Err(format!("this stand has no proxy {p:?}"));
                     }
-                    let t = NewToxic::new(kind.clone()).named(name.clone()).stream(*stream).toxicity(*toxicity);
-                    stand.chaos.add_toxic(&p, &t).await.map_err(|e| format!("proxy {p}: adding toxic {name}: {e}"))?;
+                    let t = NewToxic::new(kind.clone())
+                        .named(name.clone())
+                        .stream(*stream)
+                        .toxicity(*toxicity);
+                    stand
+                        .chaos
+                        .add_toxic(&p, &t)
+                        .await
+                        .map_err(|e| format!("proxy {p}: adding toxic {name}: {e}"))?;
                     applied.toxics.push((p, name.clone()));
                 }
             }
@@ -45,25 +58,48 @@ pub async fn apply(stand: &Stand, faults: &[Fault], applied: &mut Applied) -> Re
                         return Err(format!("this stand has no proxy {p:?}"));
                     }
                     if *enabled {
-                        stand.chaos.enable(&p).await.map_err(|e| format!("proxy {p}: enable: {e}"))?;
+                        stand
+                            .chaos
+                            .enable(&p)
+                            .await
+                            .map_err(|e| format!("proxy {p}: enable: {e}"))?;
                     } else {
-                        stand.chaos.disable(&p).await.map_err(|e| format!("proxy {p}: disable: {e}"))?;
+                        stand
+                            .chaos
+                            .disable(&p)
+                            .await
+                            .map_err(|e| format!("proxy {p}: disable: {e}"))?;
                         applied.disabled.insert(p);
                     }
                 }
             }
             Fault::Fake { fake, spec } => {
                 for n in names(fake, stand.fakes.keys()) {
-                    let server = stand.fakes.get(&n).ok_or_else(|| format!("this stand has no fake {n:?}"))?;
+                    let server = stand
+                        .fakes
+                        .get(&n)
+                        .ok_or_else(|| format!("this stand has no fake {n:?}"))?;
                     applied.fakes.insert(n.clone());
-                    server.add_fault(spec.clone()).map_err(|e| format!("fake {n}: {e}"))?;
+                    server
+                        .add_fault(spec.clone())
+                        .map_err(|e| format!("fake {n}: {e}"))?;
                 }
             }
-            Fault::FakeSettings { fake, latency_ms, token_ttl_ms } => {
+            Fault::FakeSettings {
+                fake,
+                latency_ms,
+                token_ttl_ms,
+            } => {
                 for n in names(fake, stand.fakes.keys()) {
-                    let server = stand.fakes.get(&n).ok_or_else(|| format!("this stand has no fake {n:?}"))?;
+                    let server = stand
+                        .fakes
+                        .get(&n)
+                        .ok_or_else(|| format!("this stand has no fake {n:?}"))?;
                     applied.fakes.insert(n.clone());
-                    server.update_settings(SettingsPatch { latency_ms: *latency_ms, token_ttl_ms: *token_ttl_ms });
+                    server.update_settings(SettingsPatch {
+                        latency_ms: *latency_ms,
+                        token_ttl_ms: *token_ttl_ms,
+                    });
                 }
             }
         }
@@ -74,7 +110,10 @@ pub async fn apply(stand: &Stand, faults: &[Fault], applied: &mut Applied) -> Re
 fn reset_fake(stand: &Stand, name: &str) {
     if let Some(f) = stand.fakes.get(name) {
         f.clear_faults();
-        f.update_settings(SettingsPatch { latency_ms: Some(0), token_ttl_ms: Some(DEFAULT_TOKEN_TTL_MS) });
+        f.update_settings(SettingsPatch {
+            latency_ms: Some(0),
+            token_ttl_ms: Some(DEFAULT_TOKEN_TTL_MS),
+        });
     }
 }
 
@@ -142,14 +181,21 @@ pub async fn rollback(stand: &Stand, actions: &[RollbackAction]) -> Vec<Rollback
                 for n in stand.fakes.keys() {
                     reset_fake(stand, n);
                 }
-                (true, format!("{} fakes: faults cleared, settings reset", stand.fakes.len()))
+                (
+                    true,
+                    format!("{} fakes: faults cleared, settings reset", stand.fakes.len()),
+                )
             }
             RollbackAction::RestoreMode => match stand.set_mode(&stand.config_mode).await {
                 Ok(()) => (true, format!("mode {}", stand.config_mode)),
                 Err(e) => (false, e),
             },
         };
-        out.push(RollbackResult { action: *a, ok, detail });
+        out.push(RollbackResult {
+            action: *a,
+            ok,
+            detail,
+        });
     }
     out
 }

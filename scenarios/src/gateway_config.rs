@@ -61,20 +61,29 @@ pub fn merge(base: &mut Value, overlay: &Value) {
 /// config's literal secrets and mode apply, so a developer's real keys never reach the fakes).
 pub fn load(path: &Path, overrides: Option<&Value>) -> Result<(String, Config), GatewayConfigError> {
     let file = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|source| GatewayConfigError::Io { file: file.clone(), source })?;
+    let text = std::fs::read_to_string(path).map_err(|source| GatewayConfigError::Io {
+        file: file.clone(),
+        source,
+    })?;
     let yaml = match overrides {
         None => text,
         Some(o) => {
             if !o.is_mapping() {
-                return Err(GatewayConfigError::Shape("overrides must be a mapping merged into the gateway config".into()));
+                return Err(GatewayConfigError::Shape(
+                    "overrides must be a mapping merged into the gateway config".into(),
+                ));
             }
-            let mut base: Value = serde_norway::from_str(&text)
-                .map_err(|e| GatewayConfigError::Refused { file: file.clone(), message: e.to_string() })?;
+            let mut base: Value = serde_norway::from_str(&text).map_err(|e| GatewayConfigError::Refused {
+                file: file.clone(),
+                message: e.to_string(),
+            })?;
             merge(&mut base, o);
             serde_norway::to_string(&base).map_err(|e| GatewayConfigError::Shape(e.to_string()))?
         }
     };
-    let cfg = Config::from_yaml(&yaml, &|_| None)
-        .map_err(|e| GatewayConfigError::Refused { file: file.clone(), message: e.to_string() })?;
+    let cfg = Config::from_yaml(&yaml, &|_| None).map_err(|e| GatewayConfigError::Refused {
+        file: file.clone(),
+        message: e.to_string(),
+    })?;
     Ok((yaml, cfg))
 }

@@ -83,7 +83,13 @@ pub async fn run(target: &Target, load: &Load, progress: &Progress) -> Vec<Sampl
     match load.pacing {
         Pacing::Concurrency(n) => {
             for _ in 0..n {
-                let (t, l, tx, more, p) = (target.clone(), load.clone(), tx.clone(), more.clone(), progress.clone());
+                let (t, l, tx, more, p) = (
+                    target.clone(),
+                    load.clone(),
+                    tx.clone(),
+                    more.clone(),
+                    progress.clone(),
+                );
                 tokio::spawn(async move {
                     while let Some(i) = more() {
                         let s = one(&t, &l, i).await;
@@ -95,14 +101,19 @@ pub async fn run(target: &Target, load: &Load, progress: &Progress) -> Vec<Sampl
                 });
             }
         }
-        Pacing::Rate { per_second, max_in_flight } => {
+        Pacing::Rate {
+            per_second,
+            max_in_flight,
+        } => {
             let permits = Arc::new(Semaphore::new(max_in_flight as usize));
             let mut tick = tokio::time::interval(std::time::Duration::from_secs_f64(1.0 / per_second));
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
                 let Some(i) = more() else { break };
-                let Ok(permit) = permits.clone().acquire_owned().await else { break };
+                let Ok(permit) = permits.clone().acquire_owned().await else {
+                    break;
+                };
                 let (t, l, tx, p) = (target.clone(), load.clone(), tx.clone(), progress.clone());
                 tokio::spawn(async move {
                     let s = one(&t, &l, i).await;
@@ -122,7 +133,10 @@ pub async fn run(target: &Target, load: &Load, progress: &Progress) -> Vec<Sampl
 }
 
 fn header(resp: &reqwest::Response, name: &str) -> Option<String> {
-    resp.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
+    resp.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
 }
 
 fn body_of(load: &Load, prompt: &str) -> Value {
@@ -147,12 +161,20 @@ fn body_of(load: &Load, prompt: &str) -> Value {
 /// Sends request number `i` and records it.
 async fn one(t: &Target, load: &Load, i: u64) -> Sample {
     let mut rng = fastrand::Rng::with_seed(t.seed.wrapping_mul(0x9e37_79b9_7f4a_7c15).wrapping_add(i));
-    let prompt = load.prompts.get(rng.usize(..load.prompts.len().max(1))).map(String::as_str).unwrap_or("hello");
+    let prompt = load
+        .prompts
+        .get(rng.usize(..load.prompts.len().max(1)))
+        .map(String::as_str)
+        .unwrap_or("hello");
     let path = match load.route {
         Route::Chat => "/v1/chat/completions",
         Route::Assistants => "/api/assistants/generate",
     };
-    let mut req = t.http.post(format!("{}{path}", t.gateway_url)).timeout(load.timeout).json(&body_of(load, prompt));
+    let mut req = t
+        .http
+        .post(format!("{}{path}", t.gateway_url))
+        .timeout(load.timeout)
+        .json(&body_of(load, prompt));
     for (k, v) in &load.headers {
         req = req.header(k, v);
     }
@@ -177,7 +199,9 @@ async fn one(t: &Target, load: &Load, i: u64) -> Sample {
             s.status = resp.status().as_u16();
             s.provider = header(&resp, "x-llm-actual-provider");
             s.source = header(&resp, "x-llm-source");
-            s.fallbacks = header(&resp, "x-llm-fallbacks").and_then(|v| v.parse().ok()).unwrap_or(0);
+            s.fallbacks = header(&resp, "x-llm-fallbacks")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
             let streamed = load.stream && resp.status().is_success();
             let mut body = Vec::new();
             loop {
@@ -202,13 +226,21 @@ async fn one(t: &Target, load: &Load, i: u64) -> Sample {
                 }
                 let v: Option<Value> = serde_json::from_str(&text).ok();
                 if resp_ok(s.status) {
-                    let well_formed = v.as_ref().is_some_and(|v| v.get("choices").is_some() || v.get("text").is_some() || v.get("answer").is_some() || v.is_object());
+                    let well_formed = v.as_ref().is_some_and(|v| {
+                        v.get("choices").is_some()
+                            || v.get("text").is_some()
+                            || v.get("answer").is_some()
+                            || v.is_object()
+                    });
                     if !well_formed && s.error.is_none() {
                         s.error = Some("2xx body is not JSON".into());
                     }
                     s.ok = well_formed && s.error.is_none();
                 } else if let Some(v) = v {
-                    s.error_code = v.pointer("/error/code").and_then(Value::as_str).map(str::to_string);
+                    s.error_code = v
+                        .pointer("/error/code")
+                        .and_then(Value::as_str)
+                        .map(str::to_string);
                     if let Some(list) = v.pointer("/error/attempts").and_then(Value::as_array) {
                         s.attempts = list
                             .iter()
@@ -257,9 +289,11 @@ pub fn classify_stream(text: &str) -> (StreamEnd, Option<String>) {
             } else if pending_error || d.starts_with("{\"error\"") {
                 error_at.get_or_insert(i);
                 if code.is_none() {
-                    code = serde_json::from_str::<Value>(d)
-                        .ok()
-                        .and_then(|v| v.pointer("/error/code").and_then(Value::as_str).map(str::to_string));
+                    code = serde_json::from_str::<Value>(d).ok().and_then(|v| {
+                        v.pointer("/error/code")
+                            .and_then(Value::as_str)
+                            .map(str::to_string)
+                    });
                 }
                 pending_error = false;
             }
@@ -284,9 +318,16 @@ mod tests {
     fn stream_endings() {
         let ok = "data: {\"choices\":[]}\n\ndata: [DONE]\n\n";
         assert_eq!(classify_stream(ok).0, StreamEnd::Completed);
-        let err = "data: {\"choices\":[]}\n\nevent: error\ndata: {\"error\":{\"code\":\"stream_interrupted\"}}\n\n";
-        assert_eq!(classify_stream(err), (StreamEnd::ErrorEvent, Some("stream_interrupted".into())));
+        let err =
+            "data: {\"choices\":[]}\n\nevent: error\ndata: {\"error\":{\"code\":\"stream_interrupted\"}}\n\n";
+        assert_eq!(
+            classify_stream(err),
+            (StreamEnd::ErrorEvent, Some("stream_interrupted".into()))
+        );
         assert_eq!(classify_stream("data: {\"choices\":[]}\n\n").0, StreamEnd::Cut);
-        assert_eq!(classify_stream(&format!("{err}data: [DONE]\n\n")).0, StreamEnd::ErrorThenDone);
+        assert_eq!(
+            classify_stream(&format!("{err}data: [DONE]\n\n")).0,
+            StreamEnd::ErrorThenDone
+        );
     }
 }

@@ -69,12 +69,17 @@ impl Scrape {
             }
             let (head, value) = if let Some(open) = line.find('{') {
                 let Some(close) = line.rfind('}') else { continue };
-                let Some(labels) = parse_labels(&line[open + 1..close]) else { continue };
+                let Some(labels) = parse_labels(&line[open + 1..close]) else {
+                    continue;
+                };
                 (Some((line[..open].to_string(), labels)), line[close + 1..].trim())
             } else {
                 let mut parts = line.splitn(2, ' ');
                 let name = parts.next().unwrap_or_default().to_string();
-                (Some((name, BTreeMap::new())), parts.next().unwrap_or_default().trim())
+                (
+                    Some((name, BTreeMap::new())),
+                    parts.next().unwrap_or_default().trim(),
+                )
             };
             let Some((name, labels)) = head else { continue };
             // A value may be followed by a timestamp or an exemplar.

@@ -24,7 +24,10 @@ pub struct Progress {
 impl Progress {
     /// A progress line drawn when `enabled` and stderr is a terminal.
     pub fn new(enabled: bool) -> Progress {
-        let p = Progress { inner: Arc::new(Inner::default()), enabled: enabled && std::io::stderr().is_terminal() };
+        let p = Progress {
+            inner: Arc::new(Inner::default()),
+            enabled: enabled && std::io::stderr().is_terminal(),
+        };
         if p.enabled {
             let q = p.clone();
             tokio::spawn(async move {
@@ -62,7 +65,11 @@ impl Progress {
         let label = self.inner.label.lock().map(|l| l.clone()).unwrap_or_default();
         let bar = if let Some(filled) = (done.min(total) * 30).checked_div(total) {
             let filled = filled as usize;
-            format!("[{}{}] {done}/{total}", "#".repeat(filled), "-".repeat(30 - filled))
+            format!(
+                "[{}{}] {done}/{total}",
+                "#".repeat(filled),
+                "-".repeat(30 - filled)
+            )
         } else {
             format!("{done} requests")
         };

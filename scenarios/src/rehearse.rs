@@ -59,22 +59,40 @@ pub fn banner(stand: &Stand, scenario: Option<&Scenario>) -> String {
     let _ = writeln!(o, "  gateway    {g}   metrics {}", stand.metrics_url);
     let _ = writeln!(o, "  chaos API  {}", stand.chaos_url());
     for (name, fake) in &stand.fakes {
-        let via = stand.proxies.get(name).map(|p| format!("proxy {p} -> ")).unwrap_or_default();
-        let _ = writeln!(o, "  {name:<10} {via}fake {} (admin {}/__mock/...)", fake.addr(), fake.uri());
+        let via = stand
+            .proxies
+            .get(name)
+            .map(|p| format!("proxy {p} -> "))
+            .unwrap_or_default();
+        let _ = writeln!(
+            o,
+            "  {name:<10} {via}fake {} (admin {}/__mock/...)",
+            fake.addr(),
+            fake.uri()
+        );
     }
     let _ = writeln!(o, "\ntry:");
     let chat = r#"-H 'content-type: application/json' -d '{"model":"default","messages":[{"role":"user","content":"hello"}]}'"#;
     let _ = writeln!(o, "  curl -si {g}/v1/chat/completions {chat}");
     let _ = writeln!(o, "  curl -s {g}/admin/providers");
-    let _ = writeln!(o, "  chaos/scripts/block_provider.sh openai [refuse|blackhole|reset]");
+    let _ = writeln!(
+        o,
+        "  chaos/scripts/block_provider.sh openai [refuse|blackhole|reset]"
+    );
     let _ = writeln!(o, "  chaos/scripts/degrade.sh kimi 2000");
     let _ = writeln!(o, "  chaos/scripts/cut_stream.sh openai 1600");
     let _ = writeln!(o, "  chaos/scripts/cut_internet.sh");
     let _ = writeln!(o, "  chaos/scripts/restore.sh");
     if let Some(uri) = stand.fakes.get("kimi").map(|f| f.uri()) {
-        let _ = writeln!(o, "  curl -s -X POST {uri}/__mock/faults -d '{{\"fault\":\"quota_exhausted\"}}'");
+        let _ = writeln!(
+            o,
+            "  curl -s -X POST {uri}/__mock/faults -d '{{\"fault\":\"quota_exhausted\"}}'"
+        );
     }
-    let _ = writeln!(o, "  curl -s -X POST {g}/admin/mode -d '{{\"mode\":\"offline\"}}'");
+    let _ = writeln!(
+        o,
+        "  curl -s -X POST {g}/admin/mode -d '{{\"mode\":\"offline\"}}'"
+    );
     if let Some(sc) = scenario {
         let _ = writeln!(o, "\nthe phases of {} ({}):", sc.name, sc.file.display());
         for p in &sc.phases {
@@ -99,7 +117,8 @@ fn config_of(scenario: Option<&Path>) -> Result<(Config, Option<Scenario>), Stri
             Ok((sc.gateway.parsed.clone(), Some(sc)))
         }
         None => {
-            let (_, cfg) = gateway_config::load(&PathBuf::from(DEFAULT_CONFIG), None).map_err(|e| e.to_string())?;
+            let (_, cfg) =
+                gateway_config::load(&PathBuf::from(DEFAULT_CONFIG), None).map_err(|e| e.to_string())?;
             Ok((cfg, None))
         }
     }
@@ -114,7 +133,11 @@ pub async fn rehearse(scenario: Option<&Path>, chaos_url: Option<String>) -> u8 
             return 2;
         }
     };
-    let opts = StandOptions { layout: Layout::Fixed, chaos_url, ..StandOptions::default() };
+    let opts = StandOptions {
+        layout: Layout::Fixed,
+        chaos_url,
+        ..StandOptions::default()
+    };
     let seed = sc.as_ref().map(|s| s.seed).unwrap_or(1);
     let stand = match Stand::start(&cfg, seed, &opts).await {
         Ok(s) => s,

@@ -24,6 +24,8 @@ pub struct RunOptions {
     pub progress: bool,
     /// Print each scenario's table as soon as it finishes.
     pub print: bool,
+    /// Print every check, not only the failed ones.
+    pub verbose: bool,
 }
 
 /// What one stage does.
@@ -70,7 +72,13 @@ async fn scrape(stand: &Stand, errors: &mut Vec<String>) -> Option<Scrape> {
     }
 }
 
-async fn stage(stand: &Stand, sc: &Scenario, spec: StageSpec<'_>, t0: Instant, progress: &Progress) -> (StageReport, Vec<Sample>) {
+async fn stage(
+    stand: &Stand,
+    sc: &Scenario,
+    spec: StageSpec<'_>,
+    t0: Instant,
+    progress: &Progress,
+) -> (StageReport, Vec<Sample>) {
     let start = t0.elapsed().as_secs_f64();
     let begin = Instant::now();
     let mut errors = Vec::new();
@@ -86,7 +94,11 @@ async fn stage(stand: &Stand, sc: &Scenario, spec: StageSpec<'_>, t0: Instant, p
         }
     };
     let mode_ok = match spec.mode {
-        Some(m) => stand.set_mode(m).await.map_err(|e| errors.push(format!("cannot switch mode: {e}"))).is_ok(),
+        Some(m) => stand
+            .set_mode(m)
+            .await
+            .map_err(|e| errors.push(format!("cannot switch mode: {e}")))
+            .is_ok(),
         None => true,
     };
     if fault_ok && mode_ok {
@@ -115,7 +127,12 @@ async fn stage(stand: &Stand, sc: &Scenario, spec: StageSpec<'_>, t0: Instant, p
         }
         let after = scrape(stand, &mut errors).await;
         journal = journal_counts(stand, from, SystemTime::now());
-        let window = Window { samples: &samples, before: before.as_ref(), after: after.as_ref(), journal: &journal };
+        let window = Window {
+            samples: &samples,
+            before: before.as_ref(),
+            after: after.as_ref(),
+            journal: &journal,
+        };
         checks = spec.expect.iter().map(|c| evaluate(c, &window)).collect();
     }
     for e in faults::remove(stand, applied).await {
@@ -249,7 +266,10 @@ pub async fn run_scenario(sc: &Scenario, opts: &RunOptions, progress: &Progress)
 
 /// Runs scenarios one after the other (each on its own stand) and prints each result when `opts.print`.
 pub async fn run_all(scenarios: &[Scenario], opts: &RunOptions) -> RunReport {
-    let started_unix = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let started_unix = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     let t0 = Instant::now();
     let progress = Progress::new(opts.progress);
     let mut out = Vec::new();
@@ -257,7 +277,7 @@ pub async fn run_all(scenarios: &[Scenario], opts: &RunOptions) -> RunReport {
         let r = run_scenario(sc, opts, &progress).await;
         if opts.print {
             progress.clear();
-            print!("{}", crate::report::console::scenario(&r));
+            print!("{}", crate::report::console::scenario(&r, opts.verbose));
         }
         out.push(r);
     }

@@ -38,7 +38,12 @@ pub struct StandOptions {
 
 impl Default for StandOptions {
     fn default() -> Self {
-        StandOptions { layout: Layout::Ephemeral, chaos_url: None, gateway_url: None, gateway_metrics_url: None }
+        StandOptions {
+            layout: Layout::Ephemeral,
+            chaos_url: None,
+            gateway_url: None,
+            gateway_metrics_url: None,
+        }
     }
 }
 
@@ -91,7 +96,10 @@ pub struct Stand {
 
 impl std::fmt::Debug for Stand {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Stand").field("gateway_url", &self.gateway_url).field("proxies", &self.proxies).finish()
+        f.debug_struct("Stand")
+            .field("gateway_url", &self.gateway_url)
+            .field("proxies", &self.proxies)
+            .finish()
     }
 }
 
@@ -113,7 +121,9 @@ fn authority(url: &str) -> Option<String> {
 
 /// The same URL with its host and port replaced by `addr`.
 fn redirect(url: &str, addr: &str) -> String {
-    let Ok(mut u) = reqwest::Url::parse(url) else { return url.to_string() };
+    let Ok(mut u) = reqwest::Url::parse(url) else {
+        return url.to_string();
+    };
     let (host, port) = addr.rsplit_once(':').unwrap_or((addr, "80"));
     let _ = u.set_scheme("http");
     let _ = u.set_host(Some(host));
@@ -122,7 +132,10 @@ fn redirect(url: &str, addr: &str) -> String {
 }
 
 async fn bind(addr: &str) -> Result<TcpListener, StandError> {
-    TcpListener::bind(addr).await.map_err(|source| StandError::Bind { addr: addr.to_string(), source })
+    TcpListener::bind(addr).await.map_err(|source| StandError::Bind {
+        addr: addr.to_string(),
+        source,
+    })
 }
 
 impl Stand {
@@ -144,8 +157,17 @@ impl Stand {
             None => {
                 let addr = if fixed { "127.0.0.1:8474" } else { "127.0.0.1:0" };
                 let listener = bind(addr).await?;
-                let handle = Server::start(listener, ServerConfig { seed: Some(seed), ..ServerConfig::default() })
-                    .map_err(|source| StandError::Bind { addr: addr.to_string(), source })?;
+                let handle = Server::start(
+                    listener,
+                    ServerConfig {
+                        seed: Some(seed),
+                        ..ServerConfig::default()
+                    },
+                )
+                .map_err(|source| StandError::Bind {
+                    addr: addr.to_string(),
+                    source,
+                })?;
                 (handle.client()?, Some(handle))
             }
         };
@@ -153,7 +175,11 @@ impl Stand {
         let mut wanted = Vec::new();
         for (name, p) in &config.providers {
             let fake_addr = fakes.get(name).map(|f| f.addr().to_string()).unwrap_or_default();
-            let listen = if fixed { authority(&p.base_url).unwrap_or_default() } else { "127.0.0.1:0".to_string() };
+            let listen = if fixed {
+                authority(&p.base_url).unwrap_or_default()
+            } else {
+                "127.0.0.1:0".to_string()
+            };
             if fixed && listen == fake_addr {
                 continue;
             }
@@ -179,8 +205,10 @@ impl Stand {
         };
         if let Some(url) = &opts.gateway_url {
             stand.gateway_url = url.trim_end_matches('/').to_string();
-            stand.metrics_url =
-                opts.gateway_metrics_url.clone().unwrap_or_else(|| format!("{}/metrics", stand.gateway_url));
+            stand.metrics_url = opts
+                .gateway_metrics_url
+                .clone()
+                .unwrap_or_else(|| format!("{}/metrics", stand.gateway_url));
         } else {
             stand.start_gateway(config.clone(), fixed).await?;
         }
@@ -200,9 +228,15 @@ impl Stand {
             }
             cfg.server.shutdown_grace = Duration::from_millis(500);
         }
-        let listen = if fixed { cfg.server.listen.to_string() } else { "127.0.0.1:0".to_string() };
+        let listen = if fixed {
+            cfg.server.listen.to_string()
+        } else {
+            "127.0.0.1:0".to_string()
+        };
         let listener = bind(&listen).await?;
-        let addr = listener.local_addr().map_err(|source| StandError::Bind { addr: listen, source })?;
+        let addr = listener
+            .local_addr()
+            .map_err(|source| StandError::Bind { addr: listen, source })?;
         let metrics_listener = match (fixed, cfg.server.metrics_listen) {
             (true, Some(m)) => Some(bind(&m.to_string()).await?),
             _ => None,
@@ -214,9 +248,14 @@ impl Stand {
         };
         let state: Arc<AppState> = AppState::new(cfg).map_err(|e| StandError::Gateway(e.to_string()))?;
         let (stop, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(llm_gateway::server::run(listener, metrics_listener, state, async move {
-            let _ = rx.await;
-        }));
+        let task = tokio::spawn(llm_gateway::server::run(
+            listener,
+            metrics_listener,
+            state,
+            async move {
+                let _ = rx.await;
+            },
+        ));
         self.gateway = Some(InProcess { stop, task });
         Ok(())
     }
@@ -258,7 +297,12 @@ impl Stand {
 
     /// The gateway's metrics text.
     pub async fn scrape(&self) -> Result<String, String> {
-        let r = self.http.get(&self.metrics_url).send().await.map_err(|e| format!("{}: {e}", self.metrics_url))?;
+        let r = self
+            .http
+            .get(&self.metrics_url)
+            .send()
+            .await
+            .map_err(|e| format!("{}: {e}", self.metrics_url))?;
         if !r.status().is_success() {
             return Err(format!("{} answered {}", self.metrics_url, r.status()));
         }
@@ -275,7 +319,10 @@ impl Stand {
         if let Some(g) = self.gateway.take() {
             let _ = g.stop.send(());
             let mut task = g.task;
-            if tokio::time::timeout(Duration::from_secs(2), &mut task).await.is_err() {
+            if tokio::time::timeout(Duration::from_secs(2), &mut task)
+                .await
+                .is_err()
+            {
                 task.abort();
             }
         }
@@ -295,8 +342,17 @@ mod tests {
 
     #[test]
     fn urls() {
-        assert_eq!(redirect("http://127.0.0.1:28083/compatible-mode/v1", "127.0.0.1:4000"), "http://127.0.0.1:4000/compatible-mode/v1");
-        assert_eq!(redirect("https://api.openai.com/v1/", "127.0.0.1:1"), "http://127.0.0.1:1/v1");
-        assert_eq!(authority("https://api.openai.com/v1").as_deref(), Some("api.openai.com:443"));
+        assert_eq!(
+            redirect("http://127.0.0.1:28083/compatible-mode/v1", "127.0.0.1:4000"),
+            "http://127.0.0.1:4000/compatible-mode/v1"
+        );
+        assert_eq!(
+            redirect("https://api.openai.com/v1/", "127.0.0.1:1"),
+            "http://127.0.0.1:1/v1"
+        );
+        assert_eq!(
+            authority("https://api.openai.com/v1").as_deref(),
+            Some("api.openai.com:443")
+        );
     }
 }

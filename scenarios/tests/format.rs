@@ -15,7 +15,11 @@ fn fixture() -> (PathBuf, String) {
 /// The fixture with `from` replaced by `to` (which must occur exactly once).
 fn mutated(from: &str, to: &str) -> Result<format::Scenario, FormatError> {
     let (path, text) = fixture();
-    assert_eq!(text.matches(from).count(), 1, "{from:?} must occur once in the fixture");
+    assert_eq!(
+        text.matches(from).count(),
+        1,
+        "{from:?} must occur once in the fixture"
+    );
     format::parse(&text.replace(from, to), &path)
 }
 
@@ -38,10 +42,20 @@ fn the_fixture_is_valid_and_complete() {
     assert_eq!(sc.phases.len(), 2);
     assert_eq!(sc.phases[0].faults.len(), 4);
     assert_eq!(sc.phases[0].load.as_ref().unwrap().stop, Stop::Count(50));
-    assert!(matches!(sc.phases[1].load.as_ref().unwrap().stop, Stop::Duration(_)));
+    assert!(matches!(
+        sc.phases[1].load.as_ref().unwrap().stop,
+        Stop::Duration(_)
+    ));
     assert_eq!(sc.phases[0].expect.len(), 15);
-    assert!(sc.phases[0].expect.iter().any(|c| matches!(c.measure, Measure::Journal { .. })));
-    assert_eq!(sc.gateway.parsed.policy.attempt_timeout, std::time::Duration::from_secs(2), "overrides merged");
+    assert!(sc.phases[0]
+        .expect
+        .iter()
+        .any(|c| matches!(c.measure, Measure::Journal { .. })));
+    assert_eq!(
+        sc.gateway.parsed.policy.attempt_timeout,
+        std::time::Duration::from_secs(2),
+        "overrides merged"
+    );
     assert_eq!(sc.rollback.len(), 3);
 }
 
@@ -67,12 +81,18 @@ fn unknown_key_in_a_fault() {
 
 #[test]
 fn wrong_version() {
-    assert_eq!(error("version: 1\n", "version: 2\n"), "1 problem(s):\n  - version: unsupported version 2; expected 1");
+    assert_eq!(
+        error("version: 1\n", "version: 2\n"),
+        "1 problem(s):\n  - version: unsupported version 2; expected 1"
+    );
 }
 
 #[test]
 fn missing_version() {
-    assert_eq!(error("version: 1\n", ""), "(top level): missing field `version` at line 2 column 1");
+    assert_eq!(
+        error("version: 1\n", ""),
+        "(top level): missing field `version` at line 2 column 1"
+    );
 }
 
 #[test]
@@ -110,7 +130,10 @@ fn fault_needs_proxy_or_fake() {
         "1 problem(s):\n  - phases[0].faults[1]: a fault needs exactly one of `proxy` (a chaos toxic or proxy state) or `fake` (a fake provider fault)"
     );
     assert_eq!(
-        error("{ fake: qwen, fault: rate_limited, times: 2, retry_after_s: 1 }", "{ fake: qwen, fault: rate_limited, stream: upstream }"),
+        error(
+            "{ fake: qwen, fault: rate_limited, times: 2, retry_after_s: 1 }",
+            "{ fake: qwen, fault: rate_limited, stream: upstream }"
+        ),
         "1 problem(s):\n  - phases[0].faults[2].stream: `stream` does not apply to fake faults"
     );
 }
@@ -157,20 +180,34 @@ fn durations_are_checked() {
 
 #[test]
 fn gateway_config_must_exist_and_be_accepted_by_the_gateway() {
-    let e = error("config: ../../config/llm_gateway_simulation.yaml", "config: ../../config/missing.yaml");
-    assert!(e.starts_with("1 problem(s):\n  - gateway.config: cannot read the gateway config "), "{e}");
+    let e = error(
+        "config: ../../config/llm_gateway_simulation.yaml",
+        "config: ../../config/missing.yaml",
+    );
+    assert!(
+        e.starts_with("1 problem(s):\n  - gateway.config: cannot read the gateway config "),
+        "{e}"
+    );
     assert!(e.contains("missing.yaml"), "{e}");
     let e = error("{ attempt_timeout: 2s }", "{ attempt_timeout: 2s, deadline: 1s }");
-    assert!(e.starts_with("1 problem(s):\n  - gateway.overrides: the gateway refused its config "), "{e}");
+    assert!(
+        e.starts_with("1 problem(s):\n  - gateway.overrides: the gateway refused its config "),
+        "{e}"
+    );
     assert!(e.contains("fallback_policy.attempt_timeout"), "{e}");
 }
 
 #[test]
 fn every_problem_is_reported_at_once() {
     let (path, text) = fixture();
-    let text = text.replace("version: 1", "version: 3").replace("mode: offline", "mode: airplane").replace("rollback: [reset_chaos", "rollback: [reset_all");
+    let text = text
+        .replace("version: 1", "version: 3")
+        .replace("mode: offline", "mode: airplane")
+        .replace("rollback: [reset_chaos", "rollback: [reset_all");
     let e = format::parse(&text, &path).unwrap_err();
-    let FormatError::Invalid { problems, .. } = e else { panic!("{e}") };
+    let FormatError::Invalid { problems, .. } = e else {
+        panic!("{e}")
+    };
     let paths: Vec<&str> = problems.iter().map(|p| p.path.as_str()).collect();
     assert_eq!(paths, ["version", "phases[1].mode", "rollback[0]"]);
 }

@@ -11,7 +11,9 @@ use llm_scenarios::report::StageKind;
 use llm_scenarios::{run_scenario, RunOptions};
 
 fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(name)
 }
 
 fn out_dir(test: &str) -> PathBuf {
@@ -35,41 +37,82 @@ fn a_scenario_that_must_fail_is_reported_and_exits_non_zero() {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(1), "exit code\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "exit code\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.contains("FAIL must-fail"), "{stdout}");
     // The failing expectation, with the measured value next to the bound, and its YAML path.
-    let line = stdout.lines().find(|l| l.contains("FAIL served_by.kimi >= 90%")).unwrap_or_else(|| panic!("{stdout}"));
-    assert!(line.contains("measured 0.00%") && line.contains("bound >= 90.00%"), "{line}");
+    let line = stdout
+        .lines()
+        .find(|l| l.contains("FAIL served_by.kimi >= 90%"))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert!(
+        line.contains("measured 0.00%") && line.contains("bound >= 90.00%"),
+        "{line}"
+    );
     assert!(stdout.contains("at phases[0].expect.served_by.kimi"), "{stdout}");
     assert!(stdout.contains("FAIL latency.p99 < 1us"), "{stdout}");
-    assert!(stdout.contains("ok   success_rate >= 100%"), "{stdout}");
-    assert!(stdout.contains("1 scenarios: 0 passed, 1 failed; 20 requests"), "{stdout}");
+    assert!(stdout.contains("ok   1 of 3 checks"), "{stdout}");
+    assert!(
+        stdout.contains("1 scenarios: 0 passed, 1 failed; 20 requests"),
+        "{stdout}"
+    );
     let j: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     assert_eq!(j["passed"], false);
     assert_eq!(j["total_requests"], 20);
-    assert_eq!(j["scenarios"][0]["stages"][0]["checks"].as_array().unwrap().len(), 3);
+    assert_eq!(
+        j["scenarios"][0]["stages"][0]["checks"].as_array().unwrap().len(),
+        3
+    );
     let x = std::fs::read_to_string(&junit).unwrap();
-    assert!(x.contains("<testsuite name=\"must-fail\" tests=\"6\" failures=\"2\""), "{x}");
-    assert!(x.contains("<failure message=\"served_by.kimi &gt;= 90%: measured 0.00%, expected &gt;= 90.00%\""), "{x}");
+    assert!(
+        x.contains("<testsuite name=\"must-fail\" tests=\"6\" failures=\"2\""),
+        "{x}"
+    );
+    assert!(
+        x.contains("<failure message=\"served_by.kimi &gt;= 90%: measured 0.00%, expected &gt;= 90.00%\""),
+        "{x}"
+    );
     let h = std::fs::read_to_string(&html).unwrap();
-    assert!(h.contains("must-fail") && h.contains("<svg"), "the HTML page has the timeline");
+    assert!(
+        h.contains("must-fail") && h.contains("<svg"),
+        "the HTML page has the timeline"
+    );
 }
 
 #[test]
 fn format_errors_exit_2_and_name_the_file() {
     let dir = out_dir("format_errors");
     let bad = dir.join("bad.yaml");
-    let text = std::fs::read_to_string(fixture("valid.yaml")).unwrap().replace("toxic: latency", "toxic: latncy");
+    let text = std::fs::read_to_string(fixture("valid.yaml"))
+        .unwrap()
+        .replace("toxic: latency", "toxic: latncy");
     // Keep the relative gateway config path valid from the temporary folder.
     let config = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../config/llm_gateway_simulation.yaml");
-    let text = text.replace("../../config/llm_gateway_simulation.yaml", &config.display().to_string());
+    let text = text.replace(
+        "../../config/llm_gateway_simulation.yaml",
+        &config.display().to_string(),
+    );
     std::fs::write(&bad, text).unwrap();
     for cmd in ["validate", "run"] {
-        let out = Command::new(env!("CARGO_BIN_EXE_llm-scenarios")).arg(cmd).arg(&bad).output().unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_llm-scenarios"))
+            .arg(cmd)
+            .arg(&bad)
+            .output()
+            .unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{cmd}: {stderr}");
-        assert!(stderr.contains(&format!("{}: 1 problem(s):", bad.display())), "{cmd}: {stderr}");
-        assert!(stderr.contains("phases[0].faults[0].toxic: unknown toxic type \"latncy\""), "{cmd}: {stderr}");
+        assert!(
+            stderr.contains(&format!("{}: 1 problem(s):", bad.display())),
+            "{cmd}: {stderr}"
+        );
+        assert!(
+            stderr.contains("phases[0].faults[0].toxic: unknown toxic type \"latncy\""),
+            "{cmd}: {stderr}"
+        );
     }
 }
 
@@ -78,15 +121,38 @@ async fn the_rollback_runs_after_a_failing_phase() {
     let path = fixture("rollback_after_failure.yaml");
     let sc = format::load(&path).unwrap_or_else(|e| panic!("{e}"));
     let report = run_scenario(&sc, &RunOptions::default(), &Progress::new(false)).await;
-    let table = llm_scenarios::report::console::scenario(&report);
+    let table = llm_scenarios::report::console::scenario(&report, true);
     assert!(!report.passed, "{table}");
     let phase = report.stages.iter().find(|s| s.kind == StageKind::Phase).unwrap();
     assert!(!phase.passed(), "the phase fails\n{table}");
-    assert_eq!(phase.summary.served_by.get("ollama"), Some(&10), "offline during the phase\n{table}");
-    let actions: Vec<(&str, bool)> = report.rollback.iter().map(|r| (r.action.as_str(), r.ok)).collect();
-    assert_eq!(actions, [("reset_chaos", true), ("reset_fakes", true), ("restore_mode", true)], "{table}");
-    let after = report.stages.iter().find(|s| s.kind == StageKind::SteadyAfter).unwrap();
-    assert!(after.passed(), "the steady state holds again after the rollback\n{table}");
+    assert_eq!(
+        phase.summary.served_by.get("ollama"),
+        Some(&10),
+        "offline during the phase\n{table}"
+    );
+    let actions: Vec<(&str, bool)> = report
+        .rollback
+        .iter()
+        .map(|r| (r.action.as_str(), r.ok))
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            ("reset_chaos", true),
+            ("reset_fakes", true),
+            ("restore_mode", true)
+        ],
+        "{table}"
+    );
+    let after = report
+        .stages
+        .iter()
+        .find(|s| s.kind == StageKind::SteadyAfter)
+        .unwrap();
+    assert!(
+        after.passed(),
+        "the steady state holds again after the rollback\n{table}"
+    );
 
     // Control: without restore_mode the gateway stays offline and the steady state after does not hold.
     let text = std::fs::read_to_string(&path).unwrap().replace(
@@ -95,8 +161,16 @@ async fn the_rollback_runs_after_a_failing_phase() {
     );
     let sc = format::parse(&text, &path).unwrap();
     let report = run_scenario(&sc, &RunOptions::default(), &Progress::new(false)).await;
-    let after = report.stages.iter().find(|s| s.kind == StageKind::SteadyAfter).unwrap();
-    assert!(!after.passed(), "{}", llm_scenarios::report::console::scenario(&report));
+    let after = report
+        .stages
+        .iter()
+        .find(|s| s.kind == StageKind::SteadyAfter)
+        .unwrap();
+    assert!(
+        !after.passed(),
+        "{}",
+        llm_scenarios::report::console::scenario(&report, true)
+    );
     assert_eq!(after.summary.served_by.get("ollama"), Some(&10));
 }
 
@@ -104,12 +178,18 @@ async fn the_rollback_runs_after_a_failing_phase() {
 async fn a_failing_steady_state_skips_the_phases_but_not_the_rollback() {
     let text = std::fs::read_to_string(fixture("rollback_after_failure.yaml"))
         .unwrap()
-        .replace("served_by: { openai: \"== 100%\" } }", "served_by: { kimi: \"== 100%\" } }");
+        .replace(
+            "served_by: { openai: \"== 100%\" } }",
+            "served_by: { kimi: \"== 100%\" } }",
+        );
     let sc = format::parse(&text, &fixture("rollback_after_failure.yaml")).unwrap();
     let report = run_scenario(&sc, &RunOptions::default(), &Progress::new(false)).await;
     assert!(!report.passed);
     let kinds: Vec<(StageKind, bool)> = report.stages.iter().map(|s| (s.kind, s.skipped)).collect();
-    assert_eq!(kinds, [(StageKind::SteadyBefore, false), (StageKind::Phase, true)]);
+    assert_eq!(
+        kinds,
+        [(StageKind::SteadyBefore, false), (StageKind::Phase, true)]
+    );
     assert_eq!(report.rollback.len(), 3);
     assert_eq!(report.requests, 10);
 }

@@ -16,7 +16,7 @@ async fn run_file(file: &str) {
     let sc = format::load(&suite_dir().join(file)).unwrap_or_else(|e| panic!("{e}"));
     let progress = llm_scenarios::progress::Progress::new(false);
     let report = run_scenario(&sc, &RunOptions::default(), &progress).await;
-    let table = console::scenario(&report);
+    let table = console::scenario(&report, true);
     println!("{table}");
     assert!(report.passed, "scenario {} failed:\n{table}", sc.name);
 }
@@ -64,18 +64,31 @@ fn planned(sc: &Scenario) -> u64 {
         Stop::Duration(_) => 0,
     };
     let steady = sc.steady_state.as_ref().map(|s| 2 * count(&s.load)).unwrap_or(0);
-    steady + sc.phases.iter().filter_map(|p| p.load.as_ref()).map(count).sum::<u64>()
+    steady
+        + sc.phases
+            .iter()
+            .filter_map(|p| p.load.as_ref())
+            .map(count)
+            .sum::<u64>()
 }
 
 #[test]
 fn every_suite_file_is_tested_and_the_suite_sends_10k_requests() {
     let files = format::discover(&[suite_dir()]).unwrap();
-    let names: Vec<String> =
-        files.iter().map(|f| f.file_name().unwrap().to_string_lossy().into_owned()).collect();
+    let names: Vec<String> = files
+        .iter()
+        .map(|f| f.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
     let mut listed: Vec<String> = FILES.iter().map(|s| s.to_string()).collect();
     listed.sort();
-    assert_eq!(names, listed, "every file in scenarios/suites/ needs a test in tests/suite.rs");
-    let scenarios: Vec<Scenario> = files.iter().map(|f| format::load(f).unwrap_or_else(|e| panic!("{e}"))).collect();
+    assert_eq!(
+        names, listed,
+        "every file in scenarios/suites/ needs a test in tests/suite.rs"
+    );
+    let scenarios: Vec<Scenario> = files
+        .iter()
+        .map(|f| format::load(f).unwrap_or_else(|e| panic!("{e}")))
+        .collect();
     // Requests of count-based loads only (duration-based loads add more at run time).
     let total: u64 = scenarios.iter().map(planned).sum();
     assert!(total >= 10_000, "the suite plans only {total} requests");

@@ -76,8 +76,18 @@ impl Bound {
     /// Parses `">= 99%"`, `"< 1.5s"`, `"== 0"`.
     pub fn parse(text: &str) -> Result<Bound, String> {
         let t = text.trim();
-        let ops = [("<=", Op::Le), (">=", Op::Ge), ("==", Op::Eq), ("!=", Op::Ne), ("<", Op::Lt), (">", Op::Gt)];
-        let Some((rest, op)) = ops.iter().find_map(|(s, op)| t.strip_prefix(s).map(|r| (r.trim(), *op))) else {
+        let ops = [
+            ("<=", Op::Le),
+            (">=", Op::Ge),
+            ("==", Op::Eq),
+            ("!=", Op::Ne),
+            ("<", Op::Lt),
+            (">", Op::Gt),
+        ];
+        let Some((rest, op)) = ops
+            .iter()
+            .find_map(|(s, op)| t.strip_prefix(s).map(|r| (r.trim(), *op)))
+        else {
             return Err(format!("{text:?} does not start with an operator; expected e.g. \">= 99%\", \"< 500ms\" or \"== 0\" (operators < <= > >= == !=)"));
         };
         let (number, unit, scale) = if let Some(n) = rest.strip_suffix('%') {
@@ -91,14 +101,20 @@ impl Bound {
         } else {
             (rest, Unit::Plain, 1.0)
         };
-        let value: f64 = number
-            .trim()
-            .parse()
-            .map_err(|_| format!("{text:?}: {:?} is not a number; expected e.g. \">= 99%\", \"< 500ms\" or \"== 0\"", number.trim()))?;
+        let value: f64 = number.trim().parse().map_err(|_| {
+            format!(
+                "{text:?}: {:?} is not a number; expected e.g. \">= 99%\", \"< 500ms\" or \"== 0\"",
+                number.trim()
+            )
+        })?;
         if !value.is_finite() {
             return Err(format!("{text:?}: the value must be finite"));
         }
-        Ok(Bound { op, value: value * scale, unit })
+        Ok(Bound {
+            op,
+            value: value * scale,
+            unit,
+        })
     }
 
     /// Formats a measured value in this bound's unit.
@@ -111,6 +127,7 @@ impl Bound {
 pub fn show_value(v: f64, unit: Unit) -> String {
     match unit {
         Unit::Percent => format!("{:.2}%", v * 100.0),
+        Unit::Seconds if v > 0.0 && v < 1e-3 => format!("{:.0}us", v * 1e6),
         Unit::Seconds if v < 1.0 => format!("{:.1}ms", v * 1e3),
         Unit::Seconds => format!("{v:.3}s"),
         Unit::Plain if v.fract() == 0.0 && v.abs() < 1e15 => format!("{v:.0}"),
@@ -179,30 +196,51 @@ pub fn parse_selector(text: &str) -> Result<(Selector, &str), String> {
     let end = t.find(|c: char| !is_name_char(c)).unwrap_or(t.len());
     let name = &t[..end];
     if name.is_empty() || name.starts_with(|c: char| c.is_ascii_digit()) {
-        return Err(format!("{text:?}: expected a metric name such as llm_gateway_fallbacks_total"));
+        return Err(format!(
+            "{text:?}: expected a metric name such as llm_gateway_fallbacks_total"
+        ));
     }
     let mut rest = &t[end..];
     let mut labels = Vec::new();
     if let Some(inner) = rest.strip_prefix('{') {
-        let close = inner.find('}').ok_or_else(|| format!("{text:?}: unclosed '{{'"))?;
+        let close = inner
+            .find('}')
+            .ok_or_else(|| format!("{text:?}: unclosed '{{'"))?;
         for part in inner[..close].split(',').map(str::trim).filter(|p| !p.is_empty()) {
             let (lname, equal, value) = if let Some((l, v)) = part.split_once("!=") {
                 (l, false, v)
             } else if let Some((l, v)) = part.split_once('=') {
                 (l, true, v)
             } else {
-                return Err(format!("{text:?}: label matcher {part:?} must be name=\"value\" or name!=\"value\""));
+                return Err(format!(
+                    "{text:?}: label matcher {part:?} must be name=\"value\" or name!=\"value\""
+                ));
             };
             let value = value.trim();
             let value = value
                 .strip_prefix('"')
                 .and_then(|v| v.strip_suffix('"'))
-                .ok_or_else(|| format!("{text:?}: the value of label {:?} must be in double quotes", lname.trim()))?;
-            labels.push(LabelMatch { name: lname.trim().to_string(), equal, value: value.to_string() });
+                .ok_or_else(|| {
+                    format!(
+                        "{text:?}: the value of label {:?} must be in double quotes",
+                        lname.trim()
+                    )
+                })?;
+            labels.push(LabelMatch {
+                name: lname.trim().to_string(),
+                equal,
+                value: value.to_string(),
+            });
         }
         rest = &inner[close + 1..];
     }
-    Ok((Selector { name: name.to_string(), labels }, rest))
+    Ok((
+        Selector {
+            name: name.to_string(),
+            labels,
+        },
+        rest,
+    ))
 }
 
 /// Parses a metric check: `[increase(|value(]SELECTOR[)] OP VALUE`.
@@ -224,7 +262,9 @@ pub fn parse_metric_check(text: &str) -> Result<(MetricFunc, Selector, Bound), S
     }
     let bound = Bound::parse(rest)?;
     if bound.unit != Unit::Plain {
-        return Err(format!("{text:?}: a metric bound is a plain number (no %, no duration unit)"));
+        return Err(format!(
+            "{text:?}: a metric bound is a plain number (no %, no duration unit)"
+        ));
     }
     Ok((func, selector, bound))
 }
@@ -235,23 +275,58 @@ mod tests {
 
     #[test]
     fn bounds() {
-        assert_eq!(Bound::parse(">= 99%").unwrap(), Bound { op: Op::Ge, value: 0.99, unit: Unit::Percent });
-        assert_eq!(Bound::parse("<500ms").unwrap(), Bound { op: Op::Lt, value: 0.5, unit: Unit::Seconds });
-        assert_eq!(Bound::parse("== 0").unwrap(), Bound { op: Op::Eq, value: 0.0, unit: Unit::Plain });
-        assert!(Bound::parse("99%").unwrap_err().contains("does not start with an operator"));
-        assert!(Bound::parse("< fast").unwrap_err().contains("\"fast\" is not a number"));
+        assert_eq!(
+            Bound::parse(">= 99%").unwrap(),
+            Bound {
+                op: Op::Ge,
+                value: 0.99,
+                unit: Unit::Percent
+            }
+        );
+        assert_eq!(
+            Bound::parse("<500ms").unwrap(),
+            Bound {
+                op: Op::Lt,
+                value: 0.5,
+                unit: Unit::Seconds
+            }
+        );
+        assert_eq!(
+            Bound::parse("== 0").unwrap(),
+            Bound {
+                op: Op::Eq,
+                value: 0.0,
+                unit: Unit::Plain
+            }
+        );
+        assert!(Bound::parse("99%")
+            .unwrap_err()
+            .contains("does not start with an operator"));
+        assert!(Bound::parse("< fast")
+            .unwrap_err()
+            .contains("\"fast\" is not a number"));
         assert!(Op::Ge.holds(0.99, 0.99) && !Op::Gt.holds(1.0, 1.0) && Op::Eq.holds(1.0, 1.0));
     }
 
     #[test]
     fn metric_checks() {
-        let (f, s, b) = parse_metric_check(r#"llm_gateway_fallbacks_total{from="kimi", reason!="timeout"} > 0"#).unwrap();
+        let (f, s, b) =
+            parse_metric_check(r#"llm_gateway_fallbacks_total{from="kimi", reason!="timeout"} > 0"#).unwrap();
         assert_eq!(f, MetricFunc::Increase);
-        assert_eq!(s.to_string(), r#"llm_gateway_fallbacks_total{from="kimi",reason!="timeout"}"#);
+        assert_eq!(
+            s.to_string(),
+            r#"llm_gateway_fallbacks_total{from="kimi",reason!="timeout"}"#
+        );
         assert_eq!(b.op, Op::Gt);
-        let (f, s, _) = parse_metric_check(r#"value(llm_gateway_breaker_state{provider="openai"}) == 1"#).unwrap();
-        assert_eq!((f, s.name.as_str()), (MetricFunc::Value, "llm_gateway_breaker_state"));
-        assert!(parse_metric_check("x{a=b} > 0").unwrap_err().contains("double quotes"));
+        let (f, s, _) =
+            parse_metric_check(r#"value(llm_gateway_breaker_state{provider="openai"}) == 1"#).unwrap();
+        assert_eq!(
+            (f, s.name.as_str()),
+            (MetricFunc::Value, "llm_gateway_breaker_state")
+        );
+        assert!(parse_metric_check("x{a=b} > 0")
+            .unwrap_err()
+            .contains("double quotes"));
         assert!(parse_metric_check("x > 5%").unwrap_err().contains("plain number"));
     }
 }

@@ -29,7 +29,13 @@ fn ms(v: f64) -> String {
 fn legend(r: &ScenarioReport) -> String {
     let keys: BTreeSet<String> = r.samples.iter().map(key).collect();
     keys.iter()
-        .map(|k| format!("<span class=\"key\" style=\"background:{}\"></span>{}", colour(k), escape(k)))
+        .map(|k| {
+            format!(
+                "<span class=\"key\" style=\"background:{}\"></span>{}",
+                colour(k),
+                escape(k)
+            )
+        })
         .collect()
 }
 
@@ -54,8 +60,16 @@ fn scenario(o: &mut String, s: &ScenarioReport) {
     o.push_str("<table><tr><th>stage</th><th>faults</th><th>requests</th><th>ok %</th><th>p50 ms</th><th>p95 ms</th><th>p99 ms</th><th>max ms</th><th>served by</th><th>fell back</th><th>verdict</th></tr>");
     for st in &s.stages {
         let sm = &st.summary;
-        let ok = if sm.requests == 0 { "-".into() } else { format!("{:.1}", 100.0 * sm.ok as f64 / sm.requests as f64) };
-        let served: Vec<String> = sm.served_by.iter().map(|(k, n)| format!("{} {n}", escape(k))).collect();
+        let ok = if sm.requests == 0 {
+            "-".into()
+        } else {
+            format!("{:.1}", 100.0 * sm.ok as f64 / sm.requests as f64)
+        };
+        let served: Vec<String> = sm
+            .served_by
+            .iter()
+            .map(|(k, n)| format!("{} {n}", escape(k)))
+            .collect();
         let faults: Vec<String> = st.faults.iter().map(|f| escape(f)).collect();
         let _ = write!(
             o,
@@ -72,10 +86,18 @@ fn scenario(o: &mut String, s: &ScenarioReport) {
             if st.skipped { "skipped".to_string() } else { verdict(st.passed()).to_string() }
         );
     }
-    o.push_str("</table><table><tr><th>stage</th><th>expectation</th><th>measured</th><th>bound</th><th></th></tr>");
+    o.push_str(
+        "</table><table><tr><th>stage</th><th>expectation</th><th>measured</th><th>bound</th><th></th></tr>",
+    );
     for st in &s.stages {
         for e in &st.errors {
-            let _ = write!(o, "<tr><td>{}</td><td colspan=\"3\">{}</td><td>{}</td></tr>", escape(&st.name), escape(e), verdict(false));
+            let _ = write!(
+                o,
+                "<tr><td>{}</td><td colspan=\"3\">{}</td><td>{}</td></tr>",
+                escape(&st.name),
+                escape(e),
+                verdict(false)
+            );
         }
         for c in &st.checks {
             let _ = write!(
@@ -118,7 +140,11 @@ pub fn render(r: &RunReport) -> String {
     );
     o.push_str("<table><tr><th>scenario</th><th>requests</th><th>seconds</th><th>checks failed</th><th>verdict</th></tr>");
     for s in &r.scenarios {
-        let bad: usize = s.stages.iter().map(|st| st.checks.iter().filter(|c| !c.passed).count()).sum();
+        let bad: usize = s
+            .stages
+            .iter()
+            .map(|st| st.checks.iter().filter(|c| !c.passed).count())
+            .sum();
         let _ = write!(
             o,
             "<tr><td><a href=\"#{n}\">{n}</a></td><td class=\"num\">{}</td><td class=\"num\">{:.2}</td><td class=\"num\">{bad}</td><td>{}</td></tr>",

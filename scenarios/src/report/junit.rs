@@ -50,21 +50,39 @@ pub fn render(r: &RunReport) -> String {
 }
 
 fn cases(s: &super::ScenarioReport) -> usize {
-    s.errors.len() + s.rollback.len() + s.stages.iter().map(|st| st.errors.len() + st.checks.len()).sum::<usize>()
+    s.errors.len()
+        + s.rollback.len()
+        + s.stages
+            .iter()
+            .map(|st| st.errors.len() + st.checks.len())
+            .sum::<usize>()
 }
 
 fn failed_cases(s: &super::ScenarioReport) -> usize {
     s.errors.len()
         + s.rollback.iter().filter(|r| !r.ok).count()
-        + s.stages.iter().map(|st| st.errors.len() + st.checks.iter().filter(|c| !c.passed).count()).sum::<usize>()
+        + s.stages
+            .iter()
+            .map(|st| st.errors.len() + st.checks.iter().filter(|c| !c.passed).count())
+            .sum::<usize>()
 }
 
 fn case(o: &mut String, class: &str, name: &str, failure: Option<&String>) {
-    let _ = write!(o, "    <testcase classname=\"{}\" name=\"{}\"", escape(class), escape(name));
+    let _ = write!(
+        o,
+        "    <testcase classname=\"{}\" name=\"{}\"",
+        escape(class),
+        escape(name)
+    );
     match failure {
         None => o.push_str("/>\n"),
         Some(msg) => {
-            let _ = writeln!(o, "><failure message=\"{}\">{}</failure></testcase>", escape(msg), escape(msg));
+            let _ = writeln!(
+                o,
+                "><failure message=\"{}\">{}</failure></testcase>",
+                escape(msg),
+                escape(msg)
+            );
         }
     }
 }

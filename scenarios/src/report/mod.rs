@@ -145,8 +145,12 @@ impl Summary {
             ..Summary::default()
         };
         for s in samples {
-            *out.served_by.entry(s.provider.clone().unwrap_or_else(|| "-".into())).or_default() += 1;
-            *out.sources.entry(s.source.clone().unwrap_or_else(|| "none".into())).or_default() += 1;
+            *out.served_by
+                .entry(s.provider.clone().unwrap_or_else(|| "-".into()))
+                .or_default() += 1;
+            *out.sources
+                .entry(s.source.clone().unwrap_or_else(|| "none".into()))
+                .or_default() += 1;
             *out.status.entry(s.status).or_default() += 1;
         }
         out

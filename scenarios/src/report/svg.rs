@@ -86,7 +86,13 @@ pub fn timeline(r: &ScenarioReport) -> String {
             );
         }
         let _ = write!(o, "<line x1=\"{x0:.1}\" x2=\"{x0:.1}\" y1=\"{TOP}\" y2=\"{:.1}\" stroke=\"#999\" stroke-dasharray=\"2,2\"/>", TOP + BARS_H + GAP + LAT_H);
-        let _ = write!(o, "<text x=\"{:.1}\" y=\"{:.1}\" fill=\"#333\">{}</text>", x0 + 2.0, TOP - 5.0, escape(&st.name));
+        let _ = write!(
+            o,
+            "<text x=\"{:.1}\" y=\"{:.1}\" fill=\"#333\">{}</text>",
+            x0 + 2.0,
+            TOP - 5.0,
+            escape(&st.name)
+        );
     }
     // Requests over time, stacked by who served them.
     let width = end / BUCKETS as f64;
@@ -95,7 +101,12 @@ pub fn timeline(r: &ScenarioReport) -> String {
         let i = ((s.start / width) as usize).min(BUCKETS - 1);
         *buckets[i].entry(key(s)).or_default() += 1;
     }
-    let max = buckets.iter().map(|b| b.values().sum::<u32>()).max().unwrap_or(0).max(1);
+    let max = buckets
+        .iter()
+        .map(|b| b.values().sum::<u32>())
+        .max()
+        .unwrap_or(0)
+        .max(1);
     let bw = plot_w / BUCKETS as f64;
     for (i, b) in buckets.iter().enumerate() {
         let mut y = TOP + BARS_H;
@@ -112,10 +123,24 @@ pub fn timeline(r: &ScenarioReport) -> String {
         }
     }
     let _ = write!(o, "<text x=\"4\" y=\"{:.1}\">{max} req</text>", TOP + 10.0);
-    let _ = write!(o, "<text x=\"4\" y=\"{:.1}\">per {:.0} ms</text>", TOP + 22.0, width * 1e3);
+    let _ = write!(
+        o,
+        "<text x=\"4\" y=\"{:.1}\">per {:.0} ms</text>",
+        TOP + 22.0,
+        width * 1e3
+    );
     // Latency dots (log scale) and each stage's p95.
-    let (lo, hi) = (0.001_f64, r.samples.iter().map(|s| s.latency).fold(0.01_f64, f64::max) * 1.2);
-    for (v, label) in [(0.001, "1ms"), (0.01, "10ms"), (0.1, "100ms"), (1.0, "1s"), (10.0, "10s")] {
+    let (lo, hi) = (
+        0.001_f64,
+        r.samples.iter().map(|s| s.latency).fold(0.01_f64, f64::max) * 1.2,
+    );
+    for (v, label) in [
+        (0.001, "1ms"),
+        (0.01, "10ms"),
+        (0.1, "100ms"),
+        (1.0, "1s"),
+        (10.0, "10s"),
+    ] {
         if v <= hi {
             let y = lat_y(v, lo, hi);
             let _ = write!(o, "<line x1=\"{LEFT}\" x2=\"{:.1}\" y1=\"{y:.1}\" y2=\"{y:.1}\" stroke=\"#ddd\"/><text x=\"4\" y=\"{:.1}\">{label}</text>", W - RIGHT, y + 3.0);
