@@ -10,7 +10,7 @@ use super::openai::normalize_response;
 use super::stream::{self, ChunkStream, Event, Framing, Step, Translator};
 use crate::canonical::{
     new_id, unix_now, ChatChunk, ChatRequest, ChatResponse, Choice, Delta, EmbeddingsRequest,
-    EmbeddingsResponse, EmbeddingsUsage, Message, Role, Usage,
+    EmbeddingsResponse, EmbeddingsUsage, Message, Role, ToolCallDelta, Usage,
 };
 use crate::config::Secret;
 
@@ -284,10 +284,22 @@ impl Translator for NativeStream {
             return Err(e);
         }
         let (message, finish_reason) = native_output(&v)?;
+        let tool_calls = message.tool_calls.as_ref().map(|calls| {
+            calls
+                .iter()
+                .enumerate()
+                .map(|(i, c)| ToolCallDelta {
+                    index: i as u32,
+                    id: (!c.id.is_empty()).then(|| c.id.clone()),
+                    kind: Some("function".into()),
+                    function: Some(json!({"name": c.function.name, "arguments": c.function.arguments})),
+                })
+                .collect()
+        });
         let delta = Delta {
             role: self.first.then_some(Role::Assistant),
             content: Some(message.text()),
-            tool_calls: None,
+            tool_calls,
         };
         self.first = false;
         let done = finish_reason.is_some();

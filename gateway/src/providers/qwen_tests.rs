@@ -159,3 +159,14 @@ fn dashscope_codes_native_and_compatible() {
         assert_eq!(classify(status, &h, b).class, want, "{b}");
     }
 }
+
+#[tokio::test]
+async fn native_stream_tool_calls_become_deltas() {
+    let ev = "id:1\nevent:result\ndata:{\"output\":{\"choices\":[{\"message\":{\"content\":\"\",\"role\":\"assistant\",\"tool_calls\":[{\"id\":\"call_1\",\"type\":\"function\",\"function\":{\"name\":\"get_weather\",\"arguments\":\"{\\\"city\\\":\\\"Hangzhou\\\"}\"}}]},\"finish_reason\":\"tool_calls\"}]},\"usage\":{\"input_tokens\":5,\"output_tokens\":3}}\n\n";
+    let (chunks, err) = collect(native(&[ev])).await;
+    assert!(err.is_none(), "{err:?}");
+    let calls = chunks[0].choices[0].delta.tool_calls.as_ref().unwrap();
+    assert_eq!(calls[0].id.as_deref(), Some("call_1"));
+    assert_eq!(calls[0].function.as_ref().unwrap()["name"], "get_weather");
+    assert_eq!(chunks[0].choices[0].finish_reason.as_deref(), Some("tool_calls"));
+}
