@@ -300,8 +300,14 @@ impl Pipeline {
             }
             match self.work.pop() {
                 Some(Item::Data {
-                    next, data, read_at, ..
+                    next,
+                    mut data,
+                    written,
+                    read_at,
+                    ..
                 }) => {
+                    // Only what was not yet written goes on (a partly written chunk is never reprocessed whole).
+                    data.drain(..written.min(data.len()));
                     let pieces = match self.stages.on_chunk(next, data, read_at, &mut self.rng) {
                         OnChunk::Drop => continue,
                         OnChunk::Forward(pieces) => pieces,

@@ -210,14 +210,18 @@ impl Stages {
     }
 
     /// Where a piece that was due at old stage `next` goes now, and whether the wait it carries still holds
-    /// (it does unless the toxic that imposed it changed).
+    /// (it does unless the toxic that imposed it changed). A piece that had passed every toxic stays done, as
+    /// data already handed to Toxiproxy's writer is not affected by a new toxic.
     pub(crate) fn remap(&self, change: &Change, next: usize) -> (usize, bool) {
-        let passed = &change.old[..next.min(change.old.len())];
-        let new_next = self
-            .list
-            .iter()
-            .filter(|s| passed.iter().any(|(n, _)| *n == s.name))
-            .count();
+        let new_next = if next >= change.old.len() {
+            self.list.len()
+        } else {
+            let passed = &change.old[..next];
+            self.list
+                .iter()
+                .filter(|s| passed.iter().any(|(n, _)| *n == s.name))
+                .count()
+        };
         let keep_wait = match next.checked_sub(1).and_then(|i| change.old.get(i)) {
             None => true,
             Some((name, rev)) => self.list.iter().any(|s| s.name == *name && s.revision == *rev),
@@ -343,6 +347,6 @@ mod tests {
         assert_eq!(st.remap(&change, 0), (0, true));
         assert_eq!(st.remap(&change, 1), (1, true));
         assert_eq!(st.remap(&change, 2), (1, false));
-        assert_eq!(st.remap(&change, 3), (2, false));
+        assert_eq!(st.remap(&change, 3), (3, false), "done pieces stay done");
     }
 }
