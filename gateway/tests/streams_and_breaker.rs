@@ -342,3 +342,28 @@ async fn opt_in_continue_finishes_a_cut_answer_on_the_next_provider() {
         1.0
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_requests_through_a_flaky_provider_all_get_answers() {
+    let s = stand_with("openai, kimi, ollama", "", "compatible").await;
+    s.fakes["openai"]
+        .add_fault(FaultSpec::new(FaultKind::ServerError).probability(0.5))
+        .unwrap();
+    s.fakes["kimi"]
+        .add_fault(FaultSpec::new(FaultKind::DropConnection).probability(0.3))
+        .unwrap();
+    let calls = (0..40).map(|i| {
+        let app = s.app.clone();
+        async move { call(&app, "POST", "/v1/chat/completions", Some(chat(i % 2 == 0)), &[]).await }
+    });
+    let replies = futures::future::join_all(calls).await;
+    for r in &replies {
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert!(!r.body.contains("event: error"), "{}", r.body);
+    }
+    let served: std::collections::BTreeSet<&str> = replies
+        .iter()
+        .map(|r| r.header("x-llm-actual-provider"))
+        .collect();
+    assert!(served.len() >= 2, "failures spread the load: {served:?}");
+}
