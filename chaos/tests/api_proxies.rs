@@ -295,3 +295,37 @@ async fn names_in_paths_are_percent_decoded() {
         "toxic not found",
     );
 }
+
+#[tokio::test]
+async fn listen_forms_are_resolved_like_go() {
+    let s = start().await;
+    let localhost = raw(
+        &s,
+        "POST",
+        "/proxies",
+        Some(r#"{"name":"l","listen":"localhost:0","upstream":"x:1"}"#),
+    )
+    .await;
+    let listen = json(&localhost)["listen"].as_str().unwrap().to_owned();
+    assert!(
+        listen.starts_with("127.0.0.1:") && !listen.ends_with(":0"),
+        "{listen}"
+    );
+    // An empty listen means every interface and a free port, as net.Listen("tcp", "").
+    let any = raw(&s, "POST", "/proxies", Some(r#"{"name":"any","upstream":"x:1"}"#)).await;
+    let listen = json(&any)["listen"].as_str().unwrap().to_owned();
+    assert!(
+        listen.starts_with("[::]:") || listen.starts_with("0.0.0.0:"),
+        "{listen}"
+    );
+    assert!(!listen.ends_with(":0"));
+    // Toxicity is not range-checked.
+    let t = raw(
+        &s,
+        "POST",
+        "/proxies/l/toxics",
+        Some(r#"{"type":"noop","toxicity":5}"#),
+    )
+    .await;
+    assert_eq!((t.status, json(&t)["toxicity"].clone()), (200, json!(5)));
+}
