@@ -24,7 +24,9 @@ api() {
   rc=0
   out="$(curl "${args[@]}" "$TOXIPROXY_URL$path" 2>&1)" || rc=$?
   if [[ $rc -ne 0 ]]; then
-    die "cannot reach the Toxiproxy API at $TOXIPROXY_URL (curl: ${out##*curl: }); start 'llm-chaos serve' or set TOXIPROXY_URL"
+    local why
+    why="$(grep -m1 '^curl: ' <<<"$out" || echo "curl exit code $rc")"
+    die "cannot reach the Toxiproxy API at $TOXIPROXY_URL ($why); start 'llm-chaos serve' or set TOXIPROXY_URL"
   fi
   API_STATUS="${out##*$'\n'}"
   API_BODY="${out%$'\n'*}"

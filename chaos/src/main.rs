@@ -26,7 +26,8 @@ enum Command {
     ///
     /// Proxies come from --config (Toxiproxy's JSON array of {name, listen, upstream, enabled}) and from the
     /// API: POST /proxies, then toxics (latency, bandwidth, slow_close, timeout, reset_peer, slicer,
-    /// limit_data) with POST /proxies/{name}/toxics. Stop with Ctrl-C. Log level from LOG_LEVEL or RUST_LOG.
+    /// limit_data) with POST /proxies/{name}/toxics. Stop with Ctrl-C or SIGTERM. Log level from LOG_LEVEL or
+    /// RUST_LOG.
     ///
     /// Clients find the API through TOXIPROXY_URL (default http://127.0.0.1:8474); the same clients and
     /// chaos/scripts/*.sh work against a real Toxiproxy.
@@ -115,8 +116,24 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         }
     }
     tracing::info!(url = %server.url(), "Ready.");
-    let _ = tokio::signal::ctrl_c().await;
+    stop_signal().await;
     tracing::info!("Shutting down.");
     server.shutdown().await;
     Ok(())
+}
+
+/// Ctrl-C or SIGTERM (what `kill` and container runtimes send).
+async fn stop_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
 }
