@@ -69,8 +69,9 @@ pub(crate) async fn route_chat(
         .execute(&candidates, |cand, _budget| {
             let provider = state.provider(&cand.provider).cloned();
             let model = cand.model.clone();
+            let name = cand.provider.clone();
             async move {
-                let p = provider.ok_or_else(|| unknown_provider("?"))?;
+                let p = provider.ok_or_else(|| unknown_provider(&name))?;
                 p.adapter.chat(req, &model).await
             }
         })
