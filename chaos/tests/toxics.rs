@@ -288,6 +288,13 @@ async fn toxicity_zero_leaves_links_untouched() {
     c.add_toxic("p", &never(ToxicKind::LimitData(LimitData { bytes: 1 })))
         .await
         .unwrap();
+    // noop (a registered, undocumented type) does nothing at any toxicity.
+    c.add_toxic(
+        "p",
+        &NewToxic::new(ToxicKind::Noop(llm_chaos::toxics::Noop {})).stream(Stream::Upstream),
+    )
+    .await
+    .unwrap();
     let mut sock = connect(listen).await;
     let t = Instant::now();
     assert_eq!(round_trip(&mut sock, b"untouched").await, b"untouched");
