@@ -211,6 +211,14 @@ async fn run(args: RunArgs) -> u8 {
     } else {
         Layout::Ephemeral
     };
+    if let Some(url) = &args.gateway_url {
+        for s in list.iter().filter(|s| s.gateway.overridden) {
+            eprintln!(
+                "warning: {} has gateway overrides, which the deployed gateway at {url} does not have; its results may differ",
+                s.name
+            );
+        }
+    }
     let opts = RunOptions {
         stand: StandOptions {
             layout,

@@ -46,6 +46,8 @@ pub struct GatewaySpec {
     pub yaml: String,
     /// The validated config (provider names, order, mode).
     pub parsed: llm_gateway::config::Config,
+    /// Whether the scenario has overrides (a deployed gateway cannot take them).
+    pub overridden: bool,
 }
 
 /// `steady_state:`.

@@ -116,6 +116,7 @@ pub(crate) fn validate(raw: RawScenario, file: &Path) -> Result<Scenario, Vec<Pr
                 config: config_path,
                 yaml,
                 parsed,
+                overridden: raw.gateway.overrides.is_some(),
             })
         }
         Err(e) => {
