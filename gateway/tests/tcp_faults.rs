@@ -4,8 +4,6 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -75,7 +73,7 @@ async fn black_hole_is_a_timeout_then_fallback() {
 async fn reset_and_close_are_connect_failures_then_fallback() {
     let reset = tcp(|s| {
         tokio::spawn(async move {
-            let _ = s.set_linger(Some(Duration::ZERO));
+            let _ = s.set_zero_linger();
             drop(s);
         })
     })
