@@ -141,3 +141,26 @@ fn api_and_oauth_errors() {
 fn classify_api(status: u16, b: &str) -> ErrorClass {
     classify(status, &HeaderMap::new(), b).class
 }
+
+#[test]
+fn system_messages_are_merged_into_one_first_message() {
+    let req: ChatRequest = serde_json::from_value(json!({
+        "model": "default",
+        "messages": [
+            {"role": "user", "content": "hi"},
+            {"role": "system", "content": "be brief"},
+            {"role": "developer", "content": "use Russian"},
+            {"role": "user", "content": "again"}
+        ]
+    }))
+    .unwrap();
+    let b = translate::request(&req, "GigaChat", false);
+    let roles: Vec<&str> = b["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["role"].as_str().unwrap())
+        .collect();
+    assert_eq!(roles, ["system", "user", "user"]);
+    assert_eq!(b["messages"][0]["content"], "be brief\n\nuse Russian");
+}

@@ -17,7 +17,21 @@ const PASS_THROUGH: [&str; 4] = ["repetition_penalty", "update_interval", "profa
 pub(crate) fn request(req: &ChatRequest, model: &str, stream: bool) -> Value {
     let mut names: HashMap<String, String> = HashMap::new();
     let mut messages = Vec::with_capacity(req.messages.len());
-    for m in &req.messages {
+    // GigaChat takes at most one system message, and only first (else 422): merge them all into one.
+    let system: Vec<String> = req
+        .messages
+        .iter()
+        .filter(|m| matches!(m.role, Role::System | Role::Developer))
+        .map(|m| m.text())
+        .collect();
+    if !system.is_empty() {
+        messages.push(json!({"role": "system", "content": system.join("\n\n")}));
+    }
+    for m in req
+        .messages
+        .iter()
+        .filter(|m| !matches!(m.role, Role::System | Role::Developer))
+    {
         let mut out = Map::new();
         let role = match m.role {
             Role::System | Role::Developer => "system",
