@@ -1,7 +1,7 @@
 //! Toxics: the fault types, their attributes, and how each one treats the chunks of a link.
 //!
 //! One module per toxic holds its attribute struct (serialised exactly as Toxiproxy does) and its behaviour on a
-//! chunk; [`ToxicKind`] ties them together and [`stage`] runs them inside a link.
+//! chunk; [`ToxicKind`] ties them together and `stage` runs them inside a link.
 
 pub mod bandwidth;
 pub mod latency;
