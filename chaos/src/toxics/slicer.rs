@@ -30,11 +30,12 @@ impl Slicer {
         ("delay", "int"),
     ];
 
-    /// Cuts `data` into pieces; every piece after the first waits `delay` µs.
+    /// Cuts `data` into pieces; every piece after the first waits `delay` µs, and an empty marker waits once
+    /// more, since Toxiproxy also sleeps after the last piece before it takes the next chunk.
     pub(crate) fn slice(&self, data: &[u8], rng: &mut Rng) -> Vec<Piece> {
         let bounds = self.boundaries(data.len(), rng);
         let delay = Duration::from_micros(self.delay.max(0) as u64);
-        bounds
+        let mut pieces: Vec<Piece> = bounds
             .windows(2)
             .enumerate()
             .map(|(i, w)| Piece {
@@ -45,7 +46,14 @@ impl Slicer {
                 },
                 data: data[w[0]..w[1]].to_vec(),
             })
-            .collect()
+            .collect();
+        if !delay.is_zero() && !data.is_empty() {
+            pieces.push(Piece {
+                wait: Wait::For(delay),
+                data: Vec::new(),
+            });
+        }
+        pieces
     }
 
     /// Piece boundaries `[0, .., len]`.
@@ -91,7 +99,12 @@ mod tests {
         let joined: Vec<u8> = pieces.iter().flat_map(|p| p.data.clone()).collect();
         assert_eq!(joined, data);
         assert!(pieces.len() > 50, "{}", pieces.len());
-        assert!(pieces.iter().all(|p| !p.data.is_empty() && p.data.len() <= 120));
+        let (marker, real) = pieces.split_last().unwrap();
+        assert!(
+            marker.data.is_empty() && matches!(marker.wait, Wait::For(_)),
+            "trailing wait"
+        );
+        assert!(real.iter().all(|p| !p.data.is_empty() && p.data.len() <= 120));
         assert!(matches!(pieces[0].wait, Wait::None));
         assert!(matches!(pieces[1].wait, Wait::For(d) if d == Duration::from_micros(10)));
     }
