@@ -218,3 +218,63 @@ async fn graceful_shutdown_drains_in_flight_requests() {
         "listener closed"
     );
 }
+
+#[tokio::test]
+async fn admin_token_guards_admin_routes_only() {
+    let cfg = CFG.replace(
+        "shutdown_grace: 5s }",
+        "shutdown_grace: 5s, admin_token: { value: s3cret-admin } }",
+    );
+    let (_, app) = gateway(&cfg);
+    for (method, path) in [("GET", "/admin/providers"), ("GET", "/admin/mode")] {
+        let r = call(&app, method, path, None, &[]).await;
+        assert_eq!(r.status, 401, "{path}");
+        assert_eq!(r.json()["error"]["code"], "admin_unauthorized");
+        let r = call(
+            &app,
+            method,
+            path,
+            None,
+            &[("authorization", "Bearer s3cret-admin-not")],
+        )
+        .await;
+        assert_eq!(r.status, 401, "{path}");
+        let r = call(
+            &app,
+            method,
+            path,
+            None,
+            &[("authorization", "Bearer s3cret-admin")],
+        )
+        .await;
+        assert_eq!(r.status, 200, "{path}");
+        assert!(!r.body.contains("s3cret-admin"));
+    }
+    let body = serde_json::json!({"mode": "offline"});
+    let r = call(&app, "POST", "/admin/mode", Some(body.clone()), &[]).await;
+    assert_eq!(r.status, 401);
+    let r = call(
+        &app,
+        "POST",
+        "/admin/mode",
+        Some(body),
+        &[("authorization", "Bearer s3cret-admin")],
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        call(&app, "GET", "/v1/models", None, &[]).await.status,
+        200,
+        "API routes need no admin token"
+    );
+    assert_eq!(call(&app, "GET", "/metrics", None, &[]).await.status, 200);
+
+    let missing = CFG.replace(
+        "shutdown_grace: 5s }",
+        "shutdown_grace: 5s, admin_token: { env: NO_SUCH_ADMIN_TOKEN_VAR } }",
+    );
+    match llm_gateway::config::Config::from_yaml(&missing, &|_| None) {
+        Err(llm_gateway::config::ConfigError::Invalid(p)) => assert_eq!(p[0].path, "server.admin_token"),
+        other => panic!("{other:?}"),
+    }
+}

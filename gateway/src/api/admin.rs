@@ -150,3 +150,27 @@ pub(crate) async fn set_mode(
 pub(crate) async fn get_mode(State(state): State<Arc<AppState>>) -> Json<Value> {
     Json(json!({"mode": state.router.mode().as_str()}))
 }
+
+/// With `server.admin_token` set, admin routes need `Authorization: Bearer <token>` (compared in constant time).
+pub(crate) async fn require_token(
+    State(state): State<Arc<AppState>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Result<Response, ApiError> {
+    if let Some(token) = &state.config.server.admin_token {
+        let given = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        if !constant_time_eq(given.as_bytes(), token.expose().as_bytes()) {
+            return Err(ApiError::AdminUnauthorized);
+        }
+    }
+    Ok(next.run(req).await)
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}

@@ -39,6 +39,9 @@ pub enum ApiError {
     /// Offline mode and the local tier could not answer.
     #[error("offline: no local answer")]
     OfflineMiss(Vec<AttemptRecord>),
+    /// `/admin/*` without the configured token.
+    #[error("admin routes need a valid 'Authorization: Bearer' token")]
+    AdminUnauthorized,
     /// Bad admin input.
     #[error("{0}")]
     BadAdminInput(String),
@@ -127,6 +130,13 @@ impl IntoResponse for ApiError {
                 S::SERVICE_UNAVAILABLE,
                 "upstream_error",
                 "no_provider_available",
+                msg,
+                None,
+            ),
+            ApiError::AdminUnauthorized => body(
+                S::UNAUTHORIZED,
+                "invalid_request_error",
+                "admin_unauthorized",
                 msg,
                 None,
             ),

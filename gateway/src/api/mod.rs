@@ -77,8 +77,15 @@ pub fn app(state: Arc<AppState>) -> axum::Router {
         .route("/healthz", get(admin::healthz))
         .route("/readyz", get(admin::readyz))
         .route("/metrics", get(admin::metrics))
-        .route("/admin/providers", get(admin::providers))
-        .route("/admin/mode", post(admin::set_mode).get(admin::get_mode))
+        .merge(
+            axum::Router::new()
+                .route("/admin/providers", get(admin::providers))
+                .route("/admin/mode", post(admin::set_mode).get(admin::get_mode))
+                .layer(middleware::from_fn_with_state(
+                    state.clone(),
+                    admin::require_token,
+                )),
+        )
         .layer(DefaultBodyLimit::max(limit))
         .layer(middleware::from_fn_with_state(state.clone(), record_request))
         .with_state(state)

@@ -121,6 +121,8 @@ pub struct ServerConfig {
     pub body_limit_bytes: usize,
     /// How long shutdown waits for in-flight requests.
     pub shutdown_grace: Duration,
+    /// When set, `/admin/*` requires it as a Bearer token.
+    pub admin_token: Option<Secret>,
 }
 
 /// GigaChat OAuth settings.

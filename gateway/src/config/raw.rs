@@ -27,6 +27,8 @@ pub(crate) struct RawServer {
     pub(crate) metrics_listen: Option<String>,
     pub(crate) body_limit_bytes: Option<u64>,
     pub(crate) shutdown_grace: Option<String>,
+    /// When set, `/admin/*` requires `Authorization: Bearer <token>`.
+    pub(crate) admin_token: Option<RawSecret>,
 }
 
 /// One entry of `providers:`.

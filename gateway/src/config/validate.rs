@@ -79,6 +79,21 @@ pub(crate) fn validate(raw: RawConfig, env: EnvLookup<'_>) -> Result<Config, Vec
         Duration::from_secs(10),
     );
 
+    let admin_token = raw.server.admin_token.as_ref().and_then(|s| {
+        let file = s.file.as_ref().map(PathBuf::from);
+        let (_, value, problem) = secrets::resolve(s.env.clone(), file, s.value.clone(), env);
+        if let Some(msg) = problem {
+            p.push("server.admin_token", msg);
+        } else if value.is_none() {
+            // Fail closed at start-up rather than run with admin routes nobody can (or everybody could) use.
+            p.push(
+                "server.admin_token",
+                "configured but no value found (set its env var, file or value)",
+            );
+        }
+        value
+    });
+
     let mode = mode(&mut p, raw.mode.as_deref(), env);
     let policy = super::policy::policy(&mut p, &raw.fallback_policy);
 
@@ -101,6 +116,7 @@ pub(crate) fn validate(raw: RawConfig, env: EnvLookup<'_>) -> Result<Config, Vec
                 metrics_listen,
                 body_limit_bytes: body_limit as usize,
                 shutdown_grace,
+                admin_token,
             };
             return Ok(Config {
                 server,
