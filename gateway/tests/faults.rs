@@ -112,6 +112,27 @@ async fn case(s: &Stand, p: &'static str, qwen_api: &str, fault: FaultSpec, expe
             assert_eq!(r.header("x-llm-fallbacks"), "0", "{label}");
             assert_eq!(chat_calls(s, p), 2, "{label}: one retry");
             assert_eq!(chat_calls(s, next), 0, "{label}");
+            let ok = sample(
+                &m,
+                "llm_gateway_provider_requests_total",
+                &[("provider", p), ("outcome", "success")],
+            );
+            assert_eq!(ok, 2.0, "{label}: warm-up and the retry\n{m}");
+            let failed: f64 = ["overloaded", "auth"]
+                .iter()
+                .map(|o| {
+                    sample(
+                        &m,
+                        "llm_gateway_provider_requests_total",
+                        &[("provider", p), ("outcome", o)],
+                    )
+                })
+                .sum();
+            // GigaChat's 401 is refreshed inside the adapter: the router sees one success, not a failure.
+            let expected = if kind == FaultKind::Auth { 0.0 } else { 1.0 };
+            assert_eq!(failed, expected, "{label}: the first attempt failed\n{m}");
+            assert_eq!(sample(&m, "llm_gateway_fallbacks_total", &[]), 0.0, "{label}");
+            assert_eq!(status_of(p)["breaker"], "closed", "{label}");
         }
         Expect::Rejected(status) => {
             assert_eq!(r.status, status, "{label}: {}", r.body);
@@ -119,6 +140,17 @@ async fn case(s: &Stand, p: &'static str, qwen_api: &str, fault: FaultSpec, expe
             let v = r.json();
             assert_eq!(v["error"]["attempts"][0]["provider"], p, "{label}");
             assert!(v["error"]["code"].is_string(), "{label}");
+            let bad = sample(
+                &m,
+                "llm_gateway_provider_requests_total",
+                &[("provider", p), ("outcome", "bad_request")],
+            );
+            assert_eq!(bad, 1.0, "{label}");
+            assert_eq!(sample(&m, "llm_gateway_fallbacks_total", &[]), 0.0, "{label}");
+            assert!(
+                status_of(p)["cooldown_reason"].is_null(),
+                "{label}: a bad request says nothing about health"
+            );
         }
     }
     // Cooldowns and breaker never leak across: the state belongs to this gateway only.
