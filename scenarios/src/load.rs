@@ -15,8 +15,9 @@ use crate::progress::Progress;
 /// One request as the client saw it.
 #[derive(Debug, Clone, Serialize)]
 pub struct Sample {
-    /// Index of the phase (steady state before = `usize::MAX - 1`, after = `usize::MAX`; see the runner).
-    pub phase: usize,
+    /// Name of the stage (phase or steady-state check) that sent it.
+    #[serde(serialize_with = "shared_str")]
+    pub stage: std::sync::Arc<str>,
     /// Start, in seconds since the scenario started.
     pub start: f64,
     /// Total time until the body was read to the end, in seconds.
@@ -56,8 +57,8 @@ pub struct Target {
     pub gateway_url: String,
     /// Scenario seed.
     pub seed: u64,
-    /// Phase index stored in each sample.
-    pub phase: usize,
+    /// Stage name stored in each sample.
+    pub stage: std::sync::Arc<str>,
     /// Scenario start.
     pub t0: Instant,
 }
@@ -132,6 +133,10 @@ pub async fn run(target: &Target, load: &Load, progress: &Progress) -> Vec<Sampl
     out
 }
 
+fn shared_str<S: serde::Serializer>(v: &std::sync::Arc<str>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(v)
+}
+
 fn header(resp: &reqwest::Response, name: &str) -> Option<String> {
     resp.headers()
         .get(name)
@@ -180,7 +185,7 @@ async fn one(t: &Target, load: &Load, i: u64) -> Sample {
     }
     let begin = Instant::now();
     let mut s = Sample {
-        phase: t.phase,
+        stage: t.stage.clone(),
         start: begin.duration_since(t.t0).as_secs_f64(),
         latency: 0.0,
         status: 0,

@@ -116,7 +116,7 @@ async fn stage(
                 http: stand.http.clone(),
                 gateway_url: stand.gateway_url.clone(),
                 seed: sc.seed.wrapping_add(spec.index as u64),
-                phase: spec.index,
+                stage: spec.name.into(),
                 t0,
             };
             samples = load::run(&target, l, progress).await;
@@ -169,9 +169,9 @@ fn skipped(name: &str, faults: &[Fault]) -> StageReport {
     }
 }
 
-/// Index used for the steady-state stages in samples.
+/// Seed offset of the steady state before (phases use their index).
 pub const STEADY_BEFORE: usize = usize::MAX - 1;
-/// Index used for the steady state after.
+/// Seed offset of the steady state after.
 pub const STEADY_AFTER: usize = usize::MAX;
 
 /// Runs one scenario on a fresh stand.
