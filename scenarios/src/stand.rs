@@ -90,6 +90,8 @@ pub struct Stand {
     pub config_mode: String,
     /// HTTP client for the gateway and its admin routes.
     pub http: reqwest::Client,
+    /// Bearer token for `/admin/*` (`server.admin_token` of the config), if any.
+    admin_token: Option<String>,
     chaos_server: Option<ServerHandle>,
     gateway: Option<InProcess>,
 }
@@ -200,6 +202,7 @@ impl Stand {
             metrics_url: String::new(),
             config_mode,
             http,
+            admin_token: config.server.admin_token.as_ref().map(|t| t.expose().to_string()),
             chaos_server,
             gateway: None,
         };
@@ -281,13 +284,11 @@ impl Stand {
     /// `POST /admin/mode`.
     pub async fn set_mode(&self, mode: &str) -> Result<(), String> {
         let url = format!("{}/admin/mode", self.gateway_url);
-        let r = self
-            .http
-            .post(&url)
-            .json(&serde_json::json!({ "mode": mode }))
-            .send()
-            .await
-            .map_err(|e| format!("{url}: {e}"))?;
+        let mut req = self.http.post(&url).json(&serde_json::json!({ "mode": mode }));
+        if let Some(t) = &self.admin_token {
+            req = req.bearer_auth(t);
+        }
+        let r = req.send().await.map_err(|e| format!("{url}: {e}"))?;
         if r.status().is_success() {
             Ok(())
         } else {
