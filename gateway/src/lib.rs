@@ -16,6 +16,8 @@
 //! Tests build the app with [`app`] and call it with `oneshot`; `server::run` takes a bound listener (port 0).
 
 pub mod api;
+#[doc(hidden)]
+pub mod bench;
 pub mod canonical;
 pub mod config;
 pub mod metrics;

@@ -16,6 +16,8 @@ use crate::config::{GigaChatAuth, Secret};
 
 mod translate;
 
+pub(crate) use translate::{request as translate_request, response as translate_response};
+
 /// A cached access token.
 #[derive(Debug, Clone)]
 struct Token {
