@@ -19,6 +19,8 @@ python3 -c 'import venv, ensurepip' 2>/dev/null || pkgs+=(python3-venv)
 command -v node >/dev/null || pkgs+=(nodejs)
 command -v npm >/dev/null || pkgs+=(npm)
 command -v promtool >/dev/null && command -v prometheus >/dev/null || pkgs+=(prometheus)
+command -v pkg-config >/dev/null || pkgs+=(pkg-config)
+pkg-config --exists openssl 2>/dev/null || pkgs+=(libssl-dev)
 if ((${#pkgs[@]})); then
   log "installing Debian packages: ${pkgs[*]}"
   export DEBIAN_FRONTEND=noninteractive
