@@ -18,9 +18,12 @@
 pub mod api;
 #[doc(hidden)]
 pub mod bench;
+pub mod cache;
 pub mod canonical;
 pub mod config;
+pub mod limits;
 pub mod metrics;
+pub mod offline;
 pub mod providers;
 pub mod router;
 pub mod server;

@@ -177,7 +177,7 @@ async fn gigachat_token_is_refreshed_before_it_expires() {
     // A token that lives 30 s is inside the default 60 s refresh margin: every call refreshes first.
     s.fakes["gigachat"].update_settings(SettingsPatch {
         token_ttl_ms: Some(30_000),
-        latency_ms: None,
+        ..SettingsPatch::default()
     });
     for _ in 0..3 {
         let r = call(&s.app, "POST", "/v1/chat/completions", Some(chat(false)), &[]).await;

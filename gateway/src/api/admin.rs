@@ -64,15 +64,24 @@ pub(crate) async fn readyz(State(state): State<Arc<AppState>>) -> Response {
                 .is_some_and(|p| p.kind.is_local());
             mode != Mode::Offline || local
         })
-        .filter(|s| s.breaker != BreakerState::Open && s.cooldown_remaining_ms.is_none())
+        .filter(|s| s.breaker != BreakerState::Open && s.cooldown_remaining_ms.is_none() && s.reachable)
         .map(|s| s.name)
         .collect();
-    let status = if usable.is_empty() {
-        StatusCode::SERVICE_UNAVAILABLE
-    } else {
+    // Offline packages answer too (not in remote mode).
+    let packages = mode != Mode::Remote && !state.offline.is_empty();
+    let ready = !usable.is_empty() || packages;
+    let status = if ready {
         StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
     };
-    let body = json!({"ready": !usable.is_empty(), "mode": mode.as_str(), "usable_providers": usable});
+    let body = json!({
+        "ready": ready,
+        "mode": mode.as_str(),
+        "usable_providers": usable,
+        "offline_packages": packages,
+        "degraded": state.router.connectivity().degraded(),
+    });
     (status, Json(body)).into_response()
 }
 
@@ -101,10 +110,17 @@ pub(crate) async fn providers(State(state): State<Arc<AppState>>) -> Json<Value>
                 "cooldown_remaining_ms": s.cooldown_remaining_ms,
                 "cooldown_reason": s.cooldown_reason,
                 "last_error": s.last_error,
+                "reachable": s.reachable,
+                "budgets": s.budgets,
             })
         })
         .collect();
-    Json(json!({"mode": state.router.mode().as_str(), "providers": list}))
+    Json(json!({
+        "mode": state.router.mode().as_str(),
+        "degraded": state.router.connectivity().degraded(),
+        "cache_entries": state.cache.entry_count(),
+        "providers": list,
+    }))
 }
 
 /// A URL without user info or query (both could carry credentials).
@@ -164,13 +180,14 @@ pub(crate) async fn require_token(
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .unwrap_or("");
-        if !constant_time_eq(given.as_bytes(), token.expose().as_bytes()) {
+        if !crate::limits::constant_time_eq(given.as_bytes(), token.expose().as_bytes()) {
             return Err(ApiError::AdminUnauthorized);
         }
     }
     Ok(next.run(req).await)
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+/// `GET /admin/offline`: loaded packages (manifest, checksum check), entry counts, every load problem.
+pub(crate) async fn offline(State(state): State<Arc<AppState>>) -> Json<Value> {
+    Json(json!(state.offline.status()))
 }

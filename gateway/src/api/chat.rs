@@ -14,8 +14,10 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::time::Instant;
 
-use super::{decorate, parse_body, preferred_provider, route_error, sse, ApiError, AppState};
-use crate::canonical::{ChatChunk, ChatRequest, ChatResponse, Message, Role, Usage};
+use super::tiers::{after_failure, cache_lookup, decorate_answer, respond, Answer, CacheControl};
+use super::{decorate, parse_body, preferred_provider, sse, ApiError, AppState};
+use crate::cache;
+use crate::canonical::{ChatChunk, ChatRequest, Message, Role, Usage};
 use crate::config::StreamFailurePolicy;
 use crate::metrics::{ProviderLabels, TokenKind, TokenLabels};
 use crate::providers::ChunkStream;
@@ -33,7 +35,7 @@ fn check_chat(v: &Value) -> Result<(), ApiError> {
     }
 }
 
-/// Counts tokens by provider and kind.
+/// Counts tokens by provider and kind, and against the provider's budgets.
 pub(crate) fn count_tokens(state: &AppState, provider: &str, usage: &Usage) {
     for (kind, n) in [
         (TokenKind::Prompt, usage.prompt_tokens),
@@ -50,21 +52,34 @@ pub(crate) fn count_tokens(state: &AppState, provider: &str, usage: &Usage) {
                 .inc_by(n);
         }
     }
+    let total = usage
+        .total_tokens
+        .max(usage.prompt_tokens + usage.completion_tokens);
+    state.router.record_tokens(provider, total);
 }
 
 fn unknown_provider(name: &str) -> ProviderError {
     ProviderError::new(ErrorClass::Connect, format!("provider {name} has no adapter"))
 }
 
-/// Routes a non-stream chat.
+/// Routes a non-stream chat: fresh cache hit, else the providers (answer stored), else stale cache or an offline
+/// package.
 pub(crate) async fn route_chat(
     state: &Arc<AppState>,
     req: &ChatRequest,
     preferred: Option<&str>,
-) -> Result<Served<ChatResponse>, ApiError> {
+    cc: CacheControl,
+) -> Result<Answer, ApiError> {
+    let key = state.cache.eligible(req).then(|| cache::key(req));
+    if let Some(a) = cache_lookup(state, key.as_ref(), cc) {
+        return Ok(a);
+    }
     let start = Instant::now();
-    let candidates = state.router.plan(&req.model, preferred)?;
-    let served = state
+    let candidates = match state.router.plan(&req.model, preferred) {
+        Ok(c) => c,
+        Err(e) => return after_failure(state, req, key.as_ref(), Err(e)),
+    };
+    let routed = state
         .router
         .execute(&candidates, |cand, _budget| {
             let provider = state.provider(&cand.provider).cloned();
@@ -75,14 +90,20 @@ pub(crate) async fn route_chat(
                 p.adapter.chat(req, &model).await
             }
         })
-        .await
-        .map_err(|e| route_error(state, e))?;
+        .await;
+    let served = match routed {
+        Ok(s) => s,
+        Err(e) => return after_failure(state, req, key.as_ref(), Ok(e)),
+    };
     if let Some(u) = &served.value.usage {
         count_tokens(state, &served.candidate.provider, u);
     }
+    if let (Some(k), false) = (key, cc.no_store) {
+        state.cache.put(k, &served.value);
+    }
     let overhead = start.elapsed().saturating_sub(served.upstream_wait);
     state.metrics.overhead.observe(overhead.as_secs_f64());
-    Ok(served)
+    Ok(Answer::Provider(served))
 }
 
 /// `POST /v1/chat/completions`.
@@ -93,25 +114,40 @@ pub(crate) async fn chat_completions(
 ) -> Result<Response, ApiError> {
     let req: ChatRequest = parse_body(body, state.config.server.body_limit_bytes, check_chat)?;
     let preferred = preferred_provider(&headers);
+    let cc = CacheControl::from_headers(&headers);
     if req.stream {
-        return stream_chat(state, req, preferred).await;
+        return stream_chat(state, req, preferred, cc).await;
     }
-    let served = route_chat(&state, &req, preferred.as_deref()).await?;
-    let mut resp = Json(&served.value).into_response();
-    decorate(&state, &mut resp, &served.candidate, served.fallbacks);
-    Ok(resp)
+    let answer = route_chat(&state, &req, preferred.as_deref(), cc).await?;
+    Ok(respond(&state, &answer, false, false))
 }
 
 async fn stream_chat(
     state: Arc<AppState>,
     req: ChatRequest,
     preferred: Option<String>,
+    cc: CacheControl,
 ) -> Result<Response, ApiError> {
+    let include_usage = req.include_usage();
+    let key = state.cache.eligible(&req).then(|| cache::key(&req));
+    if let Some(a) = cache_lookup(&state, key.as_ref(), cc) {
+        return Ok(respond(&state, &a, true, include_usage));
+    }
     let start = Instant::now();
-    let candidates = state.router.plan(&req.model, preferred.as_deref())?;
-    let served = open_stream(&state, &req, &candidates)
-        .await
-        .map_err(|e| route_error(&state, e))?;
+    let candidates = match state.router.plan(&req.model, preferred.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            let a = after_failure(&state, &req, key.as_ref(), Err(e))?;
+            return Ok(respond(&state, &a, true, include_usage));
+        }
+    };
+    let served = match open_stream(&state, &req, &candidates).await {
+        Ok(s) => s,
+        Err(e) => {
+            let a = after_failure(&state, &req, key.as_ref(), Ok(e))?;
+            return Ok(respond(&state, &a, true, include_usage));
+        }
+    };
     let overhead = start.elapsed().saturating_sub(served.upstream_wait);
     state.metrics.overhead.observe(overhead.as_secs_f64());
     let (first, rest) = served.value;
@@ -130,7 +166,7 @@ async fn stream_chat(
     let ctx = sse::StreamCtx {
         state: state.clone(),
         provider: served.candidate.provider.clone(),
-        include_usage: req.include_usage(),
+        include_usage,
         // From the first byte on, the stall timeout and this cap bound the stream, not the routing deadline.
         deadline: Instant::now() + policy.max_stream_duration,
         stall: policy.stall_timeout,
@@ -271,22 +307,27 @@ pub(crate) async fn assistants_generate(
         extra: Default::default(),
     };
     let preferred = preferred_provider(&headers);
-    let served = route_chat(&state, &req, preferred.as_deref()).await?;
-    let source = if served.candidate.local {
-        "local"
-    } else {
-        "provider"
+    let cc = CacheControl::from_headers(&headers);
+    let answer = route_chat(&state, &req, preferred.as_deref(), cc).await?;
+    let (provider, fallbacks) = match &answer {
+        Answer::Provider(s) => (s.candidate.provider.clone(), s.fallbacks),
+        Answer::Cache { .. } => ("cache".to_string(), 0),
+        Answer::Package { .. } => ("offline-package".to_string(), 0),
     };
+    let value = answer.response();
     let out = json!({
-        "text": served.value.text(),
-        "provider": served.candidate.provider,
-        "model": served.value.model,
-        "source": source,
-        "fallbacks": served.fallbacks,
-        "usage": served.value.usage,
+        "text": value.text(),
+        "provider": provider,
+        "model": value.model,
+        "source": answer.source().as_str(),
+        "fallbacks": fallbacks,
+        "usage": value.usage,
     });
     let mut resp = Json(out).into_response();
-    decorate(&state, &mut resp, &served.candidate, served.fallbacks);
+    decorate_answer(&state, &mut resp, &answer);
+    if let (Answer::Provider(_), Some(u)) = (&answer, value.usage) {
+        resp.extensions_mut().insert(u);
+    }
     Ok(resp)
 }
 

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use base64::Engine;
@@ -14,7 +14,10 @@ use tokio::time::Instant;
 
 use super::{decorate, parse_body, preferred_provider, route_error, ApiError, AppState};
 use crate::canonical::{EmbeddingsRequest, Usage};
+use crate::config::Mode;
+use crate::metrics::{OfflineSource, Source};
 use crate::providers::{ErrorClass, ProviderError};
+use crate::router::{PlanError, RouteError};
 
 fn check(v: &Value) -> Result<(), ApiError> {
     match v.get("input") {
@@ -46,8 +49,20 @@ pub(crate) async fn embeddings(
         }
     };
     let preferred = preferred_provider(&headers);
-    let candidates = state.router.plan(&req.model, preferred.as_deref())?;
-    let served = state
+    let candidates = match state.router.plan(&req.model, preferred.as_deref()) {
+        Ok(c) => c,
+        Err(e @ PlanError::NoCandidates { .. }) => {
+            return offline_vectors(&state, &req, base64).ok_or_else(|| match state.router.mode() {
+                Mode::Offline => {
+                    state.metrics.offline_misses.inc();
+                    ApiError::OfflineMiss(Vec::new())
+                }
+                _ => ApiError::Plan(e),
+            })
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let routed = state
         .router
         .execute(&candidates, |cand, _| {
             let provider = state.provider(&cand.provider).cloned();
@@ -58,8 +73,14 @@ pub(crate) async fn embeddings(
                 p.adapter.embed(req, &model).await
             }
         })
-        .await
-        .map_err(|e| route_error(&state, e))?;
+        .await;
+    let served = match routed {
+        Ok(s) => s,
+        Err(e @ RouteError::AllFailed { .. }) => {
+            return offline_vectors(&state, &req, base64).ok_or_else(|| route_error(&state, e))
+        }
+        Err(e) => return Err(route_error(&state, e)),
+    };
     let u = served.value.usage;
     super::chat::count_tokens(
         &state,
@@ -74,18 +95,57 @@ pub(crate) async fn embeddings(
     let data: Vec<Value> = out
         .data
         .iter()
-        .map(|e| {
-            let embedding = if base64 {
-                let bytes: Vec<u8> = e.embedding.iter().flat_map(|f| f.to_le_bytes()).collect();
-                json!(base64::engine::general_purpose::STANDARD.encode(bytes))
-            } else {
-                json!(e.embedding)
-            };
-            json!({"object": "embedding", "index": e.index, "embedding": embedding})
-        })
+        .map(|e| item(e.index, &e.embedding, base64))
         .collect();
     let body = json!({"object": "list", "data": data, "model": out.model, "usage": out.usage});
     let mut resp = Json(body).into_response();
     decorate(&state, &mut resp, &served.candidate, served.fallbacks);
     Ok(resp)
+}
+
+fn item(index: u32, v: &[f32], base64: bool) -> Value {
+    let embedding = if base64 {
+        let bytes: Vec<u8> = v.iter().flat_map(|f| f.to_le_bytes()).collect();
+        json!(base64::engine::general_purpose::STANDARD.encode(bytes))
+    } else {
+        json!(v)
+    };
+    json!({"object": "embedding", "index": index, "embedding": embedding})
+}
+
+/// Offline tier for embeddings (not in remote mode): every input must match a package entry that stores a
+/// vector, else `None`.
+fn offline_vectors(state: &AppState, req: &EmbeddingsRequest, base64: bool) -> Option<Response> {
+    if state.router.mode() == Mode::Remote || !state.config.offline.embeddings {
+        return None;
+    }
+    let texts = req.input.texts()?;
+    let vectors: Option<Vec<&[f32]>> = texts.iter().map(|t| state.offline.embedding(t)).collect();
+    let Some(vectors) = vectors else {
+        if !state.offline.is_empty() && state.router.mode() == Mode::Auto {
+            state.metrics.offline_misses.inc();
+        }
+        return None;
+    };
+    state.metrics.offline_hit(OfflineSource::Package);
+    let data: Vec<Value> = vectors
+        .iter()
+        .enumerate()
+        .map(|(i, v)| item(i as u32, v, base64))
+        .collect();
+    let body = json!({"object": "list", "data": data, "model": "offline/package",
+        "usage": {"prompt_tokens": 0, "total_tokens": 0}});
+    let mut resp = Json(body).into_response();
+    let h = resp.headers_mut();
+    h.insert(
+        "x-llm-source",
+        HeaderValue::from_static(Source::OfflinePackage.as_str()),
+    );
+    h.insert(
+        "x-llm-actual-provider",
+        HeaderValue::from_static("offline-package"),
+    );
+    h.insert("x-llm-fallbacks", HeaderValue::from(0u32));
+    resp.extensions_mut().insert(Source::OfflinePackage);
+    Some(resp)
 }

@@ -45,6 +45,22 @@ pub enum ApiError {
     /// Bad admin input.
     #[error("{0}")]
     BadAdminInput(String),
+    /// `limits.clients` is configured and the request has no known key.
+    #[error("missing or invalid API key: send 'Authorization: Bearer <key>'")]
+    ClientUnauthorized,
+    /// The client's key is over one of its limits.
+    #[error("rate limit reached for this API key ({limit}); retry after {} s", retry_secs(*.retry_after))]
+    ClientRateLimited {
+        /// `requests_per_minute` or `tokens_per_minute`.
+        limit: &'static str,
+        /// When to retry.
+        retry_after: Duration,
+    },
+}
+
+/// Whole seconds for `Retry-After`, rounded up, at least 1.
+fn retry_secs(d: Duration) -> u64 {
+    (d.as_secs() + u64::from(d.subsec_nanos() > 0)).max(1)
 }
 
 fn body(status: StatusCode, kind: &str, code: &str, message: String, param: Option<String>) -> Response {
@@ -75,8 +91,7 @@ fn all_failed(
     let v = json!({"error": {"message": message, "type": "upstream_error", "param": null, "code": code, "attempts": attempts}});
     let mut resp = (status, Json(v)).into_response();
     if let Some(d) = retry_after {
-        let secs = d.as_secs() + u64::from(d.subsec_nanos() > 0);
-        if let Ok(h) = HeaderValue::from_str(&secs.max(1).to_string()) {
+        if let Ok(h) = HeaderValue::from_str(&retry_secs(d).to_string()) {
             resp.headers_mut().insert("retry-after", h);
         }
     }
@@ -140,6 +155,20 @@ impl IntoResponse for ApiError {
                 msg,
                 None,
             ),
+            ApiError::ClientUnauthorized => body(
+                S::UNAUTHORIZED,
+                "invalid_request_error",
+                "invalid_api_key",
+                msg,
+                None,
+            ),
+            ApiError::ClientRateLimited { retry_after, .. } => {
+                let mut r = body(S::TOO_MANY_REQUESTS, "requests", "rate_limit_exceeded", msg, None);
+                if let Ok(h) = HeaderValue::from_str(&retry_secs(retry_after).to_string()) {
+                    r.headers_mut().insert("retry-after", h);
+                }
+                r
+            }
             ApiError::BadAdminInput(_) => body(
                 S::BAD_REQUEST,
                 "invalid_request_error",

@@ -1,13 +1,15 @@
 //! HTTP API: OpenAI-compatible routes, the assistants route, health, metrics and admin.
 //!
 //! Layer order (outermost first, so the first to see a request): metrics (route/status/source, duration) ->
-//! body limit (413) -> handler.
+//! body limit (413) -> client key and per-key limits (`/v1/*`, `/api/*`) or admin token (`/admin/*`) -> handler.
 
 mod admin;
 mod chat;
+mod client;
 mod embeddings;
 pub mod error;
 mod sse;
+mod tiers;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -21,8 +23,11 @@ use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use tokio::time::Instant;
 
+use crate::cache::ResponseCache;
 use crate::config::Config;
+use crate::limits::ClientLimits;
 use crate::metrics::{Metrics, OfflineSource, RequestLabels, Route, RouteLabels, Source, SourceLabels};
+use crate::offline::OfflineStore;
 use crate::providers::{self, ClientBuildError, Provider};
 use crate::router::{Candidate, Router};
 pub use error::ApiError;
@@ -38,6 +43,12 @@ pub struct AppState {
     pub providers: BTreeMap<String, Arc<Provider>>,
     /// Instruments.
     pub metrics: Arc<Metrics>,
+    /// Offline packages.
+    pub offline: OfflineStore,
+    /// Response cache.
+    pub cache: ResponseCache,
+    /// Client keys and their limits.
+    pub clients: ClientLimits,
 }
 
 impl AppState {
@@ -52,11 +63,17 @@ impl AppState {
             .into_iter()
             .map(|p| (p.name.clone(), p))
             .collect();
+        let offline = OfflineStore::load(&config.offline);
+        let cache = ResponseCache::new(&config.cache);
+        let clients = ClientLimits::new(&config.clients);
         Ok(Arc::new(AppState {
             config,
             router,
             providers,
             metrics,
+            offline,
+            cache,
+            clients,
         }))
     }
 
@@ -68,12 +85,19 @@ impl AppState {
 /// The API router (testable with `oneshot`).
 pub fn app(state: Arc<AppState>) -> axum::Router {
     let limit = state.config.server.body_limit_bytes;
-    axum::Router::new()
+    // Client routes: the client-key layer (401, 429 per key) sees the request before the handler.
+    let client_routes = axum::Router::new()
         .route("/v1/chat/completions", post(chat::chat_completions))
         .route("/v1/embeddings", post(embeddings::embeddings))
         .route("/v1/models", get(admin::models))
         .route("/v1/models/{*id}", get(admin::model))
         .route("/api/assistants/generate", post(chat::assistants_generate))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            client::require_client_key,
+        ));
+    axum::Router::new()
+        .merge(client_routes)
         .route("/healthz", get(admin::healthz))
         .route("/readyz", get(admin::readyz))
         .route("/metrics", get(admin::metrics))
@@ -81,6 +105,7 @@ pub fn app(state: Arc<AppState>) -> axum::Router {
             axum::Router::new()
                 .route("/admin/providers", get(admin::providers))
                 .route("/admin/mode", post(admin::set_mode).get(admin::get_mode))
+                .route("/admin/offline", get(admin::offline))
                 .layer(middleware::from_fn_with_state(
                     state.clone(),
                     admin::require_token,

@@ -7,6 +7,7 @@ mod raw;
 mod secrets;
 #[cfg(test)]
 mod tests;
+mod tiers;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -17,7 +18,9 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+pub use crate::offline::OfflineConfig;
 pub use secrets::{Secret, SecretSource};
+pub use tiers::{CacheConfig, CacheScope, ClientKey, ConnectivityConfig, ProviderLimits};
 
 /// Runtime mode: which tiers the router may use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -159,6 +162,8 @@ pub struct ProviderConfig {
     pub ca_bundle: Option<PathBuf>,
     /// Qwen API flavour (ignored for other kinds).
     pub qwen_api: QwenApi,
+    /// Budgets that keep the gateway below this provider's own quota.
+    pub limits: ProviderLimits,
 }
 
 /// Retry settings.
@@ -267,6 +272,14 @@ pub struct Config {
     pub providers: BTreeMap<String, ProviderConfig>,
     /// Fallback policy.
     pub policy: Policy,
+    /// Offline packages.
+    pub offline: OfflineConfig,
+    /// Response cache.
+    pub cache: CacheConfig,
+    /// Client API keys (empty: the API is open).
+    pub clients: Vec<ClientKey>,
+    /// Connectivity probes (`None`: off).
+    pub connectivity: Option<ConnectivityConfig>,
 }
 
 /// One validation problem, with the YAML path it concerns.

@@ -17,6 +17,75 @@ pub(crate) struct RawConfig {
     pub(crate) providers: BTreeMap<String, RawProvider>,
     #[serde(default)]
     pub(crate) fallback_policy: RawPolicy,
+    /// Offline packages.
+    #[serde(default)]
+    pub(crate) offline: RawOffline,
+    /// Response cache.
+    #[serde(default)]
+    pub(crate) cache: RawCache,
+    /// Client API keys and their limits.
+    #[serde(default)]
+    pub(crate) limits: RawLimits,
+    /// Connectivity probes (absent: no probes).
+    pub(crate) connectivity: Option<RawConnectivity>,
+}
+
+/// `offline:`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawOffline {
+    #[serde(default)]
+    pub(crate) packages: Vec<String>,
+    pub(crate) match_threshold: Option<f64>,
+    pub(crate) embeddings: Option<bool>,
+}
+
+/// `cache:`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawCache {
+    pub(crate) enabled: Option<bool>,
+    pub(crate) ttl: Option<String>,
+    pub(crate) max_entries: Option<u64>,
+    pub(crate) max_bytes: Option<u64>,
+    pub(crate) scope: Option<String>,
+    pub(crate) serve_stale_on_error: Option<bool>,
+    pub(crate) stale_for: Option<String>,
+}
+
+/// `limits:`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawLimits {
+    #[serde(default)]
+    pub(crate) clients: Vec<RawClient>,
+}
+
+/// One entry of `limits.clients`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawClient {
+    pub(crate) name: String,
+    pub(crate) key: RawSecret,
+    pub(crate) requests_per_minute: Option<u32>,
+    pub(crate) tokens_per_minute: Option<u64>,
+}
+
+/// `providers.<name>.limits`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawProviderLimits {
+    pub(crate) requests_per_minute: Option<u32>,
+    pub(crate) tokens_per_minute: Option<u64>,
+    pub(crate) tokens_per_day: Option<u64>,
+}
+
+/// `connectivity:`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawConnectivity {
+    pub(crate) probe_interval: Option<String>,
+    pub(crate) probe_timeout: Option<String>,
 }
 
 /// `server:`.
@@ -46,6 +115,8 @@ pub(crate) struct RawProvider {
     pub(crate) ca_bundle: Option<String>,
     /// Qwen only: `compatible` (OpenAI shape) or `native` (DashScope).
     pub(crate) api: Option<String>,
+    /// Budgets kept below the provider's own quota.
+    pub(crate) limits: Option<RawProviderLimits>,
 }
 
 /// Where a provider's secret comes from.

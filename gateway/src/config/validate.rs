@@ -108,6 +108,10 @@ pub(crate) fn validate(raw: RawConfig, env: EnvLookup<'_>) -> Result<Config, Vec
     }
     check_order(&mut p, &policy.order, &raw.providers);
     let (models, context_windows) = check_models(&mut p, &raw.models, &raw.providers);
+    let offline = super::tiers::offline(&mut p, &raw.offline);
+    let cache = super::tiers::cache(&mut p, &raw.cache);
+    let clients = super::tiers::clients(&mut p, &raw.limits, env);
+    let connectivity = super::tiers::connectivity(&mut p, raw.connectivity.as_ref());
 
     if p.0.is_empty() {
         if let Some(listen) = listen {
@@ -125,6 +129,10 @@ pub(crate) fn validate(raw: RawConfig, env: EnvLookup<'_>) -> Result<Config, Vec
                 context_windows,
                 providers,
                 policy,
+                offline,
+                cache,
+                clients,
+                connectivity,
             });
         }
     }
@@ -284,7 +292,12 @@ fn provider(
         p.push(format!("{path}.secret"), msg);
     }
 
+    let limits = super::tiers::provider_limits(p, &path, raw.limits.as_ref());
+    if kind.is_local() && !limits.is_empty() {
+        p.push(format!("{path}.limits"), "the local tier has no quota to protect");
+    }
     Some(ProviderConfig {
+        limits,
         name: name.to_string(),
         kind,
         base_url,

@@ -77,6 +77,10 @@ label_enum!(
         SkippedCooldown => "skipped_cooldown",
         /// Skipped: its context window is not larger than one that already said "too long".
         SkippedContextWindow => "skipped_context_window",
+        /// Skipped: a budget of `providers.<name>.limits` is used up.
+        SkippedBudget => "skipped_budget",
+        /// Skipped: its last connectivity probe failed.
+        SkippedUnreachable => "skipped_unreachable",
         /// connect.
         Connect => "connect",
         /// timeout.
@@ -136,6 +140,8 @@ label_enum!(
         Miss => "miss",
         /// Stale answer served on error.
         Stale => "stale",
+        /// Not looked up: `Cache-Control: no-cache`.
+        Bypass => "bypass",
     }
 );
 
@@ -251,4 +257,25 @@ pub struct ScopeLabels {
 pub struct ModeLabels {
     /// Mode.
     pub mode: ModeLabel,
+}
+
+label_enum!(
+    /// A provider budget of `providers.<name>.limits`.
+    BudgetKind {
+        /// Requests per minute.
+        RequestsMinute => "requests_minute",
+        /// Tokens per minute.
+        TokensMinute => "tokens_minute",
+        /// Tokens per day.
+        TokensDay => "tokens_day",
+    }
+);
+
+/// `{provider,budget}`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct BudgetLabels {
+    /// Provider name.
+    pub provider: String,
+    /// Which budget.
+    pub budget: BudgetKind,
 }

@@ -65,6 +65,13 @@ pub struct Metrics {
     pub tokens: Family<TokenLabels, Counter>,
     /// `llm_gateway_mode{mode}`: 1 for the current mode.
     pub mode: Family<ModeLabels, Gauge>,
+    /// `llm_gateway_provider_budget_used{provider,budget}`: used in the current window.
+    pub budget_used: Family<BudgetLabels, Gauge>,
+    /// `llm_gateway_provider_budget_limit{provider,budget}`: the configured limit.
+    pub budget_limit: Family<BudgetLabels, Gauge>,
+    /// `llm_gateway_provider_reachable{provider}`: 1 when the last connectivity probe succeeded (remote providers
+    /// only, with `connectivity:` configured).
+    pub reachable: Family<ProviderLabels, Gauge>,
 }
 
 impl Metrics {
@@ -86,6 +93,9 @@ impl Metrics {
             rate_limited: Family::default(),
             tokens: Family::default(),
             mode: Family::default(),
+            budget_used: Family::default(),
+            budget_limit: Family::default(),
+            reachable: Family::default(),
             registry: Registry::default(),
         };
         r.register(
@@ -154,6 +164,21 @@ impl Metrics {
             "Current mode (1) among auto, remote, offline",
             m.mode.clone(),
         );
+        r.register(
+            "provider_budget_used",
+            "Provider budget used in the current window",
+            m.budget_used.clone(),
+        );
+        r.register(
+            "provider_budget_limit",
+            "Provider budget limit per window",
+            m.budget_limit.clone(),
+        );
+        r.register(
+            "provider_reachable",
+            "Last connectivity probe: 1 reachable, 0 not",
+            m.reachable.clone(),
+        );
         for p in providers {
             m.breaker_state
                 .get_or_create(&ProviderLabels {
@@ -165,7 +190,12 @@ impl Metrics {
             let _ = m.offline_hits.get_or_create(&SourceLabels { source });
         }
         // Closed label sets read 0 from the start, so dashboards and `increase()` alerts see them at once.
-        for result in [CacheResult::Hit, CacheResult::Miss, CacheResult::Stale] {
+        for result in [
+            CacheResult::Hit,
+            CacheResult::Miss,
+            CacheResult::Stale,
+            CacheResult::Bypass,
+        ] {
             let _ = m.cache_requests.get_or_create(&CacheLabels { result });
         }
         for scope in [Scope::Client, Scope::Provider] {
@@ -182,6 +212,38 @@ impl Metrics {
                 .get_or_create(&ModeLabels { mode: mm.into() })
                 .set(i64::from(mm == mode));
         }
+    }
+
+    /// Sets a provider budget's used gauge.
+    pub fn budget_used(&self, provider: &str, budget: BudgetKind, used: u64) {
+        let labels = BudgetLabels {
+            provider: provider.to_string(),
+            budget,
+        };
+        self.budget_used
+            .get_or_create(&labels)
+            .set(used.min(i64::MAX as u64) as i64);
+    }
+
+    /// Sets a provider budget's limit gauge.
+    pub fn budget_limit(&self, provider: &str, budget: BudgetKind, limit: u64) {
+        let labels = BudgetLabels {
+            provider: provider.to_string(),
+            budget,
+        };
+        self.budget_limit
+            .get_or_create(&labels)
+            .set(limit.min(i64::MAX as u64) as i64);
+    }
+
+    /// Counts one cache lookup.
+    pub fn cache(&self, result: CacheResult) {
+        self.cache_requests.get_or_create(&CacheLabels { result }).inc();
+    }
+
+    /// Counts one offline hit.
+    pub fn offline_hit(&self, source: OfflineSource) {
+        self.offline_hits.get_or_create(&SourceLabels { source }).inc();
     }
 
     /// Counts one provider attempt outcome.

@@ -72,6 +72,24 @@ impl Router {
                     deadline_hit = true;
                     break 'candidates;
                 }
+                if !cand.local && !self.connectivity.is_reachable(&cand.provider) {
+                    self.metrics
+                        .provider_outcome(&cand.provider, Outcome::SkippedUnreachable);
+                    let msg = "last connectivity probe failed".to_string();
+                    attempts.push(AttemptRecord::skipped(&cand.provider, "skipped_unreachable", msg));
+                    passed_over += 1;
+                    self.hop(&mut last_failure, &cand.provider, Outcome::SkippedUnreachable);
+                    continue 'candidates;
+                }
+                if let Some(wait) = self.budgets.blocked_for(&cand.provider, now) {
+                    self.metrics
+                        .provider_outcome(&cand.provider, Outcome::SkippedBudget);
+                    let msg = format!("budget used up for {} ms", wait.as_millis());
+                    attempts.push(AttemptRecord::skipped(&cand.provider, "skipped_budget", msg));
+                    passed_over += 1;
+                    self.hop(&mut last_failure, &cand.provider, Outcome::SkippedBudget);
+                    continue 'candidates;
+                }
                 match self.admit(&cand.provider, now) {
                     Admission::Allowed { .. } => {}
                     Admission::SkipOpen => {
@@ -104,6 +122,7 @@ impl Router {
                     };
                     self.metrics.fallbacks.get_or_create(&labels).inc();
                 }
+                self.budgets.count_request(&cand.provider, now, &self.metrics);
                 let budget = cand.attempt_timeout.min(deadline - now);
                 let t0 = Instant::now();
                 let result = match tokio::time::timeout(budget, call(cand, budget)).await {
@@ -190,7 +209,7 @@ impl Router {
         let throttled = |a: &AttemptRecord| {
             matches!(
                 a.error.as_str(),
-                "rate_limited" | "quota_exhausted" | "skipped_cooldown"
+                "rate_limited" | "quota_exhausted" | "skipped_cooldown" | "skipped_budget"
             )
         };
         let retry_after = if !attempts.is_empty() && attempts.iter().all(throttled) {
@@ -198,10 +217,12 @@ impl Router {
             candidates
                 .iter()
                 .filter_map(|c| {
-                    self.health
+                    let cooldown = self
+                        .health
                         .get(&c.provider)
                         .and_then(|h| lock(h).cooldown(now))
-                        .map(|(d, _)| d)
+                        .map(|(d, _)| d);
+                    cooldown.max(self.budgets.blocked_for(&c.provider, now))
                 })
                 .min()
         } else {

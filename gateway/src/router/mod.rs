@@ -5,6 +5,7 @@
 //! and the property tests all drive the same policy code.
 
 pub mod budget;
+pub mod connectivity;
 mod execute;
 pub mod health;
 pub mod plan;
@@ -22,9 +23,11 @@ use serde::Serialize;
 use tokio::time::Instant;
 
 use crate::config::{Config, Mode, Policy};
+use crate::limits::{BudgetStatus, ProviderBudgets};
 use crate::metrics::{self, Metrics, Outcome, ProviderLabels, Scope, ScopeLabels};
 use crate::providers::{ErrorClass, ProviderError};
 pub use budget::RetryBudget;
+pub use connectivity::Connectivity;
 pub use health::{Admission, BreakerState, Health};
 pub use plan::{Candidate, PlanError, Planner};
 
@@ -114,6 +117,8 @@ pub struct Router {
     budget: RetryBudget,
     metrics: Arc<Metrics>,
     mode: AtomicU8,
+    budgets: ProviderBudgets,
+    connectivity: Arc<Connectivity>,
 }
 
 fn lock(m: &Mutex<Health>) -> MutexGuard<'_, Health> {
@@ -152,6 +157,10 @@ pub struct ProviderStatus {
     pub cooldown_reason: Option<ErrorClass>,
     /// Last error.
     pub last_error: Option<AttemptRecord>,
+    /// Budgets of `providers.<name>.limits`, used and limit per window.
+    pub budgets: Vec<BudgetStatus>,
+    /// Last connectivity probe (always true for providers not probed).
+    pub reachable: bool,
 }
 
 impl Router {
@@ -166,6 +175,14 @@ impl Router {
                 .map(|n| (n.clone(), Mutex::new(Health::new())))
                 .collect(),
             budget: RetryBudget::new(&cfg.policy.retries),
+            budgets: ProviderBudgets::new(cfg, &metrics),
+            connectivity: Arc::new(Connectivity::new(
+                cfg.providers
+                    .values()
+                    .filter(|p| !p.kind.is_local() && cfg.policy.order.contains(&p.name))
+                    .map(|p| p.name.clone()),
+                metrics.clone(),
+            )),
             metrics,
             mode: AtomicU8::new(mode_to(cfg.mode)),
         }
@@ -197,6 +214,16 @@ impl Router {
         &self.policy
     }
 
+    /// Connectivity state (probes write it).
+    pub fn connectivity(&self) -> &Arc<Connectivity> {
+        &self.connectivity
+    }
+
+    /// Counts tokens of an answer against the provider's budgets.
+    pub fn record_tokens(&self, provider: &str, tokens: u64) {
+        self.budgets.record_tokens(provider, tokens, &self.metrics);
+    }
+
     /// The planner.
     pub fn planner(&self) -> &Planner {
         &self.planner
@@ -221,6 +248,8 @@ impl Router {
                     cooldown_remaining_ms: cd.map(|(d, _)| d.as_millis() as u64),
                     cooldown_reason: cd.and_then(|(_, r)| r),
                     last_error: h.last_error().map(|e| AttemptRecord::failed(name, e)),
+                    budgets: self.budgets.status(name),
+                    reachable: self.connectivity.is_reachable(name),
                 }
             })
             .collect()
