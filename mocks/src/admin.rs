@@ -5,17 +5,11 @@
 use crate::fault::FaultSpec;
 use crate::http::json;
 use crate::state::{SettingsPatch, State};
+use crate::wire::{Request, ResponseTemplate};
 use serde_json::json;
-use std::sync::Arc;
-use wiremock::{Request, Respond, ResponseTemplate};
 
 /// The path prefix of the admin API.
 pub const ADMIN_PREFIX: &str = "/__mock/";
-
-/// Answers admin requests of one fake.
-pub(crate) struct Admin {
-    pub(crate) state: Arc<State>,
-}
 
 fn bad(message: impl Into<String>) -> ResponseTemplate {
     json(400, &json!({"error": message.into()}))
@@ -36,10 +30,10 @@ fn parse<T: serde::de::DeserializeOwned>(req: &Request, what: &str) -> Result<T,
     })
 }
 
-impl Respond for Admin {
-    fn respond(&self, req: &Request) -> ResponseTemplate {
+/// Answers an admin request of one fake.
+pub(crate) fn respond(s: &State, req: &Request) -> ResponseTemplate {
+    {
         let path = req.url.path().trim_end_matches('/');
-        let s = &self.state;
         match (req.method.as_str(), path) {
             ("POST", "/__mock/faults") => match parse::<FaultSpec>(req, "invalid fault") {
                 Ok(spec) => match s.add_fault(spec) {
@@ -56,7 +50,10 @@ impl Respond for Admin {
             }
             ("GET", "/__mock/settings") => json(200, &json!(s.settings())),
             ("POST", "/__mock/settings") => match parse::<SettingsPatch>(req, "invalid settings") {
-                Ok(p) => json(200, &json!(s.update_settings(p))),
+                Ok(p) => match p.validate() {
+                    Ok(()) => json(200, &json!(s.update_settings(p))),
+                    Err(e) => bad(format!("invalid settings: {e}")),
+                },
                 Err(t) => t,
             },
             ("POST", "/__mock/reset") => {

@@ -184,7 +184,7 @@ impl FaultSpec {
             ));
         }
         if let Some(ms) = self.delay_ms {
-            if ms > 3_600_000 {
+            if ms > crate::state::MAX_DELAY_MS {
                 return Err(FaultError::Invalid(format!(
                     "`delay_ms` must be at most 3600000, got {ms}"
                 )));

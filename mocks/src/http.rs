@@ -1,8 +1,8 @@
-//! Small helpers to read wiremock requests and build responses in the formats the providers use.
+//! Small helpers to read requests and build responses in the formats the providers use.
 
+use crate::wire::{Request, ResponseTemplate};
 use serde_json::Value;
 use std::time::Duration;
-use wiremock::{Request, ResponseTemplate};
 
 /// A JSON response with the given status.
 pub(crate) fn json(status: u16, body: &Value) -> ResponseTemplate {

@@ -22,6 +22,8 @@ const SECRET_HEADERS: &[&str] = &[
 /// One request as received.
 #[derive(Debug, Clone)]
 pub struct Entry {
+    /// Sequence number since the last reset (1 for the first request).
+    pub id: u64,
     /// HTTP method.
     pub method: String,
     /// Path, without the query.
@@ -76,6 +78,7 @@ impl Entry {
             .map(|d| d.as_millis() as u64)
             .unwrap_or(0);
         serde_json::json!({
+            "id": self.id,
             "method": self.method,
             "path": self.path,
             "query": self.query,
@@ -148,19 +151,21 @@ impl Journal {
         }
     }
 
-    /// Records a request.
-    pub fn record(&mut self, mut entry: Entry) {
+    /// Records a request and returns its id.
+    pub fn record(&mut self, mut entry: Entry) -> u64 {
         entry.body.truncate(MAX_BODY);
         if self.entries.len() == self.capacity {
             self.entries.pop_front();
         }
-        self.entries.push_back(entry);
         self.total += 1;
+        entry.id = self.total;
+        self.entries.push_back(entry);
+        self.total
     }
 
-    /// Marks the newest entry with the fault that hit it.
-    pub fn mark_last(&mut self, fault: &'static str) {
-        if let Some(e) = self.entries.back_mut() {
+    /// Marks entry `id` with the fault that hit it (if it is still kept).
+    pub fn mark(&mut self, id: u64, fault: &'static str) {
+        if let Some(e) = self.entries.iter_mut().rev().find(|e| e.id == id) {
             e.fault = Some(fault);
         }
     }
@@ -193,8 +198,8 @@ impl Journal {
     }
 }
 
-/// Builds a journal entry from a wiremock request, masking secrets.
-pub fn entry_from(req: &wiremock::Request) -> Entry {
+/// Builds a journal entry from a request, masking secrets.
+pub fn entry_from(req: &crate::wire::Request) -> Entry {
     let headers = req
         .headers
         .iter()
@@ -211,6 +216,7 @@ pub fn entry_from(req: &wiremock::Request) -> Entry {
     let mut body = req.body.clone();
     body.truncate(MAX_BODY);
     Entry {
+        id: 0,
         method: req.method.to_string(),
         path: req.url.path().to_string(),
         query: req.url.query().map(str::to_string),
@@ -242,6 +248,7 @@ mod tests {
         let mut j = Journal::new(2);
         for i in 0..3 {
             j.record(Entry {
+                id: 0,
                 method: "GET".into(),
                 path: format!("/{i}"),
                 query: None,

@@ -3,7 +3,8 @@
 //!
 //! # Layout
 //! - [`provider`]: the providers, default ports, model catalogues.
-//! - [`server`]: [`FakeServer`] (one provider on wiremock) and [`Fakes`] (several).
+//! - [`server`]: [`FakeServer`] (one provider on its own HTTP server) and [`Fakes`] (several);
+//!   [`wire`]: requests, responses, stream pacing and connection cuts.
 //! - `providers/`: one module per wire format (OpenAI-shaped chat, errors and the rest; DashScope
 //!   native; GigaChat with OAuth; Ollama native).
 //! - [`fault`]: the 13 fault kinds and the book that decides which fires; [`state`]: per-fake state
@@ -14,7 +15,7 @@
 //! Answers are a function of the provider and the prompt: they start with `[provider]`, so a test can
 //! tell who answered.
 
-// Responders return wiremock's `ResponseTemplate` as their error too: it is what they answer with.
+// Handlers return a `ResponseTemplate` as their error too: it is what they answer with.
 #![allow(clippy::result_large_err)]
 
 pub mod content;
@@ -23,6 +24,7 @@ pub mod journal;
 pub mod provider;
 pub mod server;
 pub mod state;
+pub mod wire;
 
 mod admin;
 mod chat;
@@ -33,5 +35,5 @@ pub use admin::ADMIN_PREFIX;
 pub use fault::{FaultError, FaultKind, FaultSpec, InstalledFault};
 pub use journal::Entry;
 pub use provider::Provider;
-pub use server::{FakeServer, Fakes, StartError};
+pub use server::{FakeServer, Fakes, StartError, MAX_BODY_BYTES};
 pub use state::{Settings, SettingsPatch};

@@ -1,16 +1,31 @@
-//! Starting fakes: one wiremock server per provider, its routes mounted as mocks, a gate that
-//! journals every request and decides its fault, and the admin API.
+//! Starting fakes: one HTTP/1.1 server per provider (hyper), the route table of its provider, the admin
+//! API, the journal, and faults decided per request once the request is known to be valid.
+//!
+//! Why not wiremock (which DESIGN.md names): wiremock keeps a copy of every request each mock matched for
+//! the life of the server (its `MountedMock::matched_requests`, even with request recording disabled), so a
+//! fake under benchmark load grows by megabytes a second; it handles requests one at a time under one
+//! lock; and its fixed bodies cannot pace a stream or cut a connection in the middle of one. The fakes keep
+//! wiremock's model (a route table of matchers and responders, `/__mock` admin paths, a journal) on a
+//! server of their own.
 
-use crate::admin::{Admin, ADMIN_PREFIX};
+use crate::admin::{self, ADMIN_PREFIX};
 use crate::fault::{FaultError, FaultKind, FaultSpec, InstalledFault};
 use crate::journal::{entry_from, Entry};
 use crate::provider::Provider;
-use crate::providers::{self, Endpoint, Route};
-use crate::state::{Decision, Settings, SettingsPatch, State};
-use std::net::{SocketAddr, TcpListener};
+use crate::providers::{self, Route};
+use crate::state::{Settings, SettingsPatch, State};
+use crate::wire::{Cut, Request, ResponseTemplate, Url};
+use bytes::Bytes;
+use http_body_util::{combinators::BoxBody, BodyExt, Full, Limited, StreamBody};
+use hyper::body::Frame;
+use std::cell::Cell;
+use std::net::SocketAddr;
 use std::sync::Arc;
-use wiremock::matchers::{any, method};
-use wiremock::{Match, Mock, MockServer, Request, Respond, ResponseTemplate};
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// Bodies above this get a 413 (the real APIs refuse large bodies too).
+pub const MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
 
 /// Why a fake could not start.
 #[derive(Debug, thiserror::Error)]
@@ -27,91 +42,247 @@ pub enum StartError {
     },
 }
 
-/// The connection-drop error handed to wiremock (it closes the connection without a response).
+/// The connection is closed without a response (an injected fault).
 #[derive(Debug, thiserror::Error)]
 #[error("connection dropped by an injected drop_connection fault")]
 struct Dropped;
 
-/// Runs first for every non-admin request: journals it and decides its fault.
-struct Gate {
+/// Decides the fault of one request when its handler has validated it, so invalid requests never use
+/// up a fault; `drop_connection` and a mid-stream `slow` are applied by the server, not the handler.
+pub(crate) struct Faults<'a> {
+    state: &'a State,
+    entry: u64,
+    eligible: bool,
+    decided: Cell<Option<FaultSpec>>,
+}
+
+impl Faults<'_> {
+    /// The fault for this request, if one fires (at most once per request).
+    pub(crate) fn decide(&self) -> Option<FaultSpec> {
+        if !self.eligible {
+            return None;
+        }
+        let f = self.state.next_fault()?;
+        self.state.mark_fault(self.entry, f.fault.name());
+        self.decided.set(Some(f.clone()));
+        match f.fault {
+            // The handler answers normally; the server cuts or stalls the answer.
+            FaultKind::DropConnection => None,
+            FaultKind::Slow if f.after_chunks.is_some() => None,
+            _ => Some(f),
+        }
+    }
+}
+
+type Body = BoxBody<Bytes, std::io::Error>;
+
+fn full(bytes: Vec<u8>) -> Body {
+    Full::new(Bytes::from(bytes))
+        .map_err(|never| match never {})
+        .boxed()
+}
+
+/// How a stream body is sent.
+struct Pace {
+    event_delay: Option<Duration>,
+    stall: Option<(usize, Duration)>,
+    cut_after: Option<usize>,
+}
+
+fn stream_body(events: Vec<Bytes>, pace: Pace) -> Body {
+    let n = events.len();
+    let state = (events.into_iter(), 0usize, false, pace);
+    let s = futures::stream::unfold(state, move |(mut it, i, done, pace)| async move {
+        if done || i >= n {
+            return None;
+        }
+        if pace.cut_after == Some(i) {
+            // Let hyper flush what went before (it flushes when the body is pending), then cut.
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            let err = std::io::Error::new(std::io::ErrorKind::ConnectionAborted, "stream cut by a fault");
+            return Some((Err(err), (it, i, true, pace)));
+        }
+        if i > 0 {
+            if let Some(d) = pace.event_delay {
+                tokio::time::sleep(d).await;
+            }
+            if let Some((_, d)) = pace.stall.filter(|(at, _)| *at == i) {
+                tokio::time::sleep(d).await;
+            }
+        }
+        let ev = it.next()?;
+        Some((Ok(Frame::data(ev)), (it, i + 1, false, pace)))
+    });
+    BodyExt::boxed(StreamBody::new(s))
+}
+
+/// Turns a reply into a hyper response, or an error that closes the connection without one.
+async fn send(
+    t: ResponseTemplate,
+    stall: Option<(usize, Duration)>,
+) -> Result<hyper::Response<Body>, Dropped> {
+    if let Some(d) = t.delay {
+        tokio::time::sleep(d).await;
+    }
+    if t.cut == Cut::BeforeResponse {
+        return Err(Dropped);
+    }
+    let cut_after = match t.cut {
+        Cut::AfterEvents(n) => Some(n),
+        _ => None,
+    };
+    let body = if t.is_stream() {
+        stream_body(
+            t.events(),
+            Pace {
+                event_delay: t.event_delay,
+                stall,
+                cut_after,
+            },
+        )
+    } else if cut_after.is_some() {
+        // A plain body cut: the head goes out, then the connection closes.
+        stream_body(
+            vec![Bytes::from(t.body)],
+            Pace {
+                event_delay: None,
+                stall: None,
+                cut_after: Some(0),
+            },
+        )
+    } else {
+        full(t.body)
+    };
+    let mut resp = hyper::Response::new(body);
+    *resp.status_mut() =
+        http::StatusCode::from_u16(t.status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+    *resp.headers_mut() = t.headers;
+    Ok(resp)
+}
+
+/// Everything one fake needs to answer a request.
+struct Shared {
     state: Arc<State>,
     routes: Vec<Route>,
 }
 
-impl Match for Gate {
-    fn matches(&self, req: &Request) -> bool {
-        self.state.record(entry_from(req));
-        let route = providers::find(&self.routes, req.method.as_str(), req.url.path());
-        let fault = match route {
-            Some(r) if r.endpoint.is_inference() && providers::has_credentials(&self.state, req) => {
-                self.state.next_fault()
-            }
-            _ => None,
-        };
-        if let Some(f) = &fault {
-            self.state.mark_fault(f.fault.name());
-            if f.fault == FaultKind::DropConnection {
-                return true;
+async fn handle(
+    shared: Arc<Shared>,
+    req: hyper::Request<hyper::body::Incoming>,
+) -> Result<hyper::Response<Body>, Dropped> {
+    let (parts, body) = req.into_parts();
+    let state = &shared.state;
+    let bytes = match Limited::new(body, MAX_BODY_BYTES).collect().await {
+        Ok(c) => c.to_bytes().to_vec(),
+        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
+            return send(providers::too_large(state), None).await;
+        }
+        // The client went away in the middle of its body: nothing to answer.
+        Err(_) => return Err(Dropped),
+    };
+    let req = Request {
+        method: parts.method,
+        url: Url::new(&parts.uri),
+        headers: parts.headers,
+        body: bytes,
+    };
+    if req.url.path().starts_with(ADMIN_PREFIX) {
+        return send(admin::respond(state, &req), None).await;
+    }
+    let entry = state.record(entry_from(&req));
+    let Some(route) = providers::find(&shared.routes, req.method.as_str(), req.url.path()) else {
+        let latency = state.settings().latency_ms;
+        return send(
+            crate::http::delayed(providers::not_found(state, &req), latency),
+            None,
+        )
+        .await;
+    };
+    let faults = Faults {
+        state,
+        entry,
+        eligible: route.endpoint.is_inference() && providers::has_credentials(state, &req),
+        decided: Cell::new(None),
+    };
+    let mut reply = providers::handle(state, route.endpoint, &req, &faults);
+    let stream_delay = state.settings().stream_delay_ms;
+    if stream_delay > 0 {
+        reply.event_delay = Some(Duration::from_millis(stream_delay));
+    }
+    let mut stall = None;
+    match faults.decided.take() {
+        Some(f) if f.fault == FaultKind::DropConnection => {
+            reply = reply.set_delay(Duration::from_millis(f.delay_ms.unwrap_or(0)));
+            reply.cut = match f.after_chunks {
+                Some(n) => Cut::AfterEvents(n as usize),
+                None => Cut::BeforeResponse,
+            };
+        }
+        Some(f) if f.fault == FaultKind::Slow => {
+            if let Some(n) = f.after_chunks {
+                let d = f.delay_ms.unwrap_or(providers::DEFAULT_SLOW_MS);
+                stall = Some((n as usize, Duration::from_millis(d)));
             }
         }
-        self.state.set_pending(Decision { fault });
-        false
+        _ => {}
     }
+    send(reply, stall).await
 }
 
-struct PathIs(providers::PathMatch);
-
-impl Match for PathIs {
-    fn matches(&self, req: &Request) -> bool {
-        self.0.matches(req.url.path())
+async fn accept_loop(
+    listener: tokio::net::TcpListener,
+    shared: Arc<Shared>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut conns = tokio::task::JoinSet::new();
+    loop {
+        tokio::select! {
+            _ = stop.changed() => break,
+            Some(_) = conns.join_next(), if !conns.is_empty() => {}
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    let _ = stream.set_nodelay(true);
+                    let shared = shared.clone();
+                    conns.spawn(async move {
+                        let service = hyper::service::service_fn(move |req| handle(shared.clone(), req));
+                        let _ = hyper::server::conn::http1::Builder::new()
+                            .keep_alive(true)
+                            .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                            .await;
+                    });
+                }
+                Err(e) => {
+                    // Out of file descriptors or similar: back off a little instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            },
+        }
     }
+    // Dropping the set aborts every connection task.
+    conns.abort_all();
 }
 
-struct AdminPath;
-
-impl Match for AdminPath {
-    fn matches(&self, req: &Request) -> bool {
-        req.url.path().starts_with(ADMIN_PREFIX)
-    }
-}
-
-struct RouteResponder {
-    state: Arc<State>,
-    endpoint: Endpoint,
-}
-
-impl Respond for RouteResponder {
-    fn respond(&self, req: &Request) -> ResponseTemplate {
-        let fault = self.state.take_pending().and_then(|d| d.fault);
-        providers::handle(&self.state, self.endpoint, req, fault)
-    }
-}
-
-struct NotFound {
-    state: Arc<State>,
-}
-
-impl Respond for NotFound {
-    fn respond(&self, req: &Request) -> ResponseTemplate {
-        self.state.take_pending();
-        let latency = self.state.settings().latency_ms;
-        crate::http::delayed(providers::not_found(&self.state, req), latency)
-    }
-}
-
-/// One running fake provider.
+/// One running fake provider; stops (listener and connections) when dropped.
 pub struct FakeServer {
     provider: Provider,
-    server: MockServer,
+    addr: SocketAddr,
     state: Arc<State>,
+    stop: watch::Sender<bool>,
 }
 
 impl std::fmt::Debug for FakeServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("FakeServer")
             .field("provider", &self.provider)
-            .field("addr", self.server.address())
+            .field("addr", &self.addr)
             .finish()
+    }
+}
+
+impl Drop for FakeServer {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
     }
 }
 
@@ -123,66 +294,32 @@ impl FakeServer {
 
     /// Starts `provider`'s fake on `addr` (e.g. `127.0.0.1:18081`).
     pub async fn bind(provider: Provider, addr: &str) -> Result<FakeServer, StartError> {
-        let listener = TcpListener::bind(addr).map_err(|source| StartError::Bind {
+        let err = |source| StartError::Bind {
             provider,
             addr: addr.to_string(),
             source,
-        })?;
-        Ok(Self::start_on(provider, listener).await)
+        };
+        let listener = tokio::net::TcpListener::bind(addr).await.map_err(err)?;
+        Self::start_on(provider, listener).map_err(err)
     }
 
-    /// Starts `provider`'s fake on a listener the caller bound.
-    pub async fn start_on(provider: Provider, listener: TcpListener) -> FakeServer {
-        let seed = 0x5eed_0000 + provider.default_port() as u64;
+    /// Starts `provider`'s fake on a listener the caller bound (inside a tokio runtime).
+    pub fn start_on(provider: Provider, listener: tokio::net::TcpListener) -> std::io::Result<FakeServer> {
+        let addr = listener.local_addr()?;
+        let seed = 0x5eed_0000 + u64::from(provider.default_port());
         let state = Arc::new(State::new(provider, seed));
-        let server = MockServer::builder()
-            .listener(listener)
-            .disable_request_recording()
-            .start()
-            .await;
-        let routes = providers::routes(provider);
-        server
-            .register(
-                Mock::given(AdminPath)
-                    .respond_with(Admin { state: state.clone() })
-                    .with_priority(1),
-            )
-            .await;
-        server
-            .register(
-                Mock::given(Gate {
-                    state: state.clone(),
-                    routes: routes.clone(),
-                })
-                .respond_with_err(|_: &Request| Dropped)
-                .with_priority(2),
-            )
-            .await;
-        for r in &routes {
-            server
-                .register(
-                    Mock::given(method(r.method))
-                        .and(PathIs(r.path))
-                        .respond_with(RouteResponder {
-                            state: state.clone(),
-                            endpoint: r.endpoint,
-                        })
-                        .with_priority(5),
-                )
-                .await;
-        }
-        server
-            .register(
-                Mock::given(any())
-                    .respond_with(NotFound { state: state.clone() })
-                    .with_priority(10),
-            )
-            .await;
-        FakeServer {
+        let shared = Arc::new(Shared {
+            state: state.clone(),
+            routes: providers::routes(provider),
+        });
+        let (stop, rx) = watch::channel(false);
+        tokio::spawn(accept_loop(listener, shared, rx));
+        Ok(FakeServer {
             provider,
-            server,
+            addr,
             state,
-        }
+            stop,
+        })
     }
 
     /// Which provider this fakes.
@@ -192,12 +329,12 @@ impl FakeServer {
 
     /// The bound address.
     pub fn addr(&self) -> SocketAddr {
-        *self.server.address()
+        self.addr
     }
 
     /// `http://127.0.0.1:PORT`.
     pub fn uri(&self) -> String {
-        self.server.uri()
+        format!("http://{}", self.addr)
     }
 
     /// The base URL a client SDK is given: `/v1` for OpenAI and Kimi, `/compatible-mode/v1` for Qwen,

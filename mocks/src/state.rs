@@ -18,6 +18,8 @@ pub struct Settings {
     pub latency_ms: u64,
     /// Lifetime of GigaChat OAuth tokens issued from now on, in ms.
     pub token_ttl_ms: u64,
+    /// Pause between the events of every stream, in ms (0: events go out as fast as they can).
+    pub stream_delay_ms: u64,
 }
 
 impl Default for Settings {
@@ -25,9 +27,15 @@ impl Default for Settings {
         Settings {
             latency_ms: 0,
             token_ttl_ms: DEFAULT_TOKEN_TTL_MS,
+            stream_delay_ms: 0,
         }
     }
 }
+
+/// The largest delay any setting or fault accepts: one hour.
+pub const MAX_DELAY_MS: u64 = 3_600_000;
+/// The longest token lifetime accepted: one year.
+pub const MAX_TOKEN_TTL_MS: u64 = 365 * 24 * 3_600_000;
 
 /// A partial settings update, as `POST /__mock/settings` takes it.
 #[derive(Debug, Clone, Copy, Default, Deserialize)]
@@ -37,13 +45,24 @@ pub struct SettingsPatch {
     pub latency_ms: Option<u64>,
     /// New `token_ttl_ms`.
     pub token_ttl_ms: Option<u64>,
+    /// New `stream_delay_ms`.
+    pub stream_delay_ms: Option<u64>,
 }
 
-/// What the gate decided for the request being handled (wiremock handles one request at a time
-/// under its own lock, so the gate's decision is taken by the route that answers the same request).
-#[derive(Debug, Clone)]
-pub(crate) struct Decision {
-    pub(crate) fault: Option<FaultSpec>,
+impl SettingsPatch {
+    /// Checks the ranges.
+    pub fn validate(&self) -> Result<(), String> {
+        for (name, v, max) in [
+            ("latency_ms", self.latency_ms, MAX_DELAY_MS),
+            ("stream_delay_ms", self.stream_delay_ms, MAX_DELAY_MS),
+            ("token_ttl_ms", self.token_ttl_ms, MAX_TOKEN_TTL_MS),
+        ] {
+            if let Some(v) = v.filter(|v| *v > max) {
+                return Err(format!("field `{name}`: must be at most {max}, got {v}"));
+            }
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug)]
@@ -54,7 +73,6 @@ struct Inner {
     /// Issued GigaChat tokens and their expiry (epoch ms).
     tokens: HashMap<String, u64>,
     issued: u64,
-    pending: Option<Decision>,
 }
 
 /// State shared by every route of one fake.
@@ -82,7 +100,6 @@ impl State {
             journal: Journal::new(DEFAULT_CAPACITY),
             tokens: HashMap::new(),
             issued: 0,
-            pending: None,
         }
     }
 
@@ -116,14 +133,17 @@ impl State {
         self.lock().settings
     }
 
-    /// Applies a partial settings update and returns the result.
+    /// Applies a partial settings update and returns the result (values are capped at their maxima).
     pub fn update_settings(&self, patch: SettingsPatch) -> Settings {
         let mut g = self.lock();
+        if let Some(v) = patch.stream_delay_ms {
+            g.settings.stream_delay_ms = v.min(MAX_DELAY_MS);
+        }
         if let Some(v) = patch.latency_ms {
-            g.settings.latency_ms = v;
+            g.settings.latency_ms = v.min(MAX_DELAY_MS);
         }
         if let Some(v) = patch.token_ttl_ms {
-            g.settings.token_ttl_ms = v;
+            g.settings.token_ttl_ms = v.min(MAX_TOKEN_TTL_MS);
         }
         g.settings
     }
@@ -133,14 +153,14 @@ impl State {
         *self.lock() = Self::fresh(self.seed);
     }
 
-    /// Records a request in the journal.
-    pub(crate) fn record(&self, entry: Entry) {
-        self.lock().journal.record(entry);
+    /// Records a request in the journal; returns its id.
+    pub(crate) fn record(&self, entry: Entry) -> u64 {
+        self.lock().journal.record(entry)
     }
 
-    /// Notes on the newest journal entry which fault hit it.
-    pub(crate) fn mark_fault(&self, name: &'static str) {
-        self.lock().journal.mark_last(name);
+    /// Notes on journal entry `id` which fault hit it.
+    pub(crate) fn mark_fault(&self, id: u64, name: &'static str) {
+        self.lock().journal.mark(id, name);
     }
 
     /// The kept journal entries, oldest first.
@@ -168,14 +188,6 @@ impl State {
         self.lock().faults.decide()
     }
 
-    pub(crate) fn set_pending(&self, d: Decision) {
-        self.lock().pending = Some(d);
-    }
-
-    pub(crate) fn take_pending(&self) -> Option<Decision> {
-        self.lock().pending.take()
-    }
-
     /// Issues a GigaChat OAuth token; returns it with its expiry in epoch ms.
     pub(crate) fn issue_token(&self, scope: &str) -> (String, u64) {
         let mut g = self.lock();
@@ -194,7 +206,7 @@ impl State {
                 40
             )
         );
-        let expires = now + g.settings.token_ttl_ms;
+        let expires = now.saturating_add(g.settings.token_ttl_ms);
         // Forget expired tokens so the map stays small under long runs.
         g.tokens.retain(|_, exp| *exp > now);
         g.tokens.insert(token.clone(), expires);

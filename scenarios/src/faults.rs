@@ -89,6 +89,7 @@ pub async fn apply(stand: &Stand, faults: &[Fault], applied: &mut Applied) -> Re
                 fake,
                 latency_ms,
                 token_ttl_ms,
+                stream_delay_ms,
             } => {
                 for n in names(fake, stand.fakes.keys()) {
                     let server = stand
@@ -99,6 +100,7 @@ pub async fn apply(stand: &Stand, faults: &[Fault], applied: &mut Applied) -> Re
                     server.update_settings(SettingsPatch {
                         latency_ms: *latency_ms,
                         token_ttl_ms: *token_ttl_ms,
+                        stream_delay_ms: *stream_delay_ms,
                     });
                 }
             }
@@ -113,6 +115,7 @@ fn reset_fake(stand: &Stand, name: &str) {
         f.update_settings(SettingsPatch {
             latency_ms: Some(0),
             token_ttl_ms: Some(DEFAULT_TOKEN_TTL_MS),
+            stream_delay_ms: Some(0),
         });
     }
 }

@@ -40,11 +40,12 @@ fn fault_commands(stand: &Stand, f: &Fault) -> Vec<String> {
                 format!("curl -s -X POST {uri}/__mock/faults -d '{body}'")
             })
             .collect(),
-        Fault::FakeSettings { fake, latency_ms, token_ttl_ms } => names(fake, stand.fakes.keys().cloned().collect())
+        Fault::FakeSettings { fake, latency_ms, token_ttl_ms, stream_delay_ms } => names(fake, stand.fakes.keys().cloned().collect())
             .into_iter()
             .filter_map(|n| stand.fakes.get(&n).map(|s| s.uri()))
             .map(|uri| {
-                let body = serde_json::json!({"latency_ms": latency_ms, "token_ttl_ms": token_ttl_ms});
+                let body = serde_json::json!({"latency_ms": latency_ms, "token_ttl_ms": token_ttl_ms,
+                    "stream_delay_ms": stream_delay_ms});
                 format!("curl -s -X POST {uri}/__mock/settings -d '{body}'")
             })
             .collect(),

@@ -75,7 +75,7 @@ fn unknown_key_names_its_path() {
 fn unknown_key_in_a_fault() {
     assert_eq!(
         error("{ proxy: kimi, enabled: false }", "{ proxy: kimi, enabled: false, direction: up }"),
-        "phases[0].faults[1].direction: unknown field `direction`, expected one of `proxy`, `toxic`, `name`, `stream`, `toxicity`, `attributes`, `enabled`, `fake`, `fault`, `times`, `probability`, `after_requests`, `retry_after_s`, `after_chunks`, `delay_ms`, `latency_ms`, `token_ttl_ms` at line 21 column 40"
+        "phases[0].faults[1].direction: unknown field `direction`, expected one of `proxy`, `toxic`, `name`, `stream`, `toxicity`, `attributes`, `enabled`, `fake`, `fault`, `times`, `probability`, `after_requests`, `retry_after_s`, `after_chunks`, `delay_ms`, `latency_ms`, `token_ttl_ms`, `stream_delay_ms` at line 21 column 40"
     );
 }
 

@@ -9,9 +9,10 @@ use crate::content::{chunks, count_tokens, embedding, hex_id, uuid_like};
 use crate::fault::{FaultKind, FaultSpec};
 use crate::http::{bearer, body_object, delayed, header, json, raw};
 use crate::provider::Provider;
+use crate::server::Faults;
 use crate::state::State;
+use crate::wire::{Request, ResponseTemplate};
 use serde_json::{json, Map, Value};
-use wiremock::{Request, ResponseTemplate};
 
 fn request_id(state: &State, req: &Request) -> String {
     uuid_like(&[&state.request_seed(&req.body).to_le_bytes(), b"dashscope"])
@@ -185,7 +186,7 @@ fn event(out: &mut String, id: usize, kind: &str, status: u16, data: &Value) {
 }
 
 /// `POST /api/v1/services/aigc/text-generation/generation`.
-pub(crate) fn generation(state: &State, req: &Request, fault: Option<FaultSpec>) -> ResponseTemplate {
+pub(crate) fn generation(state: &State, req: &Request, faults: &Faults<'_>) -> ResponseTemplate {
     let latency = state.settings().latency_ms;
     let body = match read(state, req) {
         Ok(b) => b,
@@ -195,6 +196,15 @@ pub(crate) fn generation(state: &State, req: &Request, fault: Option<FaultSpec>)
         Ok(c) => c,
         Err(m) => return delayed(error(state, req, 400, "InvalidParameter", m), latency),
     };
+    let limit = Provider::Qwen
+        .find_model(&chat.model)
+        .map(|m| m.context)
+        .unwrap_or(u32::MAX);
+    if chat.prompt_tokens() > limit {
+        let msg = format!("Range of input length should be [1, {limit}]");
+        return delayed(error(state, req, 400, "InvalidParameter", &msg), latency);
+    }
+    let fault = faults.decide();
     let delay = latency + fault_delay(fault.as_ref());
     let streaming = header(req, "x-dashscope-sse").is_some_and(|v| v.eq_ignore_ascii_case("enable"))
         || header(req, "accept").is_some_and(|v| v.contains("text/event-stream"));
@@ -290,7 +300,7 @@ fn stream(
 }
 
 /// `POST /api/v1/services/embeddings/text-embedding/text-embedding`.
-pub(crate) fn embedding_route(state: &State, req: &Request, fault: Option<FaultSpec>) -> ResponseTemplate {
+pub(crate) fn embedding_route(state: &State, req: &Request, faults: &Faults<'_>) -> ResponseTemplate {
     let latency = state.settings().latency_ms;
     let body = match read(state, req) {
         Ok(b) => b,
@@ -314,6 +324,7 @@ pub(crate) fn embedding_route(state: &State, req: &Request, fault: Option<FaultS
             )
         }
     };
+    let fault = faults.decide();
     let delay = latency + fault_delay(fault.as_ref());
     if let Some(f) = fault.filter(|f| f.fault != FaultKind::Slow) {
         return delayed(fault_error(state, req, &f), delay);

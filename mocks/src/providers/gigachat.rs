@@ -9,10 +9,11 @@ use crate::content::{chunks, count_tokens, embedding, unix_now, uuid_like};
 use crate::fault::{FaultKind, FaultSpec};
 use crate::http::{bearer, body_object, delayed, header, json, raw, sse, sse_data};
 use crate::provider::Provider;
+use crate::server::Faults;
 use crate::state::State;
+use crate::wire::{Request, ResponseTemplate};
 use base64::Engine as _;
 use serde_json::{json, Value};
-use wiremock::{Request, ResponseTemplate};
 
 /// GigaChat's canned refusal for restricted topics (`finish_reason: "blacklist"`).
 pub(crate) const REFUSAL: &str =
@@ -169,20 +170,15 @@ fn echo(req: &Request, mut t: ResponseTemplate) -> ResponseTemplate {
 }
 
 /// Answers an `/api/v1` route; only tokens this fake issued and that have not expired pass.
-pub(crate) fn handle(
-    state: &State,
-    route: Route,
-    req: &Request,
-    fault: Option<FaultSpec>,
-) -> ResponseTemplate {
+pub(crate) fn handle(state: &State, route: Route, req: &Request, faults: &Faults<'_>) -> ResponseTemplate {
     let latency = state.settings().latency_ms;
     let authorized = bearer(req).is_some_and(|t| state.token_valid(&t));
     let t = if !authorized {
         api_error(401, "Unauthorized")
     } else {
         match route {
-            Route::Chat => return echo(req, chat(state, req, fault, latency)),
-            Route::Embeddings => return echo(req, embeddings(req, fault, latency)),
+            Route::Chat => return echo(req, chat(state, req, faults, latency)),
+            Route::Embeddings => return echo(req, embeddings(req, faults, latency)),
             Route::Models => json(200, &json!({"object": "list", "data": models()})),
             Route::Model => {
                 let id = PathMatch::param(req.url.path());
@@ -255,11 +251,15 @@ fn message(a: &Answer, functions_state: &str) -> Value {
     }
 }
 
-fn chat(state: &State, req: &Request, fault: Option<FaultSpec>, latency: u64) -> ResponseTemplate {
+fn chat(state: &State, req: &Request, faults: &Faults<'_>, latency: u64) -> ResponseTemplate {
     let body = match body_object(req) {
         Ok(b) => b,
         Err(_) => return delayed(api_error(400, "bad request format"), latency),
     };
+    // GigaChat reads `functions`/`function_call` only; OpenAI's `tools` are ignored, as by the real API.
+    let mut body = body;
+    body.remove("tools");
+    body.remove("tool_choice");
     let chat = match ChatRequest::parse(&body, false) {
         Ok(c) => c,
         Err(i) => return delayed(api_error(422, &format!("Invalid params: {}", i.message)), latency),
@@ -281,6 +281,7 @@ fn chat(state: &State, req: &Request, fault: Option<FaultSpec>, latency: u64) ->
             latency,
         );
     }
+    let fault = faults.decide();
     let delay = latency + fault_delay(fault.as_ref());
     let mut a = chat.answer(Provider::GigaChat);
     let kind = fault.as_ref().map(|f| f.fault);
@@ -394,7 +395,7 @@ fn stream(
     out
 }
 
-fn embeddings(req: &Request, fault: Option<FaultSpec>, latency: u64) -> ResponseTemplate {
+fn embeddings(req: &Request, faults: &Faults<'_>, latency: u64) -> ResponseTemplate {
     let Ok(body) = body_object(req) else {
         return delayed(api_error(400, "bad request format"), latency);
     };
@@ -410,6 +411,7 @@ fn embeddings(req: &Request, fault: Option<FaultSpec>, latency: u64) -> Response
         Ok(i) => i,
         Err(i) => return delayed(api_error(422, &format!("Invalid params: {}", i.message)), latency),
     };
+    let fault = faults.decide();
     let delay = latency + fault_delay(fault.as_ref());
     if let Some(f) = fault.filter(|f| !matches!(f.fault, FaultKind::Slow | FaultKind::ContentFilter)) {
         return delayed(fault_error(&f), delay);

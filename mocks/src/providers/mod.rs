@@ -11,11 +11,11 @@ pub(crate) mod openai_chat;
 pub(crate) mod openai_errors;
 pub(crate) mod openai_misc;
 
-use crate::fault::FaultSpec;
 use crate::provider::Provider;
+use crate::server::Faults;
 use crate::state::State;
+use crate::wire::{Request, ResponseTemplate};
 pub(crate) use openai_errors::{Dialect, Problem};
-use wiremock::{Request, ResponseTemplate};
 
 /// What a route does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -177,6 +177,29 @@ pub(crate) fn routes(provider: Provider) -> Vec<Route> {
     }
 }
 
+/// Default delay of the `slow` fault.
+pub(crate) use openai_chat::DEFAULT_SLOW_MS;
+
+/// The answer to a body above [`crate::server::MAX_BODY_BYTES`], in the provider's own shape.
+pub(crate) fn too_large(state: &State) -> ResponseTemplate {
+    let msg = "Request body too large: the limit is 32 MiB.";
+    match state.provider() {
+        Provider::GigaChat => crate::http::json(
+            413,
+            &serde_json::json!({"status": 413, "message": "Payload too large"}),
+        ),
+        Provider::Ollama => crate::http::json(413, &serde_json::json!({"error": msg})),
+        Provider::Kimi => crate::http::json(
+            413,
+            &serde_json::json!({"error": {"type": "invalid_request_error", "message": msg}}),
+        ),
+        _ => crate::http::json(
+            413,
+            &serde_json::json!({"error": {"message": msg, "type": "invalid_request_error", "param": null, "code": null}}),
+        ),
+    }
+}
+
 /// Finds the route of a request.
 pub(crate) fn find(routes: &[Route], method: &str, path: &str) -> Option<Route> {
     routes
@@ -199,19 +222,19 @@ pub(crate) fn handle(
     state: &State,
     endpoint: Endpoint,
     req: &Request,
-    fault: Option<FaultSpec>,
+    faults: &Faults<'_>,
 ) -> ResponseTemplate {
     match endpoint {
-        Endpoint::Chat(d) => openai_chat::chat(state, d, req, fault),
-        Endpoint::Embeddings(d) => openai_misc::embeddings(state, d, req, fault),
+        Endpoint::Chat(d) => openai_chat::chat(state, d, req, faults),
+        Endpoint::Embeddings(d) => openai_misc::embeddings(state, d, req, faults),
         Endpoint::Models(d) => openai_misc::models(state, d, req),
         Endpoint::Model(d) => openai_misc::model(state, d, req),
         Endpoint::KimiBalance => openai_misc::kimi_balance(state, req),
-        Endpoint::QwenGeneration => dashscope::generation(state, req, fault),
-        Endpoint::QwenEmbedding => dashscope::embedding_route(state, req, fault),
+        Endpoint::QwenGeneration => dashscope::generation(state, req, faults),
+        Endpoint::QwenEmbedding => dashscope::embedding_route(state, req, faults),
         Endpoint::GigaOAuth => gigachat::oauth(state, req),
-        Endpoint::Giga(r) => gigachat::handle(state, r, req, fault),
-        Endpoint::Ollama(r) => ollama::handle(state, r, req, fault),
+        Endpoint::Giga(r) => gigachat::handle(state, r, req, faults),
+        Endpoint::Ollama(r) => ollama::handle(state, r, req, faults),
     }
 }
 

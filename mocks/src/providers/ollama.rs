@@ -9,10 +9,11 @@ use crate::content::{chunks, count_tokens, embedding, fnv1a, hex_id, rfc3339_nan
 use crate::fault::{FaultKind, FaultSpec};
 use crate::http::{body_object, delayed, json, raw, BodyError};
 use crate::provider::Provider;
+use crate::server::Faults;
 use crate::state::State;
+use crate::wire::{Request, ResponseTemplate};
 use serde_json::{json, Map, Value};
 use std::time::SystemTime;
-use wiremock::{Request, ResponseTemplate};
 
 /// The answer Ollama's fake gives under a `content_filter` fault (local models refuse in text).
 pub(crate) const REFUSAL: &str = "I'm sorry, but I can't help with that.";
@@ -114,12 +115,7 @@ fn read(req: &Request) -> Result<(Map<String, Value>, String), ResponseTemplate>
 }
 
 /// Answers a native route.
-pub(crate) fn handle(
-    state: &State,
-    route: Route,
-    req: &Request,
-    fault: Option<FaultSpec>,
-) -> ResponseTemplate {
+pub(crate) fn handle(state: &State, route: Route, req: &Request, faults: &Faults<'_>) -> ResponseTemplate {
     let latency = state.settings().latency_ms;
     let t = match route {
         Route::Root => raw(200, "Ollama is running", "text/plain; charset=utf-8"),
@@ -133,6 +129,7 @@ pub(crate) fn handle(
         Route::Chat | Route::Generate | Route::Embed | Route::Embeddings => {
             return match read(req) {
                 Ok((body, model)) => {
+                    let fault = faults.decide();
                     let delay = latency + fault_delay(fault.as_ref());
                     delayed(inference(route, &body, &model, fault), delay)
                 }

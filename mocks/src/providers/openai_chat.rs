@@ -7,9 +7,10 @@ use crate::chat::{Answer, ChatRequest, Invalid};
 use crate::content::{chunks, hex_id, unix_now, uuid_like};
 use crate::fault::{FaultKind, FaultSpec};
 use crate::http::{delayed, json, raw, sse, sse_data};
+use crate::server::Faults;
 use crate::state::State;
+use crate::wire::{Request, ResponseTemplate};
 use serde_json::{json, Value};
-use wiremock::{Request, ResponseTemplate};
 
 /// Default number of content pieces sent before a stream fault breaks the stream.
 pub(crate) const DEFAULT_AFTER_CHUNKS: u64 = 2;
@@ -19,6 +20,8 @@ pub(crate) const DEFAULT_SLOW_MS: u64 = 5000;
 /// The delay a fault adds (on top of the configured latency).
 pub(crate) fn fault_delay(fault: Option<&FaultSpec>) -> u64 {
     match fault {
+        // With `after_chunks`, `slow` stalls a stream in the middle instead (the server does it).
+        Some(f) if f.fault == FaultKind::Slow && f.after_chunks.is_some() => 0,
         Some(f) if f.fault == FaultKind::Slow => f.delay_ms.unwrap_or(DEFAULT_SLOW_MS),
         Some(f) => f.delay_ms.unwrap_or(0),
         None => 0,
@@ -77,9 +80,10 @@ fn tool_call_id(f: &Frame) -> String {
 }
 
 /// Handles a chat completion.
-pub(crate) fn chat(state: &State, d: Dialect, req: &Request, fault: Option<FaultSpec>) -> ResponseTemplate {
+pub(crate) fn chat(state: &State, d: Dialect, req: &Request, faults: &Faults<'_>) -> ResponseTemplate {
     let latency = state.settings().latency_ms;
     let chat = match request_or_problem(d, req).and_then(|body| {
+        unsupported(d, &body)?;
         ChatRequest::parse(&body, false)
             .map_err(Problem::Invalid)
             .and_then(|c| validate(d, c))
@@ -87,6 +91,7 @@ pub(crate) fn chat(state: &State, d: Dialect, req: &Request, fault: Option<Fault
         Ok(c) => c,
         Err(p) => return delayed(render(state, d, &p), latency),
     };
+    let fault = faults.decide();
     let delay = latency + fault_delay(fault.as_ref());
     let frame = Frame::new(state, d, req, &chat.model);
     let mut answer = chat.answer(d.provider());
@@ -157,6 +162,25 @@ pub(crate) fn first_half(s: &str) -> String {
         i -= 1;
     }
     s[..i].to_string()
+}
+
+/// Options a provider rejects although OpenAI accepts them (PROVIDERS.md §2, §5).
+fn unsupported(d: Dialect, body: &serde_json::Map<String, Value>) -> Result<(), Problem> {
+    let bad = |param, msg: &str| Err(Problem::Invalid(Invalid::new(Some(param), msg)));
+    match d {
+        Dialect::Kimi if body.contains_key("functions") => bad(
+            "functions",
+            "Invalid request: functions is not supported, please use tools instead",
+        ),
+        Dialect::Kimi if body.get("tool_choice").and_then(Value::as_str) == Some("required") => bad(
+            "tool_choice",
+            "Invalid request: tool_choice 'required' is not supported",
+        ),
+        Dialect::Kimi if body.get("n").and_then(Value::as_u64).is_some_and(|n| n > 5) => {
+            bad("n", "Invalid request: n must be between 1 and 5")
+        }
+        _ => Ok(()),
+    }
 }
 
 fn validate(d: Dialect, chat: ChatRequest) -> Result<ChatRequest, Problem> {

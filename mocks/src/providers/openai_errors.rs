@@ -6,8 +6,8 @@ use crate::fault::{FaultKind, FaultSpec};
 use crate::http::json;
 use crate::provider::Provider;
 use crate::state::State;
+use crate::wire::ResponseTemplate;
 use serde_json::{json, Value};
-use wiremock::ResponseTemplate;
 
 /// Which provider's flavour of the OpenAI API a route speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,7 +87,11 @@ fn parts(d: Dialect, p: &Problem) -> Parts {
             kind: "invalid_request_error",
             code: if d == Dialect::QwenCompat { Some("invalid_parameter_error") } else { None },
             param: if d == Dialect::Kimi { None } else { i.param },
-            message: if d == Dialect::Kimi { format!("Invalid request: {}", i.message) } else { i.message.clone() },
+            message: if d == Dialect::Kimi && !i.message.starts_with("Invalid request") {
+                format!("Invalid request: {}", i.message)
+            } else {
+                i.message.clone()
+            },
         },
         (Dialect::Kimi, Problem::ModelNotFound(m)) => e(404, "resource_not_found_error", None, format!("Not found the model {m} or Permission denied")),
         (Dialect::QwenCompat, Problem::ModelNotFound(_)) => e(404, "invalid_request_error", Some("model_not_found"), "Model not exist.".into()),
@@ -170,7 +174,7 @@ fn fault_parts(d: Dialect, f: &FaultSpec) -> Parts {
 pub(crate) fn render(state: &State, d: Dialect, p: &Problem) -> ResponseTemplate {
     let parts = parts(d, p);
     let body = error_body(state, d, &parts);
-    let mut t = json(parts.status, &body);
+    let mut t = super::openai_misc::common_headers(state, d, json(parts.status, &body));
     if let Problem::Fault(f) = p {
         if let (Some(s), RateLimited | Overloaded) = (f.retry_after_s, f.fault) {
             t = t.insert_header("retry-after", s.to_string());

@@ -6,12 +6,13 @@ use super::openai_errors::{render, Dialect, Problem};
 use super::PathMatch;
 use crate::chat::Invalid;
 use crate::content::{count_tokens, embedding, embedding_base64, hex_id, uuid_like};
-use crate::fault::{FaultKind, FaultSpec};
+use crate::fault::FaultKind;
 use crate::http::{bearer, body_object, delayed, json, BodyError};
 use crate::provider::Provider;
+use crate::server::Faults;
 use crate::state::State;
+use crate::wire::{Request, ResponseTemplate};
 use serde_json::{json, Map, Value};
-use wiremock::{Request, ResponseTemplate};
 
 /// Checks credentials and parses the JSON body, or says what is wrong in `d`'s terms.
 pub(crate) fn request_or_problem(d: Dialect, req: &Request) -> Result<Map<String, Value>, Problem> {
@@ -102,12 +103,7 @@ pub(crate) fn embedding_inputs(v: Option<&Value>) -> Result<Vec<String>, Invalid
 }
 
 /// `POST .../embeddings`.
-pub(crate) fn embeddings(
-    state: &State,
-    d: Dialect,
-    req: &Request,
-    fault: Option<FaultSpec>,
-) -> ResponseTemplate {
+pub(crate) fn embeddings(state: &State, d: Dialect, req: &Request, faults: &Faults<'_>) -> ResponseTemplate {
     let latency = state.settings().latency_ms;
     let parsed = request_or_problem(d, req).and_then(|body| {
         let model = body
@@ -143,6 +139,7 @@ pub(crate) fn embeddings(
         Ok(p) => p,
         Err(p) => return delayed(render(state, d, &p), latency),
     };
+    let fault = faults.decide();
     let delay = latency + fault_delay(fault.as_ref());
     if let Some(f) = fault.filter(|f| !matches!(f.fault, FaultKind::Slow | FaultKind::ContentFilter)) {
         return delayed(render(state, d, &Problem::Fault(f)), delay);

@@ -15,3 +15,4 @@ mod gigachat;
 mod ollama;
 mod openai;
 mod sdk;
+mod streaming;

@@ -85,6 +85,7 @@ pub(crate) struct RawFault {
     pub(crate) delay_ms: Option<u64>,
     pub(crate) latency_ms: Option<u64>,
     pub(crate) token_ttl_ms: Option<u64>,
+    pub(crate) stream_delay_ms: Option<u64>,
 }
 
 /// `load:`.

@@ -66,6 +66,8 @@ pub enum Fault {
         latency_ms: Option<u64>,
         /// GigaChat token lifetime.
         token_ttl_ms: Option<u64>,
+        /// Pause between stream events.
+        stream_delay_ms: Option<u64>,
     },
 }
 
@@ -99,13 +101,9 @@ impl Fault {
                     serde_json::to_string(spec).unwrap_or_else(|_| spec.fault.to_string())
                 )
             }
-            Fault::FakeSettings {
-                fake,
-                latency_ms,
-                token_ttl_ms,
-            } => {
-                format!("fake {fake}: settings latency_ms={latency_ms:?} token_ttl_ms={token_ttl_ms:?}")
-            }
+            Fault::FakeSettings { fake, latency_ms, token_ttl_ms, stream_delay_ms } => format!(
+                "fake {fake}: settings latency_ms={latency_ms:?} token_ttl_ms={token_ttl_ms:?} stream_delay_ms={stream_delay_ms:?}"
+            ),
         }
     }
 }

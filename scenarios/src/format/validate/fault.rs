@@ -45,6 +45,7 @@ pub(super) fn fault(
         ("delay_ms", f.delay_ms.is_some()),
         ("latency_ms", f.latency_ms.is_some()),
         ("token_ttl_ms", f.token_ttl_ms.is_some()),
+        ("stream_delay_ms", f.stream_delay_ms.is_some()),
     ];
     let stray = |c: &mut Ctx, fields: &[(&str, bool)], kind: &str| {
         for (name, set) in fields {
@@ -79,16 +80,17 @@ pub(super) fn fault(
             stray(c, &chaos_fields, "fake");
             let fake = c.target(&format!("{at}.fake"), fake, "fake", true);
             match &f.fault {
-                None if f.latency_ms.is_some() || f.token_ttl_ms.is_some() => {
+                None if f.latency_ms.is_some() || f.token_ttl_ms.is_some() || f.stream_delay_ms.is_some() => {
                     stray(c, &fake_fields[1..7], "fake settings");
                     Some(Fault::FakeSettings {
                         fake,
                         latency_ms: f.latency_ms,
                         token_ttl_ms: f.token_ttl_ms,
+                        stream_delay_ms: f.stream_delay_ms,
                     })
                 }
                 None => {
-                    c.push(at, "a fake fault needs `fault` (a fault name) or settings (`latency_ms`, `token_ttl_ms`)");
+                    c.push(at, "a fake fault needs `fault` (a fault name) or settings (`latency_ms`, `token_ttl_ms`, `stream_delay_ms`)");
                     None
                 }
                 Some(name) => {
