@@ -6,6 +6,8 @@
 
 pub mod budget;
 pub mod connectivity;
+#[cfg(test)]
+mod degrade_tests;
 mod execute;
 pub mod health;
 pub mod plan;
@@ -195,6 +197,21 @@ impl Router {
         p.budget_ratio = ratio;
         p.budget_min_per_second = floor;
         self.budget = RetryBudget::new(&p);
+        self
+    }
+
+    /// Replaces one provider's budgets (tests).
+    #[cfg(test)]
+    #[allow(clippy::panic)]
+    pub(crate) fn with_limits_for_tests(mut self, provider: &str, limits_yaml: &str) -> Router {
+        let mut cfg = tests::config("");
+        let text = format!(
+            "models: {{ default: {{ {provider}: m }} }}\nproviders: {{ {provider}: {{ kind: openai, base_url: \"http://127.0.0.1:9/v1\", limits: {limits_yaml} }} }}\nfallback_policy: {{ order: [{provider}] }}\n"
+        );
+        let one = Config::from_yaml(&text, &|_| None).unwrap_or_else(|e| panic!("{e}"));
+        cfg.providers
+            .insert(provider.to_string(), one.providers[provider].clone());
+        self.budgets = ProviderBudgets::new(&cfg, &self.metrics);
         self
     }
 
