@@ -194,11 +194,13 @@ pub(crate) async fn open_stream(
             async move {
                 let t0 = Instant::now();
                 let p = provider.ok_or_else(|| unknown_provider(&name))?;
-                let mut stream = p.adapter.chat_stream(req, &model).await?;
-                let wait = first_token_timeout.min(budget.saturating_sub(t0.elapsed()));
+                // The first-token clock starts with the request: an upstream that holds back its response
+                // headers is as late as one that holds back its first chunk.
+                let wait = first_token_timeout.min(budget);
                 // Hold chunks back until the first one that carries something (role-only chunks do not), so a
                 // stream that breaks before its first token still fails over invisibly.
                 let first = tokio::time::timeout(wait, async {
+                    let mut stream = p.adapter.chat_stream(req, &model).await?;
                     let mut held = Vec::new();
                     loop {
                         match stream.next().await {
@@ -213,7 +215,7 @@ pub(crate) async fn open_stream(
                                 let token = has_token(&chunk);
                                 held.push(chunk);
                                 if token {
-                                    return Ok(held);
+                                    return Ok((held, stream));
                                 }
                             }
                         }
@@ -230,6 +232,7 @@ pub(crate) async fn open_stream(
                     .ttft
                     .get_or_create(&ProviderLabels { provider: name })
                     .observe(t0.elapsed().as_secs_f64());
+                let (first, stream) = first;
                 Ok((first, stream))
             }
         })
