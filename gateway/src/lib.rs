@@ -9,9 +9,14 @@
 //!   and the error classes every failure is sorted into by the provider's own codes.
 //! - [`router`]: planning (logical model -> ordered candidates, local tier last, `X-LLM-Provider` first) and the
 //!   attempt loop (one deadline, per-attempt timeouts, retries in a budget, cooldowns, breakers).
-//! - [`api`]: the HTTP routes, the one error -> HTTP mapping, the client-facing SSE stream.
+//! - [`offline`]: offline packages (format, validation with file:line, exact + lexical matching).
+//! - [`cache`]: exact-match response cache (moka) with stale-on-error.
+//! - [`limits`]: client keys and per-key limits, per-provider budgets.
+//! - [`api`]: the HTTP routes, the one error -> HTTP mapping, the client-facing SSE stream, the no-provider
+//!   answers (cache, packages).
+//! - [`ops`]: the operator commands `smoke` and `offline-dry-run`.
 //! - [`metrics`]: every instrument, labels from closed enums.
-//! - [`server`]: listeners and graceful shutdown.
+//! - [`server`]: listeners, graceful shutdown, connectivity probes.
 //!
 //! Tests build the app with [`app`] and call it with `oneshot`; `server::run` takes a bound listener (port 0).
 
@@ -24,6 +29,7 @@ pub mod config;
 pub mod limits;
 pub mod metrics;
 pub mod offline;
+pub mod ops;
 pub mod providers;
 pub mod router;
 pub mod server;

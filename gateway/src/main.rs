@@ -1,11 +1,11 @@
 //! `llm-gateway`: thin binary over the library: parse the CLI, set up tracing, run.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use llm_gateway::config::{process_env, Config};
-use llm_gateway::{server, AppState};
+use llm_gateway::{ops, server, AppState};
 
 #[derive(Parser)]
 #[command(name = "llm-gateway", version, about = "LLM gateway with provider fallback")]
@@ -34,7 +34,36 @@ enum Command {
         #[arg(long)]
         require_secrets: bool,
     },
+    /// Check each provider directly: credentials, one chat, one stream (embeddings with --full).
+    Smoke {
+        /// Config file.
+        #[arg(long, env = "LLM_GATEWAY_CONFIG", default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        /// Only this provider.
+        #[arg(long)]
+        provider: Option<String>,
+        /// Also check embeddings.
+        #[arg(long)]
+        full: bool,
+        /// JSON report.
+        #[arg(long, default_value = "output/llm_smoke_report.json")]
+        report: PathBuf,
+    },
+    /// Run the gateway in process in offline mode over a prompt set; fail without offline hits or on any 5xx.
+    OfflineDryRun {
+        /// Config file.
+        #[arg(long, env = "LLM_GATEWAY_CONFIG", default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        /// Prompts, one a line (default: every prompt of the configured packages).
+        #[arg(long)]
+        prompts: Option<PathBuf>,
+        /// JSON report.
+        #[arg(long, default_value = "output/llm_offline_dry_run.json")]
+        report: PathBuf,
+    },
 }
+
+const DEFAULT_CONFIG: &str = "config/llm_gateway_simulation.yaml";
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -52,6 +81,90 @@ fn main() -> ExitCode {
             require_secrets,
         } => check_config(&config, require_secrets),
         Command::Serve { config, listen } => serve(&config, listen),
+        Command::Smoke {
+            config,
+            provider,
+            full,
+            report,
+        } => block_on(smoke(&config, provider.as_deref(), full, &report)),
+        Command::OfflineDryRun {
+            config,
+            prompts,
+            report,
+        } => block_on(dry_run(&config, prompts.as_deref(), &report)),
+    }
+}
+
+fn block_on(f: impl std::future::Future<Output = ExitCode>) -> ExitCode {
+    match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt.block_on(f),
+        Err(e) => {
+            eprintln!("cannot start runtime: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn smoke(path: &Path, provider: Option<&str>, full: bool, report: &Path) -> ExitCode {
+    let cfg = match Config::load(path, &process_env) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let r = match ops::smoke::run(&cfg, provider, full).await {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    print!("{}", ops::smoke::table(&r));
+    if let Err(e) = ops::write_report(report, &r) {
+        eprintln!("{e}");
+        return ExitCode::FAILURE;
+    }
+    println!("report: {}", report.display());
+    if r.failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+async fn dry_run(path: &Path, prompts: Option<&Path>, report: &Path) -> ExitCode {
+    let cfg = match Config::load(path, &process_env) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let prompts = match prompts.map(ops::dry_run::read_prompts).transpose() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let r = match ops::dry_run::run(cfg, prompts).await {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    print!("{}", ops::dry_run::summary(&r));
+    if let Err(e) = ops::write_report(report, &r) {
+        eprintln!("{e}");
+        return ExitCode::FAILURE;
+    }
+    println!("report: {}", report.display());
+    if r.passed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }
 

@@ -197,6 +197,13 @@ impl OfflineStore {
         self.lookup(text)?.entry.embedding.as_deref()
     }
 
+    /// Every prompt of every entry (the default prompt set of `offline-dry-run`).
+    pub fn prompts(&self) -> impl Iterator<Item = &str> {
+        self.entries
+            .iter()
+            .flat_map(|(_, e)| e.prompts.iter().map(String::as_str))
+    }
+
     /// Load problems.
     pub fn issues(&self) -> &[LoadIssue] {
         &self.issues
