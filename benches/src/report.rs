@@ -107,5 +107,20 @@ pub fn markdown(r: &Results) -> String {
             x.case, l.count, l.errors, l.p50_ms, l.p99_ms, a50, a99
         );
     }
+    if let Some(l) = &r.offline {
+        let _ = writeln!(
+            s,
+            "\n## Offline-package answer (gateway in offline mode, end to end)\n"
+        );
+        let _ = writeln!(
+            s,
+            "| requests | errors | p50 ms | p99 ms | p99.9 ms |\n|---:|---:|---:|---:|---:|"
+        );
+        let _ = writeln!(
+            s,
+            "| {} | {} | {:.3} | {:.3} | {:.3} |",
+            l.count, l.errors, l.p50_ms, l.p99_ms, l.p999_ms
+        );
+    }
     s
 }

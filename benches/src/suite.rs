@@ -75,6 +75,8 @@ pub struct Results {
     pub gateway_overhead_metric_p50_s: Option<f64>,
     /// Fallback cases.
     pub fallback: Vec<FallbackRow>,
+    /// An offline-package answer end to end (gateway in offline mode, the sample package).
+    pub offline: Option<Summary>,
 }
 
 /// One fallback case.
@@ -318,6 +320,31 @@ async fn fallback(o: &Options, r: &mut Results) -> Result<(), BenchError> {
     Ok(())
 }
 
+/// (c): a prompt of the sample offline package answered by a gateway in offline mode.
+async fn offline(o: &Options, r: &mut Results) -> Result<(), BenchError> {
+    let packages = std::env::current_dir().unwrap_or_default().join("config/offline");
+    if !packages.is_dir() {
+        return Err(BenchError::Proc(ProcError::NotReady(format!(
+            "{} not found: run llm-benches from the repository root",
+            packages.display()
+        ))));
+    }
+    let fakes = procs::fakes(&["openai"]).await?;
+    let fake = fakes.url_of("openai").unwrap_or_default().to_string();
+    let config = gateway_config(&fake, None, "5s").replace("mode: remote", "mode: offline")
+        + &format!("offline:\n  packages: [\"{}\"]\n", packages.display());
+    let gw = procs::gateway(&config).await?;
+    let http = load::client()?;
+    let t = Target::chat(gw.url(), "default", "Сделай SQL-фильтр по продажам");
+    say(o, "offline-package answers");
+    load::open_loop(&http, &t, 200, Duration::from_secs(1)).await;
+    let s = load::open_loop(&http, &t, o.fallback_rate.max(500), o.fallback_duration)
+        .await
+        .summary();
+    r.offline = Some(s);
+    Ok(())
+}
+
 /// Runs every measurement.
 pub async fn run(o: &Options) -> Result<Results, BenchError> {
     let mut r = Results {
@@ -328,9 +355,11 @@ pub async fn run(o: &Options) -> Result<Results, BenchError> {
         gateway_peak_rss_bytes: None,
         gateway_overhead_metric_p50_s: None,
         fallback: Vec::new(),
+        offline: None,
     };
     overhead(o, &mut r).await?;
     fallback(o, &mut r).await?;
+    offline(o, &mut r).await?;
     Ok(r)
 }
 
