@@ -56,6 +56,7 @@ suite! {
     malformed_upstream => "20_malformed_upstream.yaml",
     everything_down => "21_everything_down.yaml",
     provider_header => "22_provider_header.yaml",
+    stale_cache => "23_stale_cache.yaml",
 }
 
 fn planned(sc: &Scenario) -> u64 {
