@@ -11,7 +11,7 @@ use crate::load::Sample;
 const W: f64 = 960.0;
 const LEFT: f64 = 56.0;
 const RIGHT: f64 = 12.0;
-const TOP: f64 = 18.0;
+const TOP: f64 = 30.0;
 const BARS_H: f64 = 120.0;
 const GAP: f64 = 34.0;
 const LAT_H: f64 = 110.0;
@@ -71,7 +71,7 @@ pub fn timeline(r: &ScenarioReport) -> String {
         escape(&r.name)
     );
     // Fault windows and stage boundaries.
-    for st in &r.stages {
+    for (i, st) in r.stages.iter().enumerate() {
         if st.skipped {
             continue;
         }
@@ -86,11 +86,14 @@ pub fn timeline(r: &ScenarioReport) -> String {
             );
         }
         let _ = write!(o, "<line x1=\"{x0:.1}\" x2=\"{x0:.1}\" y1=\"{TOP}\" y2=\"{:.1}\" stroke=\"#999\" stroke-dasharray=\"2,2\"/>", TOP + BARS_H + GAP + LAT_H);
+        // Two rows of stage names, so short stages side by side do not write over each other; names near
+        // the right edge end at their stage's start.
+        let anchor = if x0 > W - RIGHT - 150.0 { "end" } else { "start" };
         let _ = write!(
             o,
-            "<text x=\"{:.1}\" y=\"{:.1}\" fill=\"#333\">{}</text>",
-            x0 + 2.0,
-            TOP - 5.0,
+            "<text x=\"{:.1}\" y=\"{:.1}\" fill=\"#333\" text-anchor=\"{anchor}\">{}</text>",
+            if anchor == "end" { x0 - 2.0 } else { x0 + 2.0 },
+            TOP - 5.0 - 11.0 * (i % 2) as f64,
             escape(&st.name)
         );
     }
