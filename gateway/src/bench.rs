@@ -1,9 +1,10 @@
 //! Entry points for the criterion benchmarks in `benches/` (not a stable API): each adapter's pure
-//! translation step and the stream decoders, without HTTP.
+//! translation step and the stream decoders, without HTTP; a synthetic offline corpus for the lookup benchmark.
 
 use serde_json::Value;
 
 use crate::canonical::{ChatRequest, ChatResponse};
+use crate::offline::{Entry, ManifestInfo, OfflineStore, Package};
 use crate::providers::stream::{Decoder, Framing};
 use crate::providers::{gigachat, ollama, openai, qwen, ProviderError};
 
@@ -88,4 +89,167 @@ pub fn decode(body: &[u8], ndjson: bool, piece: usize) -> Result<usize, Provider
         n += d.push(part)?.len();
     }
     Ok(n + d.finish()?.len())
+}
+
+const RU: [&str; 40] = [
+    "сделай",
+    "покажи",
+    "посчитай",
+    "построй",
+    "найди",
+    "сравни",
+    "выгрузи",
+    "отфильтруй",
+    "сгруппируй",
+    "объясни",
+    "продажи",
+    "выручку",
+    "заказы",
+    "клиентов",
+    "возвраты",
+    "маржу",
+    "остатки",
+    "конверсию",
+    "отток",
+    "средний чек",
+    "по регионам",
+    "по месяцам",
+    "по неделям",
+    "по каналам",
+    "по менеджерам",
+    "по категориям",
+    "за квартал",
+    "за год",
+    "за вчера",
+    "в динамике",
+    "sql",
+    "дашборд",
+    "график",
+    "таблицу",
+    "отчет",
+    "прогноз",
+    "топ",
+    "долю",
+    "медиану",
+    "сумму",
+];
+const EN: [&str; 40] = [
+    "make",
+    "show",
+    "count",
+    "build",
+    "find",
+    "compare",
+    "export",
+    "filter",
+    "group",
+    "explain",
+    "sales",
+    "revenue",
+    "orders",
+    "customers",
+    "returns",
+    "margin",
+    "stock",
+    "conversion",
+    "churn",
+    "basket",
+    "by region",
+    "by month",
+    "by week",
+    "by channel",
+    "by manager",
+    "by category",
+    "last quarter",
+    "last year",
+    "yesterday",
+    "trend",
+    "sql",
+    "dashboard",
+    "chart",
+    "table",
+    "report",
+    "forecast",
+    "top",
+    "share",
+    "median",
+    "total",
+];
+
+fn lcg(state: &mut u64) -> usize {
+    *state = state
+        .wrapping_mul(6_364_136_223_846_793_005)
+        .wrapping_add(1_442_695_040_888_963_407);
+    (*state >> 33) as usize
+}
+
+/// Entity names (products, regions, tables) made of syllables, as real prompts name things.
+fn entities(count: usize, seed: &mut u64) -> Vec<String> {
+    const SYL: [&str; 24] = [
+        "ка", "ро", "ми", "на", "те", "ла", "со", "ви", "ду", "ре", "па", "зо", "ko", "ra", "mi", "ne", "to",
+        "la", "su", "vi", "de", "ro", "pa", "zo",
+    ];
+    (0..count)
+        .map(|_| (0..3).map(|_| SYL[lcg(seed) % SYL.len()]).collect::<String>())
+        .collect()
+}
+
+/// `n` synthetic analytics entries in one package: three task words from a 40-word vocabulary (half the entries
+/// Russian, half English) plus two entity names from 400 (products, regions, tables); and `n` queries: inflected,
+/// upper-cased or reordered variants of entries, one in ten unrelated (a miss).
+pub fn offline_corpus(n: usize, threshold: f32) -> (OfflineStore, Vec<String>) {
+    let mut seed = 42u64;
+    let names = entities(400, &mut seed);
+    let mut entries = Vec::with_capacity(n);
+    let mut seen = std::collections::HashSet::new();
+    while entries.len() < n {
+        let vocab = if entries.len() % 2 == 0 { &RU } else { &EN };
+        let mut words: Vec<&str> = (0..3).map(|_| vocab[lcg(&mut seed) % vocab.len()]).collect();
+        for _ in 0..2 {
+            words.push(&names[lcg(&mut seed) % names.len()]);
+        }
+        let prompt = words.join(" ");
+        if !seen.insert(crate::offline::text::normalize(&prompt)) {
+            continue;
+        }
+        let i = entries.len();
+        entries.push(Entry {
+            id: format!("e{i}"),
+            prompts: vec![prompt],
+            answer: format!("answer {i}"),
+            tags: Vec::new(),
+            embedding: None,
+        });
+    }
+    let queries = (0..n)
+        .map(|q| {
+            if q % 10 == 9 {
+                return "Write a haiku about a network outage".to_string();
+            }
+            let p = &entries[lcg(&mut seed) % n].prompts[0];
+            match q % 3 {
+                0 => format!("{p}, пожалуйста!"),
+                1 => format!("{}s", p.to_uppercase()),
+                _ => p.split(' ').rev().collect::<Vec<_>>().join(" "),
+            }
+        })
+        .collect();
+    let manifest = ManifestInfo {
+        name: "bench".into(),
+        version: "1".into(),
+        created: "2026-01-01".into(),
+        description: None,
+        checksum: String::new(),
+        checksum_ok: None,
+    };
+    let package = Package {
+        manifest,
+        dir: std::path::PathBuf::new(),
+        entries,
+        skipped: 0,
+    };
+    (
+        OfflineStore::from_packages(vec![package], threshold, Vec::new()),
+        queries,
+    )
 }

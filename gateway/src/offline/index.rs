@@ -3,14 +3,42 @@
 //! Candidates come from the postings of the query's rarer features (bounded work per lookup), then each
 //! candidate is scored exactly by merging two sorted feature vectors.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use super::text::{features, normalize, Feature};
 
-/// Postings longer than this share of all prompts are not scanned for candidates (they still count in the score).
-const COMMON_SHARE: f32 = 0.05;
+/// Postings scanned for candidates per lookup, at most (the rarest features first; all features still count in
+/// the exact rescoring).
+const SCAN_BUDGET: usize = 1200;
 /// Candidates rescored exactly.
-const TOP_K: usize = 24;
+const TOP_K: usize = 8;
+
+/// Feature ids are already FNV hashes: the map uses them as they are instead of hashing them again.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 << 8) ^ u64::from(*b) ^ (self.0 >> 56);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+type IdMap<V> = HashMap<u64, V, BuildHasherDefault<IdHasher>>;
+
+thread_local! {
+    /// Per-thread score accumulator, reset through the touched list (no allocation or zeroing per lookup).
+    static ACC: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
 
 /// One indexed prompt: which entry it belongs to and its weighted, sorted features.
 #[derive(Debug)]
@@ -45,8 +73,8 @@ pub struct Match {
 pub struct Index {
     exact: HashMap<String, u32>,
     docs: Vec<Doc>,
-    postings: HashMap<u64, Vec<u32>>,
-    idf: HashMap<u64, f32>,
+    /// Feature -> (IDF, prompts that have it).
+    postings: IdMap<(f32, Vec<u32>)>,
     /// IDF of a feature no prompt has.
     idf_unseen: f32,
 }
@@ -73,7 +101,7 @@ impl Index {
             .iter()
             .map(|(k, d)| (*k, ((n + 1.0) / (*d as f32 + 0.5)).ln().max(0.01)))
             .collect();
-        let mut postings: HashMap<u64, Vec<u32>> = HashMap::new();
+        let mut postings: IdMap<(f32, Vec<u32>)> = IdMap::default();
         let mut docs = Vec::with_capacity(raw.len());
         for (i, (entry, f)) in raw.into_iter().enumerate() {
             let features: Vec<(u64, f32)> = f
@@ -82,7 +110,11 @@ impl Index {
                 .collect();
             let norm = features.iter().map(|(_, w)| w * w).sum::<f32>().sqrt();
             for (id, _) in &features {
-                postings.entry(*id).or_default().push(i as u32);
+                postings
+                    .entry(*id)
+                    .or_insert_with(|| (idf.get(id).copied().unwrap_or(1.0), Vec::new()))
+                    .1
+                    .push(i as u32);
             }
             docs.push(Doc {
                 entry,
@@ -94,7 +126,6 @@ impl Index {
             exact,
             docs,
             postings,
-            idf,
             idf_unseen: ((n + 1.0) / 0.5).ln(),
         }
     }
@@ -122,41 +153,58 @@ impl Index {
                 kind: MatchKind::Exact,
             });
         }
-        let q: Vec<(u64, f32)> = features(&norm)
-            .iter()
-            .map(|x| {
-                (
-                    x.id,
-                    x.weight * self.idf.get(&x.id).copied().unwrap_or(self.idf_unseen),
-                )
-            })
-            .collect();
+        // Rarest features first; stop scanning postings once the budget is spent (the best match shares nearly
+        // every feature of the query, so it is found through the rare ones).
+        let mut q: Vec<(u64, f32)> = Vec::new();
+        let mut order: Vec<(&[u32], f32)> = Vec::new();
+        for x in features(&norm) {
+            match self.postings.get(&x.id) {
+                Some((idf, p)) => {
+                    q.push((x.id, x.weight * idf));
+                    order.push((p.as_slice(), x.weight * idf));
+                }
+                None => q.push((x.id, x.weight * self.idf_unseen)),
+            }
+        }
         let qnorm = q.iter().map(|(_, w)| w * w).sum::<f32>().sqrt();
         if qnorm == 0.0 {
             return None;
         }
-        let cap = ((self.docs.len() as f32 * COMMON_SHARE) as usize).max(64);
-        let mut partial: HashMap<u32, f32> = HashMap::with_capacity(64);
-        let mut scanned_any = false;
-        for (id, w) in &q {
-            if let Some(p) = self.postings.get(id) {
-                if p.len() <= cap {
-                    scanned_any = true;
-                    for d in p {
-                        *partial.entry(*d).or_insert(0.0) += w;
+        order.sort_by_key(|(p, _)| p.len());
+        let mut cands: Vec<(u32, f32)> = ACC.with(|acc| {
+            let mut acc = acc.borrow_mut();
+            if acc.len() < self.docs.len() {
+                acc.resize(self.docs.len(), 0.0);
+            }
+            let mut touched: Vec<u32> = Vec::with_capacity(256);
+            let mut scanned = 0usize;
+            for (postings, w) in order {
+                if scanned > 0 && scanned + postings.len() > SCAN_BUDGET {
+                    break;
+                }
+                scanned += postings.len();
+                for &d in postings {
+                    let slot = &mut acc[d as usize];
+                    if *slot == 0.0 {
+                        touched.push(d);
                     }
+                    *slot += w;
                 }
             }
-        }
-        if !scanned_any {
-            // Only common features: scan them all rather than miss.
-            for (id, w) in &q {
-                for d in self.postings.get(id).map(Vec::as_slice).unwrap_or(&[]) {
-                    *partial.entry(*d).or_insert(0.0) += w;
-                }
-            }
-        }
-        let mut cands: Vec<(u32, f32)> = partial.into_iter().collect();
+            touched
+                .iter()
+                .map(|&d| {
+                    let slot = &mut acc[d as usize];
+                    let v = *slot;
+                    *slot = 0.0;
+                    (d, v)
+                })
+                .collect()
+        });
+        // Only candidates close to the best partial score can be the best match: drop the long tail before
+        // selecting (it is most of the work on large corpora).
+        let top = cands.iter().map(|c| c.1).fold(0.0f32, f32::max);
+        cands.retain(|c| c.1 >= top * 0.5);
         if cands.len() > TOP_K {
             cands.select_nth_unstable_by(TOP_K, |a, b| b.1.total_cmp(&a.1));
             cands.truncate(TOP_K);
@@ -177,19 +225,17 @@ impl Index {
     }
 }
 
-/// Dot product of two id-sorted sparse vectors.
+/// Dot product of two id-sorted sparse vectors (a branch-light merge: both cursors advance by comparison
+/// results rather than through a three-way match).
 fn dot(a: &[(u64, f32)], b: &[(u64, f32)]) -> f32 {
     let (mut i, mut j, mut s) = (0, 0, 0.0);
     while i < a.len() && j < b.len() {
-        match a[i].0.cmp(&b[j].0) {
-            std::cmp::Ordering::Less => i += 1,
-            std::cmp::Ordering::Greater => j += 1,
-            std::cmp::Ordering::Equal => {
-                s += a[i].1 * b[j].1;
-                i += 1;
-                j += 1;
-            }
+        let (x, y) = (a[i], b[j]);
+        if x.0 == y.0 {
+            s += x.1 * y.1;
         }
+        i += usize::from(x.0 <= y.0);
+        j += usize::from(y.0 <= x.0);
     }
     s
 }

@@ -56,8 +56,7 @@ const STEM_CHARS: usize = 5;
 pub fn normalize(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut space = true;
-    for c in text.chars().flat_map(char::to_lowercase) {
-        let c = if c == 'ё' { 'е' } else { c };
+    for c in text.chars().flat_map(lower) {
         if c.is_alphanumeric() {
             out.push(c);
             space = false;
@@ -70,6 +69,21 @@ pub fn normalize(text: &str) -> String {
         out.pop();
     }
     out
+}
+
+/// Lower case with `ё` as `е`; ASCII and Cyrillic by arithmetic (the general Unicode table walk is the slow part
+/// of normalising), anything else through `char::to_lowercase`.
+fn lower(c: char) -> impl Iterator<Item = char> {
+    let fast = match c {
+        'A'..='Z' => Some(c.to_ascii_lowercase()),
+        'a'..='z' | '0'..='9' | ' ' => Some(c),
+        'Ё' | 'ё' => Some('е'),
+        'А'..='Я' => char::from_u32(c as u32 + 32),
+        'а'..='я' => Some(c),
+        _ => None,
+    };
+    let slow = fast.is_none().then(|| c.to_lowercase()).into_iter().flatten();
+    fast.into_iter().chain(slow)
 }
 
 /// The stem of one normalised word.
