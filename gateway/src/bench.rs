@@ -2,6 +2,7 @@
 //! translation step and the stream decoders, without HTTP; a synthetic offline corpus for the lookup benchmark.
 
 use serde_json::Value;
+use std::sync::OnceLock;
 
 use crate::canonical::{ChatRequest, ChatResponse};
 use crate::offline::{Entry, ManifestInfo, OfflineStore, Package};
@@ -47,13 +48,16 @@ impl Wire {
 
 /// Canonical request -> the provider's JSON body.
 pub fn request_body(wire: Wire, req: &ChatRequest, model: &str, stream: bool) -> Value {
-    let compat = |flavor| {
-        openai::OpenAiCompat::new("http://127.0.0.1:1/v1", None, reqwest::Client::new(), flavor)
-            .chat_body(req, model, stream)
-    };
+    // Adapters are built once (building an HTTP client is costly and not part of a translation).
+    static CLIENTS: OnceLock<(openai::OpenAiCompat, openai::OpenAiCompat)> = OnceLock::new();
+    let (oa, kimi) = CLIENTS.get_or_init(|| {
+        let c = reqwest::Client::new();
+        let mk = |f| openai::OpenAiCompat::new("http://127.0.0.1:1/v1", None, c.clone(), f);
+        (mk(openai::Flavor::OpenAi), mk(openai::Flavor::Kimi))
+    });
     match wire {
-        Wire::OpenAi => compat(openai::Flavor::OpenAi),
-        Wire::Kimi => compat(openai::Flavor::Kimi),
+        Wire::OpenAi => oa.chat_body(req, model, stream),
+        Wire::Kimi => kimi.chat_body(req, model, stream),
         Wire::QwenNative => qwen::native_body(req, model, stream),
         Wire::GigaChat => gigachat::translate_request(req, model, stream),
         Wire::Ollama => ollama::request(req, model, stream),
