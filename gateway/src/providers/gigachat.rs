@@ -157,12 +157,7 @@ impl GigaChat {
         req: &EmbeddingsRequest,
         model: &str,
     ) -> Result<EmbeddingsResponse, ProviderError> {
-        let texts = req.input.texts().ok_or_else(|| {
-            ProviderError::new(
-                ErrorClass::BadRequest,
-                "GigaChat embeddings take text input, not token ids",
-            )
-        })?;
+        let texts = super::embedding_texts(req, "GigaChat")?;
         let body = json!({"model": model, "input": texts});
         let resp = self.send_authed("embeddings", &body, false).await?;
         let v: Value = http::read_json(resp).await?;

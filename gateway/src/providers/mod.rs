@@ -147,3 +147,13 @@ pub fn build_all(cfg: &Config) -> Result<Vec<Arc<Provider>>, ClientBuildError> {
     }
     Ok(out)
 }
+
+/// The texts of an embeddings request for a provider that embeds text only (token-id input is a 400).
+pub(crate) fn embedding_texts(req: &EmbeddingsRequest, provider: &str) -> Result<Vec<String>, ProviderError> {
+    req.input.texts().ok_or_else(|| {
+        ProviderError::new(
+            ErrorClass::BadRequest,
+            format!("{provider} embeddings take text input, not token ids"),
+        )
+    })
+}

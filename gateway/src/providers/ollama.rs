@@ -58,12 +58,7 @@ impl Ollama {
         req: &EmbeddingsRequest,
         model: &str,
     ) -> Result<EmbeddingsResponse, ProviderError> {
-        let texts = req.input.texts().ok_or_else(|| {
-            ProviderError::new(
-                ErrorClass::BadRequest,
-                "Ollama embeddings take text input, not token ids",
-            )
-        })?;
+        let texts = super::embedding_texts(req, "Ollama")?;
         let mut body = json!({"model": model, "input": texts});
         if let Some(d) = req.dimensions {
             body["dimensions"] = json!(d);

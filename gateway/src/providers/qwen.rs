@@ -120,12 +120,7 @@ impl QwenNative {
         req: &EmbeddingsRequest,
         model: &str,
     ) -> Result<EmbeddingsResponse, ProviderError> {
-        let texts = req.input.texts().ok_or_else(|| {
-            ProviderError::new(
-                ErrorClass::BadRequest,
-                "DashScope embeddings take text input, not token ids",
-            )
-        })?;
+        let texts = super::embedding_texts(req, "DashScope")?;
         let mut parameters = Map::new();
         if let Some(d) = req.dimensions {
             parameters.insert("dimension".into(), json!(d));
