@@ -113,12 +113,15 @@ pub(crate) async fn read_json<T: DeserializeOwned>(mut resp: Response) -> Result
 
 /// Parses JSON into `T`; failure is `malformed`.
 pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ProviderError> {
-    let de = &mut serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(de).map_err(|e| {
-        ProviderError::new(
-            ErrorClass::Malformed,
-            format!("unparseable upstream body at {}: {}", e.path(), e.inner()),
-        )
+    // The hot path parses without path tracking; only a failure is parsed again to say where it broke.
+    serde_json::from_slice(bytes).or_else(|_| {
+        let de = &mut serde_json::Deserializer::from_slice(bytes);
+        serde_path_to_error::deserialize(de).map_err(|e| {
+            ProviderError::new(
+                ErrorClass::Malformed,
+                format!("unparseable upstream body at {}: {}", e.path(), e.inner()),
+            )
+        })
     })
 }
 

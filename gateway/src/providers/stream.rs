@@ -82,10 +82,20 @@ impl Decoder {
     pub(crate) fn push(&mut self, bytes: &[u8]) -> Result<Vec<Event>, ProviderError> {
         self.buf.extend_from_slice(bytes);
         let mut out = Vec::new();
-        while let Some(pos) = self.buf.iter().position(|b| *b == b'\n') {
-            let line: Vec<u8> = self.buf.drain(..=pos).collect();
-            self.line(&line[..line.len() - 1], &mut out)?;
+        // Walk the complete lines in place, then keep only the unfinished tail (one move per push, not one
+        // per line).
+        let buf = std::mem::take(&mut self.buf);
+        let mut start = 0;
+        while let Some(rel) = buf[start..].iter().position(|b| *b == b'\n') {
+            let end = start + rel;
+            let result = self.line(&buf[start..end], &mut out);
+            start = end + 1;
+            if let Err(e) = result {
+                self.buf = buf[start..].to_vec();
+                return Err(e);
+            }
         }
+        self.buf = if start == 0 { buf } else { buf[start..].to_vec() };
         if self.buf.len() > MAX_LINE {
             return Err(ProviderError::new(
                 ErrorClass::Malformed,
