@@ -2,8 +2,8 @@
 //! `X-DashScope-SSE: enable`, both `incremental_output` settings) and text embeddings
 //! (PROVIDERS.md §3.2–3.5).
 
-use super::openai_chat::{fault_delay, first_half, DEFAULT_AFTER_CHUNKS};
-use super::openai_misc::embedding_dims;
+use super::shared::embedding_dims;
+use super::shared::{after_chunks, fault_delay, first_half};
 use crate::chat::{content_text, parse_messages, Answer, ChatRequest, Finish, Message, ToolChoice};
 use crate::content::{chunks, count_tokens, embedding, hex_id, uuid_like};
 use crate::fault::{FaultKind, FaultSpec};
@@ -211,10 +211,7 @@ pub(crate) fn generation(state: &State, req: &Request, faults: &Faults<'_>) -> R
     let rid = request_id(state, req);
     let a = chat.answer(Provider::Qwen);
     let kind = fault.as_ref().map(|f| f.fault);
-    let after = fault
-        .as_ref()
-        .and_then(|f| f.after_chunks)
-        .unwrap_or(DEFAULT_AFTER_CHUNKS) as usize;
+    let after = after_chunks(fault.as_ref());
     let complete = || {
         json!({"output": output(&a, message_format, &a.text, finish_name(&a), true),
         "usage": usage(&a, a.completion_tokens), "request_id": rid})

@@ -1,8 +1,8 @@
 //! Sber GigaChat: OAuth at `/api/v2/oauth` (Basic key, `RqUID`, scope, `expires_at` in epoch ms) and the
 //! v1 API (`functions` with object arguments, `blacklist` refusals, SSE) (PROVIDERS.md §4).
 
-use super::openai_chat::{fault_delay, first_half, DEFAULT_AFTER_CHUNKS};
-use super::openai_misc::{embedding_dims, embedding_inputs};
+use super::shared::{after_chunks, fault_delay, first_half};
+use super::shared::{embedding_dims, embedding_inputs};
 use super::{PathMatch, Route as RouteDef};
 use crate::chat::{Answer, ChatRequest, Finish};
 use crate::content::{chunks, count_tokens, embedding, unix_now, uuid_like};
@@ -285,10 +285,7 @@ fn chat(state: &State, req: &Request, faults: &Faults<'_>, latency: u64) -> Resp
     let delay = latency + fault_delay(fault.as_ref());
     let mut a = chat.answer(Provider::GigaChat);
     let kind = fault.as_ref().map(|f| f.fault);
-    let after = fault
-        .as_ref()
-        .and_then(|f| f.after_chunks)
-        .unwrap_or(DEFAULT_AFTER_CHUNKS) as usize;
+    let after = after_chunks(fault.as_ref());
     let mut finish_reason = finish(&a);
     if kind == Some(FaultKind::ContentFilter) {
         a.tool_call = None;

@@ -10,6 +10,7 @@ pub(crate) mod ollama;
 pub(crate) mod openai_chat;
 pub(crate) mod openai_errors;
 pub(crate) mod openai_misc;
+pub(crate) mod shared;
 
 use crate::provider::Provider;
 use crate::server::Faults;
@@ -178,7 +179,7 @@ pub(crate) fn routes(provider: Provider) -> Vec<Route> {
 }
 
 /// Default delay of the `slow` fault.
-pub(crate) use openai_chat::DEFAULT_SLOW_MS;
+pub(crate) use shared::DEFAULT_SLOW_MS;
 
 /// The answer to a body above [`crate::server::MAX_BODY_BYTES`], in the provider's own shape.
 pub(crate) fn too_large(state: &State) -> ResponseTemplate {

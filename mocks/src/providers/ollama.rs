@@ -1,8 +1,8 @@
 //! Ollama's native API: `/api/chat` and `/api/generate` (NDJSON streams, on by default), `/api/embed`,
 //! `/api/embeddings`, `/api/tags`, `/api/version`, `/api/ps`, `/api/show` (PROVIDERS.md §5).
 
-use super::openai_chat::{fault_delay, first_half, DEFAULT_AFTER_CHUNKS};
-use super::openai_misc::{embedding_dims, embedding_inputs};
+use super::shared::{after_chunks, fault_delay, first_half};
+use super::shared::{embedding_dims, embedding_inputs};
 use super::{PathMatch, Route as RouteDef};
 use crate::chat::{Answer, ChatRequest, Finish};
 use crate::content::{chunks, count_tokens, embedding, fnv1a, hex_id, rfc3339_nanos};
@@ -282,10 +282,7 @@ fn inference(
             _ => json(200, &full),
         };
     }
-    let after = fault
-        .as_ref()
-        .and_then(|f| f.after_chunks)
-        .unwrap_or(DEFAULT_AFTER_CHUNKS) as usize;
+    let after = after_chunks(fault.as_ref());
     let mut out = String::new();
     let mut push = |v: Value| {
         out.push_str(&v.to_string());

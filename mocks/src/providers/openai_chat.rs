@@ -3,6 +3,7 @@
 
 use super::openai_errors::{render, stream_error_event, Dialect, Problem};
 use super::openai_misc::{common_headers, request_or_problem};
+use super::shared::{after_chunks, fault_delay, first_half};
 use crate::chat::{Answer, ChatRequest, Invalid};
 use crate::content::{chunks, hex_id, unix_now, uuid_like};
 use crate::fault::{FaultKind, FaultSpec};
@@ -11,22 +12,6 @@ use crate::server::Faults;
 use crate::state::State;
 use crate::wire::{Request, ResponseTemplate};
 use serde_json::{json, Value};
-
-/// Default number of content pieces sent before a stream fault breaks the stream.
-pub(crate) const DEFAULT_AFTER_CHUNKS: u64 = 2;
-/// Default delay of the `slow` fault.
-pub(crate) const DEFAULT_SLOW_MS: u64 = 5000;
-
-/// The delay a fault adds (on top of the configured latency).
-pub(crate) fn fault_delay(fault: Option<&FaultSpec>) -> u64 {
-    match fault {
-        // With `after_chunks`, `slow` stalls a stream in the middle instead (the server does it).
-        Some(f) if f.fault == FaultKind::Slow && f.after_chunks.is_some() => 0,
-        Some(f) if f.fault == FaultKind::Slow => f.delay_ms.unwrap_or(DEFAULT_SLOW_MS),
-        Some(f) => f.delay_ms.unwrap_or(0),
-        None => 0,
-    }
-}
 
 /// Ids and stamps shared by every chunk of one answer.
 struct Frame {
@@ -96,10 +81,7 @@ pub(crate) fn chat(state: &State, d: Dialect, req: &Request, faults: &Faults<'_>
     let frame = Frame::new(state, d, req, &chat.model);
     let mut answer = chat.answer(d.provider());
     let kind = fault.as_ref().map(|f| f.fault);
-    let after = fault
-        .as_ref()
-        .and_then(|f| f.after_chunks)
-        .unwrap_or(DEFAULT_AFTER_CHUNKS) as usize;
+    let after = after_chunks(fault.as_ref());
     let filtered = kind == Some(FaultKind::ContentFilter);
     if filtered {
         if matches!(d, Dialect::Kimi | Dialect::QwenCompat) {
@@ -153,15 +135,6 @@ pub(crate) fn chat(state: &State, d: Dialect, req: &Request, faults: &Faults<'_>
         ),
     };
     delayed(common_headers(state, d, t), delay)
-}
-
-/// The first half of a text (on a character boundary): a body cut short.
-pub(crate) fn first_half(s: &str) -> String {
-    let mut i = s.len() / 2;
-    while !s.is_char_boundary(i) {
-        i -= 1;
-    }
-    s[..i].to_string()
 }
 
 /// Options a provider rejects although OpenAI accepts them (PROVIDERS.md §2, §5).

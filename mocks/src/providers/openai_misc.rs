@@ -1,8 +1,8 @@
 //! The rest of the OpenAI-shaped surface: request reading, response headers, embeddings, model
 //! lists, and Moonshot's balance.
 
-use super::openai_chat::fault_delay;
 use super::openai_errors::{render, Dialect, Problem};
+use super::shared::{embedding_dims, embedding_inputs, fault_delay};
 use super::PathMatch;
 use crate::chat::Invalid;
 use crate::content::{count_tokens, embedding, embedding_base64, hex_id, uuid_like};
@@ -54,51 +54,6 @@ pub(crate) fn common_headers(state: &State, d: Dialect, t: ResponseTemplate) -> 
             uuid_like(&[&state.request_seed(b"rid").to_le_bytes()]),
         ),
         _ => t,
-    }
-}
-
-/// The embedding width of a model (or `dimensions` when the client asked for one).
-pub(crate) fn embedding_dims(model: &str) -> usize {
-    match model {
-        "text-embedding-3-large" => 3072,
-        "text-embedding-3-small" | "text-embedding-ada-002" | "text-embedding-v1" | "text-embedding-v2" => {
-            1536
-        }
-        "text-embedding-v3" | "text-embedding-v4" | "Embeddings" => 1024,
-        "EmbeddingsGigaR" => 2560,
-        "nomic-embed-text:latest" | "nomic-embed-text" => 768,
-        _ => 384,
-    }
-}
-
-/// The texts of an embeddings `input`: a string, strings, or token arrays (rendered as text).
-pub(crate) fn embedding_inputs(v: Option<&Value>) -> Result<Vec<String>, Invalid> {
-    let bad = || {
-        Invalid::new(
-            Some("input"),
-            "'input' must be a string, an array of strings, or an array of token arrays.",
-        )
-    };
-    match v {
-        Some(Value::String(s)) => Ok(vec![s.clone()]),
-        Some(Value::Array(items)) if !items.is_empty() => {
-            if items.iter().all(Value::is_number) {
-                return Ok(vec![Value::Array(items.clone()).to_string()]);
-            }
-            items
-                .iter()
-                .map(|i| match i {
-                    Value::String(s) => Ok(s.clone()),
-                    Value::Array(_) => Ok(i.to_string()),
-                    _ => Err(bad()),
-                })
-                .collect()
-        }
-        None => Err(Invalid::new(
-            Some("input"),
-            "Missing required parameter: 'input'.",
-        )),
-        _ => Err(bad()),
     }
 }
 
