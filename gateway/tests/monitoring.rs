@@ -6,37 +6,21 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
+    llm_mocks::testing::workspace_root()
 }
 
 fn monitoring() -> PathBuf {
     workspace().join("config/monitoring")
 }
 
-/// A tool from the `prometheus` Debian package, or `None` (a failure under CI=true) when missing.
+/// A tool from the `prometheus` Debian package, or `None` when missing outside CI (an error under CI=true).
 fn tool(name: &str) -> Option<PathBuf> {
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|d| d.join(name))
-            .find(|p| p.is_file())
-    });
-    if found.is_none() {
-        if std::env::var("CI").as_deref() == Ok("true") {
-            panic!("`{name}` is missing: scripts/test.sh installs the Debian package `prometheus`");
-        }
-        eprintln!(
-            "note: `{name}` is missing; skipping (scripts/test.sh installs the Debian package `prometheus`)"
-        );
-    }
-    found
+    llm_mocks::testing::on_path(name, "scripts/test.sh installs the Debian package `prometheus`").unwrap()
 }
 
 fn run_ok(cmd: &mut Command) -> String {

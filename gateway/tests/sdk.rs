@@ -4,39 +4,13 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::process::Command;
-
-fn workspace() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-fn python() -> Option<PathBuf> {
-    let p = std::env::var_os("LLM_TEST_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace().join(".venv/bin/python"));
-    if p.exists() {
-        return Some(p);
-    }
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!(
-            "{} is missing: run scripts/test.sh, which creates the venv with the pinned SDKs",
-            p.display()
-        );
-    }
-    eprintln!(
-        "note: {} is missing; skipping the SDK test (run scripts/test.sh to set it up)",
-        p.display()
-    );
-    None
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openai_sdk_against_the_gateway() {
-    let Some(py) = python() else { return };
+    let Some(py) = llm_mocks::testing::venv_python().unwrap() else {
+        return;
+    };
     let fakes = common::fakes().await;
     let text = common::yaml(&fakes, "openai, kimi, qwen, gigachat, ollama", "", "compatible");
     let cfg = llm_gateway::config::Config::from_yaml(&text, &|_| None).unwrap();
@@ -56,7 +30,7 @@ async fn openai_sdk_against_the_gateway() {
         "no:cacheprovider",
         "test_openai_client.py",
     ])
-    .current_dir(workspace().join("gateway/tests/sdk"))
+    .current_dir(llm_mocks::testing::workspace_root().join("gateway/tests/sdk"))
     .env("LLM_GATEWAY_URL", format!("http://{addr}/v1"));
     for (name, _) in common::PROVIDERS {
         cmd.env(format!("LLM_MOCKS_{}", name.to_uppercase()), fakes[name].uri());

@@ -10,6 +10,7 @@
 //! - [`fault`]: the 13 fault kinds and the book that decides which fires; [`state`]: per-fake state
 //!   (faults, settings, issued tokens); [`journal`]: what each fake received, secrets masked.
 //! - `admin`: the `/__mock/...` admin API on each fake's port.
+//! - [`testing`]: finding the outside tools tests need (fail under CI, skip elsewhere).
 //! - [`content`]: deterministic answers, token counts, embeddings and ids.
 //!
 //! Answers are a function of the provider and the prompt: they start with `[provider]`, so a test can
@@ -24,6 +25,7 @@ pub mod journal;
 pub mod provider;
 pub mod server;
 pub mod state;
+pub mod testing;
 pub mod wire;
 
 mod admin;

@@ -2,41 +2,14 @@
 //! `scripts/test.sh` creates `.venv/` with the pinned SDKs (tests/requirements.txt).
 
 use llm_mocks::{Fakes, Provider};
-use std::path::PathBuf;
 use std::process::Command;
 
-fn workspace() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-/// The venv's Python, or `None` (a failure under CI=true) when it is missing.
-pub fn python() -> Option<PathBuf> {
-    let p = std::env::var_os("LLM_TEST_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace().join(".venv/bin/python"));
-    if p.exists() {
-        return Some(p);
-    }
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!(
-            "{} is missing: run scripts/test.sh, which creates the venv with the pinned SDKs",
-            p.display()
-        );
-    }
-    eprintln!(
-        "note: {} is missing; skipping the SDK test (run scripts/test.sh to set it up)",
-        p.display()
-    );
-    None
-}
-
 async fn run_pytest(file: &str) {
-    let Some(py) = python() else { return };
+    let Some(py) = llm_mocks::testing::venv_python().unwrap() else {
+        return;
+    };
     let fakes = Fakes::start_all_ephemeral().await.unwrap();
-    let dir = workspace().join("mocks/tests/sdk");
+    let dir = llm_mocks::testing::workspace_root().join("mocks/tests/sdk");
     let mut cmd = Command::new(py);
     cmd.args(["-m", "pytest", "-q", "-p", "no:cacheprovider", file])
         .current_dir(&dir);
