@@ -4,7 +4,6 @@
 
 use crate::stats::Samples;
 use futures::stream::{FuturesUnordered, StreamExt};
-use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -13,8 +12,8 @@ use tokio::time::Instant;
 pub struct Target {
     /// Full URL of the endpoint.
     pub url: String,
-    /// JSON body.
-    pub body: Arc<String>,
+    /// JSON body (shared, not copied, by every request).
+    pub body: bytes::Bytes,
     /// Extra headers.
     pub headers: Vec<(String, String)>,
 }
@@ -26,7 +25,7 @@ impl Target {
             "messages": [{"role": "user", "content": prompt}]});
         Target {
             url: format!("{}/v1/chat/completions", base.trim_end_matches('/')),
-            body: Arc::new(body.to_string()),
+            body: bytes::Bytes::from(body.to_string()),
             headers: vec![("authorization".into(), "Bearer sk-bench-0000".into())],
         }
     }
@@ -50,7 +49,7 @@ async fn send(client: &reqwest::Client, t: &Target) -> bool {
     let mut rb = client
         .post(&t.url)
         .header("content-type", "application/json")
-        .body(t.body.as_ref().clone());
+        .body(t.body.clone());
     for (k, v) in &t.headers {
         rb = rb.header(k, v);
     }

@@ -213,8 +213,8 @@ pub fn entry_from(req: &crate::wire::Request) -> Entry {
             (k.as_str().to_string(), v)
         })
         .collect();
-    let mut body = req.body.clone();
-    body.truncate(MAX_BODY);
+    // Copy only what the journal keeps (a request body may be 32 MiB).
+    let body = req.body[..req.body.len().min(MAX_BODY)].to_vec();
     Entry {
         id: 0,
         method: req.method.to_string(),
