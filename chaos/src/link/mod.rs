@@ -4,8 +4,13 @@
 //! pipelines, as in Toxiproxy's `link.go`), runs them through the toxics and writes them out. A natural end of input
 //! half-closes the destination; a toxic that closes the link, a proxy stop or a write failure tears down both
 //! sockets (with `SO_LINGER 0`, so a TCP RST, when the chain holds `reset_peer`).
+//!
+//! A direction without toxics does the same without copying on Linux: its task splices the bytes through a pipe
+//! of its own ([`splice`]) until a toxic is added, then carries on as above; the ends are the same on both paths.
 
 mod pipeline;
+#[cfg(target_os = "linux")]
+mod splice;
 
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;

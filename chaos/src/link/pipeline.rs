@@ -5,6 +5,14 @@
 //! and latency pipelines. A chain change interrupts the waits of the toxics that changed, and the pieces in
 //! flight continue through the new chain from the toxic they had reached, so adding, updating or removing a
 //! toxic affects live connections, as in Toxiproxy.
+//!
+//! While the chain is empty (on Linux) the link takes a zero-copy path instead: `splice(2)` moves the bytes source
+//! -> pipe -> destination without copying them through user space ([`super::splice`]), driven by the same
+//! readiness and the same stop, kill and chain-change signals, and never holding more than the pipe does. A toxic
+//! added on a live link ends that path at once: what the pipe still holds is read out and goes through the new
+//! chain like any chunk read ahead, so counters stay exact and the toxic sees every byte not yet written. When the
+//! chain is empty again and nothing is in flight, the link goes back to splicing. Elsewhere, or when no pipe can be
+//! made, the link copies through user space as with toxics.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,6 +23,8 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::watch;
 use tokio::time::{sleep_until, Instant};
 
+#[cfg(target_os = "linux")]
+use super::splice::{Fill, Pipe};
 use super::Stop;
 use crate::rng::Rng;
 use crate::toxics::stage::{Chain, OnChunk, OnEof, Stages};
@@ -109,6 +119,12 @@ pub(super) struct Pipeline {
     /// A buffer to read into, kept between reads and recycled from written chunks.
     spare: Vec<u8>,
     read_size: usize,
+    /// The pipe of the zero-copy path, kept for the link's life once made.
+    #[cfg(target_os = "linux")]
+    pipe: Option<Pipe>,
+    /// Making a pipe failed: this link copies through user space.
+    #[cfg(target_os = "linux")]
+    pipe_failed: bool,
     received: u64,
     sent: u64,
 }
@@ -147,6 +163,10 @@ impl Pipeline {
             work: Vec::new(),
             spare: Vec::new(),
             read_size: READ_MIN,
+            #[cfg(target_os = "linux")]
+            pipe: None,
+            #[cfg(target_os = "linux")]
+            pipe_failed: false,
             received: 0,
             sent: 0,
         }
@@ -156,6 +176,15 @@ impl Pipeline {
     pub(super) async fn run(mut self) -> (u64, u64) {
         self.reload(false);
         let flow = loop {
+            #[cfg(target_os = "linux")]
+            if let Some(mut pipe) = self.zero_copy_pipe() {
+                let ended = self.run_spliced(&mut pipe).await;
+                self.pipe = Some(pipe);
+                match ended {
+                    Some(flow) => break flow,
+                    None => continue,
+                }
+            }
             let step = self.step();
             if let Step::Done(flow) = step {
                 break flow;
@@ -209,6 +238,102 @@ impl Pipeline {
         let (received, sent) = (self.received, self.sent);
         self.end(flow).await;
         (received, sent)
+    }
+
+    /// The pipe for the zero-copy path, made on first use, when the chain is empty and nothing is in flight.
+    #[cfg(target_os = "linux")]
+    fn zero_copy_pipe(&mut self) -> Option<Pipe> {
+        if self.stages.len() > 0 || !self.work.is_empty() || !self.queue.is_empty() || self.input_ended {
+            return None;
+        }
+        if let Some(pipe) = self.pipe.take() {
+            return Some(pipe);
+        }
+        if self.pipe_failed {
+            return None;
+        }
+        match Pipe::new() {
+            Ok(pipe) => Some(pipe),
+            Err(error) => {
+                tracing::debug!(%error, "No pipe for the zero-copy path; copying through user space.");
+                self.pipe_failed = true;
+                None
+            }
+        }
+    }
+
+    /// The zero-copy path: splices source -> pipe -> destination until the link ends (`Some`) or a toxic arrives
+    /// (`None`, with what the pipe held queued for the chain). Like the copying path, it stops reading while the
+    /// pipe is full, so backpressure reaches the source, and a read error counts as the end of input.
+    #[cfg(target_os = "linux")]
+    async fn run_spliced(&mut self, pipe: &mut Pipe) -> Option<Flow> {
+        loop {
+            let fill = !self.input_ended && pipe.has_room();
+            let flush = pipe.held() > 0;
+            if !fill && !flush {
+                return Some(Flow::Eof);
+            }
+            tokio::select! {
+                biased;
+                () = self.stop.wait() => return Some(Flow::Abort),
+                changed = self.chain.changed(), if self.chain_open => {
+                    if changed.is_err() {
+                        self.chain_open = false;
+                        continue;
+                    }
+                    if self.reload(true) {
+                        return Some(Flow::Close);
+                    }
+                    if self.stages.len() > 0 {
+                        return match pipe.take_all() {
+                            Ok(data) => {
+                                if !data.is_empty() {
+                                    self.queued_bytes += data.len();
+                                    self.queue.push_back((data, Instant::now()));
+                                }
+                                None
+                            }
+                            Err(_) => Some(Flow::Abort),
+                        };
+                    }
+                }
+                ready = self.dest.as_ref().writable(), if flush => {
+                    if ready.is_err() || !self.flush(pipe) {
+                        return Some(Flow::Abort);
+                    }
+                }
+                ready = self.source.as_ref().readable(), if fill => {
+                    let filled = match ready {
+                        Ok(()) => pipe.fill_from(self.source.as_ref()),
+                        Err(e) => Err(e),
+                    };
+                    match filled {
+                        Ok(Fill::Moved(n)) => {
+                            self.received += n as u64;
+                            // The destination is usually ready: pass the bytes on without another round.
+                            if !self.flush(pipe) {
+                                return Some(Flow::Abort);
+                            }
+                        }
+                        Ok(Fill::Full) => {}
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                        Ok(Fill::End) | Err(_) => self.input_ended = true,
+                    }
+                }
+            }
+        }
+    }
+
+    /// Splices what the pipe holds to the destination as far as it takes it now; `false` if the write failed.
+    #[cfg(target_os = "linux")]
+    fn flush(&mut self, pipe: &mut Pipe) -> bool {
+        match pipe.flush_to(self.dest.as_ref()) {
+            Ok(n) => {
+                self.sent += n as u64;
+                true
+            }
+            Err(e) => e.kind() == std::io::ErrorKind::WouldBlock,
+        }
     }
 
     /// Queues the chunk just read into `spare`.
