@@ -53,15 +53,9 @@ impl Pipe {
     /// size otherwise).
     pub(super) fn new() -> io::Result<Self> {
         let (read, write) = pipe_with(PipeFlags::NONBLOCK | PipeFlags::CLOEXEC)?;
-        let size = fcntl_setpipe_size(
-            &write,
-            std::env::var("XPIPE")
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(PIPE_SIZE),
-        )
-        .or_else(|_| fcntl_getpipe_size(&write))
-        .unwrap_or(PIPE_DEFAULT);
+        let size = fcntl_setpipe_size(&write, PIPE_SIZE)
+            .or_else(|_| fcntl_getpipe_size(&write))
+            .unwrap_or(PIPE_DEFAULT);
         Ok(Self {
             read,
             write,
@@ -84,12 +78,7 @@ impl Pipe {
     /// Splices what the source holds, up to the pipe's free room. `Err(WouldBlock)` means the source is empty
     /// (its readiness is cleared); any other error is the source's.
     pub(super) fn fill_from(&mut self, source: &TcpStream) -> io::Result<Fill> {
-        let room = self.size.saturating_sub(self.held).min(
-            std::env::var("XFILL")
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(usize::MAX),
-        );
+        let room = self.size.saturating_sub(self.held);
         if room == 0 {
             self.full = true;
             return Ok(Fill::Full);
