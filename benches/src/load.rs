@@ -63,26 +63,24 @@ async fn send(client: &reqwest::Client, t: &Target) -> bool {
 }
 
 /// Sends `rate` requests per second for `duration`, on schedule; latencies from the intended send time.
+///
+/// The schedule is kept by a dedicated OS thread sleeping with `nanosleep` (tens of microseconds late at
+/// most), not by tokio's timer wheel, whose 1 ms ticks would add up to a millisecond to every latency. Each
+/// request is handed to the runtime at its send time and measured from that intended time.
 pub async fn open_loop(client: &reqwest::Client, t: &Target, rate: u32, duration: Duration) -> Samples {
     let n = (f64::from(rate) * duration.as_secs_f64()).round() as u64;
     let interval = Duration::from_secs_f64(1.0 / f64::from(rate.max(1)));
-    let start = Instant::now() + Duration::from_millis(20);
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Option<Duration>>();
-    let sender = {
-        let (client, t) = (client.clone(), t.clone());
-        tokio::spawn(async move {
-            for i in 0..n {
-                let at = start + interval.mul_f64(i as f64);
-                tokio::time::sleep_until(at).await;
-                let (client, t, tx) = (client.clone(), t.clone(), tx.clone());
-                tokio::spawn(async move {
-                    let ok = send(&client, &t).await;
-                    let _ = tx.send(ok.then(|| at.elapsed()));
-                });
-            }
-        })
-    };
+    let handle = tokio::runtime::Handle::current();
+    let (client, target) = (client.clone(), t.clone());
+    let pacer = std::thread::Builder::new()
+        .name("open-loop-pacer".into())
+        .spawn(move || pace(&handle, &client, &target, n, interval, &tx));
     let mut samples = Samples::default();
+    if pacer.is_err() {
+        samples.errors = n;
+        return samples;
+    }
     for _ in 0..n {
         match rx.recv().await {
             Some(Some(d)) => samples.record(d),
@@ -90,8 +88,32 @@ pub async fn open_loop(client: &reqwest::Client, t: &Target, rate: u32, duration
             None => break,
         }
     }
-    let _ = sender.await;
     samples
+}
+
+/// The pacing loop of [`open_loop`]: sleeps to each send time, then spawns the request on the runtime.
+#[allow(clippy::disallowed_types)] // Wall-clock pacing on a plain thread; no paused tokio clock exists here.
+fn pace(
+    handle: &tokio::runtime::Handle,
+    client: &reqwest::Client,
+    t: &Target,
+    n: u64,
+    interval: Duration,
+    tx: &tokio::sync::mpsc::UnboundedSender<Option<Duration>>,
+) {
+    let start = std::time::Instant::now() + Duration::from_millis(20);
+    for i in 0..n {
+        let at = start + interval.mul_f64(i as f64);
+        let now = std::time::Instant::now();
+        if at > now {
+            std::thread::sleep(at - now);
+        }
+        let (client, t, tx) = (client.clone(), t.clone(), tx.clone());
+        handle.spawn(async move {
+            let ok = send(&client, &t).await;
+            let _ = tx.send(ok.then(|| at.elapsed()));
+        });
+    }
 }
 
 /// Keeps `concurrency` requests in flight for `duration`; returns completed requests per second.

@@ -44,6 +44,13 @@ struct LoadArgs {
     /// Length of each open-loop run.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     duration: Duration,
+    /// The overhead runs are cut into slices this long and taken round-robin (direct, forwarder, gateway,
+    /// direct, ...), so that drift on a shared machine falls alike on every target.
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    slice: Duration,
+    /// Run only these parts (comma-separated).
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [suite::Part::Overhead, suite::Part::Fallback, suite::Part::Offline])]
+    only: Vec<suite::Part>,
     /// Length of each throughput-ceiling run.
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
     ceiling_duration: Duration,
@@ -75,6 +82,8 @@ async fn load(a: LoadArgs) -> ExitCode {
     let opts = suite::Options {
         rates: a.rates,
         duration: a.duration,
+        slice: a.slice,
+        parts: a.only,
         ceiling_duration: a.ceiling_duration,
         concurrency: a.concurrency,
         peer_url: a.peer_url,

@@ -22,6 +22,31 @@ fn ratio(a: f64, b: f64) -> String {
 pub fn markdown(r: &Results) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "# Load benchmark\n\nStarted {} on {}.\n", r.started, r.machine);
+    if !r.overhead.is_empty() {
+        overhead(&mut s, r);
+    }
+    if !r.fallback.is_empty() {
+        fallback(&mut s, r);
+    }
+    if let Some(l) = &r.offline {
+        let _ = writeln!(
+            s,
+            "\n## Offline-package answer (gateway in offline mode, end to end)\n"
+        );
+        let _ = writeln!(
+            s,
+            "| requests | errors | p50 ms | p99 ms | p99.9 ms |\n|---:|---:|---:|---:|---:|"
+        );
+        let _ = writeln!(
+            s,
+            "| {} | {} | {:.3} | {:.3} | {:.3} |",
+            l.count, l.errors, l.p50_ms, l.p99_ms, l.p999_ms
+        );
+    }
+    s
+}
+
+fn overhead(s: &mut String, r: &Results) {
     let _ = writeln!(
         s,
         "## Overhead (open loop, latency from the intended send time)\n"
@@ -86,6 +111,9 @@ pub fn markdown(r: &Results) -> String {
             p * 1e6
         );
     }
+}
+
+fn fallback(s: &mut String, r: &Results) {
     let _ = writeln!(
         s,
         "\n## Fallback latency (gateway; primary fails, backup answers)\n"
@@ -107,20 +135,4 @@ pub fn markdown(r: &Results) -> String {
             x.case, l.count, l.errors, l.p50_ms, l.p99_ms, a50, a99
         );
     }
-    if let Some(l) = &r.offline {
-        let _ = writeln!(
-            s,
-            "\n## Offline-package answer (gateway in offline mode, end to end)\n"
-        );
-        let _ = writeln!(
-            s,
-            "| requests | errors | p50 ms | p99 ms | p99.9 ms |\n|---:|---:|---:|---:|---:|"
-        );
-        let _ = writeln!(
-            s,
-            "| {} | {} | {:.3} | {:.3} | {:.3} |",
-            l.count, l.errors, l.p50_ms, l.p99_ms, l.p999_ms
-        );
-    }
-    s
 }

@@ -4,7 +4,7 @@
 
 use crate::load::{self, Target};
 use crate::procs::{self, ProcError, Server};
-use crate::stats::Summary;
+use crate::stats::{Samples, Summary};
 use llm_chaos::toxics::{ResetPeer, Timeout};
 use llm_chaos::{NewProxy, NewToxic, ServerConfig, Stream, ToxicKind};
 use serde::Serialize;
@@ -17,6 +17,11 @@ pub struct Options {
     pub rates: Vec<u32>,
     /// Length of each open-loop run.
     pub duration: Duration,
+    /// The overhead runs are cut into slices this long, taken round-robin across the targets, so that the
+    /// machine's drift (other processes, CPU frequency) falls alike on every target.
+    pub slice: Duration,
+    /// Which parts to run.
+    pub parts: Vec<Part>,
     /// Length of each throughput-ceiling run.
     pub ceiling_duration: Duration,
     /// Requests in flight for the ceilings.
@@ -31,6 +36,17 @@ pub struct Options {
     pub fallback_duration: Duration,
     /// Print progress to stderr.
     pub progress: bool,
+}
+
+/// A part of the benchmark.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Part {
+    /// (a): added latency, throughput ceilings, memory.
+    Overhead,
+    /// (b): fallback latency per failure of the primary.
+    Fallback,
+    /// (c): offline-package answers.
+    Offline,
 }
 
 /// Errors of a benchmark run.
@@ -168,14 +184,32 @@ async fn overhead(o: &Options, r: &mut Results) -> Result<(), BenchError> {
         say(o, &format!("warming up {name}"));
         load::open_loop(&client, t, 500, Duration::from_secs(1)).await;
     }
+    let slice = o.slice.clamp(
+        Duration::from_millis(100),
+        o.duration.max(Duration::from_millis(100)),
+    );
+    let rounds = (o.duration.as_secs_f64() / slice.as_secs_f64()).round().max(1.0) as u32;
     for &rate in &o.rates {
-        for (name, t) in &targets {
-            say(o, &format!("{name}: {rate} requests/s for {:?}", o.duration));
-            let s = load::open_loop(&client, t, rate, o.duration).await.summary();
+        let names: Vec<&str> = targets.iter().map(|(n, _)| *n).collect();
+        say(
+            o,
+            &format!(
+                "{rate} requests/s for {:?} each to {}, in {rounds} rounds of {slice:?}",
+                o.duration,
+                names.join(", ")
+            ),
+        );
+        let mut merged = vec![Samples::default(); targets.len()];
+        for _ in 0..rounds {
+            for ((_, t), m) in targets.iter().zip(&mut merged) {
+                m.merge(load::open_loop(&client, t, rate, slice).await);
+            }
+        }
+        for ((name, _), m) in targets.iter().zip(merged) {
             r.overhead.push(RateRow {
                 target: name.to_string(),
                 rate,
-                latency: s,
+                latency: m.summary(),
             });
         }
     }
@@ -357,9 +391,15 @@ pub async fn run(o: &Options) -> Result<Results, BenchError> {
         fallback: Vec::new(),
         offline: None,
     };
-    overhead(o, &mut r).await?;
-    fallback(o, &mut r).await?;
-    offline(o, &mut r).await?;
+    if o.parts.contains(&Part::Overhead) {
+        overhead(o, &mut r).await?;
+    }
+    if o.parts.contains(&Part::Fallback) {
+        fallback(o, &mut r).await?;
+    }
+    if o.parts.contains(&Part::Offline) {
+        offline(o, &mut r).await?;
+    }
     Ok(r)
 }
 
