@@ -46,8 +46,8 @@ impl Wire {
     }
 }
 
-/// Canonical request -> the provider's JSON body.
-pub fn request_body(wire: Wire, req: &ChatRequest, model: &str, stream: bool) -> Value {
+/// Canonical request -> the provider's JSON body, as the bytes sent upstream.
+pub fn request_body(wire: Wire, req: &ChatRequest, model: &str, stream: bool) -> Vec<u8> {
     // Adapters are built once (building an HTTP client is costly and not part of a translation).
     static CLIENTS: OnceLock<(openai::OpenAiCompat, openai::OpenAiCompat)> = OnceLock::new();
     let (oa, kimi) = CLIENTS.get_or_init(|| {
@@ -55,13 +55,14 @@ pub fn request_body(wire: Wire, req: &ChatRequest, model: &str, stream: bool) ->
         let mk = |f| openai::OpenAiCompat::new("http://127.0.0.1:1/v1", None, c.clone(), f);
         (mk(openai::Flavor::OpenAi), mk(openai::Flavor::Kimi))
     });
-    match wire {
-        Wire::OpenAi => oa.chat_body(req, model, stream),
-        Wire::Kimi => kimi.chat_body(req, model, stream),
-        Wire::QwenNative => qwen::native_body(req, model, stream),
-        Wire::GigaChat => gigachat::translate_request(req, model, stream),
-        Wire::Ollama => ollama::request(req, model, stream),
-    }
+    let bytes = match wire {
+        Wire::OpenAi => serde_json::to_vec(&oa.chat_body(req, model, stream)),
+        Wire::Kimi => serde_json::to_vec(&kimi.chat_body(req, model, stream)),
+        Wire::QwenNative => serde_json::to_vec(&qwen::native_body(req, model, stream)),
+        Wire::GigaChat => serde_json::to_vec(&gigachat::translate_request(req, model, stream)),
+        Wire::Ollama => serde_json::to_vec(&ollama::request(req, model, stream)),
+    };
+    bytes.unwrap_or_default()
 }
 
 /// The provider's JSON answer -> canonical response.

@@ -7,6 +7,9 @@ use clap::{Parser, Subcommand};
 use llm_gateway::config::{process_env, Config};
 use llm_gateway::{ops, server, AppState};
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "llm-gateway", version, about = "LLM gateway with provider fallback")]
 struct Cli {

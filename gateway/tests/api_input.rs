@@ -111,6 +111,25 @@ async fn bad_input_gets_clear_4xx() {
             400,
             "invalid_request",
         ),
+        // A JSON array would fit a derived struct as a sequence: the hot path must not take it.
+        (
+            "/api/assistants/generate",
+            r#"["hi", null, null, null, null]"#.into(),
+            400,
+            "invalid_request",
+        ),
+        (
+            "/v1/embeddings",
+            r#"{"model":"default","input":[]}"#.into(),
+            400,
+            "invalid_request",
+        ),
+        (
+            "/v1/embeddings",
+            r#"{"model":"default","input":5}"#.into(),
+            400,
+            "invalid_request",
+        ),
         (
             "/admin/mode",
             r#"{"mode":"sideways"}"#.into(),

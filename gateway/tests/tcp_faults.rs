@@ -141,3 +141,42 @@ async fn a_stream_that_stalls_after_its_first_token_ends_with_an_error_event() {
     assert!(!r.body.contains("[DONE]"));
     assert_eq!(class, "timeout");
 }
+
+#[tokio::test]
+async fn a_redirect_is_an_answer_to_classify_not_a_hop_with_the_credentials() {
+    let fakes = fakes().await;
+    let kimi = fakes["kimi"].base_url();
+    // The "broken" provider redirects to a working endpoint: following it would send the request (and its key)
+    // to wherever the Location says and report the answer as the broken provider's.
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let broken = format!("http://{}/v1", l.local_addr().unwrap());
+    let location = format!("{kimi}/chat/completions");
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            let location = location.clone();
+            tokio::spawn(async move {
+                let mut buf = [0u8; 8192];
+                let _ = s.read(&mut buf).await;
+                let head = format!(
+                    "HTTP/1.1 307 Temporary Redirect\r\nlocation: {location}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                );
+                let _ = s.write_all(head.as_bytes()).await;
+            });
+        }
+    });
+    let (_, app) = gateway(&config(&broken, &kimi));
+    let r = call(&app, "POST", "/v1/chat/completions", Some(chat(false)), &[]).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.header("x-llm-actual-provider"), "kimi");
+    assert_eq!(
+        r.header("x-llm-fallbacks"),
+        "1",
+        "the redirect counted as the primary's failure"
+    );
+    assert_eq!(
+        fakes["kimi"].request_count(),
+        1,
+        "only the fallback reached kimi, not a followed redirect: {:?}",
+        fakes["kimi"].journal()
+    );
+}

@@ -147,7 +147,12 @@ pub(crate) async fn set_mode(
     State(state): State<Arc<AppState>>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let b: ModeBody = parse_body(body, state.config.server.body_limit_bytes, |_| Ok(()))?;
+    let b: ModeBody = parse_body(
+        body,
+        state.config.server.body_limit_bytes,
+        |_| Ok(()),
+        |_: &ModeBody| true,
+    )?;
     let mode = Mode::parse(&b.mode).ok_or_else(|| {
         ApiError::BadAdminInput(format!(
             "unknown mode {:?}; expected auto, remote or offline",

@@ -112,7 +112,12 @@ pub(crate) async fn chat_completions(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let req: ChatRequest = parse_body(body, state.config.server.body_limit_bytes, check_chat)?;
+    let req: ChatRequest = parse_body(
+        body,
+        state.config.server.body_limit_bytes,
+        check_chat,
+        |r: &ChatRequest| !r.messages.is_empty(),
+    )?;
     let preferred = preferred_provider(&headers);
     let cc = CacheControl::from_headers(&headers);
     if req.stream {
@@ -281,15 +286,18 @@ pub(crate) async fn assistants_generate(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let g: GenerateRequest = parse_body(body, state.config.server.body_limit_bytes, |v| {
-        match v.get("prompt") {
+    let g: GenerateRequest = parse_body(
+        body,
+        state.config.server.body_limit_bytes,
+        |v| match v.get("prompt") {
             Some(Value::String(s)) if !s.trim().is_empty() => Ok(()),
             _ => Err(ApiError::InvalidRequest {
                 message: "'prompt' is required and must be a non-empty string".into(),
                 param: Some("prompt".into()),
             }),
-        }
-    })?;
+        },
+        |g: &GenerateRequest| !g.prompt.trim().is_empty(),
+    )?;
     let mut messages = Vec::new();
     if let Some(s) = g.system {
         messages.push(text_message(Role::System, s));

@@ -189,11 +189,14 @@ async fn record_request(State(state): State<Arc<AppState>>, req: Request, next: 
     resp
 }
 
-/// Parses a JSON body in two steps so each failure gets its own clear error.
+/// Parses a JSON body. The hot path deserializes straight into `T` and keeps it when `accept` agrees; anything
+/// else is parsed again in two steps (a JSON object? `check` on the value? then `T`, with the path of a bad
+/// field), so each failure gets its own clear error. `accept` must pass only what `check` passes.
 pub(crate) fn parse_body<T: DeserializeOwned>(
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
     limit: usize,
     check: impl FnOnce(&serde_json::Value) -> Result<(), ApiError>,
+    accept: impl FnOnce(&T) -> bool,
 ) -> Result<T, ApiError> {
     let bytes = body.map_err(|r| {
         if r.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
@@ -202,6 +205,14 @@ pub(crate) fn parse_body<T: DeserializeOwned>(
             ApiError::InvalidJson(r.body_text())
         }
     })?;
+    // Only an object may take the hot path: derived structs would also accept a JSON array.
+    if bytes.trim_ascii_start().first() == Some(&b'{') {
+        if let Ok(parsed) = serde_json::from_slice::<T>(&bytes) {
+            if accept(&parsed) {
+                return Ok(parsed);
+            }
+        }
+    }
     let value: serde_json::Value =
         serde_json::from_slice(&bytes).map_err(|e| ApiError::InvalidJson(e.to_string()))?;
     if !value.is_object() {

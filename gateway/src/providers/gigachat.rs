@@ -29,7 +29,7 @@ struct Token {
 /// GigaChat client with its token cache.
 #[derive(Debug)]
 pub struct GigaChat {
-    base_url: String,
+    base: http::Base,
     auth: GigaChatAuth,
     key: Option<Secret>,
     client: reqwest::Client,
@@ -64,7 +64,7 @@ impl GigaChat {
     /// A client; `key` is the authorization key (base64 of `client_id:client_secret`).
     pub fn new(base_url: &str, auth: GigaChatAuth, key: Option<Secret>, client: reqwest::Client) -> GigaChat {
         GigaChat {
-            base_url: base_url.to_string(),
+            base: http::Base::new(base_url, &["chat/completions", "embeddings"]),
             auth,
             key,
             client,
@@ -115,8 +115,8 @@ impl GigaChat {
         loop {
             let token = self.token(force).await?;
             let mut rb = self
-                .client
-                .post(http::url(&self.base_url, path))
+                .base
+                .post(&self.client, path)
                 .bearer_auth(token.expose())
                 .json(body);
             if sse {

@@ -40,6 +40,9 @@ pub fn build_client(pc: &ProviderConfig) -> Result<reqwest::Client, ClientBuildE
         .pool_idle_timeout(std::time::Duration::from_secs(90))
         .pool_max_idle_per_host(64)
         .tcp_nodelay(true)
+        // Provider APIs answer, they do not redirect: a 3xx (an edge proxy's login page, a moved endpoint) is an
+        // answer to classify, not a hop to follow with the request's credentials. It also spares a URL copy per request.
+        .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("llm-gateway/", env!("CARGO_PKG_VERSION")));
     if let Some(path) = &pc.ca_bundle {
         let err = |message: String| ClientBuildError::CaBundle {
@@ -140,6 +143,36 @@ pub(crate) fn opaque_body_message(body: &str) -> String {
 /// Joins a base URL and a path.
 pub(crate) fn url(base: &str, path: &str) -> String {
     format!("{}/{}", base.trim_end_matches('/'), path.trim_start_matches('/'))
+}
+
+/// An adapter's base URL with its endpoints' URLs parsed once. Given a string, reqwest parses it again on every
+/// request (host, IDNA, path: about 5% of a proxied request's instructions under callgrind).
+#[derive(Debug, Clone)]
+pub(crate) struct Base {
+    root: String,
+    parsed: std::sync::Arc<[(&'static str, reqwest::Url)]>,
+}
+
+impl Base {
+    /// `root` (e.g. `https://api.openai.com/v1`) and the paths the adapter posts to.
+    pub(crate) fn new(root: &str, paths: &[&'static str]) -> Base {
+        let parsed = paths
+            .iter()
+            .filter_map(|p| reqwest::Url::parse(&url(root, p)).ok().map(|u| (*p, u)))
+            .collect();
+        Base {
+            root: root.to_string(),
+            parsed,
+        }
+    }
+
+    /// A POST to `path` under the base (a URL that does not parse fails when sent, as a connect error).
+    pub(crate) fn post(&self, client: &reqwest::Client, path: &str) -> RequestBuilder {
+        match self.parsed.iter().find(|(p, _)| *p == path) {
+            Some((_, u)) => client.post(u.clone()),
+            None => client.post(url(&self.root, path)),
+        }
+    }
 }
 
 #[cfg(test)]

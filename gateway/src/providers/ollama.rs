@@ -15,7 +15,7 @@ use crate::canonical::{
 /// Ollama client (`base_url` like `http://127.0.0.1:11434`).
 #[derive(Debug, Clone)]
 pub struct Ollama {
-    base_url: String,
+    base: http::Base,
     client: reqwest::Client,
 }
 
@@ -23,13 +23,13 @@ impl Ollama {
     /// A client.
     pub fn new(base_url: &str, client: reqwest::Client) -> Ollama {
         Ollama {
-            base_url: base_url.to_string(),
+            base: http::Base::new(base_url, &["api/chat", "api/embed"]),
             client,
         }
     }
 
     fn post(&self, path: &str, body: &Value) -> reqwest::RequestBuilder {
-        self.client.post(http::url(&self.base_url, path)).json(body)
+        self.base.post(&self.client, path).json(body)
     }
 
     /// Non-stream chat.

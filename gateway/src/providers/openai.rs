@@ -25,7 +25,7 @@ pub enum Flavor {
 /// A client for an OpenAI-shaped API.
 #[derive(Debug, Clone)]
 pub struct OpenAiCompat {
-    base_url: String,
+    base: http::Base,
     secret: Option<Secret>,
     client: reqwest::Client,
     flavor: Flavor,
@@ -40,7 +40,7 @@ impl OpenAiCompat {
         flavor: Flavor,
     ) -> OpenAiCompat {
         OpenAiCompat {
-            base_url: base_url.to_string(),
+            base: http::Base::new(base_url, &["chat/completions", "embeddings"]),
             secret,
             client,
             flavor,
@@ -55,28 +55,28 @@ impl OpenAiCompat {
         }
     }
 
-    fn post(&self, path: &str, body: &Value) -> reqwest::RequestBuilder {
-        let mut rb = self.client.post(http::url(&self.base_url, path)).json(body);
+    fn post(&self, path: &str, body: &impl serde::Serialize) -> reqwest::RequestBuilder {
+        let mut rb = self.base.post(&self.client, path).json(body);
         if let Some(s) = &self.secret {
             rb = rb.bearer_auth(s.expose());
         }
         rb
     }
 
-    /// The wire body for a chat request.
-    pub fn chat_body(&self, req: &ChatRequest, model: &str, stream: bool) -> Value {
+    /// The wire body for a chat request (serialized once, straight to bytes, by [`Self::post`]).
+    pub fn chat_body(&self, req: &ChatRequest, model: &str, stream: bool) -> ChatRequest {
         let mut req = req.clone();
         req.model = model.to_string();
         req.stream = stream;
         if self.flavor == Flavor::Kimi {
             super::kimi::adjust(&mut req);
         }
-        let mut body = serde_json::to_value(&req).unwrap_or_else(|_| json!({}));
         if stream {
             // Always ask for usage so tokens can be counted; the API layer hides it if the client did not ask.
-            body["stream_options"] = json!({"include_usage": true});
+            req.extra
+                .insert("stream_options".into(), json!({"include_usage": true}));
         }
-        body
+        req
     }
 
     /// Non-stream chat.
@@ -121,9 +121,8 @@ impl OpenAiCompat {
         let mut req = req.clone();
         req.model = model.to_string();
         req.encoding_format = None;
-        let body = serde_json::to_value(&req).unwrap_or_else(|_| json!({}));
         let secret = self.secret.as_ref().map(Secret::expose);
-        let resp = http::send(self.post("embeddings", &body), self.classify(), secret).await?;
+        let resp = http::send(self.post("embeddings", &req), self.classify(), secret).await?;
         http::read_json(resp).await
     }
 }

@@ -60,7 +60,7 @@ pub fn classify(status: u16, headers: &HeaderMap, body: &str) -> ProviderError {
 /// DashScope native API client (`base_url` ends in `/api/v1`).
 #[derive(Debug, Clone)]
 pub struct QwenNative {
-    base_url: String,
+    base: http::Base,
     secret: Option<Secret>,
     client: reqwest::Client,
 }
@@ -69,14 +69,14 @@ impl QwenNative {
     /// A native client.
     pub fn new(base_url: &str, secret: Option<Secret>, client: reqwest::Client) -> QwenNative {
         QwenNative {
-            base_url: base_url.to_string(),
+            base: http::Base::new(base_url, &[GENERATION, EMBEDDING]),
             secret,
             client,
         }
     }
 
     fn post(&self, path: &str, body: &Value) -> reqwest::RequestBuilder {
-        let mut rb = self.client.post(http::url(&self.base_url, path)).json(body);
+        let mut rb = self.base.post(&self.client, path).json(body);
         if let Some(s) = &self.secret {
             rb = rb.bearer_auth(s.expose());
         }
