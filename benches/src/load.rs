@@ -152,3 +152,53 @@ pub async fn sequential(
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A server that counts the requests it answers.
+    async fn counting_server() -> (String, std::sync::Arc<std::sync::atomic::AtomicU64>) {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        let hits = std::sync::Arc::new(AtomicU64::new(0));
+        let h = hits.clone();
+        let app = axum::Router::new().fallback(move || {
+            let h = h.clone();
+            async move {
+                h.fetch_add(1, Ordering::SeqCst);
+                "{}"
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (url, hits)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn open_loop_sends_rate_times_duration_requests_and_measures_each() {
+        let (url, hits) = counting_server().await;
+        let client = client().unwrap();
+        let t = Target::chat(&url, "m", "hi");
+        let s = open_loop(&client, &t, 200, Duration::from_millis(250)).await;
+        assert_eq!(s.len(), 50, "errors: {}", s.errors);
+        assert_eq!(s.errors, 0);
+        assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 50);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_refused_target_counts_errors_not_samples() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", l.local_addr().unwrap());
+        drop(l);
+        let client = client().unwrap();
+        let s = open_loop(
+            &client,
+            &Target::chat(&url, "m", "hi"),
+            100,
+            Duration::from_millis(100),
+        )
+        .await;
+        assert_eq!((s.len(), s.errors), (0, 10));
+    }
+}

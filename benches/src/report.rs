@@ -136,3 +136,35 @@ fn fallback(s: &mut String, r: &Results) {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stats::Samples;
+    use std::time::Duration;
+
+    fn results() -> Results {
+        Results {
+            started: "2026-11-26T00:00:00Z".into(),
+            machine: "test".into(),
+            overhead: Vec::new(),
+            ceilings: Vec::new(),
+            gateway_peak_rss_bytes: None,
+            gateway_overhead_metric_p50_s: None,
+            fallback: Vec::new(),
+            offline: None,
+        }
+    }
+
+    #[test]
+    fn a_part_that_did_not_run_leaves_no_section() {
+        let mut r = results();
+        let mut s = Samples::default();
+        s.record(Duration::from_micros(300));
+        r.offline = Some(s.summary());
+        let md = markdown(&r);
+        assert!(md.contains("## Offline-package answer"), "{md}");
+        assert!(!md.contains("## Overhead"), "{md}");
+        assert!(!md.contains("## Fallback"), "{md}");
+    }
+}
