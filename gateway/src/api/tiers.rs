@@ -181,6 +181,8 @@ pub(crate) fn respond(state: &Arc<AppState>, answer: &Answer, stream: bool, incl
     let resp = answer.response();
     let mut out = if stream {
         synthetic_sse(resp, include_usage)
+    } else if let Some(raw) = &resp.raw {
+        ([(header::CONTENT_TYPE, "application/json")], raw.clone()).into_response()
     } else {
         Json(resp).into_response()
     };

@@ -199,6 +199,10 @@ pub struct ChatResponse {
     /// Usage.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usage: Option<Usage>,
+    /// The upstream's own bytes, when they are this answer in OpenAI's shape as is: sent to the client unchanged
+    /// (fields the canonical type does not model, like `system_fingerprint`, included) instead of written again.
+    #[serde(skip)]
+    pub raw: Option<bytes::Bytes>,
 }
 
 impl ChatResponse {

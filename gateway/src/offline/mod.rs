@@ -75,6 +75,7 @@ impl Hit<'_> {
                 finish_reason: Some("stop".into()),
             }],
             usage: Some(Usage::new(tokens(prompt), tokens(&self.entry.answer))),
+            raw: None,
         }
     }
 }

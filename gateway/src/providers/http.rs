@@ -100,8 +100,13 @@ async fn read_error_body(mut resp: Response) -> String {
 const MAX_BODY: usize = 32 * 1024 * 1024;
 
 /// Reads a 2xx body as JSON into `T`; anything else is `malformed`.
-pub(crate) async fn read_json<T: DeserializeOwned>(mut resp: Response) -> Result<T, ProviderError> {
-    let mut buf = Vec::new();
+pub(crate) async fn read_json<T: DeserializeOwned>(resp: Response) -> Result<T, ProviderError> {
+    parse_json(&read_body(resp).await?)
+}
+
+/// Reads a 2xx body whole, refusing more than 32 MiB (`malformed`).
+pub(crate) async fn read_body(mut resp: Response) -> Result<Vec<u8>, ProviderError> {
+    let mut buf = Vec::with_capacity(resp.content_length().unwrap_or(0).min(64 * 1024) as usize);
     while let Some(chunk) = resp.chunk().await.map_err(|e| ProviderError::from_reqwest(&e))? {
         if buf.len() + chunk.len() > MAX_BODY {
             return Err(ProviderError::new(
@@ -111,7 +116,7 @@ pub(crate) async fn read_json<T: DeserializeOwned>(mut resp: Response) -> Result
         }
         buf.extend_from_slice(&chunk);
     }
-    parse_json(&buf)
+    Ok(buf)
 }
 
 /// Parses JSON into `T`; failure is `malformed`.

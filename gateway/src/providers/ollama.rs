@@ -212,6 +212,7 @@ pub(crate) fn response(v: &Value) -> Result<ChatResponse, ProviderError> {
             finish_reason: Some(finish),
         }],
         usage: Some(usage(v)),
+        raw: None,
     })
 }
 

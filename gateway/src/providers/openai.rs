@@ -84,8 +84,12 @@ impl OpenAiCompat {
         let body = self.chat_body(req, model, false);
         let secret = self.secret.as_ref().map(Secret::expose);
         let resp = http::send(self.post("chat/completions", &body), self.classify(), secret).await?;
-        let mut out: ChatResponse = http::read_json(resp).await?;
-        normalize_response(&mut out);
+        let body = http::read_body(resp).await?;
+        let mut out: ChatResponse = http::parse_json(&body)?;
+        let as_is = normalize_response(&mut out);
+        if as_is && self.flavor == Flavor::OpenAi {
+            out.raw = Some(bytes::Bytes::from(body));
+        }
         if out.choices.first().and_then(|c| c.finish_reason.as_deref()) == Some("content_filter") {
             // A 200 whose answer was withheld: a refusal the router may route around (per policy).
             return Err(ProviderError::new(
@@ -127,8 +131,9 @@ impl OpenAiCompat {
     }
 }
 
-/// Fills fields strict clients require.
-pub(crate) fn normalize_response(out: &mut ChatResponse) {
+/// Fills fields strict clients require; returns whether the answer already had them all.
+pub(crate) fn normalize_response(out: &mut ChatResponse) -> bool {
+    let as_is = !out.id.is_empty() && out.created != 0 && out.object == "chat.completion";
     if out.id.is_empty() {
         out.id = new_id("chatcmpl");
     }
@@ -136,6 +141,7 @@ pub(crate) fn normalize_response(out: &mut ChatResponse) {
         out.created = unix_now();
     }
     out.object = "chat.completion".to_string();
+    as_is
 }
 
 /// SSE `data: {chunk}` ... `data: [DONE]`, with mid-stream `data: {"error":...}` and Moonshot's usage-in-choice.

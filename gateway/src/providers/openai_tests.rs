@@ -231,3 +231,21 @@ fn chat_body_sets_model_stream_and_usage() {
     assert_eq!(k["temperature"], 1.0);
     assert!(k.get("stream_options").is_none());
 }
+
+#[test]
+fn normalize_says_whether_the_answer_was_already_in_shape() {
+    let mut ok: ChatResponse = serde_json::from_str(
+        r#"{"id":"chatcmpl-1","object":"chat.completion","created":5,"model":"m","choices":[]}"#,
+    )
+    .unwrap();
+    assert!(normalize_response(&mut ok));
+    for body in [
+        r#"{"object":"chat.completion","created":5,"model":"m","choices":[]}"#,
+        r#"{"id":"x","object":"chat.completion","model":"m","choices":[]}"#,
+        r#"{"id":"x","object":"chat.completion.chunk","created":5,"model":"m","choices":[]}"#,
+    ] {
+        let mut out: ChatResponse = serde_json::from_str(body).unwrap();
+        assert!(!normalize_response(&mut out), "{body}");
+        assert!(!out.id.is_empty() && out.created != 0 && out.object == "chat.completion");
+    }
+}

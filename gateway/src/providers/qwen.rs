@@ -223,6 +223,7 @@ pub(crate) fn native_response(v: &Value, model: &str) -> Result<ChatResponse, Pr
             finish_reason: finish_reason.or(Some("stop".into())),
         }],
         usage: native_usage(v),
+        raw: None,
     })
 }
 

@@ -206,6 +206,7 @@ pub(crate) fn response(v: Value) -> Result<ChatResponse, ProviderError> {
             .to_string(),
         choices: out,
         usage,
+        raw: None,
     })
 }
 
