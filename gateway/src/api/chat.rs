@@ -3,19 +3,17 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::rejection::BytesRejection;
-use axum::extract::State;
-use axum::http::HeaderMap;
+use axum::extract::{Request, State};
+
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use bytes::Bytes;
 use futures::StreamExt;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::time::Instant;
 
 use super::tiers::{after_failure, cache_lookup, decorate_answer, respond, Answer, CacheControl};
-use super::{decorate, parse_body, preferred_provider, sse, ApiError, AppState};
+use super::{decorate, parse_body, preferred_provider, split, sse, ApiError, AppState};
 use crate::cache;
 use crate::canonical::{ChatChunk, ChatRequest, Message, Role, Usage};
 use crate::config::StreamFailurePolicy;
@@ -109,9 +107,9 @@ pub(crate) async fn route_chat(
 /// `POST /v1/chat/completions`.
 pub(crate) async fn chat_completions(
     State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    req: Request,
 ) -> Result<Response, ApiError> {
+    let (headers, body) = split(req).await;
     let req: ChatRequest = parse_body(
         body,
         state.config.server.body_limit_bytes,
@@ -283,9 +281,9 @@ fn text_message(role: Role, text: String) -> Message {
 /// `POST /api/assistants/generate`: the text and who answered.
 pub(crate) async fn assistants_generate(
     State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    req: Request,
 ) -> Result<Response, ApiError> {
+    let (headers, body) = split(req).await;
     let g: GenerateRequest = parse_body(
         body,
         state.config.server.body_limit_bytes,
@@ -336,7 +334,7 @@ pub(crate) async fn assistants_generate(
     });
     let mut resp = Json(out).into_response();
     decorate_answer(&state, &mut resp, &answer);
-    if let (Answer::Provider(_), Some(u)) = (&answer, value.usage) {
+    if let (Answer::Provider(_), Some(u), true) = (&answer, value.usage, state.clients.enabled()) {
         resp.extensions_mut().insert(u);
     }
     Ok(resp)

@@ -2,17 +2,15 @@
 
 use std::sync::Arc;
 
-use axum::extract::rejection::BytesRejection;
-use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue};
+use axum::extract::{Request, State};
+use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use base64::Engine;
-use bytes::Bytes;
 use serde_json::{json, Value};
 use tokio::time::Instant;
 
-use super::{decorate, parse_body, preferred_provider, route_error, ApiError, AppState};
+use super::{decorate, parse_body, preferred_provider, route_error, split, ApiError, AppState};
 use crate::canonical::{EmbeddingInput, EmbeddingsRequest, Usage};
 use crate::config::Mode;
 use crate::metrics::{OfflineSource, Source};
@@ -43,9 +41,9 @@ fn accept(r: &EmbeddingsRequest) -> bool {
 /// `POST /v1/embeddings`.
 pub(crate) async fn embeddings(
     State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    req: Request,
 ) -> Result<Response, ApiError> {
+    let (headers, body) = split(req).await;
     let start = Instant::now();
     let req: EmbeddingsRequest = parse_body(body, state.config.server.body_limit_bytes, check, accept)?;
     let base64 = match req.encoding_format.as_deref() {
@@ -156,6 +154,5 @@ fn offline_vectors(state: &AppState, req: &EmbeddingsRequest, base64: bool) -> O
         HeaderValue::from_static("offline-package"),
     );
     h.insert("x-llm-fallbacks", HeaderValue::from(0u32));
-    resp.extensions_mut().insert(Source::OfflinePackage);
     Some(resp)
 }

@@ -14,7 +14,7 @@ mod tiers;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::extract::{DefaultBodyLimit, FromRequest, MatchedPath, Request, State};
 use axum::http::{HeaderMap, HeaderValue};
 use axum::middleware::{self, Next};
 use axum::response::Response;
@@ -152,7 +152,12 @@ async fn record_request(State(state): State<Arc<AppState>>, req: Request, next: 
     }
     let status = resp.status().as_u16();
     if !matches!(route, Route::Other | Route::Admin) || resp.status().is_client_error() {
-        let source = resp.extensions().get::<Source>().copied().unwrap_or(Source::None);
+        // The `X-LLM-Source` header says who answered (an extension would cost a map allocation per request).
+        let source = resp
+            .headers()
+            .get("x-llm-source")
+            .and_then(|v| Source::from_header(v.as_bytes()))
+            .unwrap_or(Source::None);
         state
             .metrics
             .requests
@@ -187,6 +192,14 @@ async fn record_request(State(state): State<Arc<AppState>>, req: Request, next: 
         );
     }
     resp
+}
+
+/// A request's headers and body, without copying the headers (axum's `HeaderMap` extractor clones the map).
+pub(crate) async fn split(
+    mut req: Request,
+) -> (HeaderMap, Result<Bytes, axum::extract::rejection::BytesRejection>) {
+    let headers = std::mem::take(req.headers_mut());
+    (headers, Bytes::from_request(req, &()).await)
 }
 
 /// Parses a JSON body. The hot path deserializes straight into `T` and keeps it when `accept` agrees; anything
@@ -262,7 +275,6 @@ pub(crate) fn decorate(state: &AppState, resp: &mut Response, cand: &Candidate, 
     }
     h.insert("x-llm-fallbacks", HeaderValue::from(fallbacks));
     h.insert("x-llm-source", HeaderValue::from_static(source.as_str()));
-    resp.extensions_mut().insert(source);
 }
 
 /// Converts a routing error, turning an offline-mode failure into `offline_miss`.

@@ -187,8 +187,8 @@ pub(crate) fn respond(state: &Arc<AppState>, answer: &Answer, stream: bool, incl
         Json(resp).into_response()
     };
     decorate_answer(state, &mut out, answer);
-    if let (Answer::Provider(_), Some(u)) = (answer, resp.usage) {
-        // Read by the client-limits layer (tokens/min).
+    if let (Answer::Provider(_), Some(u), true) = (answer, resp.usage, state.clients.enabled()) {
+        // Read by the client-limits layer (tokens/min), only there when client limits are on.
         out.extensions_mut().insert(u);
     }
     out
@@ -232,7 +232,6 @@ pub(crate) fn decorate_answer(state: &AppState, out: &mut Response, answer: &Ans
         }
         Answer::Provider(_) => {}
     }
-    out.extensions_mut().insert(source);
 }
 
 /// A complete answer as an SSE stream: role, content, finish (and usage when asked), then `[DONE]`.
