@@ -59,9 +59,15 @@ label_enum!(
 impl Source {
     /// The source an `X-LLM-Source` header names.
     pub fn from_header(value: &[u8]) -> Option<Source> {
-        [Source::Provider, Source::Cache, Source::Local, Source::OfflinePackage, Source::None]
-            .into_iter()
-            .find(|s| s.as_str().as_bytes() == value)
+        [
+            Source::Provider,
+            Source::Cache,
+            Source::Local,
+            Source::OfflinePackage,
+            Source::None,
+        ]
+        .into_iter()
+        .find(|s| s.as_str().as_bytes() == value)
     }
 }
 
