@@ -61,6 +61,11 @@ pub fn key(req: &ChatRequest) -> Key {
     Sha256::digest(canonical(req).as_bytes()).into()
 }
 
+/// What an answer costs the cache in bytes: its JSON, the upstream's own bytes it may carry, and some overhead.
+fn weight(resp: &ChatResponse) -> usize {
+    serde_json::to_vec(resp).map_or(0, |b| b.len()) + resp.raw.as_ref().map_or(0, |r| r.len()) + 64
+}
+
 impl ResponseCache {
     /// From config.
     pub fn new(cfg: &CacheConfig) -> ResponseCache {
@@ -75,8 +80,7 @@ impl ResponseCache {
             moka::sync::Cache::builder()
                 .max_capacity(cfg.max_bytes)
                 .weigher(move |_k: &Key, v: &Arc<Cached>| {
-                    let size = serde_json::to_vec(&v.resp).map_or(0, |b| b.len()) + 64;
-                    (size.min(u32::MAX as usize) as u32).max(floor)
+                    (weight(&v.resp).min(u32::MAX as usize) as u32).max(floor)
                 })
                 .time_to_live(keep.max(Duration::from_millis(1)))
                 .build()
@@ -157,6 +161,15 @@ mod tests {
             "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}]
         }))
         .unwrap()
+    }
+
+    #[test]
+    fn an_answer_weighs_its_json_and_the_upstream_bytes_it_keeps() {
+        let mut r = resp("hello");
+        let bare = weight(&r);
+        assert!(bare > 64);
+        r.raw = Some(bytes::Bytes::from(vec![b' '; 1000]));
+        assert_eq!(weight(&r), bare + 1000);
     }
 
     #[test]
