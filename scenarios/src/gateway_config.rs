@@ -85,26 +85,6 @@ pub fn load(path: &Path, overrides: Option<&Value>) -> Result<(String, Config), 
         file: file.clone(),
         message: e.to_string(),
     })?;
-    resolve_packages(&mut cfg.offline.packages, path);
+    cfg.resolve_paths_from(path);
     Ok((yaml, cfg))
-}
-
-/// Offline package paths are relative to the working directory for `llm-gateway serve`; a scenario may run
-/// from anywhere, so a relative path that does not exist there is looked up from the config file's folder and
-/// its parents (the shipped configs name `config/offline` from the workspace root).
-fn resolve_packages(packages: &mut [std::path::PathBuf], config: &Path) {
-    let dir = config
-        .canonicalize()
-        .ok()
-        .and_then(|p| p.parent().map(Path::to_path_buf));
-    for p in packages.iter_mut().filter(|p| p.is_relative() && !p.exists()) {
-        let found = dir
-            .iter()
-            .flat_map(|d| d.ancestors())
-            .map(|a| a.join(&*p))
-            .find(|c| c.exists());
-        if let Some(found) = found {
-            *p = found;
-        }
-    }
 }

@@ -338,13 +338,31 @@ pub fn process_env(name: &str) -> Option<String> {
 }
 
 impl Config {
-    /// Loads and validates a YAML file, applying env overrides.
+    /// Loads and validates a YAML file, applying env overrides; relative paths in it are resolved as
+    /// [`Config::resolve_paths_from`] says.
     pub fn load(path: &Path, env: EnvLookup<'_>) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
             path: path.display().to_string(),
             source,
         })?;
-        Config::from_yaml(&text, env)
+        let mut cfg = Config::from_yaml(&text, env)?;
+        cfg.resolve_paths_from(path);
+        Ok(cfg)
+    }
+
+    /// A relative `offline.packages` path names a folder beside `config_file` when one is there (so a config
+    /// works from any working directory); otherwise it stays relative to the working directory, as configs
+    /// written for the workspace root expect (`config/offline`).
+    pub fn resolve_paths_from(&mut self, config_file: &Path) {
+        let Some(dir) = config_file.parent() else {
+            return;
+        };
+        for p in self.offline.packages.iter_mut().filter(|p| p.is_relative()) {
+            let beside = dir.join(&*p);
+            if beside.exists() {
+                *p = beside;
+            }
+        }
     }
 
     /// Parses and validates YAML text, applying env overrides.

@@ -190,3 +190,35 @@ fn models_take_a_name_or_a_name_with_a_context_window() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn relative_package_paths_are_found_beside_the_config_file_then_from_the_working_directory() {
+    let dir = std::env::temp_dir().join(format!("llm-gw-paths-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("offline")).unwrap();
+    let file = dir.join("gateway.yaml");
+    let text = SIM.replace(
+        "packages: [offline]",
+        "packages: [offline, config/offline, /opt/packages]",
+    );
+    assert_ne!(text, SIM, "the shipped config names its packages `offline`");
+    std::fs::write(&file, text).unwrap();
+    let cfg = Config::load(&file, &no_env).unwrap();
+    assert_eq!(
+        cfg.offline.packages,
+        vec![
+            dir.join("offline"),
+            std::path::PathBuf::from("config/offline"),
+            std::path::PathBuf::from("/opt/packages"),
+        ]
+    );
+    // The shipped configs load from any working directory: their `offline` is the folder beside them.
+    let shipped =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/llm_gateway_simulation.yaml");
+    let cfg = Config::load(&shipped, &no_env).unwrap();
+    assert!(
+        cfg.offline.packages[0].join("analytics-assistant").is_dir(),
+        "{:?}",
+        cfg.offline.packages
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
