@@ -267,17 +267,6 @@ struct GenerateRequest {
     temperature: Option<f64>,
 }
 
-fn text_message(role: Role, text: String) -> Message {
-    Message {
-        role,
-        content: Some(Value::String(text)),
-        name: None,
-        tool_calls: None,
-        tool_call_id: None,
-        extra: Default::default(),
-    }
-}
-
 /// `POST /api/assistants/generate`: the text and who answered.
 pub(crate) async fn assistants_generate(
     State(state): State<Arc<AppState>>,
@@ -298,9 +287,9 @@ pub(crate) async fn assistants_generate(
     )?;
     let mut messages = Vec::new();
     if let Some(s) = g.system {
-        messages.push(text_message(Role::System, s));
+        messages.push(Message::plain(Role::System, s));
     }
-    messages.push(text_message(Role::User, g.prompt));
+    messages.push(Message::plain(Role::User, g.prompt));
     let req = ChatRequest {
         model: g.model.unwrap_or_else(|| "default".into()),
         messages,

@@ -12,7 +12,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::Response;
 use bytes::Bytes;
 use futures::StreamExt;
-use serde_json::{json, Map, Value};
+use serde_json::json;
 use tokio::time::Instant;
 
 use super::chat::{count_tokens, has_token, open_stream, remaining};
@@ -91,17 +91,6 @@ pub(crate) fn error_event(provider: &str, e: &ProviderError) -> Bytes {
     Bytes::from(format!("event: error\ndata: {v}\n\n"))
 }
 
-fn text_message(role: Role, text: String) -> Message {
-    Message {
-        role,
-        content: Some(Value::String(text)),
-        name: None,
-        tool_calls: None,
-        tool_call_id: None,
-        extra: Map::new(),
-    }
-}
-
 /// Tries to continue a broken answer on the next candidates; on success swaps the stream and returns a comment
 /// line naming the new provider.
 async fn resume(st: &mut BodyState, err: &ProviderError) -> Option<Bytes> {
@@ -110,8 +99,8 @@ async fn resume(st: &mut BodyState, err: &ProviderError) -> Option<Bytes> {
         return None;
     }
     let mut req = c.req.clone();
-    req.messages.push(text_message(Role::Assistant, c.text.clone()));
-    req.messages.push(text_message(
+    req.messages.push(Message::plain(Role::Assistant, c.text.clone()));
+    req.messages.push(Message::plain(
         Role::User,
         "Continue your previous answer exactly where it stopped, without repeating any of it.".into(),
     ));

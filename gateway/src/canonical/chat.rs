@@ -72,6 +72,18 @@ pub struct Message {
 }
 
 impl Message {
+    /// A message whose content is plain text.
+    pub fn plain(role: Role, text: String) -> Message {
+        Message {
+            role,
+            content: Some(Value::String(text)),
+            name: None,
+            tool_calls: None,
+            tool_call_id: None,
+            extra: Map::new(),
+        }
+    }
+
     /// Text of the content: the string, or the text parts joined.
     pub fn text(&self) -> String {
         match &self.content {

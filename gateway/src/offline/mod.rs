@@ -64,14 +64,7 @@ impl Hit<'_> {
             model: format!("offline/{}", self.package.name),
             choices: vec![Choice {
                 index: 0,
-                message: Message {
-                    role: Role::Assistant,
-                    content: Some(serde_json::Value::String(self.entry.answer.clone())),
-                    name: None,
-                    tool_calls: None,
-                    tool_call_id: None,
-                    extra: Default::default(),
-                },
+                message: Message::plain(Role::Assistant, self.entry.answer.clone()),
                 finish_reason: Some("stop".into()),
             }],
             usage: Some(Usage::new(tokens(prompt), tokens(&self.entry.answer))),

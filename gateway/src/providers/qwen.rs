@@ -181,27 +181,19 @@ fn native_output(v: &Value) -> Result<(Message, Option<String>), ProviderError> 
             .map(serde_json::from_value)
             .transpose()
             .map_err(|e| ProviderError::new(ErrorClass::Malformed, format!("bad DashScope message: {e}")))?
-            .unwrap_or_else(|| assistant(String::new()));
+            .unwrap_or_else(|| Message::plain(Role::Assistant, String::new()));
         return Ok((message, finish(choice.get("finish_reason"))));
     }
     if let Some(text) = output.get("text").and_then(Value::as_str) {
-        return Ok((assistant(text.to_string()), finish(output.get("finish_reason"))));
+        return Ok((
+            Message::plain(Role::Assistant, text.to_string()),
+            finish(output.get("finish_reason")),
+        ));
     }
     Err(ProviderError::new(
         ErrorClass::Malformed,
         "DashScope output has neither choices nor text",
     ))
-}
-
-fn assistant(text: String) -> Message {
-    Message {
-        role: Role::Assistant,
-        content: Some(Value::String(text)),
-        name: None,
-        tool_calls: None,
-        tool_call_id: None,
-        extra: Map::new(),
-    }
 }
 
 /// Native response to canonical.
