@@ -156,7 +156,7 @@ async fn record_request(State(state): State<Arc<AppState>>, req: Request, next: 
         let source = resp
             .headers()
             .get("x-llm-source")
-            .and_then(|v| Source::from_header(v.as_bytes()))
+            .and_then(|v| Source::from_label(v.as_bytes()))
             .unwrap_or(Source::None);
         state
             .metrics

@@ -13,6 +13,10 @@ macro_rules! label_enum {
         impl $name {
             /// The label text.
             pub fn as_str(self) -> &'static str { match self { $($name::$variant => $text),+ } }
+            /// The value whose label text this is (as an `X-LLM-*` header carries it).
+            pub fn from_label(text: &[u8]) -> Option<$name> {
+                [$($name::$variant),+].into_iter().find(|v| v.as_str().as_bytes() == text)
+            }
         }
         impl EncodeLabelValue for $name {
             fn encode(&self, encoder: &mut LabelValueEncoder<'_>) -> Result<(), std::fmt::Error> {
@@ -55,21 +59,6 @@ label_enum!(
         None => "none",
     }
 );
-
-impl Source {
-    /// The source an `X-LLM-Source` header names.
-    pub fn from_header(value: &[u8]) -> Option<Source> {
-        [
-            Source::Provider,
-            Source::Cache,
-            Source::Local,
-            Source::OfflinePackage,
-            Source::None,
-        ]
-        .into_iter()
-        .find(|s| s.as_str().as_bytes() == value)
-    }
-}
 
 label_enum!(
     /// Offline hit source.
