@@ -216,24 +216,12 @@ impl Metrics {
 
     /// Sets a provider budget's used gauge.
     pub fn budget_used(&self, provider: &str, budget: BudgetKind, used: u64) {
-        let labels = BudgetLabels {
-            provider: provider.to_string(),
-            budget,
-        };
-        self.budget_used
-            .get_or_create(&labels)
-            .set(used.min(i64::MAX as u64) as i64);
+        set_budget(&self.budget_used, provider, budget, used);
     }
 
     /// Sets a provider budget's limit gauge.
     pub fn budget_limit(&self, provider: &str, budget: BudgetKind, limit: u64) {
-        let labels = BudgetLabels {
-            provider: provider.to_string(),
-            budget,
-        };
-        self.budget_limit
-            .get_or_create(&labels)
-            .set(limit.min(i64::MAX as u64) as i64);
+        set_budget(&self.budget_limit, provider, budget, limit);
     }
 
     /// Counts one cache lookup.
@@ -264,4 +252,13 @@ impl Metrics {
         }
         out
     }
+}
+
+fn set_budget(gauges: &Family<BudgetLabels, Gauge>, provider: &str, budget: BudgetKind, value: u64) {
+    gauges
+        .get_or_create(&BudgetLabels {
+            provider: provider.to_string(),
+            budget,
+        })
+        .set(value.min(i64::MAX as u64) as i64);
 }
