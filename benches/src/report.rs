@@ -143,22 +143,9 @@ mod tests {
     use crate::stats::Samples;
     use std::time::Duration;
 
-    fn results() -> Results {
-        Results {
-            started: "2026-11-26T00:00:00Z".into(),
-            machine: "test".into(),
-            overhead: Vec::new(),
-            ceilings: Vec::new(),
-            gateway_peak_rss_bytes: None,
-            gateway_overhead_metric_p50_s: None,
-            fallback: Vec::new(),
-            offline: None,
-        }
-    }
-
     #[test]
     fn a_part_that_did_not_run_leaves_no_section() {
-        let mut r = results();
+        let mut r = Results::new("2026-11-26T00:00:00Z".into(), "test".into());
         let mut s = Samples::default();
         s.record(Duration::from_micros(300));
         r.offline = Some(s.summary());

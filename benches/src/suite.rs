@@ -95,6 +95,22 @@ pub struct Results {
     pub offline: Option<Summary>,
 }
 
+impl Results {
+    /// Nothing measured yet.
+    pub fn new(started: String, machine: String) -> Results {
+        Results {
+            started,
+            machine,
+            overhead: Vec::new(),
+            ceilings: Vec::new(),
+            gateway_peak_rss_bytes: None,
+            gateway_overhead_metric_p50_s: None,
+            fallback: Vec::new(),
+            offline: None,
+        }
+    }
+}
+
 /// One fallback case.
 #[derive(Debug, Clone, Serialize)]
 pub struct FallbackRow {
@@ -381,16 +397,10 @@ async fn offline(o: &Options, r: &mut Results) -> Result<(), BenchError> {
 
 /// Runs every measurement.
 pub async fn run(o: &Options) -> Result<Results, BenchError> {
-    let mut r = Results {
-        started: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
-        machine: machine(),
-        overhead: Vec::new(),
-        ceilings: Vec::new(),
-        gateway_peak_rss_bytes: None,
-        gateway_overhead_metric_p50_s: None,
-        fallback: Vec::new(),
-        offline: None,
-    };
+    let mut r = Results::new(
+        humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+        machine(),
+    );
     if o.parts.contains(&Part::Overhead) {
         overhead(o, &mut r).await?;
     }
