@@ -2,6 +2,7 @@
 //! criterion micro-benchmarks.
 //!
 //! # Layout
+//! - [`cpus`]: the load and the server under test on disjoint CPUs (`--cpus isolated`, the default).
 //! - [`procs`]: the servers under test as child processes (fake, bare forwarder, gateway), their readiness
 //!   and peak memory.
 //! - [`forwarder`]: the bare forwarder, a few dozen lines of axum + pooled reqwest: the practical floor for
@@ -11,6 +12,7 @@
 //! - [`stats`]: latency percentiles.
 //! - [`suite`]: the measurements of the load benchmark; [`report`]: its Markdown and JSON.
 
+pub mod cpus;
 pub mod forwarder;
 pub mod load;
 pub mod procs;

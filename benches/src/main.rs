@@ -69,6 +69,12 @@ struct LoadArgs {
     /// Length of each fallback run.
     #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
     fallback_duration: Duration,
+    /// `isolated`: the load (generator, fake) on the lower half of the CPUs and the server under test
+    /// (forwarder, gateway) on the upper half, as with a load generator on another machine, so a target is not
+    /// charged for the CPU the load itself takes. `shared`: every process on every CPU. A `--peer-url` gateway
+    /// is not started here: pin it yourself (`taskset -a -cp 1 PID`) to compare like for like.
+    #[arg(long, value_enum, default_value = "isolated")]
+    cpus: llm_benches::cpus::CpuMode,
     /// Where to write `load.md` and `load.json`.
     #[arg(long, default_value = "output/bench")]
     out: PathBuf,
@@ -90,6 +96,7 @@ async fn load(a: LoadArgs) -> ExitCode {
         peer_model: a.peer_model,
         fallback_rate: a.fallback_rate,
         fallback_duration: a.fallback_duration,
+        cpus: a.cpus,
         progress: true,
     };
     let results = match suite::run(&opts).await {

@@ -21,7 +21,11 @@ fn ratio(a: f64, b: f64) -> String {
 /// Renders the results as Markdown.
 pub fn markdown(r: &Results) -> String {
     let mut s = String::new();
-    let _ = writeln!(s, "# Load benchmark\n\nStarted {} on {}.\n", r.started, r.machine);
+    let _ = writeln!(
+        s,
+        "# Load benchmark\n\nStarted {} on {}.\nCPUs: {}.\n",
+        r.started, r.machine, r.cpus
+    );
     if !r.overhead.is_empty() {
         overhead(&mut s, r);
     }
@@ -145,12 +149,17 @@ mod tests {
 
     #[test]
     fn a_part_that_did_not_run_leaves_no_section() {
-        let mut r = Results::new("2026-11-26T00:00:00Z".into(), "test".into());
+        let mut r = Results::new(
+            "2026-11-26T00:00:00Z".into(),
+            "test".into(),
+            "shared: every process on every CPU".into(),
+        );
         let mut s = Samples::default();
         s.record(Duration::from_micros(300));
         r.offline = Some(s.summary());
         let md = markdown(&r);
         assert!(md.contains("## Offline-package answer"), "{md}");
+        assert!(md.contains("CPUs: shared: every process on every CPU."), "{md}");
         assert!(!md.contains("## Overhead"), "{md}");
         assert!(!md.contains("## Fallback"), "{md}");
     }

@@ -2,6 +2,7 @@
 //! forwarder, with throughput ceilings and the gateway's peak memory; (b) fallback latency for each way the
 //! primary can fail, against the backup's own latency; (c) offline-answer latency.
 
+use crate::cpus::{self, CpuMode, Layout};
 use crate::load::{self, Target};
 use crate::procs::{self, ProcError, Server};
 use crate::stats::{Samples, Summary};
@@ -34,6 +35,8 @@ pub struct Options {
     pub fallback_rate: u32,
     /// Length of each fallback run.
     pub fallback_duration: Duration,
+    /// Whether the load and the server under test run on disjoint CPUs.
+    pub cpus: CpuMode,
     /// Print progress to stderr.
     pub progress: bool,
 }
@@ -81,6 +84,8 @@ pub struct Results {
     pub started: String,
     /// What machine it ran on.
     pub machine: String,
+    /// Where the processes ran (`--cpus`).
+    pub cpus: String,
     /// Open-loop latencies per target and rate.
     pub overhead: Vec<RateRow>,
     /// Closed-loop throughput ceilings, requests per second, per target.
@@ -97,10 +102,11 @@ pub struct Results {
 
 impl Results {
     /// Nothing measured yet.
-    pub fn new(started: String, machine: String) -> Results {
+    pub fn new(started: String, machine: String, cpus: String) -> Results {
         Results {
             started,
             machine,
+            cpus,
             overhead: Vec::new(),
             ceilings: Vec::new(),
             gateway_peak_rss_bytes: None,
@@ -181,11 +187,11 @@ pub fn histogram_p50(metrics: &str, name: &str) -> Option<f64> {
 }
 
 /// (a): direct, forwarder, gateway (and peer) at each rate; ceilings; gateway memory and overhead metric.
-async fn overhead(o: &Options, r: &mut Results) -> Result<(), BenchError> {
+async fn overhead(o: &Options, place: &Placement, r: &mut Results) -> Result<(), BenchError> {
     let fakes = procs::fakes(&["openai"]).await?;
     let fake = fakes.url_of("openai").unwrap_or_default().to_string();
-    let fwd = procs::forwarder(&fake).await?;
-    let gw = procs::gateway(&gateway_config(&fake, None, "5s")).await?;
+    let fwd = place.target(procs::forwarder(&fake).await?)?;
+    let gw = place.target(procs::gateway(&gateway_config(&fake, None, "5s")).await?)?;
     let client = load::client()?;
     let prompt = "Сделай SQL-фильтр по продажам";
     let mut targets = vec![
@@ -276,7 +282,7 @@ impl Failure {
 }
 
 /// (b): each failure of the primary on a fresh gateway, against the backup's own latency.
-async fn fallback(o: &Options, r: &mut Results) -> Result<(), BenchError> {
+async fn fallback(o: &Options, place: &Placement, r: &mut Results) -> Result<(), BenchError> {
     let fakes = procs::fakes(&["openai", "kimi"]).await?;
     let openai = fakes.url_of("openai").unwrap_or_default().to_string();
     let kimi = fakes.url_of("kimi").unwrap_or_default().to_string();
@@ -308,7 +314,7 @@ async fn fallback(o: &Options, r: &mut Results) -> Result<(), BenchError> {
         for root in [&openai, &kimi] {
             http.post(format!("{root}/__mock/reset")).send().await?;
         }
-        let gw: Server = procs::gateway(&gateway_config(&proxied, Some(&kimi), "1s")).await?;
+        let gw: Server = place.target(procs::gateway(&gateway_config(&proxied, Some(&kimi), "1s")).await?)?;
         let mut t = Target::chat(gw.url(), "default", "fallback latency");
         let chaos_err = |e: llm_chaos::ClientError| BenchError::Chaos(e.to_string());
         match case {
@@ -371,7 +377,7 @@ async fn fallback(o: &Options, r: &mut Results) -> Result<(), BenchError> {
 }
 
 /// (c): a prompt of the sample offline package answered by a gateway in offline mode.
-async fn offline(o: &Options, r: &mut Results) -> Result<(), BenchError> {
+async fn offline(o: &Options, place: &Placement, r: &mut Results) -> Result<(), BenchError> {
     let packages = std::env::current_dir().unwrap_or_default().join("config/offline");
     if !packages.is_dir() {
         return Err(BenchError::Proc(ProcError::NotReady(format!(
@@ -383,7 +389,7 @@ async fn offline(o: &Options, r: &mut Results) -> Result<(), BenchError> {
     let fake = fakes.url_of("openai").unwrap_or_default().to_string();
     let config = gateway_config(&fake, None, "5s").replace("mode: remote", "mode: offline")
         + &format!("offline:\n  packages: [\"{}\"]\n", packages.display());
-    let gw = procs::gateway(&config).await?;
+    let gw = place.target(procs::gateway(&config).await?)?;
     let http = load::client()?;
     let t = Target::chat(gw.url(), "default", "Сделай SQL-фильтр по продажам");
     say(o, "offline-package answers");
@@ -397,20 +403,71 @@ async fn offline(o: &Options, r: &mut Results) -> Result<(), BenchError> {
 
 /// Runs every measurement.
 pub async fn run(o: &Options) -> Result<Results, BenchError> {
+    let place = Placement::new(o.cpus)?;
+    say(o, &place.describe);
     let mut r = Results::new(
         humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
         machine(),
+        place.describe.clone(),
     );
     if o.parts.contains(&Part::Overhead) {
-        overhead(o, &mut r).await?;
+        overhead(o, &place, &mut r).await?;
     }
     if o.parts.contains(&Part::Fallback) {
-        fallback(o, &mut r).await?;
+        fallback(o, &place, &mut r).await?;
     }
     if o.parts.contains(&Part::Offline) {
-        offline(o, &mut r).await?;
+        offline(o, &place, &mut r).await?;
     }
     Ok(r)
+}
+
+/// Where the servers under test go (`--cpus`).
+struct Placement {
+    /// The target's CPUs when isolated.
+    target: Option<Vec<usize>>,
+    /// For the report.
+    describe: String,
+}
+
+impl Placement {
+    /// Isolated: pins this process (the generator, the chaos proxy, and the fakes it will start) to the load
+    /// CPUs. With fewer than 2 CPUs, or off Linux, it runs shared and says so.
+    fn new(mode: CpuMode) -> Result<Placement, BenchError> {
+        let available = cpus::available().unwrap_or_default();
+        let shared = |why: &str| Placement {
+            target: None,
+            describe: format!("shared: every process on every CPU{why}"),
+        };
+        if mode == CpuMode::Shared {
+            return Ok(shared(""));
+        }
+        let Some(layout) = Layout::split(&available) else {
+            return Ok(shared(&format!(
+                " (isolation needs 2 CPUs, {} available)",
+                available.len()
+            )));
+        };
+        cpus::pin(std::process::id(), &layout.load).map_err(|source| ProcError::Io {
+            what: "pinning the load generator to its CPUs".into(),
+            source,
+        })?;
+        Ok(Placement {
+            describe: format!("isolated: {}", layout.describe()),
+            target: Some(layout.target),
+        })
+    }
+
+    /// Moves a server under test to its CPUs.
+    fn target(&self, server: Server) -> Result<Server, BenchError> {
+        if let Some(cpus) = &self.target {
+            cpus::pin(server.pid(), cpus).map_err(|source| ProcError::Io {
+                what: format!("pinning {} to CPU {cpus:?}", server.url()),
+                source,
+            })?;
+        }
+        Ok(server)
+    }
 }
 
 fn machine() -> String {
