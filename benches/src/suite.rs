@@ -403,11 +403,13 @@ async fn offline(o: &Options, place: &Placement, r: &mut Results) -> Result<(), 
 
 /// Runs every measurement.
 pub async fn run(o: &Options) -> Result<Results, BenchError> {
+    // The machine before pinning: afterwards this process sees only the load's CPUs.
+    let machine = machine();
     let place = Placement::new(o.cpus)?;
     say(o, &place.describe);
     let mut r = Results::new(
         humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
-        machine(),
+        machine,
         place.describe.clone(),
     );
     if o.parts.contains(&Part::Overhead) {
