@@ -57,9 +57,18 @@ struct LoadArgs {
     /// Requests in flight for the throughput ceilings.
     #[arg(long, default_value_t = 64)]
     concurrency: usize,
-    /// Another OpenAI-compatible gateway to measure with the same load (point it at the same fake).
+    /// Another OpenAI-compatible gateway to measure with the same load. Point its OpenAI upstream at the
+    /// bench's fake beforehand: start the peer with `http://127.0.0.1:<--fake-port>/v1` as its OpenAI base URL
+    /// (any API key) and pass `--fake-port`.
     #[arg(long)]
     peer_url: Option<String>,
+    /// The peer's process id: with `--cpus isolated` it is pinned with the forwarder and the gateway, so it
+    /// gets the same CPUs they do.
+    #[arg(long, requires = "peer_url")]
+    peer_pid: Option<u32>,
+    /// Port of the OpenAI fake in the overhead part (0: a free one, printed at start).
+    #[arg(long, default_value_t = 0)]
+    fake_port: u16,
     /// Model name to send to the peer.
     #[arg(long, default_value = "gpt-4o-mini")]
     peer_model: String,
@@ -72,7 +81,7 @@ struct LoadArgs {
     /// `isolated`: the load (generator, fake) on the lower half of the CPUs and the server under test
     /// (forwarder, gateway) on the upper half, as with a load generator on another machine, so a target is not
     /// charged for the CPU the load itself takes. `shared`: every process on every CPU. A `--peer-url` gateway
-    /// is not started here: pin it yourself (`taskset -a -cp 1 PID`) to compare like for like.
+    /// is not started here: give `--peer-pid` to pin it with them.
     #[arg(long, value_enum, default_value = "isolated")]
     cpus: llm_benches::cpus::CpuMode,
     /// Where to write `load.md` and `load.json`.
@@ -94,6 +103,8 @@ async fn load(a: LoadArgs) -> ExitCode {
         concurrency: a.concurrency,
         peer_url: a.peer_url,
         peer_model: a.peer_model,
+        peer_pid: a.peer_pid,
+        fake_port: a.fake_port,
         fallback_rate: a.fallback_rate,
         fallback_duration: a.fallback_duration,
         cpus: a.cpus,

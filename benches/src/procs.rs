@@ -88,13 +88,14 @@ pub fn sibling(name: &str) -> Result<PathBuf, ProcError> {
     .ok_or_else(|| ProcError::Missing(name.to_string()))
 }
 
-/// Starts the fakes of `providers` on free ports and waits for their `ready` line.
-pub async fn fakes(providers: &[&str]) -> Result<Server, ProcError> {
+/// Starts the fakes of `providers`, each on its port (0: a free one), and waits for their `ready` line.
+pub async fn fakes(providers: &[(&str, u16)]) -> Result<Server, ProcError> {
     let bin = sibling("llm-mocks")?;
-    let mut args = vec!["serve".to_string(), "--only".into(), providers.join(",")];
-    for p in providers {
+    let names: Vec<&str> = providers.iter().map(|(p, _)| *p).collect();
+    let mut args = vec!["serve".to_string(), "--only".into(), names.join(",")];
+    for (p, port) in providers {
         args.push(format!("--{p}-port"));
-        args.push("0".into());
+        args.push(port.to_string());
     }
     let mut child = Command::new(bin)
         .args(&args)

@@ -31,6 +31,10 @@ pub struct Options {
     pub peer_url: Option<String>,
     /// The model name to send to the peer.
     pub peer_model: String,
+    /// The peer's process, pinned with the forwarder and the gateway when isolated.
+    pub peer_pid: Option<u32>,
+    /// The OpenAI fake's port in the overhead part (0: a free one), so a peer can be pointed at it beforehand.
+    pub fake_port: u16,
     /// Arrival rate of the fallback runs.
     pub fallback_rate: u32,
     /// Length of each fallback run.
@@ -188,8 +192,9 @@ pub fn histogram_p50(metrics: &str, name: &str) -> Option<f64> {
 
 /// (a): direct, forwarder, gateway (and peer) at each rate; ceilings; gateway memory and overhead metric.
 async fn overhead(o: &Options, place: &Placement, r: &mut Results) -> Result<(), BenchError> {
-    let fakes = procs::fakes(&["openai"]).await?;
+    let fakes = procs::fakes(&[("openai", o.fake_port)]).await?;
     let fake = fakes.url_of("openai").unwrap_or_default().to_string();
+    say(o, &format!("the OpenAI fake answers at {fake}/v1"));
     let fwd = place.target(procs::forwarder(&fake).await?)?;
     let gw = place.target(procs::gateway(&gateway_config(&fake, None, "5s")).await?)?;
     let client = load::client()?;
@@ -200,6 +205,9 @@ async fn overhead(o: &Options, place: &Placement, r: &mut Results) -> Result<(),
         ("gateway", Target::chat(gw.url(), "default", prompt)),
     ];
     if let Some(peer) = &o.peer_url {
+        if let Some(pid) = o.peer_pid {
+            place.pin(pid, "the peer")?;
+        }
         targets.push(("peer", Target::chat(peer, &o.peer_model, prompt)));
     }
     for (name, t) in &targets {
@@ -283,7 +291,7 @@ impl Failure {
 
 /// (b): each failure of the primary on a fresh gateway, against the backup's own latency.
 async fn fallback(o: &Options, place: &Placement, r: &mut Results) -> Result<(), BenchError> {
-    let fakes = procs::fakes(&["openai", "kimi"]).await?;
+    let fakes = procs::fakes(&[("openai", 0), ("kimi", 0)]).await?;
     let openai = fakes.url_of("openai").unwrap_or_default().to_string();
     let kimi = fakes.url_of("kimi").unwrap_or_default().to_string();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -385,7 +393,7 @@ async fn offline(o: &Options, place: &Placement, r: &mut Results) -> Result<(), 
             packages.display()
         ))));
     }
-    let fakes = procs::fakes(&["openai"]).await?;
+    let fakes = procs::fakes(&[("openai", 0)]).await?;
     let fake = fakes.url_of("openai").unwrap_or_default().to_string();
     let config = gateway_config(&fake, None, "5s").replace("mode: remote", "mode: offline")
         + &format!("offline:\n  packages: [\"{}\"]\n", packages.display());
@@ -405,7 +413,7 @@ async fn offline(o: &Options, place: &Placement, r: &mut Results) -> Result<(), 
 pub async fn run(o: &Options) -> Result<Results, BenchError> {
     // The machine before pinning: afterwards this process sees only the load's CPUs.
     let machine = machine();
-    let place = Placement::new(o.cpus)?;
+    let place = Placement::new(o.cpus);
     say(o, &place.describe);
     let mut r = Results::new(
         humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
@@ -434,41 +442,47 @@ struct Placement {
 
 impl Placement {
     /// Isolated: pins this process (the generator, the chaos proxy, and the fakes it will start) to the load
-    /// CPUs. With fewer than 2 CPUs, or off Linux, it runs shared and says so.
-    fn new(mode: CpuMode) -> Result<Placement, BenchError> {
+    /// CPUs. With fewer than 2 CPUs, off Linux, or where pinning is refused, it runs shared and says so.
+    fn new(mode: CpuMode) -> Placement {
         let available = cpus::available().unwrap_or_default();
         let shared = |why: &str| Placement {
             target: None,
             describe: format!("shared: every process on every CPU{why}"),
         };
         if mode == CpuMode::Shared {
-            return Ok(shared(""));
+            return shared("");
         }
         let Some(layout) = Layout::split(&available) else {
-            return Ok(shared(&format!(
+            return shared(&format!(
                 " (isolation needs 2 CPUs, {} available)",
                 available.len()
-            )));
+            ));
         };
-        cpus::pin(std::process::id(), &layout.load).map_err(|source| ProcError::Io {
-            what: "pinning the load generator to its CPUs".into(),
-            source,
-        })?;
-        Ok(Placement {
+        if let Err(e) = cpus::pin(std::process::id(), &layout.load) {
+            // A container may forbid it: measure anyway, and say so in the report.
+            return shared(&format!(" (pinning refused: {e})"));
+        }
+        Placement {
             describe: format!("isolated: {}", layout.describe()),
             target: Some(layout.target),
-        })
+        }
     }
 
     /// Moves a server under test to its CPUs.
     fn target(&self, server: Server) -> Result<Server, BenchError> {
+        self.pin(server.pid(), server.url())?;
+        Ok(server)
+    }
+
+    /// Moves process `pid` (`what`, for the error) to the target's CPUs when isolated.
+    fn pin(&self, pid: u32, what: &str) -> Result<(), BenchError> {
         if let Some(cpus) = &self.target {
-            cpus::pin(server.pid(), cpus).map_err(|source| ProcError::Io {
-                what: format!("pinning {} to CPU {cpus:?}", server.url()),
+            cpus::pin(pid, cpus).map_err(|source| ProcError::Io {
+                what: format!("pinning {what} (pid {pid}) to CPU {cpus:?}"),
                 source,
             })?;
         }
-        Ok(server)
+        Ok(())
     }
 }
 
