@@ -165,14 +165,24 @@ async fn wait_http(child: &mut Child, url: &str, what: &str) -> Result<(), ProcE
     )))
 }
 
-/// Starts `llm-gateway serve` with `config` (YAML with `{PORT}` where the listen port goes).
-pub async fn gateway(config: &str) -> Result<Server, ProcError> {
+/// `TOKIO_WORKER_THREADS` for a server that will run on `workers` CPUs (by default tokio counts the CPUs it
+/// starts on).
+fn size_runtime(cmd: &mut Command, workers: Option<usize>) -> &mut Command {
+    if let Some(n) = workers {
+        cmd.env("TOKIO_WORKER_THREADS", n.max(1).to_string());
+    }
+    cmd
+}
+
+/// Starts `llm-gateway serve` with `config` (YAML with `{PORT}` where the listen port goes), with `workers`
+/// runtime threads when given.
+pub async fn gateway(config: &str, workers: Option<usize>) -> Result<Server, ProcError> {
     let bin = sibling("llm-gateway")?;
     let port = free_port()?;
     let path = std::env::temp_dir().join(format!("llm-bench-gateway-{}-{port}.yaml", std::process::id()));
     std::fs::write(&path, config.replace("{PORT}", &port.to_string()))
         .map_err(io("writing the gateway config"))?;
-    let child = Command::new(bin)
+    let child = size_runtime(&mut Command::new(bin), workers)
         .args(["serve", "--config"])
         .arg(&path)
         .env("RUST_LOG", "error")
@@ -191,11 +201,11 @@ pub async fn gateway(config: &str) -> Result<Server, ProcError> {
     Ok(server)
 }
 
-/// Starts the bare forwarder in front of `upstream`.
-pub async fn forwarder(upstream: &str) -> Result<Server, ProcError> {
+/// Starts the bare forwarder in front of `upstream`, with `workers` runtime threads when given.
+pub async fn forwarder(upstream: &str, workers: Option<usize>) -> Result<Server, ProcError> {
     let bin = std::env::current_exe().map_err(io("locating llm-benches"))?;
     let port = free_port()?;
-    let child = Command::new(bin)
+    let child = size_runtime(&mut Command::new(bin), workers)
         .args([
             "forwarder",
             "--upstream",

@@ -195,8 +195,8 @@ async fn overhead(o: &Options, place: &Placement, r: &mut Results) -> Result<(),
     let fakes = procs::fakes(&[("openai", o.fake_port)]).await?;
     let fake = fakes.url_of("openai").unwrap_or_default().to_string();
     say(o, &format!("the OpenAI fake answers at {fake}/v1"));
-    let fwd = place.target(procs::forwarder(&fake).await?)?;
-    let gw = place.target(procs::gateway(&gateway_config(&fake, None, "5s")).await?)?;
+    let fwd = place.target(procs::forwarder(&fake, place.workers()).await?)?;
+    let gw = place.target(procs::gateway(&gateway_config(&fake, None, "5s"), place.workers()).await?)?;
     let client = load::client()?;
     let prompt = "Сделай SQL-фильтр по продажам";
     let mut targets = vec![
@@ -322,7 +322,8 @@ async fn fallback(o: &Options, place: &Placement, r: &mut Results) -> Result<(),
         for root in [&openai, &kimi] {
             http.post(format!("{root}/__mock/reset")).send().await?;
         }
-        let gw: Server = place.target(procs::gateway(&gateway_config(&proxied, Some(&kimi), "1s")).await?)?;
+        let gw: Server = place
+            .target(procs::gateway(&gateway_config(&proxied, Some(&kimi), "1s"), place.workers()).await?)?;
         let mut t = Target::chat(gw.url(), "default", "fallback latency");
         let chaos_err = |e: llm_chaos::ClientError| BenchError::Chaos(e.to_string());
         match case {
@@ -397,7 +398,7 @@ async fn offline(o: &Options, place: &Placement, r: &mut Results) -> Result<(), 
     let fake = fakes.url_of("openai").unwrap_or_default().to_string();
     let config = gateway_config(&fake, None, "5s").replace("mode: remote", "mode: offline")
         + &format!("offline:\n  packages: [\"{}\"]\n", packages.display());
-    let gw = place.target(procs::gateway(&config).await?)?;
+    let gw = place.target(procs::gateway(&config, place.workers()).await?)?;
     let http = load::client()?;
     let t = Target::chat(gw.url(), "default", "Сделай SQL-фильтр по продажам");
     say(o, "offline-package answers");
@@ -466,6 +467,11 @@ impl Placement {
             describe: format!("isolated: {}", layout.describe()),
             target: Some(layout.target),
         }
+    }
+
+    /// Runtime threads for a server under test: one per target CPU (it starts on the load's CPUs and is moved).
+    fn workers(&self) -> Option<usize> {
+        self.target.as_ref().map(Vec::len)
     }
 
     /// Moves a server under test to its CPUs.
