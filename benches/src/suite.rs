@@ -387,13 +387,19 @@ async fn fallback(o: &Options, place: &Placement, r: &mut Results) -> Result<(),
 
 /// (c): a prompt of the sample offline package answered by a gateway in offline mode.
 async fn offline(o: &Options, place: &Placement, r: &mut Results) -> Result<(), BenchError> {
-    let packages = std::env::current_dir().unwrap_or_default().join("config/offline");
-    if !packages.is_dir() {
+    // The sample package: under the working directory (the repository root), else in the source tree this
+    // binary was built from.
+    let candidates = [
+        std::env::current_dir().unwrap_or_default().join("config/offline"),
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/offline"),
+    ];
+    let Some(packages) = candidates.iter().find(|p| p.is_dir()) else {
         return Err(BenchError::Proc(ProcError::NotReady(format!(
-            "{} not found: run llm-benches from the repository root",
-            packages.display()
+            "the sample offline package is not at {} nor at {}: run llm-benches from the repository root",
+            candidates[0].display(),
+            candidates[1].display()
         ))));
-    }
+    };
     let fakes = procs::fakes(&[("openai", 0)]).await?;
     let fake = fakes.url_of("openai").unwrap_or_default().to_string();
     let config = gateway_config(&fake, None, "5s").replace("mode: remote", "mode: offline")

@@ -1,0 +1,96 @@
+//! `llm-benches load` end to end at a small scale: every part runs against the real binaries (the fake, the
+//! forwarder, the gateway), every request is answered, and the report says where each process ran.
+
+use serde_json::Value;
+use std::path::Path;
+use std::process::Command;
+
+#[test]
+fn load_runs_every_part_on_the_real_binaries_and_writes_the_report() {
+    let bin = env!("CARGO_BIN_EXE_llm-benches");
+    let dir = Path::new(bin).parent().expect("the binary's folder");
+    for sibling in ["llm-gateway", "llm-mocks"] {
+        assert!(
+            dir.join(sibling).is_file(),
+            "{sibling} is not built next to {bin}: `cargo build -p llm-gateway -p llm-mocks` (the workspace test run builds it)"
+        );
+    }
+    let out = std::env::temp_dir().join(format!("llm-benches-load-{}", std::process::id()));
+    let run = Command::new(bin)
+        .args([
+            "load",
+            "--rates",
+            "200",
+            "--duration",
+            "1s",
+            "--slice",
+            "500ms",
+            "--ceiling-duration",
+            "500ms",
+            "--concurrency",
+            "8",
+            "--fallback-rate",
+            "50",
+            "--fallback-duration",
+            "500ms",
+            "--out",
+        ])
+        .arg(&out)
+        .output()
+        .expect("running llm-benches");
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "llm-benches load failed:\n{stderr}");
+
+    let json: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("load.json")).expect("load.json"))
+            .expect("JSON");
+    let md = std::fs::read_to_string(out.join("load.md")).expect("load.md");
+    let _ = std::fs::remove_dir_all(&out);
+
+    let rows = json["overhead"].as_array().expect("overhead rows");
+    let targets: Vec<&str> = rows.iter().filter_map(|r| r["target"].as_str()).collect();
+    assert_eq!(targets, ["direct", "forwarder", "gateway"], "{json}");
+    for r in rows {
+        assert_eq!(r["latency"]["errors"], 0, "{r}");
+        assert_eq!(r["latency"]["count"], 200, "200 req/s for 1 s: {r}");
+    }
+    let ceilings = json["ceilings"].as_array().expect("ceilings");
+    assert_eq!(ceilings.len(), 3, "{json}");
+    assert!(
+        ceilings.iter().all(|c| c[1].as_f64().unwrap_or(0.0) > 0.0),
+        "{json}"
+    );
+    assert!(json["gateway_peak_rss_bytes"].as_u64().unwrap_or(0) > 0, "{json}");
+
+    let fallback = json["fallback"].as_array().expect("fallback rows");
+    assert_eq!(fallback.len(), 7, "one row per failure of the primary: {json}");
+    for f in fallback {
+        assert_eq!(f["latency"]["errors"], 0, "the backup answers every request: {f}");
+        assert!(f["latency"]["count"].as_u64().unwrap_or(0) > 0, "{f}");
+    }
+    let cold = &fallback[3];
+    assert!(
+        cold["latency"]["p50_ms"].as_f64().unwrap_or(0.0) >= 1000.0,
+        "a black-holed primary costs the 1 s attempt timeout until the breaker opens: {cold}"
+    );
+    assert_eq!(json["offline"]["errors"], 0, "{json}");
+
+    let cpus = json["cpus"].as_str().expect("cpus");
+    let many = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) >= 2;
+    if many {
+        assert!(
+            cpus.starts_with("isolated: load (generator, fake) on CPU"),
+            "{cpus}"
+        );
+    } else {
+        assert!(cpus.starts_with("shared"), "{cpus}");
+    }
+    for section in [
+        "CPUs: ",
+        "## Overhead",
+        "## Fallback latency",
+        "## Offline-package answer",
+    ] {
+        assert!(md.contains(section), "{section} missing:\n{md}");
+    }
+}
