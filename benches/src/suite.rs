@@ -195,8 +195,8 @@ async fn overhead(o: &Options, place: &Placement, r: &mut Results) -> Result<(),
     let fakes = procs::fakes(&[("openai", o.fake_port)]).await?;
     let fake = fakes.url_of("openai").unwrap_or_default().to_string();
     say(o, &format!("the OpenAI fake answers at {fake}/v1"));
-    let fwd = place.target(procs::forwarder(&fake, place.workers()).await?)?;
-    let gw = place.target(procs::gateway(&gateway_config(&fake, None, "5s"), place.workers()).await?)?;
+    let fwd = place.forwarder(&fake).await?;
+    let gw = place.gateway(&gateway_config(&fake, None, "5s")).await?;
     let client = load::client()?;
     let prompt = "Сделай SQL-фильтр по продажам";
     let mut targets = vec![
@@ -323,7 +323,8 @@ async fn fallback(o: &Options, place: &Placement, r: &mut Results) -> Result<(),
             http.post(format!("{root}/__mock/reset")).send().await?;
         }
         let gw: Server = place
-            .target(procs::gateway(&gateway_config(&proxied, Some(&kimi), "1s"), place.workers()).await?)?;
+            .gateway(&gateway_config(&proxied, Some(&kimi), "1s"))
+            .await?;
         let mut t = Target::chat(gw.url(), "default", "fallback latency");
         let chaos_err = |e: llm_chaos::ClientError| BenchError::Chaos(e.to_string());
         match case {
@@ -404,7 +405,7 @@ async fn offline(o: &Options, place: &Placement, r: &mut Results) -> Result<(), 
     let fake = fakes.url_of("openai").unwrap_or_default().to_string();
     let config = gateway_config(&fake, None, "5s").replace("mode: remote", "mode: offline")
         + &format!("offline:\n  packages: [\"{}\"]\n", packages.display());
-    let gw = place.target(procs::gateway(&config, place.workers()).await?)?;
+    let gw = place.gateway(&config).await?;
     let http = load::client()?;
     let t = Target::chat(gw.url(), "default", "Сделай SQL-фильтр по продажам");
     say(o, "offline-package answers");
@@ -480,8 +481,16 @@ impl Placement {
         self.target.as_ref().map(Vec::len)
     }
 
-    /// Moves a server under test to its CPUs.
-    fn target(&self, server: Server) -> Result<Server, BenchError> {
+    /// Starts a gateway (`procs::gateway`) on the target's CPUs.
+    async fn gateway(&self, config: &str) -> Result<Server, BenchError> {
+        let server = procs::gateway(config, self.workers()).await?;
+        self.pin(server.pid(), server.url())?;
+        Ok(server)
+    }
+
+    /// Starts the bare forwarder in front of `upstream` on the target's CPUs.
+    async fn forwarder(&self, upstream: &str) -> Result<Server, BenchError> {
+        let server = procs::forwarder(upstream, self.workers()).await?;
         self.pin(server.pid(), server.url())?;
         Ok(server)
     }
