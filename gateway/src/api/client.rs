@@ -13,15 +13,13 @@ use crate::canonical::Usage;
 use crate::limits::Denied;
 use crate::metrics::{Scope, ScopeLabels};
 
-/// Checks the key and the key's limits; after the answer, counts its tokens against the key.
+/// Checks the key and the key's limits; after the answer, counts its tokens against the key. Layered only when
+/// keys are configured.
 pub(crate) async fn require_client_key(
     State(state): State<Arc<AppState>>,
     req: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    if !state.clients.enabled() {
-        return Ok(next.run(req).await);
-    }
     let h = req.headers();
     let given = h
         .get(header::AUTHORIZATION)

@@ -85,17 +85,20 @@ impl AppState {
 /// The API router (testable with `oneshot`).
 pub fn app(state: Arc<AppState>) -> axum::Router {
     let limit = state.config.server.body_limit_bytes;
-    // Client routes: the client-key layer (401, 429 per key) sees the request before the handler.
-    let client_routes = axum::Router::new()
+    // Client routes: the client-key layer (401, 429 per key) sees the request before the handler. Without
+    // `limits.clients` there is no layer at all (the set of keys is fixed for the process's life).
+    let mut client_routes = axum::Router::new()
         .route("/v1/chat/completions", post(chat::chat_completions))
         .route("/v1/embeddings", post(embeddings::embeddings))
         .route("/v1/models", get(admin::models))
         .route("/v1/models/{*id}", get(admin::model))
-        .route("/api/assistants/generate", post(chat::assistants_generate))
-        .layer(middleware::from_fn_with_state(
+        .route("/api/assistants/generate", post(chat::assistants_generate));
+    if state.clients.enabled() {
+        client_routes = client_routes.layer(middleware::from_fn_with_state(
             state.clone(),
             client::require_client_key,
         ));
+    }
     axum::Router::new()
         .merge(client_routes)
         .route("/healthz", get(admin::healthz))
