@@ -78,7 +78,7 @@ struct LoadArgs {
     /// Length of each fallback run.
     #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
     fallback_duration: Duration,
-    /// `isolated`: the load (generator, fake) on the lower half of the CPUs and the server under test
+    /// `isolated`: the load (generator, fake) on the lower half of the physical cores and the server under test
     /// (forwarder, gateway) on the upper half, as with a load generator on another machine, so a target is not
     /// charged for the CPU the load itself takes. `shared`: every process on every CPU. A `--peer-url` gateway
     /// is not started here: give `--peer-pid` to pin it with them.

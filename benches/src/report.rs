@@ -92,19 +92,24 @@ fn overhead(s: &mut String, r: &Results) {
     for (t, c) in &r.ceilings {
         let _ = writeln!(s, "| {t} | {c:.0} |");
     }
-    let fwd = r
-        .ceilings
-        .iter()
-        .find(|(t, _)| t == "forwarder")
-        .map(|x| x.1)
-        .unwrap_or(0.0);
-    let gw = r
-        .ceilings
-        .iter()
-        .find(|(t, _)| t == "gateway")
-        .map(|x| x.1)
-        .unwrap_or(0.0);
+    let ceiling = |name: &str| {
+        r.ceilings
+            .iter()
+            .find(|(t, _)| t == name)
+            .map(|x| x.1)
+            .unwrap_or(0.0)
+    };
+    let (direct, fwd, gw) = (ceiling("direct"), ceiling("forwarder"), ceiling("gateway"));
     let _ = writeln!(s, "\nGateway ceiling ÷ forwarder ceiling: {}.", ratio(gw, fwd));
+    if direct > 0.0 && fwd.max(gw) >= 0.9 * direct {
+        // Through a server the fake cannot go faster than alone: the load side is the limit, not the server.
+        let _ = writeln!(
+            s,
+            "The forwarder or the gateway reached at least 90% of the fake's own ceiling: the load side (generator \
+             and fake) bounds these ceilings, so their ratio says little about the servers; `--cpus shared` gives \
+             the load more CPU."
+        );
+    }
     if let Some(b) = r.gateway_peak_rss_bytes {
         let _ = writeln!(s, "Gateway peak RSS: {:.1} MB.", b as f64 / 1e6);
     }
@@ -146,6 +151,29 @@ mod tests {
     use super::*;
     use crate::stats::Samples;
     use std::time::Duration;
+
+    #[test]
+    fn ceilings_bounded_by_the_load_side_are_called_so() {
+        let mut r = Results::new(String::new(), String::new(), String::new());
+        r.overhead.push(crate::suite::RateRow {
+            target: "direct".into(),
+            rate: 100,
+            latency: Samples::default().summary(),
+        });
+        r.ceilings = vec![
+            ("direct".into(), 20_000.0),
+            ("forwarder".into(), 19_000.0),
+            ("gateway".into(), 19_500.0),
+        ];
+        let md = markdown(&r);
+        assert!(md.contains("Gateway ceiling ÷ forwarder ceiling: 1.03×."), "{md}");
+        assert!(
+            md.contains("the load side (generator and fake) bounds these ceilings"),
+            "{md}"
+        );
+        r.ceilings[0].1 = 35_000.0;
+        assert!(!markdown(&r).contains("bounds these ceilings"));
+    }
 
     #[test]
     fn a_part_that_did_not_run_leaves_no_section() {

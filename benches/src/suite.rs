@@ -450,9 +450,9 @@ struct Placement {
 
 impl Placement {
     /// Isolated: pins this process (the generator, the chaos proxy, and the fakes it will start) to the load
-    /// CPUs. With fewer than 2 CPUs, off Linux, or where pinning is refused, it runs shared and says so.
+    /// CPUs. With fewer than 2 physical cores, off Linux, or where pinning this process is refused, it runs
+    /// shared and says why.
     fn new(mode: CpuMode) -> Placement {
-        let available = cpus::available().unwrap_or_default();
         let shared = |why: &str| Placement {
             target: None,
             describe: format!("shared: every process on every CPU{why}"),
@@ -460,14 +460,21 @@ impl Placement {
         if mode == CpuMode::Shared {
             return shared("");
         }
-        let Some(layout) = Layout::split(&available) else {
+        let available = match cpus::available() {
+            Ok(a) => a,
+            Err(e) => return shared(&format!(" (cannot read this process's CPUs: {e})")),
+        };
+        let cores = cpus::cores(&available);
+        let Some(layout) = Layout::split(&cores) else {
             return shared(&format!(
-                " (isolation needs 2 CPUs, {} available)",
-                available.len()
+                " (isolation needs 2 physical cores; CPUs {available:?} are {} of them)",
+                cores.len()
             ));
         };
         if let Err(e) = cpus::pin(std::process::id(), &layout.load) {
-            // A container may forbid it: measure anyway, and say so in the report.
+            // A container may forbid it: measure anyway (threads pinned before the refusal are let go again),
+            // and say so in the report.
+            let _ = cpus::pin(std::process::id(), &available);
             return shared(&format!(" (pinning refused: {e})"));
         }
         Placement {
@@ -484,14 +491,14 @@ impl Placement {
     /// Starts a gateway (`procs::gateway`) on the target's CPUs.
     async fn gateway(&self, config: &str) -> Result<Server, BenchError> {
         let server = procs::gateway(config, self.workers()).await?;
-        self.pin(server.pid(), server.url())?;
+        self.pin(server.pid(), &format!("the gateway at {}", server.url()))?;
         Ok(server)
     }
 
     /// Starts the bare forwarder in front of `upstream` on the target's CPUs.
     async fn forwarder(&self, upstream: &str) -> Result<Server, BenchError> {
         let server = procs::forwarder(upstream, self.workers()).await?;
-        self.pin(server.pid(), server.url())?;
+        self.pin(server.pid(), &format!("the forwarder at {}", server.url()))?;
         Ok(server)
     }
 

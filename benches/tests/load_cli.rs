@@ -75,9 +75,11 @@ fn load_runs_every_part_on_the_real_binaries_and_writes_the_report() {
     );
     assert_eq!(json["offline"]["errors"], 0, "{json}");
 
+    // The same rule as the bench: two physical cores among the CPUs this process may use.
+    let cpus = llm_benches::cpus::available().expect("this process's CPUs");
+    let isolated = llm_benches::cpus::Layout::split(&llm_benches::cpus::cores(&cpus)).is_some();
     let cpus = json["cpus"].as_str().expect("cpus");
-    let many = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) >= 2;
-    if many {
+    if isolated {
         assert!(
             cpus.starts_with("isolated: load (generator, fake) on CPU"),
             "{cpus}"

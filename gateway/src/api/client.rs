@@ -20,6 +20,10 @@ pub(crate) async fn require_client_key(
     req: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
+    debug_assert!(
+        state.clients.enabled(),
+        "the client-key layer is only added when keys are configured"
+    );
     let h = req.headers();
     let given = h
         .get(header::AUTHORIZATION)
