@@ -53,7 +53,7 @@ impl Layout {
         })
     }
 
-    /// E.g. `load on CPU 0, server under test on CPU 1`.
+    /// E.g. `load (generator, fake) on CPU 0, server under test (forwarder, gateway) on CPU 1`.
     pub fn describe(&self) -> String {
         format!(
             "load (generator, fake) on CPU {}, server under test (forwarder, gateway) on CPU {}",
