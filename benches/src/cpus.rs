@@ -10,8 +10,8 @@ use serde::Serialize;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum CpuMode {
-    /// The load (generator, fake) on the lower physical cores, the server under test on the upper ones (falls
-    /// back to `shared` with fewer than 2 cores).
+    /// The load (generator, fake) on the lower physical cores, the server under test on the upper ones (by
+    /// logical CPU on a single core with hyperthreads; `shared` with fewer than 2 CPUs).
     Isolated,
     /// Every process may run on every CPU.
     Shared,
@@ -51,6 +51,17 @@ impl Layout {
             load: flat(cores),
             target: flat(target),
         })
+    }
+
+    /// The layout for `available` CPUs grouped into physical `cores`: by core, or, with a single core (two
+    /// hyperthreads, as on some 2-vCPU VMs), by logical CPU, with a note saying so; the two sides then still do
+    /// not wait for each other's time slices, though they share the core's units. `None` with fewer than 2 CPUs.
+    pub fn choose(available: &[usize], cores: &[Vec<usize>]) -> Option<(Layout, &'static str)> {
+        if let Some(l) = Layout::split(cores) {
+            return Some((l, ""));
+        }
+        let threads: Vec<Vec<usize>> = available.iter().map(|&c| vec![c]).collect();
+        Layout::split(&threads).map(|l| (l, " (hyperthreads of one physical core)"))
     }
 
     /// E.g. `load (generator, fake) on CPU 0, server under test (forwarder, gateway) on CPU 1`.
@@ -200,6 +211,16 @@ mod tests {
         );
         assert_eq!(list(&[2, 5]), "2,5");
         assert_eq!(list(&[1]), "1");
+    }
+
+    #[test]
+    fn choose_splits_by_core_else_by_hyperthread() {
+        let (by_core, note) = Layout::choose(&[0, 1, 2, 3], &[vec![0, 2], vec![1, 3]]).unwrap();
+        assert_eq!((by_core.load, by_core.target, note), (vec![0, 2], vec![1, 3], ""));
+        let (by_thread, note) = Layout::choose(&[0, 1], &[vec![0, 1]]).unwrap();
+        assert_eq!((by_thread.load, by_thread.target), (vec![0], vec![1]));
+        assert_eq!(note, " (hyperthreads of one physical core)");
+        assert!(Layout::choose(&[0], &[vec![0]]).is_none());
     }
 
     #[test]

@@ -450,8 +450,8 @@ struct Placement {
 
 impl Placement {
     /// Isolated: pins this process (the generator, the chaos proxy, and the fakes it will start) to the load
-    /// CPUs. With fewer than 2 physical cores, off Linux, or where pinning this process is refused, it runs
-    /// shared and says why.
+    /// CPUs. With fewer than 2 CPUs, off Linux, or where pinning this process is refused, it runs shared and
+    /// says why.
     fn new(mode: CpuMode) -> Placement {
         let shared = |why: &str| Placement {
             target: None,
@@ -464,11 +464,10 @@ impl Placement {
             Ok(a) => a,
             Err(e) => return shared(&format!(" (cannot read this process's CPUs: {e})")),
         };
-        let cores = cpus::cores(&available);
-        let Some(layout) = Layout::split(&cores) else {
+        let Some((layout, note)) = Layout::choose(&available, &cpus::cores(&available)) else {
             return shared(&format!(
-                " (isolation needs 2 physical cores; CPUs {available:?} are {} of them)",
-                cores.len()
+                " (isolation needs 2 CPUs, {} available)",
+                available.len()
             ));
         };
         if let Err(e) = cpus::pin(std::process::id(), &layout.load) {
@@ -478,7 +477,7 @@ impl Placement {
             return shared(&format!(" (pinning refused: {e})"));
         }
         Placement {
-            describe: format!("isolated: {}", layout.describe()),
+            describe: format!("isolated: {}{note}", layout.describe()),
             target: Some(layout.target),
         }
     }
