@@ -221,6 +221,22 @@ async fn bulk_both_ways_arrives_byte_exact_with_exact_counters() {
     assert_counters(&c, "bulk", both, both).await;
 }
 
+/// `first` sends 4 MiB (pattern `seed`) and its FIN: all of it arrives, then the FIN; the answer (`seed + 1`, 2 MiB)
+/// still flows the other way, then that side's FIN.
+async fn first_finishes_then_the_other(first: &mut TcpStream, other: &mut TcpStream, seed: u64) {
+    let ((), got) = tokio::join!(
+        async {
+            send(first, seed, 0, 4 * MIB).await;
+            first.shutdown().await.unwrap();
+        },
+        expect_until_eof(other, seed, 0),
+    );
+    assert_eq!(got, 4 * MIB);
+    transfer(other, first, seed + 1, 0, 2 * MIB).await;
+    other.shutdown().await.unwrap();
+    assert_eq!(expect_until_eof(first, seed + 1, 2 * MIB).await, 0);
+}
+
 #[tokio::test]
 async fn half_close_works_both_ways_and_flushes_what_the_pipe_holds() {
     let s = start().await;
@@ -230,17 +246,7 @@ async fn half_close_works_both_ways_and_flushes_what_the_pipe_holds() {
     // The client finishes first: 4 MiB it wrote before its FIN all arrive, then the FIN; the answer still flows.
     let (mut client, mut server) = connection(&upstream, listen).await;
     ping(&mut client, &mut server).await;
-    let ((), got) = tokio::join!(
-        async {
-            send(&mut client, 3, 0, 4 * MIB).await;
-            client.shutdown().await.unwrap();
-        },
-        expect_until_eof(&mut server, 3, 0),
-    );
-    assert_eq!(got, 4 * MIB);
-    transfer(&mut server, &mut client, 4, 0, 2 * MIB).await;
-    server.shutdown().await.unwrap();
-    assert_eq!(expect_until_eof(&mut client, 4, 2 * MIB).await, 0);
+    first_finishes_then_the_other(&mut client, &mut server, 3).await;
     drop((client, server));
     done(&s).await;
     assert_counters(&c, "half", 4 * MIB as u64 + 1, 2 * MIB as u64 + 1).await;
@@ -248,17 +254,7 @@ async fn half_close_works_both_ways_and_flushes_what_the_pipe_holds() {
     // The upstream finishes first.
     let (mut client, mut server) = connection(&upstream, listen).await;
     ping(&mut client, &mut server).await;
-    let ((), got) = tokio::join!(
-        async {
-            send(&mut server, 5, 0, 4 * MIB).await;
-            server.shutdown().await.unwrap();
-        },
-        expect_until_eof(&mut client, 5, 0),
-    );
-    assert_eq!(got, 4 * MIB);
-    transfer(&mut client, &mut server, 6, 0, 2 * MIB).await;
-    client.shutdown().await.unwrap();
-    assert_eq!(expect_until_eof(&mut server, 6, 2 * MIB).await, 0);
+    first_finishes_then_the_other(&mut server, &mut client, 5).await;
     drop((client, server));
     done(&s).await;
     assert_counters(&c, "half", 6 * MIB as u64 + 2, 6 * MIB as u64 + 2).await;

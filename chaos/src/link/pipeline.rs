@@ -288,8 +288,7 @@ impl Pipeline {
                         return match pipe.take_all() {
                             Ok(data) => {
                                 if !data.is_empty() {
-                                    self.queued_bytes += data.len();
-                                    self.queue.push_back((data, Instant::now()));
+                                    self.enqueue(data);
                                 }
                                 None
                             }
@@ -348,6 +347,11 @@ impl Pipeline {
         if n < SHRINK_BELOW {
             chunk.shrink_to_fit();
         }
+        self.enqueue(chunk);
+    }
+
+    /// Queues a chunk read and not yet sent through the chain.
+    fn enqueue(&mut self, chunk: Vec<u8>) {
         self.queued_bytes += chunk.len();
         self.queue.push_back((chunk, Instant::now()));
     }

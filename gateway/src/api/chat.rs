@@ -323,9 +323,6 @@ pub(crate) async fn assistants_generate(
     });
     let mut resp = Json(out).into_response();
     decorate_answer(&state, &mut resp, &answer);
-    if let (Answer::Provider(_), Some(u), true) = (&answer, value.usage, state.clients.enabled()) {
-        resp.extensions_mut().insert(u);
-    }
     Ok(resp)
 }
 

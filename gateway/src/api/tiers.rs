@@ -187,17 +187,17 @@ pub(crate) fn respond(state: &Arc<AppState>, answer: &Answer, stream: bool, incl
         Json(resp).into_response()
     };
     decorate_answer(state, &mut out, answer);
-    if let (Answer::Provider(_), Some(u), true) = (answer, resp.usage, state.clients.enabled()) {
-        // Read by the client-limits layer (tokens/min), only there when client limits are on.
-        out.extensions_mut().insert(u);
-    }
     out
 }
 
-/// Headers and the source extension for any answer.
+/// The `X-LLM-*` headers for any answer; a provider's usage, for the client-limits layer (tokens/min) when client
+/// limits are on.
 pub(crate) fn decorate_answer(state: &AppState, out: &mut Response, answer: &Answer) {
     if let Answer::Provider(s) = answer {
         decorate(state, out, &s.candidate, s.fallbacks);
+        if let (Some(u), true) = (s.value.usage, state.clients.enabled()) {
+            out.extensions_mut().insert(u);
+        }
         return;
     }
     let source = answer.source();
