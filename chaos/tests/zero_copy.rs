@@ -221,6 +221,23 @@ async fn bulk_both_ways_arrives_byte_exact_with_exact_counters() {
     assert_counters(&c, "bulk", both, both).await;
 }
 
+/// Writes pattern `seed` from offset `from` in `step`-byte pieces until the link is cut (a write fails; that is the
+/// point) or 64 MiB have gone; gives the socket back.
+fn write_until_cut(
+    mut sock: TcpStream,
+    seed: u64,
+    from: usize,
+    step: usize,
+) -> tokio::task::JoinHandle<TcpStream> {
+    tokio::spawn(async move {
+        let mut at = from;
+        while sock.write_all(&pattern(seed, at, step)).await.is_ok() && at < 64 * MIB {
+            at += step;
+        }
+        sock
+    })
+}
+
 /// `first` sends 4 MiB (pattern `seed`) and its FIN: all of it arrives, then the FIN; the answer (`seed + 1`, 2 MiB)
 /// still flows the other way, then that side's FIN.
 async fn first_finishes_then_the_other(first: &mut TcpStream, other: &mut TcpStream, seed: u64) {
@@ -277,14 +294,7 @@ async fn limit_data_added_to_a_spliced_link_counts_from_when_it_is_added() {
     )
     .await
     .unwrap();
-    let writer = tokio::spawn(async move {
-        // Fails once the link is cut; that is the point.
-        let mut at = BEFORE;
-        while server.write_all(&pattern(7, at, 256 * 1024)).await.is_ok() && at < 64 * MIB {
-            at += 256 * 1024;
-        }
-        server
-    });
+    let writer = write_until_cut(server, 7, BEFORE, 256 * 1024);
     assert_eq!(expect_until_eof(&mut client, 7, BEFORE).await, LIMIT);
     drop(client);
     drop(writer.await.unwrap());
@@ -326,13 +336,7 @@ async fn toxic_added_while_the_pipe_holds_data_takes_effect_and_counters_stay_ex
     .await
     .unwrap();
     // What was already written out arrives, then at most LIMIT more of what was held or comes next, then EOF.
-    let writer = tokio::spawn(async move {
-        let mut at = pushed;
-        while server.write_all(&pattern(8, at, 64 * 1024)).await.is_ok() && at < 64 * MIB {
-            at += 64 * 1024;
-        }
-        server
-    });
+    let writer = write_until_cut(server, 8, pushed, 64 * 1024);
     let got = expect_until_eof(&mut client, 8, 0).await;
     assert!(
         got >= LIMIT && got <= pushed + LIMIT,
