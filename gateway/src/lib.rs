@@ -12,8 +12,10 @@
 //! - [`offline`]: offline packages (format, validation with file:line, exact + lexical matching).
 //! - [`cache`]: exact-match response cache (moka) with stale-on-error.
 //! - [`limits`]: client keys and per-key limits, per-provider budgets.
-//! - [`api`]: the HTTP routes, the one error -> HTTP mapping, the client-facing SSE stream, the no-provider
-//!   answers (cache, packages).
+//! - [`pipeline`]: the answer pipeline, the one chain every surface calls (cache -> plan -> attempts -> local
+//!   tier -> stale cache -> offline packages -> error), its accounting and the `X-LLM-*` headers.
+//! - [`api`]: the HTTP routes (parse, call the pipeline, render), the one error -> HTTP mapping, the chat SSE
+//!   grammar.
 //! - [`ops`]: the operator commands `smoke` and `offline-dry-run`.
 //! - [`metrics`]: every instrument, labels from closed enums.
 //! - [`server`]: listeners, graceful shutdown, connectivity probes.
@@ -30,6 +32,7 @@ pub mod limits;
 pub mod metrics;
 pub mod offline;
 pub mod ops;
+pub mod pipeline;
 pub mod providers;
 pub mod router;
 pub mod server;

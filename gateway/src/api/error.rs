@@ -7,8 +7,10 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 
+use crate::canonical::validate::{Invalid, InvalidKind};
+use crate::metrics::Outcome;
 use crate::providers::{ErrorClass, ProviderError};
-use crate::router::{AttemptRecord, PlanError, RouteError};
+use crate::router::{uniform_class, AttemptRecord, Need, PlanError, RouteError};
 
 /// Everything a handler can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -23,6 +25,16 @@ pub enum ApiError {
         message: String,
         /// JSON path of the field.
         param: Option<String>,
+    },
+    /// A parameter or content part the gateway cannot honour (`unsupported_parameter`, `unsupported_content`).
+    #[error("{message}")]
+    Unsupported {
+        /// `unsupported_parameter` or `unsupported_content`.
+        code: &'static str,
+        /// What is wrong.
+        message: String,
+        /// JSON path of the field.
+        param: String,
     },
     /// Chat without messages.
     #[error("'messages' is required and must be a non-empty array")]
@@ -58,6 +70,27 @@ pub enum ApiError {
     },
 }
 
+impl From<Invalid> for ApiError {
+    fn from(e: Invalid) -> ApiError {
+        match e.kind {
+            InvalidKind::Request => ApiError::InvalidRequest {
+                message: e.message,
+                param: Some(e.param),
+            },
+            InvalidKind::Parameter => ApiError::Unsupported {
+                code: "unsupported_parameter",
+                message: e.message,
+                param: e.param,
+            },
+            InvalidKind::Content => ApiError::Unsupported {
+                code: "unsupported_content",
+                message: e.message,
+                param: e.param,
+            },
+        }
+    }
+}
+
 /// Whole seconds for `Retry-After`, rounded up, at least 1.
 fn retry_secs(d: Duration) -> u64 {
     (d.as_secs() + u64::from(d.subsec_nanos() > 0)).max(1)
@@ -69,23 +102,82 @@ fn body(status: StatusCode, kind: &str, code: &str, message: String, param: Opti
 }
 
 fn rejected(provider: &str, e: &ProviderError, attempts: &[AttemptRecord]) -> Response {
-    let (code, kind) = match e.class {
-        ErrorClass::ContentFilter => ("content_filter", "invalid_request_error"),
-        ErrorClass::ContextLength => ("context_length_exceeded", "invalid_request_error"),
-        _ => ("provider_bad_request", "invalid_request_error"),
+    let (status, code, param, message) = match e.class {
+        ErrorClass::ContentFilter => (
+            StatusCode::BAD_REQUEST,
+            "content_filter",
+            None,
+            "refused the content",
+        ),
+        ErrorClass::ContextLength => (
+            StatusCode::BAD_REQUEST,
+            "context_length_exceeded",
+            None,
+            "said the context is too long",
+        ),
+        ErrorClass::NotFound => (
+            StatusCode::NOT_FOUND,
+            "model_not_found",
+            Some("model"),
+            "has no such model",
+        ),
+        _ => (
+            StatusCode::BAD_REQUEST,
+            "provider_bad_request",
+            None,
+            "rejected the request",
+        ),
     };
     let v = json!({"error": {
-        "message": format!("{provider} rejected the request: {}", e.message),
-        "type": kind, "param": null, "code": code, "provider": provider, "attempts": attempts,
+        "message": format!("{provider} {message}: {}", e.message),
+        "type": "invalid_request_error", "param": param, "code": code, "provider": provider, "attempts": attempts,
     }});
+    (status, Json(v)).into_response()
+}
+
+/// No candidate can serve the request faithfully: the client's 400, with the reason and every candidate.
+fn unservable(reason: &str, need: Need, attempts: &[AttemptRecord]) -> Response {
+    let (code, param, what) = match need {
+        Need::Images => ("unsupported_content", reason_path(reason), "images"),
+        Need::Tools => (
+            "unsupported_parameter",
+            Some("tools".to_string()),
+            "function tools",
+        ),
+        Need::Structured => (
+            "unsupported_parameter",
+            Some("response_format".to_string()),
+            "this response_format",
+        ),
+        Need::Context => (
+            "context_length_exceeded",
+            Some("messages".to_string()),
+            "a prompt this long",
+        ),
+        Need::Input => ("unsupported_content", Some("input".to_string()), "this input"),
+        Need::Space => (
+            "unsupported_content",
+            Some("model".to_string()),
+            "this vector space",
+        ),
+    };
+    let message = format!("no provider model for this request takes {what}: {reason}");
+    let v = json!({"error": {"message": message, "type": "invalid_request_error", "param": param, "code": code,
+        "attempts": attempts}});
     (StatusCode::BAD_REQUEST, Json(v)).into_response()
+}
+
+/// The JSON path in a refusal such as `model takes no images (messages[1].content[0])`.
+fn reason_path(reason: &str) -> Option<String> {
+    let start = reason.rfind('(')?;
+    reason[start + 1..].strip_suffix(')').map(str::to_string)
 }
 
 fn all_failed(
     status: StatusCode,
     code: &str,
     message: &str,
-    attempts: &[AttemptRecord],
+    attempts: &serde_json::Value,
     retry_after: Option<Duration>,
 ) -> Response {
     let v = json!({"error": {"message": message, "type": "upstream_error", "param": null, "code": code, "attempts": attempts}});
@@ -96,6 +188,20 @@ fn all_failed(
         }
     }
     resp
+}
+
+/// The attempts as the error body lists them; when the deadline ran out, an entry saying so closes the list.
+fn attempts_json(attempts: &[AttemptRecord], deadline: bool) -> serde_json::Value {
+    let mut list: Vec<serde_json::Value> = attempts
+        .iter()
+        .filter_map(|a| serde_json::to_value(a).ok())
+        .collect();
+    if deadline {
+        list.push(
+            json!({"provider": "", "error": "deadline", "message": "the request deadline was reached"}),
+        );
+    }
+    serde_json::Value::Array(list)
 }
 
 impl IntoResponse for ApiError {
@@ -113,6 +219,9 @@ impl IntoResponse for ApiError {
                 msg,
                 param,
             ),
+            ApiError::Unsupported { code, param, .. } => {
+                body(S::BAD_REQUEST, "invalid_request_error", code, msg, Some(param))
+            }
             ApiError::MissingMessages => body(
                 S::BAD_REQUEST,
                 "invalid_request_error",
@@ -180,7 +289,7 @@ impl IntoResponse for ApiError {
                 S::SERVICE_UNAVAILABLE,
                 "offline_miss",
                 "offline mode: the local tier could not answer and no offline package matched",
-                &attempts,
+                &attempts_json(&attempts, false),
                 None,
             ),
             ApiError::Route(RouteError::Rejected {
@@ -188,17 +297,32 @@ impl IntoResponse for ApiError {
                 error,
                 attempts,
             }) => rejected(&provider, &error, &attempts),
-            ApiError::Route(RouteError::AllFailed {
+            ApiError::Route(RouteError::Unservable {
+                reason,
+                need,
                 attempts,
+            }) => unservable(&reason, need, &attempts),
+            ApiError::Route(RouteError::AllFailed {
+                attempts: tried,
                 deadline,
                 retry_after,
-                all_context_length,
             }) => {
-                if all_context_length {
+                let uniform = uniform_class(&tried);
+                let all_auth = !tried.is_empty() && tried.iter().all(AttemptRecord::is_auth);
+                let attempts = attempts_json(&tried, deadline);
+                if uniform == Some(Outcome::ContextLength) {
                     all_failed(
                         S::BAD_REQUEST,
                         "context_length_exceeded",
                         "every provider said the context is too long",
+                        &attempts,
+                        None,
+                    )
+                } else if uniform == Some(Outcome::NotFound) {
+                    all_failed(
+                        S::NOT_FOUND,
+                        "model_not_found",
+                        "no provider knows this model",
                         &attempts,
                         None,
                     )
@@ -217,6 +341,15 @@ impl IntoResponse for ApiError {
                         "every provider is rate-limited or out of quota",
                         &attempts,
                         retry_after,
+                    )
+                } else if all_auth {
+                    all_failed(
+                        S::SERVICE_UNAVAILABLE,
+                        "all_providers_unauthorized",
+                        "every provider rejected the gateway's credentials (or cools down after doing so): \
+                         check the providers' secrets",
+                        &attempts,
+                        None,
                     )
                 } else {
                     all_failed(

@@ -9,7 +9,6 @@ mod client;
 mod embeddings;
 pub mod error;
 mod sse;
-mod tiers;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -26,10 +25,11 @@ use tokio::time::Instant;
 use crate::cache::ResponseCache;
 use crate::config::Config;
 use crate::limits::ClientLimits;
-use crate::metrics::{Metrics, OfflineSource, RequestLabels, Route, RouteLabels, Source, SourceLabels};
+use crate::metrics::{Metrics, RequestLabels, Route, RouteLabels, Source};
 use crate::offline::OfflineStore;
+use crate::pipeline::headers;
 use crate::providers::{self, ClientBuildError, Provider};
-use crate::router::{Candidate, Router};
+use crate::router::Router;
 pub use error::ApiError;
 
 /// Everything handlers share.
@@ -143,7 +143,7 @@ async fn record_request(State(state): State<Arc<AppState>>, req: Request, next: 
     // Keep a sane client request id (for correlation), else make one.
     let request_id = req
         .headers()
-        .get("x-request-id")
+        .get(headers::REQUEST_ID)
         .and_then(|v| v.to_str().ok())
         .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
         .map(str::to_string)
@@ -151,14 +151,14 @@ async fn record_request(State(state): State<Arc<AppState>>, req: Request, next: 
     let method = req.method().clone();
     let mut resp = next.run(req).await;
     if let Ok(v) = HeaderValue::from_str(&request_id) {
-        resp.headers_mut().insert("x-request-id", v);
+        resp.headers_mut().insert(headers::REQUEST_ID, v);
     }
     let status = resp.status().as_u16();
     if !matches!(route, Route::Other | Route::Admin) || resp.status().is_client_error() {
         // The `X-LLM-Source` header says who answered (an extension would cost a map allocation per request).
         let source = resp
             .headers()
-            .get("x-llm-source")
+            .get(headers::SOURCE)
             .and_then(|v| Source::from_label(v.as_bytes()))
             .unwrap_or(Source::None);
         state
@@ -188,8 +188,8 @@ async fn record_request(State(state): State<Arc<AppState>>, req: Request, next: 
             %method,
             route = route.as_str(),
             status,
-            provider = header("x-llm-actual-provider"),
-            fallbacks = header("x-llm-fallbacks"),
+            provider = header(headers::ACTUAL_PROVIDER),
+            fallbacks = header(headers::FALLBACKS),
             elapsed_ms = took.as_millis() as u64,
             "request"
         );
@@ -245,49 +245,4 @@ pub(crate) fn parse_body<T: DeserializeOwned>(
             param: Some(path),
         }
     })
-}
-
-/// `X-LLM-Provider` from the request.
-pub(crate) fn preferred_provider(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get("x-llm-provider")
-        .and_then(|v| v.to_str().ok())
-        .map(|s| s.trim().to_ascii_lowercase())
-        .filter(|s| !s.is_empty())
-}
-
-/// Sets `X-LLM-*` headers and the source extension; counts offline hits for the local tier.
-pub(crate) fn decorate(state: &AppState, resp: &mut Response, cand: &Candidate, fallbacks: u32) {
-    let source = if cand.local {
-        Source::Local
-    } else {
-        Source::Provider
-    };
-    if cand.local {
-        state
-            .metrics
-            .offline_hits
-            .get_or_create(&SourceLabels {
-                source: OfflineSource::Local,
-            })
-            .inc();
-    }
-    let h = resp.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(&cand.provider) {
-        h.insert("x-llm-actual-provider", v);
-    }
-    h.insert("x-llm-fallbacks", HeaderValue::from(fallbacks));
-    h.insert("x-llm-source", HeaderValue::from_static(source.as_str()));
-}
-
-/// Converts a routing error, turning an offline-mode failure into `offline_miss`.
-pub(crate) fn route_error(state: &AppState, e: crate::router::RouteError) -> ApiError {
-    use crate::router::RouteError;
-    match e {
-        RouteError::AllFailed { attempts, .. } if state.router.mode() == crate::config::Mode::Offline => {
-            state.metrics.offline_misses.inc();
-            ApiError::OfflineMiss(attempts)
-        }
-        other => ApiError::Route(other),
-    }
 }

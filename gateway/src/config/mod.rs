@@ -266,8 +266,8 @@ pub struct Config {
     pub mode: Mode,
     /// Logical model -> provider name -> provider model name.
     pub models: BTreeMap<String, BTreeMap<String, String>>,
-    /// Logical model -> provider name -> context window (tokens), where configured.
-    pub context_windows: BTreeMap<String, BTreeMap<String, u32>>,
+    /// Logical model -> provider name -> capabilities set in config (over the defaults), where any is set.
+    pub model_caps: BTreeMap<String, BTreeMap<String, CapsOverride>>,
     /// Providers by name.
     pub providers: BTreeMap<String, ProviderConfig>,
     /// Fallback policy.
@@ -280,6 +280,57 @@ pub struct Config {
     pub clients: Vec<ClientKey>,
     /// Connectivity probes (`None`: off).
     pub connectivity: Option<ConnectivityConfig>,
+}
+
+/// Capabilities of one provider model set in config (`models.<logical>.<provider>: { model, ... }`); each
+/// replaces the default of [`crate::providers::capabilities::defaults`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CapsOverride {
+    /// Context window in tokens.
+    pub context_window: Option<u32>,
+    /// Images.
+    pub vision: Option<crate::providers::capabilities::Vision>,
+    /// Function tools.
+    pub tools: Option<bool>,
+    /// `response_format`.
+    pub structured: Option<crate::providers::capabilities::Structured>,
+    /// Embeddings: vector size.
+    pub dimensions: Option<u32>,
+    /// Embeddings: vector space name.
+    pub space: Option<String>,
+    /// Embeddings: token-id input.
+    pub token_input: Option<bool>,
+}
+
+impl CapsOverride {
+    /// The defaults with what is set here put over them.
+    pub fn apply(
+        &self,
+        mut caps: crate::providers::capabilities::Caps,
+    ) -> crate::providers::capabilities::Caps {
+        if let Some(w) = self.context_window {
+            caps.context_window = Some(w);
+        }
+        if let Some(v) = self.vision {
+            caps.vision = v;
+        }
+        if let Some(t) = self.tools {
+            caps.tools = t;
+        }
+        if let Some(s) = self.structured {
+            caps.structured = s;
+        }
+        if let Some(d) = self.dimensions {
+            caps.dimensions = Some(d);
+        }
+        if let Some(s) = &self.space {
+            caps.space.clone_from(s);
+        }
+        if let Some(t) = self.token_input {
+            caps.token_input = t;
+        }
+        caps
+    }
 }
 
 /// One validation problem, with the YAML path it concerns.

@@ -208,4 +208,26 @@ pub(crate) struct RawModelDetail {
     pub(crate) model: String,
     /// Tokens; a context-length failure skips later candidates whose window is not larger.
     pub(crate) context_window: Option<u32>,
+    /// Takes image parts: `true`, `false` or `data_urls` (inline images only).
+    pub(crate) vision: Option<RawVision>,
+    /// Takes function tools.
+    pub(crate) tools: Option<bool>,
+    /// `json_schema`, `json_object` or `none`.
+    pub(crate) structured_output: Option<String>,
+    /// Embeddings: vector size.
+    pub(crate) dimensions: Option<u32>,
+    /// Embeddings: the vector space (default: the model name); only candidates of one space serve a request.
+    pub(crate) space: Option<String>,
+    /// Embeddings: takes token-id input.
+    pub(crate) token_input: Option<bool>,
+}
+
+/// `vision:` is a bool or `data_urls`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum RawVision {
+    /// `true` / `false`.
+    Flag(bool),
+    /// `data_urls`.
+    Kind(String),
 }

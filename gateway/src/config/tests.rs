@@ -175,7 +175,7 @@ fn models_take_a_name_or_a_name_with_a_context_window() {
     );
     let cfg = Config::from_yaml(&text, &no_env).unwrap();
     assert_eq!(cfg.models["large"]["openai"], "gpt-4.1");
-    assert_eq!(cfg.context_windows["large"]["openai"], 1047576);
+    assert_eq!(cfg.model_caps["large"]["openai"].context_window, Some(1047576));
     let zero = SIM.replace(
         "    openai: gpt-4.1\n",
         "    openai: { model: gpt-4.1, context_window: 0 }\n",

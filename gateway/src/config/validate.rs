@@ -5,10 +5,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::raw::{RawConfig, RawModelRef, RawProvider};
+use super::raw::{RawConfig, RawModelRef, RawProvider, RawVision};
 use super::{
-    secrets, Config, EnvLookup, GigaChatAuth, Mode, Policy, Problem, ProviderConfig, ProviderKind, QwenApi,
-    ServerConfig,
+    secrets, CapsOverride, Config, EnvLookup, GigaChatAuth, Mode, Policy, Problem, ProviderConfig,
+    ProviderKind, QwenApi, ServerConfig,
 };
 
 const GIGACHAT_SCOPES: [&str; 3] = ["GIGACHAT_API_PERS", "GIGACHAT_API_B2B", "GIGACHAT_API_CORP"];
@@ -107,7 +107,7 @@ pub(crate) fn validate(raw: RawConfig, env: EnvLookup<'_>) -> Result<Config, Vec
         }
     }
     check_order(&mut p, &policy.order, &raw.providers);
-    let (models, context_windows) = check_models(&mut p, &raw.models, &raw.providers);
+    let (models, model_caps) = check_models(&mut p, &raw.models, &raw.providers);
     let offline = super::tiers::offline(&mut p, &raw.offline);
     let cache = super::tiers::cache(&mut p, &raw.cache);
     let clients = super::tiers::clients(&mut p, &raw.limits, env);
@@ -126,7 +126,7 @@ pub(crate) fn validate(raw: RawConfig, env: EnvLookup<'_>) -> Result<Config, Vec
                 server,
                 mode,
                 models,
-                context_windows,
+                model_caps,
                 providers,
                 policy,
                 offline,
@@ -195,6 +195,14 @@ fn provider(
     }
     let base_url = raw.base_url.trim().trim_end_matches('/').to_string();
     match reqwest::Url::parse(&base_url) {
+        // Endpoint paths are appended to the base: a query or fragment would end up in the middle of the URL.
+        Ok(u) if u.query().is_some() || u.fragment().is_some() || base_url.contains(['?', '#']) => p.push(
+            format!("{path}.base_url"),
+            format!(
+                "{:?} has a query string or fragment; endpoint paths are appended to base_url, so give the path only",
+                raw.base_url
+            ),
+        ),
         Ok(u) if matches!(u.scheme(), "http" | "https") => {}
         _ => p.push(
             format!("{path}.base_url"),
@@ -334,7 +342,7 @@ fn check_order(p: &mut Problems, order: &[String], providers: &BTreeMap<String, 
 
 type ModelMaps = (
     BTreeMap<String, BTreeMap<String, String>>,
-    BTreeMap<String, BTreeMap<String, u32>>,
+    BTreeMap<String, BTreeMap<String, CapsOverride>>,
 );
 
 fn check_models(
@@ -342,7 +350,7 @@ fn check_models(
     models: &BTreeMap<String, BTreeMap<String, RawModelRef>>,
     providers: &BTreeMap<String, RawProvider>,
 ) -> ModelMaps {
-    let (mut names, mut windows) = (BTreeMap::new(), BTreeMap::new());
+    let (mut names, mut caps) = (BTreeMap::new(), BTreeMap::new());
     if !models.contains_key("default") {
         p.push("models", "the logical model \"default\" must be defined");
     }
@@ -355,27 +363,67 @@ fn check_models(
             if !providers.contains_key(provider) {
                 p.push(&path, format!("provider {provider:?} is not defined"));
             }
-            let (model, window) = match entry {
-                RawModelRef::Name(n) => (n.clone(), None),
-                RawModelRef::Detailed(d) => (d.model.clone(), d.context_window),
+            let (model, over) = match entry {
+                RawModelRef::Name(n) => (n.clone(), CapsOverride::default()),
+                RawModelRef::Detailed(d) => (d.model.clone(), caps_override(p, &path, d)),
             };
             if model.trim().is_empty() {
                 p.push(&path, "model name is empty");
-            }
-            if window == Some(0) {
-                p.push(format!("{path}.context_window"), "must be greater than zero");
             }
             names
                 .entry(logical.clone())
                 .or_insert_with(BTreeMap::new)
                 .insert(provider.clone(), model);
-            if let Some(w) = window {
-                windows
-                    .entry(logical.clone())
+            if over != CapsOverride::default() {
+                caps.entry(logical.clone())
                     .or_insert_with(BTreeMap::new)
-                    .insert(provider.clone(), w);
+                    .insert(provider.clone(), over);
             }
         }
     }
-    (names, windows)
+    (names, caps)
+}
+
+fn caps_override(p: &mut Problems, path: &str, d: &super::raw::RawModelDetail) -> CapsOverride {
+    use crate::providers::capabilities::{Structured, Vision};
+    for (key, v) in [("context_window", d.context_window), ("dimensions", d.dimensions)] {
+        if v == Some(0) {
+            p.push(format!("{path}.{key}"), "must be greater than zero");
+        }
+    }
+    let vision = match &d.vision {
+        None => None,
+        Some(RawVision::Flag(true)) => Some(Vision::Any),
+        Some(RawVision::Flag(false)) => Some(Vision::None),
+        Some(RawVision::Kind(k)) if k == "data_urls" => Some(Vision::DataUrls),
+        Some(RawVision::Kind(k)) => {
+            p.push(
+                format!("{path}.vision"),
+                format!("unknown value {k:?}; expected true, false or data_urls"),
+            );
+            None
+        }
+    };
+    let structured = d.structured_output.as_deref().and_then(|v| {
+        let parsed = Structured::parse(v);
+        if parsed.is_none() {
+            p.push(
+                format!("{path}.structured_output"),
+                format!("unknown value {v:?}; expected json_schema, json_object or none"),
+            );
+        }
+        parsed
+    });
+    if d.space.as_deref().is_some_and(|s| s.trim().is_empty()) {
+        p.push(format!("{path}.space"), "must not be empty");
+    }
+    CapsOverride {
+        context_window: d.context_window.filter(|w| *w > 0),
+        vision,
+        tools: d.tools,
+        structured,
+        dimensions: d.dimensions.filter(|n| *n > 0),
+        space: d.space.clone(),
+        token_input: d.token_input,
+    }
 }

@@ -18,6 +18,11 @@ macro_rules! label_enum {
                 [$($name::$variant),+].into_iter().find(|v| v.as_str().as_bytes() == text)
             }
         }
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
         impl EncodeLabelValue for $name {
             fn encode(&self, encoder: &mut LabelValueEncoder<'_>) -> Result<(), std::fmt::Error> {
                 EncodeLabelValue::encode(&self.as_str(), encoder)
@@ -85,6 +90,9 @@ label_enum!(
         SkippedBudget => "skipped_budget",
         /// Skipped: its last connectivity probe failed.
         SkippedUnreachable => "skipped_unreachable",
+        /// Skipped: the model cannot serve this request faithfully (images, tools, JSON schema, context size,
+        /// embeddings space or input).
+        SkippedCapability => "skipped_capability",
         /// connect.
         Connect => "connect",
         /// timeout.
@@ -99,6 +107,8 @@ label_enum!(
         Auth => "auth",
         /// bad_request.
         BadRequest => "bad_request",
+        /// not_found.
+        NotFound => "not_found",
         /// context_length.
         ContextLength => "context_length",
         /// content_filter.
@@ -118,6 +128,7 @@ impl From<ErrorClass> for Outcome {
             ErrorClass::Overloaded => Outcome::Overloaded,
             ErrorClass::Auth => Outcome::Auth,
             ErrorClass::BadRequest => Outcome::BadRequest,
+            ErrorClass::NotFound => Outcome::NotFound,
             ErrorClass::ContextLength => Outcome::ContextLength,
             ErrorClass::ContentFilter => Outcome::ContentFilter,
             ErrorClass::Malformed => Outcome::Malformed,

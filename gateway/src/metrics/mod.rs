@@ -234,6 +234,23 @@ impl Metrics {
         self.offline_hits.get_or_create(&SourceLabels { source }).inc();
     }
 
+    /// Counts an answer's tokens by provider and kind.
+    pub fn count_tokens(&self, provider: &str, usage: &crate::canonical::Usage) {
+        for (kind, n) in [
+            (TokenKind::Prompt, usage.prompt_tokens),
+            (TokenKind::Completion, usage.completion_tokens),
+        ] {
+            if n > 0 {
+                self.tokens
+                    .get_or_create(&TokenLabels {
+                        provider: provider.to_string(),
+                        kind,
+                    })
+                    .inc_by(n);
+            }
+        }
+    }
+
     /// Counts one provider attempt outcome.
     pub fn provider_outcome(&self, provider: &str, outcome: Outcome) {
         self.provider_requests

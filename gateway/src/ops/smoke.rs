@@ -66,6 +66,9 @@ pub fn hint(pc: &ProviderConfig, e: &ProviderError) -> String {
         ErrorClass::Overloaded => {
             format!("{status} from {name}: provider overloaded or failing, retry later")
         }
+        ErrorClass::NotFound => {
+            format!("{status} from {name}: it has no such model: check models: for {name}")
+        }
         ErrorClass::BadRequest | ErrorClass::ContextLength => {
             format!("{status} from {name}: check the model names under models: for {name}")
         }

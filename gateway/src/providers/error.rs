@@ -23,6 +23,8 @@ pub enum ErrorClass {
     Auth,
     /// Invalid request: returned to the client, no fallback.
     BadRequest,
+    /// The model (or route) does not exist at this provider: the client's 404 when it named the model itself.
+    NotFound,
     /// Prompt too long for the model.
     ContextLength,
     /// Refused on content grounds.
@@ -42,6 +44,7 @@ impl ErrorClass {
             ErrorClass::Overloaded => "overloaded",
             ErrorClass::Auth => "auth",
             ErrorClass::BadRequest => "bad_request",
+            ErrorClass::NotFound => "not_found",
             ErrorClass::ContextLength => "context_length",
             ErrorClass::ContentFilter => "content_filter",
             ErrorClass::Malformed => "malformed",
@@ -56,13 +59,25 @@ impl ErrorClass {
         )
     }
 
+    /// Answers about the request rather than the provider (invalid, unknown model, too long, refused content):
+    /// they never touch the provider's health (no breaker count, no cooldown, no last error).
+    pub fn is_about_request(self) -> bool {
+        matches!(
+            self,
+            ErrorClass::BadRequest
+                | ErrorClass::NotFound
+                | ErrorClass::ContextLength
+                | ErrorClass::ContentFilter
+        )
+    }
+
     /// Classes that may be retried on the same provider.
     pub fn is_retryable(self) -> bool {
         matches!(self, ErrorClass::Overloaded)
     }
 
     /// All classes, for tests and metric pre-registration.
-    pub const ALL: [ErrorClass; 10] = [
+    pub const ALL: [ErrorClass; 11] = [
         ErrorClass::Connect,
         ErrorClass::Timeout,
         ErrorClass::RateLimited,
@@ -70,6 +85,7 @@ impl ErrorClass {
         ErrorClass::Overloaded,
         ErrorClass::Auth,
         ErrorClass::BadRequest,
+        ErrorClass::NotFound,
         ErrorClass::ContextLength,
         ErrorClass::ContentFilter,
         ErrorClass::Malformed,
@@ -227,6 +243,7 @@ pub fn class_from_status(status: u16) -> ErrorClass {
     match status {
         401 | 403 => ErrorClass::Auth,
         402 => ErrorClass::QuotaExhausted,
+        404 => ErrorClass::NotFound,
         408 => ErrorClass::Timeout,
         413 => ErrorClass::ContextLength,
         429 => ErrorClass::RateLimited,

@@ -243,7 +243,7 @@ pub fn classify(status: u16, headers: &HeaderMap, body: &str) -> ProviderError {
         .unwrap_or_else(|| http::opaque_body_message(body));
     let lower = message.to_ascii_lowercase();
     let class = match status {
-        404 => ErrorClass::Auth,
+        404 => ErrorClass::NotFound,
         413 => ErrorClass::ContextLength,
         422 if lower.contains("context") || lower.contains("too long") || lower.contains("tokens limit") => {
             ErrorClass::ContextLength

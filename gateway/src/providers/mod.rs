@@ -3,6 +3,7 @@
 //!
 //! `Adapter` is a closed enum rather than a trait object: five known providers, static dispatch, no boxing.
 
+pub mod capabilities;
 pub mod error;
 pub mod gigachat;
 pub mod http;

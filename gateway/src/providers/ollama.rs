@@ -224,7 +224,7 @@ pub fn classify(status: u16, _headers: &HeaderMap, body: &str) -> ProviderError 
         .unwrap_or_else(|| http::opaque_body_message(body));
     let lower = message.to_ascii_lowercase();
     let class = match status {
-        404 => ErrorClass::Auth,
+        404 => ErrorClass::NotFound,
         400 if lower.contains("context") => ErrorClass::ContextLength,
         429 if lower.contains("usage limit") || lower.contains("quota") || lower.contains("upgrade") => {
             ErrorClass::QuotaExhausted

@@ -80,7 +80,7 @@ fn errors() {
             r#"{"error":"model \"x\" not found, try pulling it first"}"#
         )
         .class,
-        ErrorClass::Auth
+        ErrorClass::NotFound
     );
     assert_eq!(
         classify(400, &h, r#"{"error":"model is required"}"#).class,

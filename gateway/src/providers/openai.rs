@@ -210,9 +210,8 @@ pub fn classify(status: u16, headers: &HeaderMap, body: &str) -> ProviderError {
         | "billing_hard_limit_reached" => Some(ErrorClass::QuotaExhausted),
         "rate_limit_exceeded" | "slow_down" => Some(ErrorClass::RateLimited),
         "context_length_exceeded" | "string_above_max_length" => Some(ErrorClass::ContextLength),
-        "invalid_api_key" | "unsupported_country_region_territory" | "model_not_found" => {
-            Some(ErrorClass::Auth)
-        }
+        "invalid_api_key" | "unsupported_country_region_territory" => Some(ErrorClass::Auth),
+        "model_not_found" | "not_found" => Some(ErrorClass::NotFound),
         "server_is_overloaded" => Some(ErrorClass::Overloaded),
         "content_filter" | "content_policy_violation" => Some(ErrorClass::ContentFilter),
         _ => None,

@@ -34,7 +34,8 @@ pub fn classify(status: u16, headers: &HeaderMap, body: &str) -> ProviderError {
         "Arrearage" | "AllocationQuota.FreeTierOnly" | "Throttling.AllocationQuota" => {
             ErrorClass::QuotaExhausted
         }
-        "InvalidApiKey" | "invalid_api_key" | "model_not_found" => ErrorClass::Auth,
+        "InvalidApiKey" | "invalid_api_key" => ErrorClass::Auth,
+        "model_not_found" | "ModelNotFound" => ErrorClass::NotFound,
         c if c.starts_with("AccessDenied") => ErrorClass::Auth,
         c if c.starts_with("Throttling") || c == "limit_requests" => ErrorClass::RateLimited,
         "DataInspectionFailed" | "data_inspection_failed" => ErrorClass::ContentFilter,

@@ -112,6 +112,11 @@ impl Health {
         }
     }
 
+    /// Lets the next call be the half-open probe (the probe's answer said nothing about the provider's health).
+    pub fn release_probe(&mut self) {
+        self.probe_started = None;
+    }
+
     fn prune(&mut self, now: Instant, window: Duration) {
         while let Some((t, _)) = self.outcomes.front() {
             if now.duration_since(*t) > window {
@@ -135,6 +140,11 @@ impl Health {
 
     /// Records a failure: sets cooldowns by class and may open the breaker.
     pub fn record_failure(&mut self, now: Instant, err: &ProviderError, policy: &Policy) {
+        if err.class.is_about_request() {
+            // The client's error: the provider answered, its health is what it was.
+            self.release_probe();
+            return;
+        }
         self.last_error = Some(err.clone());
         let c = &policy.cooldowns;
         let cooldown = match err.class {
