@@ -186,6 +186,9 @@ fn check_config(path: &std::path::Path, require_secrets: bool) -> ExitCode {
         cfg.providers.len()
     );
     println!("fallback order: {}", cfg.policy.order.join(" -> "));
+    for (path, msg) in llm_gateway::router::Planner::new(&cfg).warnings() {
+        println!("warning: {path}: {msg}");
+    }
     let mut missing = Vec::new();
     for p in cfg.providers.values() {
         let needs = p.kind.default_secret_env().is_some();

@@ -59,6 +59,9 @@ impl AppState {
             config.mode,
         ));
         let router = Router::new(&config, metrics.clone());
+        for (path, message) in router.planner().warnings() {
+            tracing::warn!(path, "{message}");
+        }
         let providers = providers::build_all(&config)?
             .into_iter()
             .map(|p| (p.name.clone(), p))

@@ -79,6 +79,14 @@ pub fn hint(pc: &ProviderConfig, e: &ProviderError) -> String {
     }
 }
 
+/// The provider's embeddings model: under `embeddings`, else under any logical model named `embeddings-*`.
+fn embeddings_model_for(cfg: &Config, provider: &str) -> Option<String> {
+    cfg.models
+        .iter()
+        .filter(|(name, _)| *name == "embeddings" || name.starts_with("embeddings-"))
+        .find_map(|(_, m)| m.get(provider).cloned())
+}
+
 fn model_for(cfg: &Config, logical: &str, provider: &str) -> Option<String> {
     cfg.models
         .get(logical)
@@ -223,14 +231,12 @@ pub async fn run(cfg: &Config, only: Option<&str>, full: bool) -> Result<SmokeRe
             ),
         }
         if full {
-            let Some(model) =
-                model_for(cfg, "embeddings", &pc.name).filter(|_| cfg.models.contains_key("embeddings"))
-            else {
+            let Some(model) = embeddings_model_for(cfg, &pc.name) else {
                 push(
                     "embeddings",
                     true,
                     0,
-                    "skipped: no models.embeddings entry".into(),
+                    "skipped: no models.embeddings or models.embeddings-* entry for it".into(),
                     None,
                 );
                 continue;

@@ -247,6 +247,23 @@ fn no_adapter(name: &str) -> ProviderError {
     ProviderError::new(ErrorClass::Connect, format!("provider {name} has no adapter"))
 }
 
+/// Every provider's tool-call answer ends with `finish_reason: "tool_calls"` (agent loops test for it), whatever
+/// the upstream said (`stop`, GigaChat's `function_call`); the stream's chunks get the same in [`stream`].
+fn tool_calls_finish(mut resp: ChatResponse) -> ChatResponse {
+    for c in &mut resp.choices {
+        let calls = c.message.tool_calls.as_ref().is_some_and(|t| !t.is_empty());
+        if calls
+            && c.finish_reason.as_deref() != Some("tool_calls")
+            && c.finish_reason.as_deref() != Some("length")
+        {
+            c.finish_reason = Some("tool_calls".into());
+            // The upstream's own bytes no longer say what the answer says.
+            resp.raw = None;
+        }
+    }
+    resp
+}
+
 fn check(req: &ChatRequest) -> Result<(), ApiError> {
     validate::chat(req).map_err(ApiError::from)
 }
@@ -271,7 +288,7 @@ pub async fn chat(state: &Arc<AppState>, req: &ChatRequest, opts: &Opts) -> Resu
                 let name = cand.provider.clone();
                 async move {
                     let p = provider.ok_or_else(|| no_adapter(&name))?;
-                    p.adapter.chat(req, &model).await
+                    p.adapter.chat(req, &model).await.map(tool_calls_finish)
                 }
             })
             .await

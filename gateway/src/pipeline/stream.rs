@@ -435,3 +435,182 @@ pub(crate) fn whole(answer: &Answer) -> Streamed {
         events: Box::pin(futures::stream::iter(events)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::config::{Config, Mode};
+    use crate::router::BreakerState;
+
+    fn state(policy: &str) -> Arc<AppState> {
+        let text = format!(
+            r#"
+models: {{ default: {{ a: m, b: m }} }}
+providers:
+  a: {{ kind: openai, base_url: "http://127.0.0.1:9/v1" }}
+  b: {{ kind: openai, base_url: "http://127.0.0.1:9/v1" }}
+fallback_policy: {{ order: [a, b], deadline: 30s, stall_timeout: 2s, max_stream_duration: 3500ms {policy} }}
+"#
+        );
+        AppState::new(Config::from_yaml(&text, &|_| None).unwrap()).unwrap()
+    }
+
+    fn chunk(text: &str) -> ChatChunk {
+        let delta = Delta {
+            content: Some(text.into()),
+            ..Delta::default()
+        };
+        ChatChunk::with_delta("id", 1, "m", delta, None)
+    }
+
+    /// Opens a stream on the first candidate through the router (settled later, as the pipeline does) and
+    /// returns its events.
+    async fn events(state: &Arc<AppState>, rest: ChunkStream) -> Vec<Event> {
+        let cands = state.router.plan("default", Mode::Auto, None).unwrap();
+        let mut rest = Some(rest);
+        let served = state
+            .router
+            .execute(&cands[..1], &Needs::default(), Settle::Deferred, |_, _| {
+                let r = rest.take();
+                async move { Ok((vec![chunk("Hel")], r.unwrap())) }
+            })
+            .await
+            .unwrap();
+        let meta = Meta::of(&served, None);
+        let req: ChatRequest = serde_json::from_value(
+            serde_json::json!({"model": "default", "messages": [{"role": "user", "content": "x"}]}),
+        )
+        .unwrap();
+        live(state.clone(), req, Needs::default(), cands, served, meta)
+            .events
+            .collect()
+            .await
+    }
+
+    fn text(evs: &[Event]) -> String {
+        evs.iter()
+            .filter_map(|e| match e {
+                Event::Chunk(c) => c.choices.first().and_then(|ch| ch.delta.content.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stalled_upstream_ends_failed_never_done() {
+        let s = state("");
+        let rest: ChunkStream =
+            Box::pin(futures::stream::iter(vec![Ok(chunk("lo"))]).chain(futures::stream::pending()));
+        let start = Instant::now();
+        let evs = events(&s, rest).await;
+        assert_eq!(start.elapsed(), Duration::from_secs(2));
+        assert_eq!(text(&evs), "Hello");
+        match evs.last() {
+            Some(Event::Failed { provider, error }) => {
+                assert_eq!(provider, "a");
+                assert!(error.message.contains("stalled"), "{error}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(!evs.iter().any(|e| matches!(e, Event::Done)));
+        let m = s.metrics.encode();
+        assert!(
+            m.contains("llm_gateway_provider_requests_total{provider=\"a\",outcome=\"timeout\"} 1"),
+            "{m}"
+        );
+        assert!(
+            !m.contains("llm_gateway_provider_requests_total{provider=\"a\",outcome=\"success\"}"),
+            "a broken stream is one failure, not a success and a failure: {m}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn max_stream_duration_bounds_a_stream_that_keeps_going() {
+        let slow = futures::stream::unfold((), |()| async {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            Some((Ok(chunk("x")), ()))
+        });
+        let start = Instant::now();
+        let evs = events(&state(""), Box::pin(slow)).await;
+        assert_eq!(start.elapsed(), Duration::from_millis(3500));
+        assert!(
+            matches!(evs.last(), Some(Event::Failed { error, .. }) if error.message.contains("max_stream_duration"))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_clean_end_is_done_and_one_success() {
+        let s = state("");
+        let rest: ChunkStream = Box::pin(futures::stream::iter(vec![Ok(chunk("lo"))]));
+        let evs = events(&s, rest).await;
+        assert!(matches!(evs.last(), Some(Event::Done)));
+        assert!(s
+            .metrics
+            .encode()
+            .contains("llm_gateway_provider_requests_total{provider=\"a\",outcome=\"success\"} 1"));
+    }
+
+    #[tokio::test]
+    async fn a_tool_call_stream_ends_with_tool_calls_whatever_the_upstream_said() {
+        let call = Delta {
+            tool_calls: Some(vec![ToolCallDelta {
+                index: 0,
+                id: Some("call_1".into()),
+                kind: Some("function".into()),
+                function: Some(serde_json::json!({"name": "f", "arguments": "{}"})),
+            }]),
+            ..Delta::default()
+        };
+        let rest: ChunkStream = Box::pin(futures::stream::iter(vec![
+            Ok(ChatChunk::with_delta("id", 1, "m", call, None)),
+            Ok(ChatChunk::with_delta(
+                "id",
+                1,
+                "m",
+                Delta::default(),
+                Some("stop".into()),
+            )),
+        ]));
+        let evs = events(&state(""), rest).await;
+        let finish: Vec<_> = evs
+            .iter()
+            .filter_map(|e| match e {
+                Event::Chunk(c) => c.choices.first().and_then(|ch| ch.finish_reason.clone()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(finish, ["tool_calls"]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn every_stream_cut_after_its_first_token_opens_the_breaker_after_min_requests() {
+        // Counted as a success at the first token and a failure at the cut, the ratio could never pass 0.5.
+        let s = state(", breaker: { window: 60s, min_requests: 4, failure_ratio: 0.6, open_for: 30s }");
+        for i in 0..4 {
+            assert_eq!(
+                s.router.snapshot()[0].breaker,
+                BreakerState::Closed,
+                "still closed before stream {i}"
+            );
+            let cut: ChunkStream = Box::pin(futures::stream::iter(vec![
+                Ok(chunk("lo")),
+                Err(ProviderError::new(ErrorClass::Malformed, "cut")),
+            ]));
+            let evs = events(&s, cut).await;
+            assert!(matches!(evs.last(), Some(Event::Failed { .. })));
+        }
+        assert_eq!(s.router.snapshot()[0].breaker, BreakerState::Open);
+        let cands = s.router.plan("default", Mode::Auto, None).unwrap();
+        let served = s
+            .router
+            .execute(&cands, &Needs::default(), Settle::OnAnswer, |c, _| {
+                let name = c.provider.clone();
+                async move { Ok::<_, ProviderError>(name) }
+            })
+            .await
+            .unwrap();
+        assert_eq!(served.value, "b", "the open breaker is skipped");
+    }
+}

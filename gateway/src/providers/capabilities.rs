@@ -164,7 +164,7 @@ pub fn defaults(kind: ProviderKind, qwen_api: QwenApi, model: &str) -> Caps {
             } else {
                 Structured::None
             };
-            (vision, qwen_api == QwenApi::Compatible, structured, window)
+            (vision, true, structured, window)
         }
         ProviderKind::GigaChat => {
             // GigaChat takes images only as uploaded files, and has no response_format: neither is offered.

@@ -206,6 +206,45 @@ impl Planner {
         self.caps(&first, &map[&first])
     }
 
+    /// Warnings about the config's embeddings models: a logical model whose providers' models are of different
+    /// vector spaces or sizes (a fallback between them would hand out vectors of another space, so the router
+    /// never makes one: requests are answered only inside the primary's space), as `(yaml path, message)`.
+    pub fn warnings(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for (logical, map) in &self.models {
+            let caps: Vec<(String, Caps)> = self
+                .order
+                .iter()
+                .filter_map(|s| {
+                    let m = map.get(&s.name)?;
+                    Some((s.name.clone(), self.caps(&s.name, m)?))
+                })
+                .collect();
+            if !caps.iter().any(|(_, c)| c.dimensions.is_some()) || caps.len() < 2 {
+                continue;
+            }
+            let (first, c0) = &caps[0];
+            let others: Vec<String> = caps[1..]
+                .iter()
+                .filter(|(_, c)| c.space != c0.space || c.dimensions != c0.dimensions)
+                .map(|(p, c)| format!("{p} ({}, {})", c.space, dims(c.dimensions)))
+                .collect();
+            if !others.is_empty() {
+                out.push((
+                    format!("models.{logical}"),
+                    format!(
+                        "embeddings chain mixes vector spaces: {first} ({}, {}) vs {}; requests are only served in the \
+                         first one's space, the others never stand in (give each space its own logical model)",
+                        c0.space,
+                        dims(c0.dimensions),
+                        others.join(", ")
+                    ),
+                ));
+            }
+        }
+        out
+    }
+
     /// Logical model names.
     pub fn logical_models(&self) -> impl Iterator<Item = &String> {
         self.models.keys()
@@ -222,4 +261,8 @@ impl Planner {
         out.dedup();
         out
     }
+}
+
+fn dims(d: Option<u32>) -> String {
+    d.map_or_else(|| "? dimensions".to_string(), |d| format!("{d} dimensions"))
 }
