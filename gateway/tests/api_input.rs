@@ -297,3 +297,49 @@ async fn admin_token_guards_admin_routes_only() {
         other => panic!("{other:?}"),
     }
 }
+
+/// The inbound layer order of `api/mod.rs`: request id and metrics, then the client key (before any body byte
+/// is read), then the body limit, then the handler.
+#[tokio::test]
+async fn layer_order_an_oversized_body_without_a_key_is_401_and_with_one_413() {
+    let text =
+        format!("{CFG}limits:\n  clients:\n    - {{ name: team, key: {{ value: team-key-123456 }} }}\n");
+    let (_, app) = gateway(&text);
+    let big =
+        serde_json::json!({"model": "default", "messages": [{"role": "user", "content": "x".repeat(4096)}]});
+    let without = call(&app, "POST", "/v1/chat/completions", Some(big.clone()), &[]).await;
+    assert_eq!(without.status, 401, "{}", without.body);
+    assert_eq!(without.json()["error"]["code"], "invalid_api_key");
+    assert!(
+        !without.header("x-request-id").is_empty(),
+        "the outermost layer saw it"
+    );
+    let with = call(
+        &app,
+        "POST",
+        "/v1/chat/completions",
+        Some(big),
+        &[("authorization", "Bearer team-key-123456")],
+    )
+    .await;
+    assert_eq!(with.status, 413, "{}", with.body);
+    assert_eq!(with.json()["error"]["code"], "body_too_large");
+    assert!(!with.header("x-request-id").is_empty());
+    let m = metrics(&app).await;
+    assert_eq!(
+        sample(
+            &m,
+            "llm_gateway_requests_total",
+            &[("route", "chat_completions"), ("status", "401")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        sample(
+            &m,
+            "llm_gateway_requests_total",
+            &[("route", "chat_completions"), ("status", "413")]
+        ),
+        1.0
+    );
+}

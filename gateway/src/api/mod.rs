@@ -1,7 +1,14 @@
-//! HTTP API: OpenAI-compatible routes, the assistants route, health, metrics and admin.
+//! HTTP API: OpenAI-compatible routes, the assistants route, health, metrics and admin. Handlers parse, call the
+//! answer pipeline ([`crate::pipeline`]) and render.
 //!
-//! Layer order (outermost first, so the first to see a request): metrics (route/status/source, duration) ->
-//! body limit (413) -> client key and per-key limits (`/v1/*`, `/api/*`) or admin token (`/admin/*`) -> handler.
+//! Inbound layer order, outermost first (the first to see a request):
+//! 1. request id and metrics (`record_request`): every answer below gets `X-Request-Id` and is counted;
+//! 2. client key and per-key limits (`/v1/*`, `/api/*`: 401, 429) or admin token (`/admin/*`: 401), before a
+//!    byte of the body is read, so an unauthenticated client cannot make the gateway read its body;
+//! 3. body limit (413 `body_too_large`), applied as the handler reads the body;
+//! 4. the handler.
+//!
+//! So an oversized body without a valid key gets 401, and with one 413 (`tests/api_input.rs` pins it).
 
 mod admin;
 mod chat;

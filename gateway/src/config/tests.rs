@@ -222,3 +222,75 @@ fn relative_package_paths_are_found_beside_the_config_file_then_from_the_working
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_base_url_with_a_query_string_or_fragment_is_an_error_with_its_path() {
+    for url in [
+        "http://127.0.0.1:28081/v1?api-version=2024-01-01",
+        "http://127.0.0.1:28081/v1#x",
+    ] {
+        let text = SIM.replace(
+            "base_url: http://127.0.0.1:28081/v1",
+            &format!("base_url: \"{url}\""),
+        );
+        let p = problems(&text);
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(
+            p[0].starts_with("providers.openai.base_url: ") && p[0].contains("query string or fragment"),
+            "{p:?}"
+        );
+    }
+}
+
+#[test]
+fn model_capabilities_can_be_set_and_bad_values_name_their_path() {
+    use crate::providers::capabilities::{Structured, Vision};
+    let text = SIM.replace(
+        "    ollama: llama3.2\n",
+        "    ollama: { model: llava, vision: data_urls, tools: false, structured_output: json_object }\n",
+    );
+    let cfg = Config::from_yaml(&text, &no_env).unwrap();
+    let o = &cfg.model_caps["default"]["ollama"];
+    assert_eq!(o.vision, Some(Vision::DataUrls));
+    assert_eq!(o.tools, Some(false));
+    assert_eq!(o.structured, Some(Structured::JsonObject));
+    let bad = SIM.replace(
+        "    ollama: llama3.2\n",
+        "    ollama: { model: llava, vision: maybe, structured_output: yaml, dimensions: 0 }\n",
+    );
+    let p = problems(&bad);
+    assert!(
+        p.iter().any(|x| x.starts_with("models.default.ollama.vision: ")),
+        "{p:?}"
+    );
+    assert!(
+        p.iter()
+            .any(|x| x.starts_with("models.default.ollama.structured_output: ")),
+        "{p:?}"
+    );
+    assert!(
+        p.iter()
+            .any(|x| x == "models.default.ollama.dimensions: must be greater than zero"),
+        "{p:?}"
+    );
+}
+
+#[test]
+fn the_shipped_configs_embeddings_chains_stay_inside_one_space() {
+    for text in [SIM, PROD] {
+        let cfg = Config::from_yaml(text, &no_env).unwrap();
+        assert_eq!(
+            crate::router::Planner::new(&cfg).warnings(),
+            Vec::<(String, String)>::new()
+        );
+    }
+    let mixed = SIM.replace(
+        "  embeddings-qwen:\n    qwen:",
+        "    qwen: text-embedding-v3\n  embeddings-qwen:\n    qwen:",
+    );
+    let cfg = Config::from_yaml(&mixed, &no_env).unwrap();
+    let w = crate::router::Planner::new(&cfg).warnings();
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert_eq!(w[0].0, "models.embeddings");
+    assert!(w[0].1.contains("mixes vector spaces"), "{w:?}");
+}

@@ -87,6 +87,27 @@ impl Adapter {
         }
     }
 
+    /// The bytes of the request body a chat request is sent upstream as (what [`Adapter::chat`] sends).
+    pub fn wire_body(&self, req: &ChatRequest, model: &str, stream: bool) -> Vec<u8> {
+        let body = match self {
+            Adapter::OpenAiCompat(a) => serde_json::to_vec(&a.chat_body(req, model, stream)),
+            Adapter::QwenNative(_) => serde_json::to_vec(&qwen::native_body(req, model, stream)),
+            Adapter::GigaChat(_) => serde_json::to_vec(&gigachat::translate_request(req, model, stream)),
+            Adapter::Ollama(_) => serde_json::to_vec(&ollama::request(req, model, stream)),
+        };
+        body.unwrap_or_default()
+    }
+
+    /// A non-stream answer's bytes to canonical (what [`Adapter::chat`] does with the upstream's answer).
+    pub fn parse_chat(&self, body: Vec<u8>, model: &str) -> Result<ChatResponse, ProviderError> {
+        match self {
+            Adapter::OpenAiCompat(a) => a.parse_chat(body),
+            Adapter::QwenNative(_) => qwen::parse_native(&body, model),
+            Adapter::GigaChat(_) => gigachat::parse_chat(&body),
+            Adapter::Ollama(_) => ollama::parse_chat(&body),
+        }
+    }
+
     /// Streamed chat: resolves when the upstream accepted the request (status 2xx).
     pub async fn chat_stream(&self, req: &ChatRequest, model: &str) -> Result<ChunkStream, ProviderError> {
         match self {

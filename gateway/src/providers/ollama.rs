@@ -35,10 +35,7 @@ impl Ollama {
     /// Non-stream chat.
     pub async fn chat(&self, req: &ChatRequest, model: &str) -> Result<ChatResponse, ProviderError> {
         let resp = http::send(self.post("api/chat", &request(req, model, false)), classify, None).await?;
-        let v: Value = http::read_json(resp).await?;
-        let mut out = response(&v)?;
-        normalize_response(&mut out);
-        Ok(out)
+        parse_chat(&http::read_body(resp).await?)
     }
 
     /// NDJSON stream.
@@ -79,6 +76,14 @@ impl Ollama {
             },
         ))
     }
+}
+
+/// A non-stream `/api/chat` answer's bytes to canonical.
+pub(crate) fn parse_chat(body: &[u8]) -> Result<ChatResponse, ProviderError> {
+    let v: Value = http::parse_json(body)?;
+    let mut out = response(&v)?;
+    normalize_response(&mut out);
+    Ok(out)
 }
 
 /// Canonical request to the `/api/chat` body.

@@ -84,7 +84,11 @@ impl OpenAiCompat {
         let body = self.chat_body(req, model, false);
         let secret = self.secret.as_ref().map(Secret::expose);
         let resp = http::send(self.post("chat/completions", &body), self.classify(), secret).await?;
-        let body = http::read_body(resp).await?;
+        self.parse_chat(http::read_body(resp).await?)
+    }
+
+    /// A non-stream answer's bytes to canonical (OpenAI's own bytes are kept to be sent on unchanged).
+    pub fn parse_chat(&self, body: Vec<u8>) -> Result<ChatResponse, ProviderError> {
         let mut out: ChatResponse = http::parse_json(&body)?;
         let as_is = normalize_response(&mut out);
         if as_is && self.flavor == Flavor::OpenAi {
