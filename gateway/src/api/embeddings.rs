@@ -63,6 +63,7 @@ pub(crate) async fn embeddings(
             return offline_vectors(&state, &req, base64).ok_or_else(|| match state.router.mode() {
                 Mode::Offline => {
                     state.metrics.offline_misses.inc();
+                    state.offline.misses().record_all(req.input.texts().as_deref());
                     ApiError::OfflineMiss(Vec::new())
                 }
                 _ => ApiError::Plan(e),
@@ -85,9 +86,10 @@ pub(crate) async fn embeddings(
     let served = match routed {
         Ok(s) => s,
         Err(e @ RouteError::AllFailed { .. }) => {
-            return offline_vectors(&state, &req, base64).ok_or_else(|| route_error(&state, e))
+            return offline_vectors(&state, &req, base64)
+                .ok_or_else(|| route_error(&state, e, req.input.texts().as_deref()))
         }
-        Err(e) => return Err(route_error(&state, e)),
+        Err(e) => return Err(route_error(&state, e, req.input.texts().as_deref())),
     };
     let u = served.value.usage;
     super::chat::count_tokens(
@@ -132,6 +134,7 @@ fn offline_vectors(state: &AppState, req: &EmbeddingsRequest, base64: bool) -> O
     let Some(vectors) = vectors else {
         if !state.offline.is_empty() && state.router.mode() == Mode::Auto {
             state.metrics.offline_misses.inc();
+            state.offline.misses().record_all(Some(&texts));
         }
         return None;
     };

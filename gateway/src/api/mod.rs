@@ -63,7 +63,8 @@ impl AppState {
             .into_iter()
             .map(|p| (p.name.clone(), p))
             .collect();
-        let offline = OfflineStore::load(&config.offline);
+        let mut offline = OfflineStore::load(&config.offline);
+        offline.set_miss_secrets(config.secret_values());
         let cache = ResponseCache::new(&config.cache);
         let clients = ClientLimits::new(&config.clients);
         Ok(Arc::new(AppState {
@@ -109,6 +110,10 @@ pub fn app(state: Arc<AppState>) -> axum::Router {
                 .route("/admin/providers", get(admin::providers))
                 .route("/admin/mode", post(admin::set_mode).get(admin::get_mode))
                 .route("/admin/offline", get(admin::offline))
+                .route(
+                    "/admin/offline/misses",
+                    get(admin::offline_misses).delete(admin::clear_offline_misses),
+                )
                 .layer(middleware::from_fn_with_state(
                     state.clone(),
                     admin::require_token,
@@ -280,12 +285,18 @@ pub(crate) fn decorate(state: &AppState, resp: &mut Response, cand: &Candidate, 
     h.insert("x-llm-source", HeaderValue::from_static(source.as_str()));
 }
 
-/// Converts a routing error, turning an offline-mode failure into `offline_miss`.
-pub(crate) fn route_error(state: &AppState, e: crate::router::RouteError) -> ApiError {
+/// Converts a routing error, turning an offline-mode failure into `offline_miss` (recorded with `missed`, the
+/// texts the packages were matched on).
+pub(crate) fn route_error(
+    state: &AppState,
+    e: crate::router::RouteError,
+    missed: Option<&[String]>,
+) -> ApiError {
     use crate::router::RouteError;
     match e {
         RouteError::AllFailed { attempts, .. } if state.router.mode() == crate::config::Mode::Offline => {
             state.metrics.offline_misses.inc();
+            state.offline.misses().record_all(missed);
             ApiError::OfflineMiss(attempts)
         }
         other => ApiError::Route(other),

@@ -164,12 +164,14 @@ pub(crate) fn after_failure(
         }
         if mode == Mode::Auto && !state.offline.is_empty() {
             state.metrics.offline_misses.inc();
+            state.offline.record_miss(last_user_text(req).as_deref());
         }
     }
     Err(match err {
-        Ok(e) => route_error(state, e),
+        Ok(e) => route_error(state, e, last_user_text(req).map(|t| vec![t]).as_deref()),
         Err(PlanError::NoCandidates { .. }) if mode == Mode::Offline => {
             state.metrics.offline_misses.inc();
+            state.offline.record_miss(last_user_text(req).as_deref());
             ApiError::OfflineMiss(Vec::new())
         }
         Err(e) => ApiError::Plan(e),

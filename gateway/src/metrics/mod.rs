@@ -45,6 +45,8 @@ pub struct Metrics {
     pub offline_hits: Family<SourceLabels, Counter>,
     /// `llm_gateway_offline_misses_total`.
     pub offline_misses: Counter,
+    /// `llm_gateway_cooldowns_total{provider,reason}`: cooldowns started (or extended) by error class.
+    pub cooldowns: Family<CooldownLabels, Counter>,
     /// `llm_gateway_provider_requests_total{provider,outcome}`.
     pub provider_requests: Family<ProviderOutcomeLabels, Counter>,
     /// `llm_gateway_request_duration_seconds{route}`.
@@ -83,6 +85,7 @@ impl Metrics {
             fallbacks: Family::default(),
             offline_hits: Family::default(),
             offline_misses: Counter::default(),
+            cooldowns: Family::default(),
             provider_requests: Family::default(),
             request_duration: Family::new_with_constructor(latency_histogram),
             provider_duration: Family::new_with_constructor(latency_histogram),
@@ -117,6 +120,11 @@ impl Metrics {
             "offline_misses",
             "Offline lookups that found no answer",
             m.offline_misses.clone(),
+        );
+        r.register(
+            "cooldowns",
+            "Cooldowns started or extended, by provider and the error class that caused them",
+            m.cooldowns.clone(),
         );
         r.register(
             "provider_requests",
@@ -232,6 +240,16 @@ impl Metrics {
     /// Counts one offline hit.
     pub fn offline_hit(&self, source: OfflineSource) {
         self.offline_hits.get_or_create(&SourceLabels { source }).inc();
+    }
+
+    /// Counts one cooldown started (or extended) for `provider`.
+    pub fn cooldown(&self, provider: &str, reason: Outcome) {
+        self.cooldowns
+            .get_or_create(&CooldownLabels {
+                provider: provider.to_string(),
+                reason,
+            })
+            .inc();
     }
 
     /// Counts one provider attempt outcome.
