@@ -337,6 +337,14 @@ fn impact<'a>(map: &'a mut BTreeMap<String, ProviderImpact>, name: &str) -> &'a 
     })
 }
 
+fn times(k: f64) -> String {
+    if k == 1.0 {
+        "once".into()
+    } else {
+        format!("{} times", num(k))
+    }
+}
+
 /// Computes the report from the measurements.
 pub fn analyse(m: &Measurements) -> IncidentReport {
     let start = m.first_time().unwrap_or(m.from);
@@ -400,7 +408,7 @@ pub fn analyse(m: &Measurements) -> IncidentReport {
         for (t, _, k) in bursts(&steps, gap) {
             timeline.push(Event {
                 at: t,
-                what: format!("{p} cooled down for {reason} ({k} times)"),
+                what: format!("{p} cooled down for {reason} ({})", times(k)),
             });
         }
     }
@@ -428,7 +436,11 @@ pub fn analyse(m: &Measurements) -> IncidentReport {
             };
             timeline.push(Event {
                 at: t,
-                what: format!("{p} failed with {outcome} ({k} attempts{until})"),
+                what: format!(
+                    "{p} failed with {outcome} ({} attempt{}{until})",
+                    num(k),
+                    if k == 1.0 { "" } else { "s" }
+                ),
             });
         }
     }
@@ -447,17 +459,17 @@ pub fn analyse(m: &Measurements) -> IncidentReport {
     timeline.extend(series_bursts(
         "llm_gateway_requests_total",
         &|s| inference(s) && label(s, "status").starts_with('5'),
-        &|k| format!("{k} answers were 5xx"),
+        &|k| format!("{} answers were 5xx", num(k)),
     ));
     timeline.extend(series_bursts(
         "llm_gateway_offline_misses_total",
         &|_| true,
-        &|k| format!("{k} offline misses"),
+        &|k| format!("{} offline misses", num(k)),
     ));
     timeline.extend(series_bursts(
         "llm_gateway_offline_hits_total",
         &|s| label(s, "source") == "package",
-        &|k| format!("{k} answers from offline packages"),
+        &|k| format!("{} answers from offline packages", num(k)),
     ));
     timeline.sort_by(|a, b| a.at.total_cmp(&b.at));
 
@@ -586,7 +598,7 @@ fn table(head: &[&str], rows: impl IntoIterator<Item = Vec<String>>) -> String {
 pub fn render(r: &IncidentReport) -> String {
     let minutes = (r.to - r.from) / 60.0;
     let window = format!("{} to {} ({minutes:.1} min)", clock(r.from), clock(r.to));
-    let source = format!("{} (one point every {:.0} s)", r.source, r.resolution.max(0.0));
+    let source = format!("{} (one point every {} s)", r.source, num(r.resolution.max(0.0)));
     let mut summary = format!(
         "- {} requests on the inference routes; {} answered 5xx ({}).\n",
         num(r.requests),
@@ -683,17 +695,20 @@ pub fn render(r: &IncidentReport) -> String {
             "breaker openings",
             "breaker at end",
         ],
-        r.providers.iter().map(|p| {
-            vec![
-                p.provider.clone(),
-                num(p.success),
-                join(&p.errors),
-                join(&p.skipped),
-                join(&p.cooldowns),
-                p.breaker_openings.to_string(),
-                p.breaker_at_end.map(breaker_name).unwrap_or("?").to_string(),
-            ]
-        }),
+        r.providers
+            .iter()
+            .filter(|p| p.success > 0.0 || p.affected())
+            .map(|p| {
+                vec![
+                    p.provider.clone(),
+                    num(p.success),
+                    join(&p.errors),
+                    join(&p.skipped),
+                    join(&p.cooldowns),
+                    p.breaker_openings.to_string(),
+                    p.breaker_at_end.map(breaker_name).unwrap_or("?").to_string(),
+                ]
+            }),
     );
     let fallbacks = format!(
         "{} fallbacks, {} of requests.\n\n",
