@@ -144,7 +144,7 @@ fn increases(s: &Series, window_start: f64) -> (f64, Vec<(f64, f64)>) {
             steps.push((w[1].0, grew));
         }
     }
-    (steps.iter().map(|s| s.1).sum(), steps)
+    (steps.iter().map(|s| s.1).fold(0.0, |a, b| a + b), steps)
 }
 
 /// A count with the labels it was grouped by.
@@ -486,20 +486,20 @@ pub fn analyse(m: &Measurements) -> IncidentReport {
     }
 
     let by_tier = sum_by(m, "llm_gateway_requests_total", &["source"], inference);
-    let requests: f64 = by_tier.iter().map(|c| c.count).sum();
+    let requests: f64 = by_tier.iter().map(|c| c.count).fold(0.0, |a, b| a + b);
     let by_status = sum_by(m, "llm_gateway_requests_total", &["status"], inference);
     let server_errors = by_status
         .iter()
         .filter(|c| c.key[0].starts_with('5'))
         .map(|c| c.count)
-        .sum();
+        .fold(0.0, |a, b| a + b);
     let fallbacks_by = sum_by(
         m,
         "llm_gateway_fallbacks_total",
         &["from", "to", "reason"],
         |_| true,
     );
-    let fallbacks: f64 = fallbacks_by.iter().map(|c| c.count).sum();
+    let fallbacks: f64 = fallbacks_by.iter().map(|c| c.count).fold(0.0, |a, b| a + b);
     let missing = NEEDED
         .iter()
         .filter(|(n, _)| m.of(n).next().is_none())
@@ -533,7 +533,7 @@ pub fn analyse(m: &Measurements) -> IncidentReport {
         offline_misses: sum_by(m, "llm_gateway_offline_misses_total", &[], |_| true)
             .iter()
             .map(|c| c.count)
-            .sum(),
+            .fold(0.0, |a, b| a + b),
         cooldowns: sum_by(m, "llm_gateway_cooldowns_total", &["provider", "reason"], |_| {
             true
         }),
@@ -557,7 +557,17 @@ pub fn clock(unix: f64) -> String {
     humantime::format_rfc3339_seconds(t).to_string()
 }
 
+/// `08:27:02.613` precision for the timeline.
+fn clock_ms(unix: f64) -> String {
+    if !unix.is_finite() || unix < 0.0 {
+        return "?".into();
+    }
+    let t = UNIX_EPOCH + Duration::from_secs_f64(unix);
+    humantime::format_rfc3339_millis(t).to_string()
+}
+
 fn num(x: f64) -> String {
+    let x = x + 0.0;
     if (x - x.round()).abs() < 1e-9 {
         format!("{}", x.round() as i64)
     } else {
@@ -567,7 +577,7 @@ fn num(x: f64) -> String {
 
 fn pct(part: f64, whole: f64) -> String {
     if whole > 0.0 {
-        format!("{:.1}%", 100.0 * part / whole)
+        format!("{:.1}%", 100.0 * part / whole + 0.0)
     } else {
         "-".into()
     }
@@ -612,7 +622,7 @@ pub fn render(r: &IncidentReport) -> String {
         r.fallback_rate
             .map(|f| format!("{:.1}%", f * 100.0))
             .unwrap_or_else(|| "-".into()),
-        num(r.offline_hits.iter().map(|c| c.count).sum()),
+        num(r.offline_hits.iter().map(|c| c.count).fold(0.0, |a, b| a + b)),
         num(r.offline_misses)
     );
     let affected: Vec<String> = r
@@ -652,7 +662,7 @@ pub fn render(r: &IncidentReport) -> String {
         &["time (UTC)", "+min", "event"],
         r.timeline.iter().map(|e| {
             vec![
-                clock(e.at),
+                clock_ms(e.at),
                 format!("{:.1}", (e.at - r.from) / 60.0),
                 e.what.clone(),
             ]
@@ -729,7 +739,7 @@ pub fn render(r: &IncidentReport) -> String {
             .iter()
             .filter(|c| c.key[0] == src)
             .map(|c| c.count)
-            .sum::<f64>()
+            .fold(0.0, |a, b| a + b)
     };
     let (local, package) = (hits("local"), hits("package"));
     let offline = format!(
