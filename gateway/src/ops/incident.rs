@@ -37,6 +37,9 @@ pub const NEEDED: [(&str, bool); 9] = [
     ("llm_gateway_offline_misses_total", true),
 ];
 
+/// A series' name and labels.
+type SeriesKey = (String, BTreeMap<String, String>);
+
 /// One series over the window.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Series {
@@ -83,7 +86,7 @@ impl Measurements {
         I: IntoIterator<Item = (f64, S)>,
         S: IntoIterator<Item = (String, BTreeMap<String, String>, f64)>,
     {
-        let mut by_key: BTreeMap<(String, BTreeMap<String, String>), Vec<(f64, f64)>> = BTreeMap::new();
+        let mut by_key: BTreeMap<SeriesKey, Vec<(f64, f64)>> = BTreeMap::new();
         let mut times = Vec::new();
         for (t, samples) in snapshots {
             times.push(t);
