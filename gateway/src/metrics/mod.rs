@@ -193,6 +193,12 @@ impl Metrics {
                     provider: p.to_string(),
                 })
                 .set(BREAKER_CLOSED);
+            for reason in [Outcome::RateLimited, Outcome::QuotaExhausted, Outcome::Auth] {
+                let _ = m.cooldowns.get_or_create(&CooldownLabels {
+                    provider: p.to_string(),
+                    reason,
+                });
+            }
         }
         for source in [OfflineSource::Local, OfflineSource::Package] {
             let _ = m.offline_hits.get_or_create(&SourceLabels { source });
