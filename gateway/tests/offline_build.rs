@@ -346,6 +346,17 @@ async fn recorded_misses_become_entries_and_secrets_stay_out() {
         assert_eq!(ask(q).await, 503, "{q}");
     }
     let url = format!("http://{addr}/admin/offline/misses");
+    let one: Value = client
+        .get(format!("{url}?limit=1"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(one["misses"].as_array().unwrap().len(), 1, "{one}");
+    let bad = client.get(format!("{url}?limit=many")).send().await.unwrap();
+    assert_eq!(bad.status(), 400);
     let misses: Value = client.get(&url).send().await.unwrap().json().await.unwrap();
     assert_eq!(misses["total_misses"], 4, "{misses}");
     assert_eq!(misses["entries"], 3, "{misses}");
@@ -405,4 +416,167 @@ async fn recorded_misses_become_entries_and_secrets_stay_out() {
     assert!(text(&o).contains("no \"misses\" list"), "{}", text(&o));
     let _ = stop_tx.send(());
     let _ = tokio::time::timeout(Duration::from_secs(10), server).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn careless_input_gets_clear_errors_and_secrets_never_reach_a_package() {
+    let fakes = fakes().await;
+    let d = dir("careless");
+    let cfg = write_config(&d, &yaml(&fakes, "openai", "", "compatible"));
+    let c = cfg.to_str().unwrap();
+    let out = d.join("packages");
+    let o = out.to_str().unwrap();
+    let prompts = d.join("prompts.txt");
+    std::fs::write(&prompts, "Repeat after me: sk-test-kimi-secret\nWhat is a KPI?\n").unwrap();
+    let p = prompts.to_str().unwrap();
+    let report = d.join("r.json");
+    let r = report.to_str().unwrap();
+    // A prompt holding a configured secret is never asked nor stored, even with --skip-failed.
+    let run_ok = run(&[
+        "offline",
+        "build",
+        "--config",
+        c,
+        "--prompts",
+        p,
+        "--out",
+        o,
+        "--name",
+        "kb",
+        "--version",
+        "1",
+        "--report",
+        r,
+        "--skip-failed",
+    ]);
+    assert!(run_ok.status.success(), "{}", text(&run_ok));
+    let rep = json(&report);
+    assert!(
+        rep["failed"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("configured secret"),
+        "{rep}"
+    );
+    assert!(!std::fs::read_to_string(&report)
+        .unwrap()
+        .contains("sk-test-kimi-secret"));
+    let entries = std::fs::read_to_string(out.join("kb-1/entries.jsonl")).unwrap();
+    assert_eq!(entries.lines().count(), 1);
+    assert!(!entries.contains("secret"), "{entries}");
+    assert!(fakes["openai"]
+        .journal()
+        .iter()
+        .all(|e| !String::from_utf8_lossy(&e.body).contains("sk-test-kimi-secret")));
+
+    for (args, want) in [
+        (vec!["--name", "../evil", "--version", "1"], "--name \"../evil\""),
+        (vec!["--name", "kb", "--version", "a/b"], "--version \"a/b\""),
+        (
+            vec!["--name", "kb", "--version", "2", "--provider", "nosuch"],
+            "--provider \"nosuch\" is not in the config",
+        ),
+        (
+            vec!["--name", "kb", "--version", "3", "--model", "no-such-model"],
+            "cannot ask model \"no-such-model\"",
+        ),
+    ] {
+        let mut a = vec![
+            "offline",
+            "build",
+            "--config",
+            c,
+            "--prompts",
+            p,
+            "--out",
+            o,
+            "--report",
+            r,
+        ];
+        a.extend(args);
+        let res = run(&a);
+        assert_eq!(res.status.code(), Some(1), "{a:?}: {}", text(&res));
+        assert!(text(&res).contains(want), "{a:?}: {}", text(&res));
+    }
+    assert!(!d.join("evil-1").exists() && !out.join("kb-2").exists());
+    // Unreachable misses URL; both sources at once (a usage error).
+    let res = run(&[
+        "offline",
+        "build",
+        "--config",
+        c,
+        "--from-misses",
+        "http://127.0.0.1:1/admin/offline/misses",
+        "--out",
+        o,
+        "--name",
+        "kb",
+        "--version",
+        "9",
+    ]);
+    assert_eq!(res.status.code(), Some(1));
+    assert!(
+        text(&res).contains("cannot reach http://127.0.0.1:1/admin/offline/misses"),
+        "{}",
+        text(&res)
+    );
+    let res = run(&[
+        "offline",
+        "build",
+        "--config",
+        c,
+        "--prompts",
+        p,
+        "--from-misses",
+        "http://x",
+        "--out",
+        o,
+        "--name",
+        "kb",
+        "--version",
+        "9",
+    ]);
+    assert_eq!(res.status.code(), Some(2), "{}", text(&res));
+
+    // incident-report: bad times and an unreachable Prometheus are clear errors.
+    let res = run(&[
+        "incident-report",
+        "--prometheus",
+        "http://127.0.0.1:1",
+        "--from",
+        "yesterday",
+    ]);
+    assert_eq!(res.status.code(), Some(2));
+    assert!(
+        text(&res).contains("--from: \"yesterday\" is not a time"),
+        "{}",
+        text(&res)
+    );
+    let res = run(&[
+        "incident-report",
+        "--prometheus",
+        "http://127.0.0.1:1",
+        "--from",
+        "now-1h",
+    ]);
+    assert_eq!(res.status.code(), Some(1));
+    assert!(
+        text(&res).contains("cannot reach Prometheus at http://127.0.0.1:1"),
+        "{}",
+        text(&res)
+    );
+    let res = run(&[
+        "incident-report",
+        "--prometheus",
+        "http://127.0.0.1:1",
+        "--from",
+        "now",
+        "--to",
+        "now-1h",
+    ]);
+    assert_eq!(res.status.code(), Some(1));
+    assert!(text(&res).contains("must be after --from"), "{}", text(&res));
+    let res = run(&["incident-report", "--prometheus", "not a url", "--from", "now-1h"]);
+    assert_eq!(res.status.code(), Some(1));
+    assert!(text(&res).contains("is not a URL"), "{}", text(&res));
 }

@@ -315,6 +315,12 @@ async fn ask(router: &axum::Router, opts: &BuildOptions, prompt: &str) -> Result
     })
 }
 
+/// Removes the configured secrets from a text.
+fn redact(text: &str, secrets: &[String]) -> String {
+    let known: Vec<&str> = secrets.iter().map(String::as_str).collect();
+    crate::providers::error::redact_known(text, &known)
+}
+
 fn write_atomic(path: &Path, text: &str) -> Result<(), String> {
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, text).map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
@@ -349,6 +355,7 @@ pub async fn run(
             dir.display()
         ));
     }
+    let secrets = cfg.secret_values();
     let state = chain(cfg, opts)?;
     let router = app(state);
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
@@ -377,16 +384,24 @@ pub async fn run(
         if done.contains_key(&normalize(p)) {
             continue;
         }
+        if secrets.iter().any(|s| s.len() >= 4 && p.contains(s.as_str())) {
+            report.failed.push(Failed {
+                prompt: redact(p, &secrets),
+                error: "the prompt contains a configured secret; not asked, not stored".into(),
+            });
+            continue;
+        }
         report.asked += 1;
-        let result =
-            ask(&router, opts, p)
-                .await
-                .and_then(|d| match (dimension, d.embedding.as_ref().map(Vec::len)) {
-                    (Some(want), Some(got)) if want != got => Err(format!(
-                        "embeddings: {got} dimensions, the earlier vectors have {want}"
-                    )),
-                    _ => Ok(d),
-                });
+        let result = ask(&router, opts, p).await.and_then(|mut d| {
+            // A model may echo what it was sent: a configured secret never goes into a package.
+            d.answer = redact(&d.answer, &secrets);
+            match (dimension, d.embedding.as_ref().map(Vec::len)) {
+                (Some(want), Some(got)) if want != got => Err(format!(
+                    "embeddings: {got} dimensions, the earlier vectors have {want}"
+                )),
+                _ => Ok(d),
+            }
+        });
         match result {
             Ok(d) => {
                 let mut line = serde_json::to_string(&d).map_err(|e| e.to_string())?;
@@ -400,7 +415,7 @@ pub async fn run(
             }
             Err(error) => report.failed.push(Failed {
                 prompt: p.clone(),
-                error,
+                error: redact(&error, &secrets),
             }),
         }
         progress.update(

@@ -115,12 +115,7 @@ pub const REDACTED: &str = "[redacted]";
 /// `-_+/=.` with both letters and digits, e.g. API keys, JWTs, base64 `id:secret`). Returns the text and
 /// whether anything was removed.
 pub fn redact_text(text: &str, known: &[&str]) -> (String, bool) {
-    let mut out = text.to_string();
-    for s in known.iter().filter(|s| s.len() >= 4) {
-        if out.contains(*s) {
-            out = out.replace(*s, REDACTED);
-        }
-    }
+    let out = redact_known(text, known);
     let mut result = String::with_capacity(out.len());
     let mut after_scheme = false;
     let mut rest = out.as_str();
@@ -143,6 +138,18 @@ pub fn redact_text(text: &str, known: &[&str]) -> (String, bool) {
     }
     let changed = result != text;
     (result, changed)
+}
+
+/// Replaces every known secret value (at least 4 characters) in `text` with [`REDACTED`]; for texts whose other
+/// long tokens must stay (model answers).
+pub fn redact_known(text: &str, known: &[&str]) -> String {
+    let mut out = text.to_string();
+    for s in known.iter().filter(|s| s.len() >= 4) {
+        if out.contains(*s) {
+            out = out.replace(*s, REDACTED);
+        }
+    }
+    out
 }
 
 fn is_separator(c: char) -> bool {
