@@ -9,21 +9,24 @@
 //! a torn last line is dropped and asked again. Failed prompts are reported; the package is written (entries,
 //! then the manifest with the entries' checksum) only when every prompt is answered, or with `skip_failed`.
 
+mod ask;
+mod progress;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
-use axum::body::Body;
-use axum::http::Request;
-use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
-use tower::ServiceExt;
+use serde::Serialize;
+use serde_json::json;
 
-use crate::config::{Config, Mode};
+use crate::app;
+use crate::config::Config;
 use crate::offline::package::{checksum, EmbeddingsInfo};
 use crate::offline::text::normalize;
-use crate::{app, AppState};
+pub use ask::prompts_from_misses;
+use ask::{ask, chain};
+use progress::{read_progress, Done};
+pub use progress::{Progress, StderrProgress};
 
 /// The resume file in the package folder (removed when the package is complete).
 pub const PROGRESS_FILE: &str = ".build-progress.jsonl";
@@ -84,19 +87,6 @@ pub struct BuildReport {
     /// True when the package (manifest included) was written.
     pub written: bool,
 }
-
-/// One answered prompt, as kept in the progress file.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Done {
-    prompt: String,
-    answer: String,
-    provider: String,
-    #[serde(default)]
-    embedding: Option<Vec<f32>>,
-    #[serde(default)]
-    embedding_model: Option<String>,
-}
-
 /// The entry line written to `entries.jsonl`.
 #[derive(Debug, Serialize)]
 struct EntryLine<'a> {
@@ -107,45 +97,6 @@ struct EntryLine<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     embedding: Option<&'a [f32]>,
 }
-
-/// Progress on stderr: a bar redrawn in place on a terminal, a line every tenth otherwise.
-pub trait Progress {
-    /// `done` of `total`, `failed` of them failed.
-    fn update(&mut self, done: usize, total: usize, failed: usize);
-}
-
-/// The stderr progress bar.
-#[derive(Debug, Default)]
-pub struct StderrProgress {
-    last_tenth: Option<usize>,
-}
-
-impl Progress for StderrProgress {
-    fn update(&mut self, done: usize, total: usize, failed: usize) {
-        let total = total.max(1);
-        let mut err = std::io::stderr();
-        if std::io::IsTerminal::is_terminal(&err) {
-            let width = 30;
-            let filled = done * width / total;
-            let _ = write!(
-                err,
-                "\r[{}{}] {done}/{total} prompts, {failed} failed ",
-                "#".repeat(filled),
-                "-".repeat(width - filled)
-            );
-            if done == total {
-                let _ = writeln!(err);
-            }
-        } else {
-            let tenth = done * 10 / total;
-            if self.last_tenth != Some(tenth) {
-                self.last_tenth = Some(tenth);
-                let _ = writeln!(err, "offline build: {done}/{total} prompts, {failed} failed");
-            }
-        }
-    }
-}
-
 /// Package names and versions become a folder name: letters, digits, `.`, `_`, `-`.
 fn check_part(what: &str, v: &str) -> Result<(), String> {
     let ok = !v.is_empty()
@@ -171,150 +122,10 @@ pub fn distinct(prompts: Vec<String>) -> Vec<String> {
         .filter(|p| !normalize(p).is_empty() && seen.insert(normalize(p)))
         .collect()
 }
-
-/// Reads the progress file: every complete line; a torn or bad line (an interruption mid-write) and all after it
-/// are dropped from the file, so they are asked again.
-fn read_progress(path: &Path) -> Result<Vec<Done>, String> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
-    };
-    let mut done = Vec::new();
-    let mut good = 0;
-    for line in text.split_inclusive('\n') {
-        if !line.ends_with('\n') {
-            break;
-        }
-        match serde_json::from_str::<Done>(line.trim()) {
-            Ok(d) => done.push(d),
-            Err(_) => break,
-        }
-        good += line.len();
-    }
-    if good < text.len() {
-        let f = std::fs::OpenOptions::new()
-            .write(true)
-            .open(path)
-            .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-        f.set_len(good as u64)
-            .map_err(|e| format!("cannot truncate {}: {e}", path.display()))?;
-    }
-    Ok(done)
-}
-
 fn entry_id(prompt: &str) -> String {
     let sum = checksum(normalize(prompt).as_bytes());
     format!("q-{}", sum.trim_start_matches("sha256:").get(..16).unwrap_or("0"))
 }
-
-/// The in-process gateway that answers: cache and packages off (answers come from models), no probes, no client
-/// keys, `auto` mode (or only `provider`).
-fn chain(mut cfg: Config, opts: &BuildOptions) -> Result<Arc<AppState>, String> {
-    cfg.mode = Mode::Auto;
-    cfg.connectivity = None;
-    cfg.clients.clear();
-    cfg.cache.enabled = false;
-    cfg.offline.packages.clear();
-    cfg.offline.misses.record = crate::offline::MissRecording::Off;
-    if let Some(p) = &opts.provider {
-        if !cfg.providers.contains_key(p) {
-            let known: Vec<&str> = cfg.providers.keys().map(String::as_str).collect();
-            return Err(format!(
-                "--provider {p:?} is not in the config (providers: {})",
-                known.join(", ")
-            ));
-        }
-        cfg.policy.order = vec![p.clone()];
-    }
-    let state = AppState::new(cfg).map_err(|e| e.to_string())?;
-    state
-        .router
-        .plan(&opts.model, None)
-        .map_err(|e| format!("cannot ask model {:?}: {e}", opts.model))?;
-    if let Some(m) = &opts.embeddings_model {
-        state
-            .router
-            .plan(m, None)
-            .map_err(|e| format!("cannot ask embeddings model {m:?}: {e}"))?;
-    }
-    Ok(state)
-}
-
-async fn post(router: &axum::Router, path: &str, body: Value) -> Result<(u16, String, Value), String> {
-    let req = Request::post(path)
-        .header("content-type", "application/json")
-        .body(Body::from(body.to_string()))
-        .map_err(|e| e.to_string())?;
-    let resp = router.clone().oneshot(req).await.map_err(|e| e.to_string())?;
-    let status = resp.status().as_u16();
-    let who = resp
-        .headers()
-        .get("x-llm-actual-provider")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string();
-    let bytes = axum::body::to_bytes(resp.into_body(), 64 * 1024 * 1024)
-        .await
-        .map_err(|e| format!("cannot read the answer: {e}"))?;
-    let v = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-    Ok((status, who, v))
-}
-
-fn error_text(status: u16, v: &Value) -> String {
-    let e = &v["error"];
-    let mut s = format!("HTTP {status}");
-    if let Some(c) = e["code"].as_str() {
-        s.push_str(&format!(" {c}"));
-    }
-    if let Some(m) = e["message"].as_str() {
-        s.push_str(&format!(": {m}"));
-    }
-    s
-}
-
-async fn ask(router: &axum::Router, opts: &BuildOptions, prompt: &str) -> Result<Done, String> {
-    let body = json!({"model": opts.model, "temperature": 0,
-        "messages": [{"role": "user", "content": prompt}]});
-    let (status, provider, v) = post(router, "/v1/chat/completions", body).await?;
-    if status != 200 {
-        return Err(error_text(status, &v));
-    }
-    let answer = v
-        .pointer("/choices/0/message/content")
-        .and_then(Value::as_str)
-        .map(str::trim)
-        .filter(|a| !a.is_empty())
-        .ok_or_else(|| format!("{provider} answered without text"))?
-        .to_string();
-    let finish = v.pointer("/choices/0/finish_reason").and_then(Value::as_str);
-    if matches!(finish, Some("length" | "content_filter")) {
-        return Err(format!("{provider}'s answer was cut ({})", finish.unwrap_or("")));
-    }
-    let (mut embedding, mut embedding_model) = (None, None);
-    if let Some(m) = &opts.embeddings_model {
-        let (status, _, v) = post(router, "/v1/embeddings", json!({"model": m, "input": prompt})).await?;
-        if status != 200 {
-            return Err(format!("embeddings: {}", error_text(status, &v)));
-        }
-        let vector: Vec<f32> = v
-            .pointer("/data/0/embedding")
-            .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(Value::as_f64).map(|x| x as f32).collect())
-            .filter(|x: &Vec<f32>| !x.is_empty() && x.iter().all(|f| f.is_finite()))
-            .ok_or("embeddings: the answer has no vector of finite numbers")?;
-        embedding = Some(vector);
-        embedding_model = v["model"].as_str().map(str::to_string);
-    }
-    Ok(Done {
-        prompt: prompt.to_string(),
-        answer,
-        provider,
-        embedding,
-        embedding_model,
-    })
-}
-
 /// Removes the configured secrets from a text.
 fn redact(text: &str, secrets: &[String]) -> String {
     let known: Vec<&str> = secrets.iter().map(String::as_str).collect();
@@ -488,50 +299,6 @@ pub async fn run(
     report.written = true;
     Ok(report)
 }
-
-/// The prompts of a `GET /admin/offline/misses` answer (at `url`, with an optional admin token): each recorded
-/// prompt seen at least `min_count` times. Hash-only and redacted records cannot be asked; they are returned as
-/// skipped with the reason.
-pub async fn prompts_from_misses(
-    client: &reqwest::Client,
-    url: &str,
-    token: Option<&str>,
-    min_count: u64,
-) -> Result<(Vec<String>, Vec<String>), String> {
-    let mut req = client.get(url);
-    if let Some(t) = token {
-        req = req.bearer_auth(t);
-    }
-    let resp = req.send().await.map_err(|e| format!("cannot reach {url}: {e}"))?;
-    let status = resp.status();
-    let v: Value = resp
-        .json()
-        .await
-        .map_err(|e| format!("{url} answered {status} with a body that is not JSON: {e}"))?;
-    if !status.is_success() {
-        return Err(format!("{url} answered {}", error_text(status.as_u16(), &v)));
-    }
-    let list = v["misses"]
-        .as_array()
-        .ok_or_else(|| format!("{url}: no \"misses\" list (is it /admin/offline/misses?)"))?;
-    let (mut prompts, mut skipped) = (Vec::new(), Vec::new());
-    for m in list {
-        let count = m["count"].as_u64().unwrap_or(0);
-        let hash = m["hash"].as_str().unwrap_or("?");
-        match m["prompt"].as_str() {
-            _ if count < min_count => {}
-            None => skipped.push(format!(
-                "{hash}: only its hash is recorded (offline.misses.record: hashed)"
-            )),
-            Some(_) if m["redacted"].as_bool() == Some(true) => skipped.push(format!(
-                "{hash}: a secret was removed from it; write this one by hand"
-            )),
-            Some(p) => prompts.push(p.to_string()),
-        }
-    }
-    Ok((prompts, skipped))
-}
-
 /// The console summary.
 pub fn summary(r: &BuildReport) -> String {
     let mut out = String::new();
@@ -569,30 +336,10 @@ pub fn summary(r: &BuildReport) -> String {
     }
     out
 }
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_torn_progress_line_is_dropped_and_asked_again() {
-        let dir = std::env::temp_dir().join(format!("llm-build-progress-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join(PROGRESS_FILE);
-        let good = r#"{"prompt":"a","answer":"x","provider":"openai"}"#;
-        std::fs::write(&path, format!("{good}\n{good}\n{{\"prompt\":\"b\",\"ans")).unwrap();
-        let done = read_progress(&path).unwrap();
-        assert_eq!(done.len(), 2);
-        assert_eq!(
-            std::fs::read_to_string(&path).unwrap(),
-            format!("{good}\n{good}\n")
-        );
-        std::fs::write(&path, "not json\n").unwrap();
-        assert!(read_progress(&path).unwrap().is_empty());
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), "");
-        let _ = std::fs::remove_dir_all(&dir);
-    }
 
     #[test]
     fn names_and_prompts_are_checked() {
