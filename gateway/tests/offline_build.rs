@@ -345,6 +345,14 @@ async fn recorded_misses_become_entries_and_secrets_stay_out() {
     ] {
         assert_eq!(ask(q).await, 503, "{q}");
     }
+    // An embeddings input the packages have no vector for is a miss too.
+    let r = client
+        .post(format!("http://{addr}/v1/embeddings"))
+        .json(&serde_json::json!({"model": "embeddings", "input": ["Quarterly revenue by region"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
     let url = format!("http://{addr}/admin/offline/misses");
     let one: Value = client
         .get(format!("{url}?limit=1"))
@@ -358,8 +366,8 @@ async fn recorded_misses_become_entries_and_secrets_stay_out() {
     let bad = client.get(format!("{url}?limit=many")).send().await.unwrap();
     assert_eq!(bad.status(), 400);
     let misses: Value = client.get(&url).send().await.unwrap().json().await.unwrap();
-    assert_eq!(misses["total_misses"], 4, "{misses}");
-    assert_eq!(misses["entries"], 3, "{misses}");
+    assert_eq!(misses["total_misses"], 5, "{misses}");
+    assert_eq!(misses["entries"], 4, "{misses}");
     assert_eq!(misses["misses"][0]["count"], 2);
     assert!(!misses.to_string().contains("sk-test-openai-secret"), "{misses}");
     assert!(!misses.to_string().contains("openai secret"), "{misses}");
@@ -390,7 +398,8 @@ async fn recorded_misses_become_entries_and_secrets_stay_out() {
         ..OfflineConfig::default()
     });
     assert!(store.issues().is_empty(), "{:?}", store.issues());
-    assert_eq!(store.status().entries, 2);
+    assert_eq!(store.status().entries, 3);
+    assert!(store.lookup("Quarterly revenue by region").is_some());
     let hit = store.lookup("Как посчитать маржу по региону?").unwrap();
     assert!(hit.entry.answer.starts_with("[kimi]"), "{}", hit.entry.answer);
     assert!(store.lookup("Which KPI shows retention?").is_some());

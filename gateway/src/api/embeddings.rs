@@ -63,7 +63,7 @@ pub(crate) async fn embeddings(
             return offline_vectors(&state, &req, base64).ok_or_else(|| match state.router.mode() {
                 Mode::Offline => {
                     state.metrics.offline_misses.inc();
-                    state.offline.misses().record_all(req.input.texts().as_deref());
+                    state.offline.record_misses(req.input.texts().as_deref());
                     ApiError::OfflineMiss(Vec::new())
                 }
                 _ => ApiError::Plan(e),
@@ -134,7 +134,7 @@ fn offline_vectors(state: &AppState, req: &EmbeddingsRequest, base64: bool) -> O
     let Some(vectors) = vectors else {
         if !state.offline.is_empty() && state.router.mode() == Mode::Auto {
             state.metrics.offline_misses.inc();
-            state.offline.misses().record_all(Some(&texts));
+            state.offline.record_misses(Some(&texts));
         }
         return None;
     };

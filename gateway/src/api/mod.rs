@@ -296,7 +296,7 @@ pub(crate) fn route_error(
     match e {
         RouteError::AllFailed { attempts, .. } if state.router.mode() == crate::config::Mode::Offline => {
             state.metrics.offline_misses.inc();
-            state.offline.misses().record_all(missed);
+            state.offline.record_misses(missed);
             ApiError::OfflineMiss(attempts)
         }
         other => ApiError::Route(other),

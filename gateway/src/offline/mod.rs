@@ -189,6 +189,11 @@ impl OfflineStore {
         self.misses.record(text);
     }
 
+    /// Records an offline miss of several texts (embeddings inputs; `None`: no text, counted only).
+    pub fn record_misses<S: AsRef<str>>(&self, texts: Option<&[S]>) {
+        self.misses.record_all(texts);
+    }
+
     /// The record of recent misses.
     pub fn misses(&self) -> &MissRecord {
         &self.misses
