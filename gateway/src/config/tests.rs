@@ -222,3 +222,39 @@ fn relative_package_paths_are_found_beside_the_config_file_then_from_the_working
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn offline_misses_record_is_configured_and_checked() {
+    use crate::offline::MissRecording;
+    let cfg = Config::from_yaml(SIM, &no_env).unwrap();
+    assert_eq!(cfg.offline.misses.record, MissRecording::Text);
+    assert_eq!(cfg.offline.misses.max_entries, 1000);
+    let with = |misses: &str| SIM.replacen("offline:\n", &format!("offline:\n  misses: {misses}\n"), 1);
+    let cfg = Config::from_yaml(&with("{ record: hashed, max_entries: 50 }"), &no_env).unwrap();
+    assert_eq!(cfg.offline.misses.record, MissRecording::Hashed);
+    assert_eq!(cfg.offline.misses.max_entries, 50);
+    let p = problems(&with("{ record: everything, max_entries: 0 }"));
+    assert!(p.iter().any(|m| m == "offline.misses.record: unknown value \"everything\"; expected text, hashed or off"), "{p:?}");
+    assert!(
+        p.iter()
+            .any(|m| m == "offline.misses.max_entries: 0 is not in 1..=100000"),
+        "{p:?}"
+    );
+    assert!(problems(&with("{ max_entries: 100001 }"))
+        .iter()
+        .any(|m| m.contains("100001 is not in")));
+    match Config::from_yaml(&with("{ recrod: off }"), &no_env) {
+        Err(e) => assert!(e.to_string().contains("offline.misses"), "{e}"),
+        Ok(_) => panic!("unknown key accepted"),
+    }
+    // A prompt recorded by a gateway never keeps a configured secret.
+    let mut cfg = Config::from_yaml(SIM, &no_env).unwrap();
+    cfg.offline.packages.clear();
+    let secrets = cfg.secret_values();
+    assert!(!secrets.is_empty());
+    let state = crate::AppState::new(cfg).unwrap();
+    let asked = format!("why does {} fail", secrets[0]);
+    state.offline.record_miss(Some(&asked));
+    let view = serde_json::to_string(&state.offline.misses().view(10)).unwrap();
+    assert!(!view.contains(&secrets[0]), "{view}");
+}
