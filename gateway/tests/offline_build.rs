@@ -243,7 +243,7 @@ async fn a_killed_build_resumes_without_asking_twice() {
     );
     // Slow answers, so the build is still running when it is killed.
     fakes["openai"].update_settings(SettingsPatch {
-        latency_ms: Some(150),
+        latency_ms: Some(300),
         ..SettingsPatch::default()
     });
     let mut child = cmd(&args)
