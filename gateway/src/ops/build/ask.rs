@@ -45,24 +45,31 @@ pub(super) fn chain(mut cfg: Config, opts: &BuildOptions) -> Result<Arc<AppState
     Ok(state)
 }
 
-async fn post(router: &axum::Router, path: &str, body: Value) -> Result<(u16, String, Value), String> {
+/// Sends one request to the in-process gateway: (status, `X-LLM-Actual-Provider`, `X-LLM-Source`, JSON body).
+async fn post(
+    router: &axum::Router,
+    path: &str,
+    body: Value,
+) -> Result<(u16, String, String, Value), String> {
     let req = Request::post(path)
         .header("content-type", "application/json")
         .body(Body::from(body.to_string()))
         .map_err(|e| e.to_string())?;
     let resp = router.clone().oneshot(req).await.map_err(|e| e.to_string())?;
     let status = resp.status().as_u16();
-    let who = resp
-        .headers()
-        .get("x-llm-actual-provider")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string();
+    let header = |n: &str| {
+        resp.headers()
+            .get(n)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string()
+    };
+    let (who, source) = (header("x-llm-actual-provider"), header("x-llm-source"));
     let bytes = axum::body::to_bytes(resp.into_body(), 64 * 1024 * 1024)
         .await
         .map_err(|e| format!("cannot read the answer: {e}"))?;
     let v = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-    Ok((status, who, v))
+    Ok((status, who, source, v))
 }
 
 fn error_text(status: u16, v: &Value) -> String {
@@ -80,9 +87,13 @@ fn error_text(status: u16, v: &Value) -> String {
 pub(super) async fn ask(router: &axum::Router, opts: &BuildOptions, prompt: &str) -> Result<Done, String> {
     let body = json!({"model": opts.model, "temperature": 0,
         "messages": [{"role": "user", "content": prompt}]});
-    let (status, provider, v) = post(router, "/v1/chat/completions", body).await?;
+    let (status, provider, source, v) = post(router, "/v1/chat/completions", body).await?;
     if status != 200 {
         return Err(error_text(status, &v));
+    }
+    // Only a model's answer goes into a package (the cache and the packages are off; this keeps it so).
+    if !matches!(source.as_str(), "provider" | "local") {
+        return Err(format!("answered by {source:?}, not by a model"));
     }
     let answer = v
         .pointer("/choices/0/message/content")
@@ -97,7 +108,7 @@ pub(super) async fn ask(router: &axum::Router, opts: &BuildOptions, prompt: &str
     }
     let (mut embedding, mut embedding_model) = (None, None);
     if let Some(m) = &opts.embeddings_model {
-        let (status, _, v) = post(router, "/v1/embeddings", json!({"model": m, "input": prompt})).await?;
+        let (status, _, _, v) = post(router, "/v1/embeddings", json!({"model": m, "input": prompt})).await?;
         if status != 200 {
             return Err(format!("embeddings: {}", error_text(status, &v)));
         }
