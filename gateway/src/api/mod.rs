@@ -59,6 +59,12 @@ impl AppState {
             config.mode,
         ));
         let router = Router::new(&config, metrics.clone());
+        let needs_secret = |p: &&crate::config::ProviderConfig| p.kind.default_secret_env().is_some();
+        for p in config.providers.values().filter(needs_secret) {
+            if config.policy.order.contains(&p.name) {
+                metrics.secret_present(&p.name, p.secret.is_some());
+            }
+        }
         let providers = providers::build_all(&config)?
             .into_iter()
             .map(|p| (p.name.clone(), p))

@@ -258,3 +258,25 @@ fn offline_misses_record_is_configured_and_checked() {
     let view = serde_json::to_string(&state.offline.misses().view(10)).unwrap();
     assert!(!view.contains(&secrets[0]), "{view}");
 }
+
+#[test]
+fn a_provider_of_the_order_without_a_secret_reads_0_on_metrics() {
+    let text = SIM.replace(
+        "secret: { env: KIMI_API_KEY, value: sim-kimi-key }",
+        "secret: { env: KIMI_API_KEY }",
+    );
+    let state = crate::AppState::new(Config::from_yaml(&text, &no_env).unwrap()).unwrap();
+    let m = state.metrics.encode();
+    assert!(
+        m.contains("llm_gateway_provider_secret_present{provider=\"kimi\"} 0"),
+        "{m}"
+    );
+    assert!(
+        m.contains("llm_gateway_provider_secret_present{provider=\"openai\"} 1"),
+        "{m}"
+    );
+    assert!(
+        !m.contains("llm_gateway_provider_secret_present{provider=\"ollama\""),
+        "{m}"
+    );
+}

@@ -71,6 +71,9 @@ pub struct Metrics {
     pub budget_used: Family<BudgetLabels, Gauge>,
     /// `llm_gateway_provider_budget_limit{provider,budget}`: the configured limit.
     pub budget_limit: Family<BudgetLabels, Gauge>,
+    /// `llm_gateway_provider_secret_present{provider}`: 1 when a provider of the fallback order that needs a secret
+    /// has one, 0 when it has none (config drift); providers without secrets (Ollama) have no series.
+    pub secret_present: Family<ProviderLabels, Gauge>,
     /// `llm_gateway_provider_reachable{provider}`: 1 when the last connectivity probe succeeded (remote providers
     /// only, with `connectivity:` configured).
     pub reachable: Family<ProviderLabels, Gauge>,
@@ -99,6 +102,7 @@ impl Metrics {
             budget_used: Family::default(),
             budget_limit: Family::default(),
             reachable: Family::default(),
+            secret_present: Family::default(),
             registry: Registry::default(),
         };
         r.register(
@@ -183,6 +187,11 @@ impl Metrics {
             m.budget_limit.clone(),
         );
         r.register(
+            "provider_secret_present",
+            "Secret present (1) or missing (0) for each provider of the fallback order that needs one",
+            m.secret_present.clone(),
+        );
+        r.register(
             "provider_reachable",
             "Last connectivity probe: 1 reachable, 0 not",
             m.reachable.clone(),
@@ -246,6 +255,15 @@ impl Metrics {
     /// Counts one offline hit.
     pub fn offline_hit(&self, source: OfflineSource) {
         self.offline_hits.get_or_create(&SourceLabels { source }).inc();
+    }
+
+    /// Sets whether `provider`'s secret is present.
+    pub fn secret_present(&self, provider: &str, present: bool) {
+        self.secret_present
+            .get_or_create(&ProviderLabels {
+                provider: provider.to_string(),
+            })
+            .set(i64::from(present));
     }
 
     /// Counts one cooldown started (or extended) for `provider`.
