@@ -260,6 +260,12 @@ fn serve(path: &std::path::Path, listen: Option<std::net::SocketAddr>) -> ExitCo
             },
             None => None,
         };
+        // The bound addresses (port 0 in config picks a free one).
+        let addr = listener.local_addr().unwrap_or(addr);
+        let maddr = metrics_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
+            .or(maddr);
         tracing::info!(%addr, metrics = ?maddr, "llm-gateway listening");
         match server::run(listener, metrics_listener, state, shutdown_signal()).await {
             Ok(()) => ExitCode::SUCCESS,

@@ -2,6 +2,9 @@
 //!
 //! Layer order (outermost first, so the first to see a request): metrics (route/status/source, duration) ->
 //! body limit (413) -> client key and per-key limits (`/v1/*`, `/api/*`) or admin token (`/admin/*`) -> handler.
+//! Outside the router, `server.rs` checks the head size (431) and the health reserve (503) per connection, records
+//! the peer address (`ConnectInfo`) and times the request body. Unknown paths (404) and methods (405, with `Allow`)
+//! are answered by the router's fallbacks, as OpenAI-shaped errors like every other rejection.
 
 mod admin;
 mod chat;
@@ -49,6 +52,8 @@ pub struct AppState {
     pub cache: ResponseCache,
     /// Client keys and their limits.
     pub clients: ClientLimits,
+    /// Serving, draining, closing: `/readyz` and the streams follow it.
+    pub lifecycle: crate::server::Lifecycle,
 }
 
 impl AppState {
@@ -74,6 +79,7 @@ impl AppState {
             offline,
             cache,
             clients,
+            lifecycle: crate::server::Lifecycle::default(),
         }))
     }
 
@@ -109,11 +115,14 @@ pub fn app(state: Arc<AppState>) -> axum::Router {
                 .route("/admin/providers", get(admin::providers))
                 .route("/admin/mode", post(admin::set_mode).get(admin::get_mode))
                 .route("/admin/offline", get(admin::offline))
-                .layer(middleware::from_fn_with_state(
+                // `route_layer`: the token guards these routes only, so an unknown path is a 404 either way.
+                .route_layer(middleware::from_fn_with_state(
                     state.clone(),
                     admin::require_token,
                 )),
         )
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
         .layer(middleware::from_fn_with_state(state.clone(), record_request))
         .with_state(state)
@@ -123,7 +132,22 @@ pub fn app(state: Arc<AppState>) -> axum::Router {
 pub fn metrics_app(state: Arc<AppState>) -> axum::Router {
     axum::Router::new()
         .route("/metrics", get(admin::metrics))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
+}
+
+/// 404 `not_found` for every path without a route.
+async fn not_found(uri: axum::http::Uri) -> ApiError {
+    ApiError::NotFound(uri.path().chars().take(200).collect())
+}
+
+/// 405 `method_not_allowed`; the router adds `Allow`.
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::MethodNotAllowed {
+        method: method.to_string(),
+        path: uri.path().chars().take(200).collect(),
+    }
 }
 
 fn route_of(path: Option<&MatchedPath>) -> Route {
@@ -217,6 +241,8 @@ pub(crate) fn parse_body<T: DeserializeOwned>(
     let bytes = body.map_err(|r| {
         if r.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::BodyTooLarge(limit)
+        } else if let Some(t) = body_timeout(&r) {
+            ApiError::BodyTimeout(t.0)
         } else {
             ApiError::InvalidJson(r.body_text())
         }
@@ -245,6 +271,18 @@ pub(crate) fn parse_body<T: DeserializeOwned>(
             param: Some(path),
         }
     })
+}
+
+/// The server's body timeout, if that is why the body could not be read.
+fn body_timeout(r: &axum::extract::rejection::BytesRejection) -> Option<&crate::server::BodyTimeout> {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(r);
+    while let Some(e) = cur {
+        if let Some(t) = e.downcast_ref::<crate::server::BodyTimeout>() {
+            return Some(t);
+        }
+        cur = e.source();
+    }
+    None
 }
 
 /// `X-LLM-Provider` from the request.

@@ -21,6 +21,7 @@ use crate::canonical::{ChatChunk, ChatRequest, Message, Role};
 use crate::metrics::{FallbackLabels, Outcome};
 use crate::providers::{ChunkStream, ErrorClass, ProviderError};
 use crate::router::Candidate;
+use crate::server::Phase;
 
 /// What `stream_failure: continue` needs: the request, the candidates after the current one, the text so far.
 pub(crate) struct Continuation {
@@ -48,6 +49,8 @@ struct BodyState {
     finished: bool,
     /// id, created, model of the first chunk: continuation chunks carry them too.
     ident: Option<(String, u64, String)>,
+    /// The server's phase: at `Closing` (end of `shutdown_grace`) the stream ends with `shutting_down`.
+    phase: tokio::sync::watch::Receiver<Phase>,
 }
 
 /// Frames one chunk; `None` when it carries nothing the client asked for.
@@ -87,6 +90,17 @@ pub(crate) fn error_event(provider: &str, e: &ProviderError) -> Bytes {
         "code": "stream_interrupted",
         "provider": provider,
         "class": e.class.as_str(),
+    }});
+    Bytes::from(format!("event: error\ndata: {v}\n\n"))
+}
+
+/// The event that ends a stream still open when the server's `shutdown_grace` is over.
+pub(crate) fn shutting_down_event() -> Bytes {
+    let v = json!({"error": {
+        "message": "the gateway is shutting down; retry the request",
+        "type": "server_error",
+        "param": null,
+        "code": "shutting_down",
     }});
     Bytes::from(format!("event: error\ndata: {v}\n\n"))
 }
@@ -146,7 +160,9 @@ async fn resume(st: &mut BodyState, err: &ProviderError) -> Option<Bytes> {
 
 /// Builds the streaming response from the chunks held until the first token and the rest of the upstream stream.
 pub(crate) fn response(ctx: StreamCtx, held: Vec<ChatChunk>, rest: ChunkStream) -> Response {
+    let phase = ctx.state.lifecycle.subscribe();
     let st = BodyState {
+        phase,
         ctx,
         held: held.into(),
         rest,
@@ -166,7 +182,14 @@ pub(crate) fn response(ctx: StreamCtx, held: Vec<ChatChunk>, rest: ChunkStream) 
             }
             let left = remaining(st.ctx.deadline);
             let wait = st.ctx.stall.min(left);
-            let next = tokio::time::timeout(wait, st.rest.next()).await;
+            let next = tokio::select! {
+                n = tokio::time::timeout(wait, st.rest.next()) => Some(n),
+                _ = st.phase.wait_for(|p| matches!(p, Phase::Closing | Phase::Closed)) => None,
+            };
+            let Some(next) = next else {
+                st.finished = true;
+                return Some((Ok(shutting_down_event()), st));
+            };
             let err = match next {
                 Ok(Some(Ok(chunk))) => match frame(&mut st, chunk) {
                     Some(b) => return Some((Ok(b), st)),
