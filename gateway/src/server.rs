@@ -439,11 +439,15 @@ async fn serve_conn(
                 let p = if r.is_ok() { *phase.borrow_and_update() } else { Phase::Closed };
                 match p {
                     Phase::Serving => {}
-                    // hyper closes an idle connection, or one still reading its head, at once; a request in
-                    // flight finishes and then the connection closes.
+                    // hyper closes an idle connection at once, and one in flight after its answer; a head not
+                    // yet complete (which hyper would wait for) is dropped here.
                     Phase::Draining | Phase::Closing if !shutting => {
                         conn.as_mut().graceful_shutdown();
                         shutting = true;
+                        if matches!(track.get(), Wait::Head(_)) {
+                            tracing::debug!(%peer, "closing a connection with an unfinished head for shutdown");
+                            return;
+                        }
                     }
                     Phase::Draining | Phase::Closing => {}
                     Phase::Closed => return,
