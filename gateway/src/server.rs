@@ -5,9 +5,9 @@
 //! Per connection: from its open, or from the first byte of a new request after an answer, the request head must
 //! be complete within `server.header_read_timeout`; between requests a keep-alive connection may stay silent for
 //! `server.idle_timeout`; the body must be in within `server.body_read_timeout` of the head (408 `body_timeout`).
-//! Past either timeout the connection is closed. hyper buffers at most `2 * server.max_header_bytes` of a head, so
-//! what a connection holds before its request is complete is bounded; a head over `server.max_header_bytes` gets
-//! 431 `headers_too_large`.
+//! Past either timeout the connection is closed. A head over `server.max_header_bytes` gets 431
+//! `headers_too_large` and the connection is closed; hyper buffers at most `server.max_header_bytes + 8 KiB`, so
+//! what a connection holds before its request is complete is bounded.
 //!
 //! Past `server.max_connections` open connections a listener keeps [`HEALTH_RESERVE`] more for probes: on those only
 //! `/healthz`, `/readyz` and `/metrics` are served (anything else gets 503 `server_busy`), one request each. Past
@@ -151,9 +151,10 @@ impl ConnLimits {
         }
     }
 
-    /// hyper's read buffer bound: a head may take twice the header cap before hyper itself refuses it.
+    /// hyper's read buffer bound: a head, plus the start of its body in the same read. A longer head on a
+    /// keep-alive connection is refused by hyper itself (431, empty body).
     fn buffer(&self) -> usize {
-        (2 * self.max_header_bytes).max(8192)
+        (self.max_header_bytes + 8192).max(8192)
     }
 }
 
@@ -398,6 +399,7 @@ async fn serve_conn(
     let io = TokioIo::new(Tracked {
         inner: stream,
         track: track.clone(),
+        head: HeadScan::new(limits.max_header_bytes),
     });
     let svc = {
         let track = track.clone();
@@ -584,10 +586,85 @@ impl http_body::Body for TimedBody {
     }
 }
 
-/// The socket, telling the connection's [`Track`] when bytes of a new request arrive.
+/// The socket, telling the connection's [`Track`] when bytes of a new request arrive, and holding the first head
+/// of the connection to `server.max_header_bytes`: past it the client gets the JSON 431 from here and the
+/// connection ends, before hyper buffers more. (Later heads on a keep-alive connection are checked by `handle`,
+/// and hyper's buffer bounds them; bytes read after an answer may still be a body hyper drains, so they are not
+/// counted here.)
 struct Tracked {
     inner: TcpStream,
     track: Arc<Track>,
+    head: HeadScan,
+}
+
+/// Counting the bytes of the connection's first head.
+struct HeadScan {
+    /// Still in the first head.
+    active: bool,
+    limit: usize,
+    seen: usize,
+    /// Line feeds in a row (a `\r` between them does not count): two end the head.
+    newlines: u8,
+    /// The 431 being written, and how much of it is out.
+    reply: Option<(Vec<u8>, usize)>,
+    /// Our side is shut after the 431.
+    write_closed: bool,
+}
+
+impl HeadScan {
+    fn new(limit: usize) -> HeadScan {
+        HeadScan {
+            active: true,
+            limit,
+            seen: 0,
+            newlines: 0,
+            reply: None,
+            write_closed: false,
+        }
+    }
+
+    /// Scans newly read bytes; true when the head went over the limit before it ended.
+    fn over(&mut self, bytes: &[u8]) -> bool {
+        if !self.active {
+            return false;
+        }
+        for &b in bytes {
+            self.seen += 1;
+            match b {
+                b'\n' => {
+                    self.newlines += 1;
+                    if self.newlines == 2 {
+                        self.active = false;
+                        return false;
+                    }
+                }
+                b'\r' => {}
+                _ => self.newlines = 0,
+            }
+            if self.seen > self.limit {
+                self.active = false;
+                return true;
+            }
+        }
+        false
+    }
+}
+
+/// The whole HTTP answer for a head over the limit: the same JSON error `handle` gives.
+fn canned_431(limit: usize) -> Vec<u8> {
+    let v = serde_json::json!({"error": {
+        "message": ApiError::HeadersTooLarge(limit).to_string(),
+        "type": "invalid_request_error",
+        "param": null,
+        "code": "headers_too_large",
+    }});
+    let body = v.to_string();
+    format!(
+        "HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
 }
 
 impl AsyncRead for Tracked {
@@ -596,10 +673,50 @@ impl AsyncRead for Tracked {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
+        let me = &mut *self;
+        if let Some((reply, sent)) = &mut me.head.reply {
+            // Write the 431, close our side, then discard what the client still sends until it closes (or the
+            // header timeout drops the connection): closing with unread input would reset the connection and
+            // could destroy the 431 before the client read it. hyper then sees an unfinished head and ends
+            // without an answer of its own.
+            while *sent < reply.len() {
+                match Pin::new(&mut me.inner).poll_write(cx, &reply[*sent..]) {
+                    Poll::Ready(Ok(0)) => return Poll::Ready(Ok(())),
+                    Poll::Ready(Ok(n)) => {
+                        *sent += n;
+                    }
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                    Poll::Pending => return Poll::Pending,
+                }
+            }
+            if !me.head.write_closed {
+                match Pin::new(&mut me.inner).poll_shutdown(cx) {
+                    Poll::Ready(_) => me.head.write_closed = true,
+                    Poll::Pending => return Poll::Pending,
+                }
+            }
+            let mut scratch = [0u8; 4096];
+            loop {
+                let mut rb = ReadBuf::new(&mut scratch);
+                match Pin::new(&mut me.inner).poll_read(cx, &mut rb) {
+                    Poll::Ready(Ok(())) if !rb.filled().is_empty() => continue,
+                    Poll::Ready(_) => return Poll::Ready(Ok(())),
+                    Poll::Pending => return Poll::Pending,
+                }
+            }
+        }
         let before = buf.filled().len();
-        let r = Pin::new(&mut self.inner).poll_read(cx, buf);
+        let r = Pin::new(&mut me.inner).poll_read(cx, buf);
         if matches!(r, Poll::Ready(Ok(()))) && buf.filled().len() > before {
-            self.track.bytes_arrived();
+            me.track.bytes_arrived();
+            if me.head.over(&buf.filled()[before..]) {
+                tracing::debug!(limit = me.head.limit, "request head over server.max_header_bytes");
+                // hyper never sees these bytes.
+                buf.set_filled(before);
+                me.head.reply = Some((canned_431(me.head.limit), 0));
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
         }
         r
     }
@@ -694,6 +811,28 @@ mod tests {
         assert_eq!(ConnLimits::new(&cfg.server, None).max_connections, 1024);
         assert_eq!(ConnLimits::new(&cfg.server, Some(10)).max_connections, 1);
         assert!(open_file_limit().is_some_and(|n| n > 0));
+    }
+
+    #[test]
+    fn the_head_scan_stops_at_the_end_of_the_first_head_and_counts_only_it() {
+        let mut h = HeadScan::new(40);
+        assert!(!h.over(b"GET / HTTP/1.1\r\nhost: x\r"));
+        assert!(!h.over(b"\n\r\n"), "the end may come split across reads");
+        assert!(!h.active);
+        assert!(!h.over(&[b'x'; 1000]), "a body after the head is not counted");
+        let mut lf = HeadScan::new(40);
+        assert!(
+            !lf.over(b"GET / HTTP/1.1\nhost: x\n\n"),
+            "bare line feeds end a head too"
+        );
+        assert!(!lf.active);
+        let mut big = HeadScan::new(40);
+        assert!(!big.over(b"GET / HTTP/1.1\r\n"));
+        assert!(big.over(&[b'a'; 30]), "41 bytes and no end");
+        assert!(!big.over(b"\r\n\r\n"), "reported once");
+        assert!(String::from_utf8(canned_431(40))
+            .unwrap()
+            .contains("\"code\":\"headers_too_large\""));
     }
 
     #[test]
