@@ -44,6 +44,10 @@ use crate::router::connectivity::probe_loop;
 /// Connections a listener keeps beyond `server.max_connections` for `/healthz`, `/readyz` and `/metrics`.
 pub const HEALTH_RESERVE: usize = 16;
 
+/// The head timeout of a connection accepted while draining: it may ask `/readyz` (and learn 503), not hold the
+/// drain open.
+const DRAIN_HEAD_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// After `shutdown_grace`, how long ending streams get to write their last event before everything is closed.
 const FINAL_FLUSH: Duration = Duration::from_millis(500);
 
@@ -391,10 +395,13 @@ async fn serve_conn(
     stream: TcpStream,
     peer: SocketAddr,
     app: axum::Router,
-    limits: ConnLimits,
+    mut limits: ConnLimits,
     restricted: bool,
     state: Arc<AppState>,
 ) {
+    if state.lifecycle.phase() != Phase::Serving {
+        limits.header_read_timeout = limits.header_read_timeout.min(DRAIN_HEAD_TIMEOUT);
+    }
     let track = Arc::new(Track::new());
     let io = TokioIo::new(Tracked {
         inner: stream,

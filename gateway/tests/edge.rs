@@ -427,3 +427,51 @@ async fn a_drain_with_only_idle_and_slow_connections_ends_at_once() {
         .unwrap();
     eprintln!("drain with 20 slow heads: {:?}", at.elapsed());
 }
+
+#[tokio::test]
+async fn a_slow_head_opened_during_the_drain_does_not_hold_it() {
+    let fakes = common::fakes().await;
+    fakes["openai"]
+        .add_fault(llm_mocks::FaultSpec::new(llm_mocks::FaultKind::Slow).delay_ms(1500))
+        .unwrap();
+    let text = common::yaml(&fakes, "openai", "", "compatible").replace(
+        "body_limit_bytes: 65536 }",
+        "body_limit_bytes: 65536, shutdown_grace: 10s, header_read_timeout: 30s }",
+    );
+    let mut gw = start(&text, false).await;
+    let a = gw.addr;
+    let inflight = tokio::spawn(async move {
+        reqwest::Client::new()
+            .post(format!("http://{a}/v1/chat/completions"))
+            .json(&common::chat(false))
+            .send()
+            .await
+            .map(|r| r.status().as_u16())
+    });
+    while fakes["openai"].request_count() == 0 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let at = tokio::time::Instant::now();
+    gw.stop.take().unwrap().send(()).unwrap();
+    // Readiness: draining (a new connection learns 503 from /readyz).
+    while status(&exchange(a, &get("/readyz")).await) != 503 {
+        tokio::task::yield_now().await;
+    }
+    let mut late = TcpStream::connect(a).await.unwrap();
+    late.write_all(b"GET /healthz HTTP/1.1\r\nx-a: ").await.unwrap();
+    assert_eq!(
+        inflight.await.unwrap().unwrap(),
+        200,
+        "the request in flight finished"
+    );
+    tokio::time::timeout(Duration::from_secs(5), &mut gw.server)
+        .await
+        .expect("the late slow head is dropped after 1 s, not held for the 10 s grace")
+        .unwrap()
+        .unwrap();
+    assert!(read_to_close(&mut late).await.is_empty());
+    eprintln!(
+        "drain with one request in flight (1.5 s) and a slow head opened meanwhile: {:?}",
+        at.elapsed()
+    );
+}
