@@ -80,7 +80,13 @@ fallback_policy:
         ("base64", format!("Basic{b64}"), b64[8..].to_string()),
     ];
     let mut cases = 0;
-    for at in [0usize, 1, 7, 150, 270, 285, 290, 295, 299, 300, 301, 310, 1000] {
+    // Every position where the 300-byte cut can fall inside the echoed form, and a spread elsewhere.
+    let positions: Vec<usize> = [0usize, 1, 7, 50, 150, 250]
+        .into_iter()
+        .chain(255..=300)
+        .chain([301, 310, 1000, 5000])
+        .collect();
+    for &at in &positions {
         for (name, echoed, secret_form) in &forms {
             let message = format!("{}{echoed} is not valid{}", "m".repeat(at), "z".repeat(40));
             let body = serde_json::json!({"error": {"message": message, "type": "invalid_request_error", "code": echoed}});
@@ -153,5 +159,60 @@ fallback_policy:
             panic!("{name}: {w:?} in a log line: {line}");
         }
     }
-    assert_eq!(cases, 13 * 3);
+    assert_eq!(cases, positions.len() * 3);
+}
+
+/// GigaChat's OAuth endpoint echoing the authorization key (plain and inside `Basic ...`), through the router and
+/// through `llm-gateway smoke`'s report.
+#[tokio::test]
+async fn an_oauth_error_echoing_the_authorization_key_is_redacted_for_clients_and_the_smoke_report() {
+    let upstream = MockServer::start().await;
+    let key = base64::engine::general_purpose::STANDARD.encode("client-id-123:client-secret-456789");
+    for (i, echoed) in [
+        key.clone(),
+        format!("Basic {key}"),
+        format!("{}{key}", "o".repeat(290)),
+    ]
+    .iter()
+    .enumerate()
+    {
+        upstream.reset().await;
+        Mock::given(method("POST"))
+            .and(path("/api/v2/oauth"))
+            .respond_with(
+                ResponseTemplate::new(401)
+                    .set_body_json(serde_json::json!({"code": 6, "message": format!("bad key {echoed}")})),
+            )
+            .mount(&upstream)
+            .await;
+        let text = format!(
+            r#"
+models:
+  default: {{ gigachat: GigaChat }}
+providers:
+  gigachat:
+    kind: gigachat
+    base_url: "{uri}/api/v1"
+    auth: {{ url: "{uri}/api/v2/oauth", scope: GIGACHAT_API_PERS }}
+    secret: {{ value: "{key}" }}
+fallback_policy:
+  order: [gigachat]
+  deadline: 5s
+"#,
+            uri = upstream.uri()
+        );
+        let (_state, app) = common::gateway(&text);
+        let r = call(&app, "POST", "/v1/chat/completions", Some(chat(false)), &[]).await;
+        assert_eq!(r.json()["error"]["attempts"][0]["error"], "auth", "{}", r.body);
+        if let Some(w) = leaks(&r.body, &key) {
+            panic!("case {i}: {w:?} in {}", r.body);
+        }
+        let cfg = llm_gateway::config::Config::from_yaml(&text, &|_| None).unwrap();
+        let report = llm_gateway::ops::smoke::run(&cfg, None, false).await.unwrap();
+        let json = serde_json::to_string(&report).unwrap();
+        assert!(json.contains("OAuth"), "{json}");
+        if let Some(w) = leaks(&json, &key) {
+            panic!("case {i}: {w:?} in the smoke report {json}");
+        }
+    }
 }
