@@ -69,10 +69,10 @@ enum Command {
 const DEFAULT_CONFIG: &str = "config/llm_gateway_simulation.yaml";
 
 /// mimalloc reads its options once, from the environment, before `main`. By default it keeps pages freed by closed
-/// connections resident until that thread allocates again, so a burst of held connections (1,000 unfinished heads:
-/// +64 MB) stayed resident after they closed. `serve` runs with `MIMALLOC_PURGE_DELAY=0` (freed pages go back to
-/// the OS at once: about +5 MB left after the same burst, measured in tests/edge_process.rs) unless the operator set it:
-/// the process replaces itself once with that variable set (`exec`, same pid).
+/// connections resident until it next purges, so a burst of held connections stayed resident after they closed.
+/// `serve` runs with `MIMALLOC_PURGE_DELAY=0` (freed pages go back to the OS at once; after 1,000 held heads,
+/// +36 MB, 5 to 20 MB stay: tests/edge_process.rs) unless the operator set it: the process replaces itself once
+/// with that variable set (`exec`, same pid).
 #[cfg(unix)]
 fn purge_freed_memory_promptly() {
     use std::os::unix::process::CommandExt;
