@@ -7,7 +7,9 @@
 //! `server.idle_timeout`; the body must be in within `server.body_read_timeout` of the head (408 `body_timeout`).
 //! Past either timeout the connection is closed. A head over `server.max_header_bytes` gets 431
 //! `headers_too_large` and the connection is closed; hyper buffers at most `server.max_header_bytes + 8 KiB`, so
-//! what a connection holds before its request is complete is bounded.
+//! what a connection holds before its request is complete is bounded. A declared `content-length` over
+//! `server.body_limit_bytes` gets 413 before any of the body is read. hyper's own answers to requests it cannot
+//! parse (400, 414, 431 with empty bodies) are rewritten on the way out into the same OpenAI-shaped JSON errors.
 //!
 //! Past `server.max_connections` open connections a listener keeps [`HEALTH_RESERVE`] more for probes: on those only
 //! `/healthz`, `/readyz` and `/metrics` are served (anything else gets 503 `server_busy`), one request each. Past
@@ -126,6 +128,9 @@ pub struct ConnLimits {
     pub max_connections: usize,
     /// `server.max_header_bytes`.
     pub max_header_bytes: usize,
+    /// `server.body_limit_bytes`: a declared `content-length` above it is refused before any of the body is read
+    /// (and before `100 Continue`).
+    pub body_limit_bytes: usize,
 }
 
 impl ConnLimits {
@@ -152,6 +157,7 @@ impl ConnLimits {
             body_read_timeout: s.body_read_timeout,
             max_connections,
             max_header_bytes: s.max_header_bytes,
+            body_limit_bytes: s.body_limit_bytes,
         }
     }
 
@@ -407,6 +413,7 @@ async fn serve_conn(
         inner: stream,
         track: track.clone(),
         head: HeadScan::new(limits.max_header_bytes),
+        rewrite: None,
     });
     let svc = {
         let track = track.clone();
@@ -488,6 +495,14 @@ async fn handle(
         ApiError::HeadersTooLarge(limits.max_header_bytes).into_response()
     } else if restricted && !matches!(req.uri().path(), "/healthz" | "/readyz" | "/metrics") {
         ApiError::ServerBusy.into_response()
+    } else if declared_length(&req).is_some_and(|n| n > limits.body_limit_bytes as u64) {
+        // Refused on the declaration: no `100 Continue`, no wait for a body we would not take.
+        let mut r = ApiError::BodyTooLarge(limits.body_limit_bytes).into_response();
+        r.headers_mut().insert(
+            axum::http::header::CONNECTION,
+            axum::http::HeaderValue::from_static("close"),
+        );
+        r
     } else {
         req.extensions_mut().insert(ConnectInfo(peer));
         let deadline = Box::pin(tokio::time::sleep(limits.body_read_timeout));
@@ -510,6 +525,16 @@ async fn handle(
             _done: done,
         })
     })
+}
+
+fn declared_length<B>(req: &Request<B>) -> Option<u64> {
+    req.headers()
+        .get(axum::http::header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 /// Request line and headers as they came on the wire (give or take the separators).
@@ -602,6 +627,8 @@ struct Tracked {
     inner: TcpStream,
     track: Arc<Track>,
     head: HeadScan,
+    /// hyper's empty-bodied answer to an unparseable request, being replaced by a JSON one.
+    rewrite: Option<Rewrite>,
 }
 
 /// Counting the bytes of the connection's first head.
@@ -659,19 +686,95 @@ impl HeadScan {
 
 /// The whole HTTP answer for a head over the limit: the same JSON error `handle` gives.
 fn canned_431(limit: usize) -> Vec<u8> {
+    canned(
+        431,
+        "headers_too_large",
+        &ApiError::HeadersTooLarge(limit).to_string(),
+    )
+}
+
+/// A complete `connection: close` answer with an OpenAI-shaped JSON error body.
+fn canned(status: u16, code: &str, message: &str) -> Vec<u8> {
     let v = serde_json::json!({"error": {
-        "message": ApiError::HeadersTooLarge(limit).to_string(),
+        "message": message,
         "type": "invalid_request_error",
         "param": null,
-        "code": "headers_too_large",
+        "code": code,
     }});
     let body = v.to_string();
+    let reason = axum::http::StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("Error");
     format!(
-        "HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: application/json\r\n\
+        "HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\n\
          content-length: {}\r\nconnection: close\r\n\r\n{body}",
         body.len()
     )
     .into_bytes()
+}
+
+/// The status of an answer hyper wrote itself for a request it could not parse (400 bad syntax or framing, 414,
+/// 431 too many headers): a status line, `content-length: 0`, no body. Our own error answers always have a body.
+fn automatic_answer(data: &[u8]) -> Option<u16> {
+    if data.len() > 512 || !data.ends_with(b"\r\n\r\n") {
+        return None;
+    }
+    let text = std::str::from_utf8(data).ok()?;
+    let status: u16 = text.strip_prefix("HTTP/1.1 ")?.get(..3)?.parse().ok()?;
+    let empty = text.to_ascii_lowercase().contains("\r\ncontent-length: 0\r\n");
+    ((400..600).contains(&status) && empty).then_some(status)
+}
+
+/// hyper's automatic answer with a JSON body instead.
+fn json_answer_for(status: u16, max_header_bytes: usize) -> Vec<u8> {
+    match status {
+        431 => canned(
+            431,
+            "headers_too_large",
+            &format!("too many request headers, or headers over {max_header_bytes} bytes (server.max_header_bytes)"),
+        ),
+        414 => canned(414, "uri_too_long", "the request URI is too long"),
+        400 => canned(
+            400,
+            "invalid_http",
+            "malformed HTTP request: bad request line, header syntax or message framing",
+        ),
+        other => canned(other, "invalid_http", "the HTTP request could not be processed"),
+    }
+}
+
+/// An answer being written in place of hyper's: the bytes, how many are out, how many of hyper's to report.
+struct Rewrite {
+    bytes: Vec<u8>,
+    sent: usize,
+    consumed: usize,
+}
+
+impl Tracked {
+    fn write_rewritten(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Option<Poll<std::io::Result<usize>>> {
+        if self.rewrite.is_none() && !matches!(self.track.get(), Wait::Busy(_)) {
+            if let Some(status) = automatic_answer(buf) {
+                self.rewrite = Some(Rewrite {
+                    bytes: json_answer_for(status, self.head.limit),
+                    sent: 0,
+                    consumed: buf.len(),
+                });
+            }
+        }
+        let rw = self.rewrite.as_mut()?;
+        while rw.sent < rw.bytes.len() {
+            match Pin::new(&mut self.inner).poll_write(cx, &rw.bytes[rw.sent..]) {
+                Poll::Ready(Ok(0)) => return Some(Poll::Ready(Ok(0))),
+                Poll::Ready(Ok(n)) => rw.sent += n,
+                Poll::Ready(Err(e)) => return Some(Poll::Ready(Err(e))),
+                Poll::Pending => return Some(Poll::Pending),
+            }
+        }
+        let n = rw.consumed.min(buf.len());
+        self.rewrite = None;
+        Some(Poll::Ready(Ok(n)))
+    }
 }
 
 impl AsyncRead for Tracked {
@@ -735,6 +838,9 @@ impl AsyncWrite for Tracked {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
+        if let Some(p) = self.write_rewritten(cx, buf) {
+            return p;
+        }
         Pin::new(&mut self.inner).poll_write(cx, buf)
     }
 
@@ -743,6 +849,14 @@ impl AsyncWrite for Tracked {
         cx: &mut Context<'_>,
         bufs: &[std::io::IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
+        // hyper's automatic answers are a few hundred bytes; look at small writes only.
+        let total: usize = bufs.iter().map(|b| b.len()).sum();
+        if total <= 512 && (self.rewrite.is_some() || !matches!(self.track.get(), Wait::Busy(_))) {
+            let joined: Vec<u8> = bufs.iter().flat_map(|b| b.iter().copied()).collect();
+            if let Some(p) = self.write_rewritten(cx, &joined) {
+                return p;
+            }
+        }
         Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
     }
 
@@ -840,6 +954,30 @@ mod tests {
         assert!(String::from_utf8(canned_431(40))
             .unwrap()
             .contains("\"code\":\"headers_too_large\""));
+    }
+
+    #[test]
+    fn only_hyper_s_empty_error_answers_are_rewritten() {
+        let auto = b"HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\ndate: x\r\n\r\n";
+        assert_eq!(automatic_answer(auto), Some(400));
+        for own in [
+            &b"HTTP/1.1 404 Not Found\r\ncontent-type: application/json\r\ncontent-length: 105\r\n\r\n"[..],
+            b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n",
+            b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n{",
+            b"{\"error\":{}}",
+        ] {
+            assert_eq!(automatic_answer(own), None, "{}", String::from_utf8_lossy(own));
+        }
+        let json = String::from_utf8(json_answer_for(431, 16384)).unwrap();
+        assert!(
+            json.starts_with("HTTP/1.1 431 Request Header Fields Too Large\r\n"),
+            "{json}"
+        );
+        let (head, body) = json.split_once("\r\n\r\n").unwrap();
+        assert!(
+            head.contains(&format!("content-length: {}", body.len())),
+            "{json}"
+        );
     }
 
     #[test]

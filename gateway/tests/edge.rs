@@ -166,6 +166,46 @@ async fn rejections_made_outside_the_handlers_are_openai_errors() {
     );
     assert!(r.contains("server.body_read_timeout"), "{r}");
 
+    // What hyper refuses itself (bad syntax, ambiguous framing, too many headers, a long pipelined head) carries
+    // a JSON body too.
+    let many: String = (0..200).map(|i| format!("a{i}: b\r\n")).collect();
+    let pipelined = format!(
+        "GET /healthz HTTP/1.1\r\nhost: x\r\n\r\nGET /healthz HTTP/1.1\r\nx: {}\r\n\r\n",
+        "a".repeat(20_000)
+    );
+    for (req, want, code) in [
+        ("G@T /healthz HTTP/1.1\r\nhost: x\r\n\r\n".to_string(), 400, "invalid_http"),
+        ("GET /healthz HTTP/1.1\r\nho st: x\r\n\r\n".to_string(), 400, "invalid_http"),
+        (
+            "POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-length: 5\r\ncontent-length: 6\r\n\r\nhello".to_string(),
+            400,
+            "invalid_http",
+        ),
+        (format!("GET /healthz HTTP/1.1\r\nhost: x\r\n{many}\r\n"), 431, "headers_too_large"),
+    ] {
+        let r = exchange(a, req.as_bytes()).await;
+        assert_eq!((status(&r), error_code(&r).as_str()), (want, code), "{req:.60}: {r}");
+    }
+    let r = exchange(a, pipelined.as_bytes()).await;
+    let second = &r[r.find("{\"status\":\"ok\"}").unwrap() + 15..];
+    assert_eq!(
+        (status(second), error_code(second).as_str()),
+        (431, "headers_too_large"),
+        "{r}"
+    );
+    // A declared body over the limit is refused at once: no `100 Continue`, no wait for the body.
+    let r = exchange(
+        a,
+        b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-length: 999999999\r\nexpect: 100-continue\r\n\r\n",
+    )
+    .await;
+    assert_eq!(
+        (status(&r), error_code(&r).as_str()),
+        (413, "body_too_large"),
+        "{r}"
+    );
+    assert!(!r.contains("100 Continue"), "{r}");
+
     // Wrong types and broken JSON stay 400s with their codes over the socket too.
     for (body, code) in [
         ("{not json", "invalid_json"),
