@@ -229,13 +229,18 @@ pub async fn run(
 }
 
 fn warn_if_admin_open(addr: SocketAddr, state: &AppState) {
-    if state.config.server.admin_token.is_none() && !addr.ip().is_loopback() {
+    if admin_open_beyond_loopback(addr, state.config.server.admin_token.is_some()) {
         tracing::warn!(
             %addr,
             "listening beyond loopback without server.admin_token: /admin/* answers loopback clients only \
              (403 admin_token_required for others); set server.admin_token to manage the gateway remotely"
         );
     }
+}
+
+/// Whether `serve` must warn: no admin token while the API listens on more than loopback.
+fn admin_open_beyond_loopback(addr: SocketAddr, has_token: bool) -> bool {
+    !has_token && !crate::api::is_loopback(addr.ip())
 }
 
 /// Open connections of both listeners.
@@ -539,7 +544,9 @@ fn declared_length<B>(req: &Request<B>) -> Option<u64> {
 
 /// Request line and headers as they came on the wire (give or take the separators).
 fn head_bytes<B>(req: &Request<B>) -> usize {
-    let line = req.method().as_str().len() + req.uri().to_string().len() + 12;
+    let target = req.uri().path_and_query().map_or(1, |p| p.as_str().len())
+        + req.uri().authority().map_or(0, |a| a.as_str().len());
+    let line = req.method().as_str().len() + target + 12;
     req.headers()
         .iter()
         .map(|(n, v)| n.as_str().len() + v.len() + 4)
@@ -978,6 +985,17 @@ mod tests {
             head.contains(&format!("content-length: {}", body.len())),
             "{json}"
         );
+    }
+
+    #[test]
+    fn serve_warns_when_admin_is_reachable_beyond_loopback_without_a_token() {
+        let warn = |a: &str, token| admin_open_beyond_loopback(a.parse().unwrap(), token);
+        assert!(warn("0.0.0.0:6001", false));
+        assert!(warn("[::]:6001", false));
+        assert!(warn("10.0.0.5:6001", false));
+        assert!(!warn("0.0.0.0:6001", true));
+        assert!(!warn("127.0.0.1:6001", false));
+        assert!(!warn("[::1]:6001", false));
     }
 
     #[test]

@@ -33,6 +33,7 @@ use crate::metrics::{Metrics, OfflineSource, RequestLabels, Route, RouteLabels, 
 use crate::offline::OfflineStore;
 use crate::providers::{self, ClientBuildError, Provider};
 use crate::router::{Candidate, Router};
+pub(crate) use admin::is_loopback;
 pub use error::ApiError;
 
 /// Everything handlers share.
