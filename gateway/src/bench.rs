@@ -78,11 +78,12 @@ fallback_policy: { order: [openai, kimi, qwen, gigachat, ollama] }
             return Vec::new();
         };
         let client = reqwest::Client::new();
+        let redactor = std::sync::Arc::new(crate::providers::redact::Redactor::from_config(&cfg));
         Wire::ALL
             .iter()
             .filter_map(|w| {
                 let pc = cfg.providers.get(w.provider())?;
-                Some((*w, Adapter::with_client(pc, client.clone()).ok()?))
+                Some((*w, Adapter::with_client(pc, client.clone(), redactor.clone()).ok()?))
             })
             .collect()
     })

@@ -265,12 +265,20 @@ async fn client_keys_and_per_key_limits() {
         "health needs no key"
     );
     let a = [("authorization", "Bearer key-team-a-123")];
-    for _ in 0..2 {
+    // The scheme is case-insensitive (RFC 9110).
+    for h in ["Bearer key-team-a-123", "bearer key-team-a-123"] {
         assert_eq!(
-            call(&s.app, "POST", "/v1/chat/completions", Some(chat(false)), &a)
-                .await
-                .status,
-            200
+            call(
+                &s.app,
+                "POST",
+                "/v1/chat/completions",
+                Some(chat(false)),
+                &[("authorization", h)]
+            )
+            .await
+            .status,
+            200,
+            "{h}"
         );
     }
     let r = call(&s.app, "POST", "/v1/chat/completions", Some(chat(false)), &a).await;

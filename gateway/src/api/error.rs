@@ -40,8 +40,28 @@ pub enum ApiError {
     #[error("'messages' is required and must be a non-empty array")]
     MissingMessages,
     /// Body over `server.body_limit_bytes`.
-    #[error("request body exceeds the limit of {0} bytes")]
+    #[error("request body exceeds the limit of {0} bytes (server.body_limit_bytes)")]
     BodyTooLarge(usize),
+    /// Request line and headers over `server.max_header_bytes`.
+    #[error("request headers exceed the limit of {0} bytes (server.max_header_bytes)")]
+    HeadersTooLarge(usize),
+    /// The body did not arrive within `server.body_read_timeout`.
+    #[error("request body not received within {} s (server.body_read_timeout)", .0.as_secs_f64())]
+    BodyTimeout(Duration),
+    /// A connection of the health reserve (the listener is at `server.max_connections`) asked for an API route.
+    #[error("the server is at its connection limit (server.max_connections); retry shortly")]
+    ServerBusy,
+    /// No route for the path.
+    #[error("no route for {0}")]
+    NotFound(String),
+    /// The path exists, the method does not.
+    #[error("method {method} is not allowed for {path}")]
+    MethodNotAllowed {
+        /// The method used.
+        method: String,
+        /// The path.
+        path: String,
+    },
     /// Model, provider or mode problem.
     #[error(transparent)]
     Plan(#[from] PlanError),
@@ -54,6 +74,9 @@ pub enum ApiError {
     /// `/admin/*` without the configured token.
     #[error("admin routes need a valid 'Authorization: Bearer' token")]
     AdminUnauthorized,
+    /// `/admin/*` from a non-loopback peer while no `server.admin_token` is configured.
+    #[error("admin routes answer loopback clients only unless server.admin_token is configured")]
+    AdminTokenRequired,
     /// Bad admin input.
     #[error("{0}")]
     BadAdminInput(String),
@@ -236,6 +259,39 @@ impl IntoResponse for ApiError {
                 msg,
                 None,
             ),
+            ApiError::HeadersTooLarge(_) => body(
+                S::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "invalid_request_error",
+                "headers_too_large",
+                msg,
+                None,
+            ),
+            ApiError::BodyTimeout(_) => {
+                let mut r = body(
+                    S::REQUEST_TIMEOUT,
+                    "invalid_request_error",
+                    "body_timeout",
+                    msg,
+                    None,
+                );
+                r.headers_mut()
+                    .insert(axum::http::header::CONNECTION, HeaderValue::from_static("close"));
+                r
+            }
+            ApiError::ServerBusy => {
+                let mut r = body(S::SERVICE_UNAVAILABLE, "server_error", "server_busy", msg, None);
+                r.headers_mut()
+                    .insert("retry-after", HeaderValue::from_static("1"));
+                r
+            }
+            ApiError::NotFound(_) => body(S::NOT_FOUND, "invalid_request_error", "not_found", msg, None),
+            ApiError::MethodNotAllowed { .. } => body(
+                S::METHOD_NOT_ALLOWED,
+                "invalid_request_error",
+                "method_not_allowed",
+                msg,
+                None,
+            ),
             ApiError::Plan(PlanError::UnknownModel(_)) => body(
                 S::NOT_FOUND,
                 "invalid_request_error",
@@ -261,6 +317,13 @@ impl IntoResponse for ApiError {
                 S::UNAUTHORIZED,
                 "invalid_request_error",
                 "admin_unauthorized",
+                msg,
+                None,
+            ),
+            ApiError::AdminTokenRequired => body(
+                S::FORBIDDEN,
+                "invalid_request_error",
+                "admin_token_required",
                 msg,
                 None,
             ),

@@ -3,12 +3,15 @@
 //!
 //! Inbound layer order, outermost first (the first to see a request):
 //! 1. request id and metrics (`record_request`): every answer below gets `X-Request-Id` and is counted;
-//! 2. client key and per-key limits (`/v1/*`, `/api/*`: 401, 429) or admin token (`/admin/*`: 401), before a
-//!    byte of the body is read, so an unauthenticated client cannot make the gateway read its body;
+//! 2. client key and per-key limits (`/v1/*`, `/api/*`: 401, 429) or admin token (`/admin/*`: 401, routes only),
+//!    before a byte of the body is read, so an unauthenticated client cannot make the gateway read its body;
 //! 3. body limit (413 `body_too_large`), applied as the handler reads the body;
 //! 4. the handler.
 //!
 //! So an oversized body without a valid key gets 401, and with one 413 (`tests/api_input.rs` pins it).
+//! Outside the router, `server.rs` checks the head size (431) and the health reserve (503) per connection, records
+//! the peer address (`ConnectInfo`) and times the request body. Unknown paths (404) and methods (405, with `Allow`)
+//! are answered by the router's fallbacks, as OpenAI-shaped errors like every other rejection.
 
 mod admin;
 mod chat;
@@ -37,6 +40,7 @@ use crate::offline::OfflineStore;
 use crate::pipeline::headers;
 use crate::providers::{self, ClientBuildError, Provider};
 use crate::router::Router;
+pub(crate) use admin::is_loopback;
 pub use error::ApiError;
 
 /// Everything handlers share.
@@ -56,6 +60,8 @@ pub struct AppState {
     pub cache: ResponseCache,
     /// Client keys and their limits.
     pub clients: ClientLimits,
+    /// Serving, draining, closing: `/readyz` and the streams follow it.
+    pub lifecycle: crate::server::Lifecycle,
 }
 
 impl AppState {
@@ -91,6 +97,7 @@ impl AppState {
             offline,
             cache,
             clients,
+            lifecycle: crate::server::Lifecycle::default(),
         }))
     }
 
@@ -130,11 +137,14 @@ pub fn app(state: Arc<AppState>) -> axum::Router {
                     "/admin/offline/misses",
                     get(admin::offline_misses).delete(admin::clear_offline_misses),
                 )
-                .layer(middleware::from_fn_with_state(
+                // `route_layer`: the token guards these routes only, so an unknown path is a 404 either way.
+                .route_layer(middleware::from_fn_with_state(
                     state.clone(),
                     admin::require_token,
                 )),
         )
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
         .layer(middleware::from_fn_with_state(state.clone(), record_request))
         .with_state(state)
@@ -144,7 +154,22 @@ pub fn app(state: Arc<AppState>) -> axum::Router {
 pub fn metrics_app(state: Arc<AppState>) -> axum::Router {
     axum::Router::new()
         .route("/metrics", get(admin::metrics))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
+}
+
+/// 404 `not_found` for every path without a route.
+async fn not_found(uri: axum::http::Uri) -> ApiError {
+    ApiError::NotFound(uri.path().chars().take(200).collect())
+}
+
+/// 405 `method_not_allowed`; the router adds `Allow`.
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::MethodNotAllowed {
+        method: method.to_string(),
+        path: uri.path().chars().take(200).collect(),
+    }
 }
 
 fn route_of(path: Option<&MatchedPath>) -> Route {
@@ -238,6 +263,8 @@ pub(crate) fn parse_body<T: DeserializeOwned>(
     let bytes = body.map_err(|r| {
         if r.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::BodyTooLarge(limit)
+        } else if let Some(t) = body_timeout(&r) {
+            ApiError::BodyTimeout(t.0)
         } else {
             ApiError::InvalidJson(r.body_text())
         }
@@ -266,4 +293,16 @@ pub(crate) fn parse_body<T: DeserializeOwned>(
             param: Some(path),
         }
     })
+}
+
+/// The server's body timeout, if that is why the body could not be read.
+fn body_timeout(r: &axum::extract::rejection::BytesRejection) -> Option<&crate::server::BodyTimeout> {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(r);
+    while let Some(e) = cur {
+        if let Some(t) = e.downcast_ref::<crate::server::BodyTimeout>() {
+            return Some(t);
+        }
+        cur = e.source();
+    }
+    None
 }

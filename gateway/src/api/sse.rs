@@ -1,6 +1,7 @@
 //! The chat completions SSE grammar of a streamed answer: each chunk as `data: {json}`; a clean end as
 //! `data: [DONE]`; a broken upstream as an explicit `event: error` and close, never `[DONE]`; a continuation on
-//! another provider (`stream_failure: continue`) as an SSE comment.
+//! another provider (`stream_failure: continue`) as an SSE comment; a stream still open at the end of the
+//! server's `shutdown_grace` as `event: error` with code `shutting_down`.
 
 use std::convert::Infallible;
 
@@ -50,8 +51,20 @@ fn render(ev: Event, include_usage: bool) -> Option<Bytes> {
             after.as_str()
         ))),
         Event::Failed { provider, error } => Some(error_event(&provider, &error)),
+        Event::ShuttingDown => Some(shutting_down_event()),
         Event::Done => Some(Bytes::from_static(b"data: [DONE]\n\n")),
     }
+}
+
+/// The event that ends a stream still open when the server's `shutdown_grace` is over.
+pub(crate) fn shutting_down_event() -> Bytes {
+    let v = json!({"error": {
+        "message": "the gateway is shutting down; retry the request",
+        "type": "server_error",
+        "param": null,
+        "code": "shutting_down",
+    }});
+    Bytes::from(format!("event: error\ndata: {v}\n\n"))
 }
 
 /// The streaming response for the events of an answer.

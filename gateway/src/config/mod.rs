@@ -124,9 +124,26 @@ pub struct ServerConfig {
     pub body_limit_bytes: usize,
     /// How long shutdown waits for in-flight requests.
     pub shutdown_grace: Duration,
-    /// When set, `/admin/*` requires it as a Bearer token.
+    /// When set, `/admin/*` requires it as a Bearer token (at least 16 characters); without it `/admin/*`
+    /// answers loopback peers only.
     pub admin_token: Option<Secret>,
+    /// From a connection's open (or the end of its last answer with bytes of a new request) to a complete
+    /// request head.
+    pub header_read_timeout: Duration,
+    /// How long a keep-alive connection may sit idle between requests.
+    pub idle_timeout: Duration,
+    /// From a complete head to the last byte of the body (408 `body_timeout` past it).
+    pub body_read_timeout: Duration,
+    /// Open connections per listener; past it new connections are closed at once (a few more are kept for
+    /// `/healthz`, `/readyz` and `/metrics`). Lowered at start to fit the process's open-file limit.
+    pub max_connections: usize,
+    /// Request line plus headers, in bytes (431 `headers_too_large` past it); a connection buffers at most twice
+    /// this before a complete head.
+    pub max_header_bytes: usize,
 }
+
+/// `server.body_limit_bytes` default: 20 MiB, room for a few base64 images.
+pub const DEFAULT_BODY_LIMIT: u64 = 20 * 1024 * 1024;
 
 /// GigaChat OAuth settings.
 #[derive(Debug, Clone)]

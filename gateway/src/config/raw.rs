@@ -108,6 +108,11 @@ pub(crate) struct RawServer {
     pub(crate) shutdown_grace: Option<String>,
     /// When set, `/admin/*` requires `Authorization: Bearer <token>`.
     pub(crate) admin_token: Option<RawSecret>,
+    pub(crate) header_read_timeout: Option<String>,
+    pub(crate) idle_timeout: Option<String>,
+    pub(crate) body_read_timeout: Option<String>,
+    pub(crate) max_connections: Option<u64>,
+    pub(crate) max_header_bytes: Option<u64>,
 }
 
 /// One entry of `providers:`.

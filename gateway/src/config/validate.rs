@@ -69,7 +69,7 @@ pub(crate) fn validate(raw: RawConfig, env: EnvLookup<'_>) -> Result<Config, Vec
         .metrics_listen
         .as_deref()
         .and_then(|a| p.addr("server.metrics_listen", a));
-    let body_limit = raw.server.body_limit_bytes.unwrap_or(1024 * 1024);
+    let body_limit = raw.server.body_limit_bytes.unwrap_or(super::DEFAULT_BODY_LIMIT);
     if body_limit == 0 {
         p.push("server.body_limit_bytes", "must be greater than zero");
     }
@@ -84,6 +84,21 @@ pub(crate) fn validate(raw: RawConfig, env: EnvLookup<'_>) -> Result<Config, Vec
         let (_, value, problem) = secrets::resolve(s.env.clone(), file, s.value.clone(), env);
         if let Some(msg) = problem {
             p.push("server.admin_token", msg);
+        } else if let Some(v) = value.as_ref().filter(|v| v.expose().chars().count() < 16) {
+            let _ = v;
+            p.push(
+                "server.admin_token",
+                "must be at least 16 characters (e.g. `openssl rand -hex 16`)",
+            );
+        } else if value.as_ref().is_some_and(|v| {
+            v.expose()
+                .bytes()
+                .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
+        }) {
+            p.push(
+                "server.admin_token",
+                "must not contain spaces or control characters",
+            );
         } else if value.is_none() {
             // Fail closed at start-up rather than run with admin routes nobody can (or everybody could) use.
             p.push(
@@ -93,6 +108,22 @@ pub(crate) fn validate(raw: RawConfig, env: EnvLookup<'_>) -> Result<Config, Vec
         }
         value
     });
+
+    let server_duration = |p: &mut Problems, key: &str, v: &Option<String>, d: u64| {
+        p.duration(&format!("server.{key}"), v.as_ref(), Duration::from_secs(d))
+    };
+    let header_read_timeout =
+        server_duration(&mut p, "header_read_timeout", &raw.server.header_read_timeout, 10);
+    let idle_timeout = server_duration(&mut p, "idle_timeout", &raw.server.idle_timeout, 60);
+    let body_read_timeout = server_duration(&mut p, "body_read_timeout", &raw.server.body_read_timeout, 60);
+    let max_connections = raw.server.max_connections.unwrap_or(1024);
+    if !(1..=1_000_000).contains(&max_connections) {
+        p.push("server.max_connections", "must be between 1 and 1000000");
+    }
+    let max_header_bytes = raw.server.max_header_bytes.unwrap_or(16 * 1024);
+    if !(4096..=1024 * 1024).contains(&max_header_bytes) {
+        p.push("server.max_header_bytes", "must be between 4096 and 1048576");
+    }
 
     let mode = mode(&mut p, raw.mode.as_deref(), env);
     let policy = super::policy::policy(&mut p, &raw.fallback_policy);
@@ -121,6 +152,11 @@ pub(crate) fn validate(raw: RawConfig, env: EnvLookup<'_>) -> Result<Config, Vec
                 body_limit_bytes: body_limit as usize,
                 shutdown_grace,
                 admin_token,
+                header_read_timeout,
+                idle_timeout,
+                body_read_timeout,
+                max_connections: max_connections as usize,
+                max_header_bytes: max_header_bytes as usize,
             };
             return Ok(Config {
                 server,

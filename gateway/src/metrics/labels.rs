@@ -11,6 +11,8 @@ macro_rules! label_enum {
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
         pub enum $name { $($(#[$vm])* $variant),+ }
         impl $name {
+            /// Every value, for series exported at 0 from the start.
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
             /// The label text.
             pub fn as_str(self) -> &'static str { match self { $($name::$variant => $text),+ } }
             /// The value whose label text this is (as an `X-LLM-*` header carries it).

@@ -77,6 +77,9 @@ pub struct Metrics {
     /// `llm_gateway_provider_reachable{provider}`: 1 when the last connectivity probe succeeded (remote providers
     /// only, with `connectivity:` configured).
     pub reachable: Family<ProviderLabels, Gauge>,
+    /// `llm_gateway_connections_shed_total`: connections closed at accept because a listener was full
+    /// (`server.max_connections` plus the health reserve).
+    pub connections_shed: Counter,
 }
 
 impl Metrics {
@@ -103,6 +106,7 @@ impl Metrics {
             budget_limit: Family::default(),
             reachable: Family::default(),
             secret_present: Family::default(),
+            connections_shed: Counter::default(),
             registry: Registry::default(),
         };
         r.register(
@@ -196,12 +200,31 @@ impl Metrics {
             "Last connectivity probe: 1 reachable, 0 not",
             m.reachable.clone(),
         );
+        r.register(
+            "connections_shed",
+            "Connections closed at accept because the listener was at server.max_connections",
+            m.connections_shed.clone(),
+        );
         for p in providers {
             m.breaker_state
                 .get_or_create(&ProviderLabels {
                     provider: p.to_string(),
                 })
                 .set(BREAKER_CLOSED);
+            // Every outcome per provider reads 0 from the start: an `increase()` alert (quota, auth) then sees
+            // the very first event as a step from 0 to 1, not as a new series that starts at 1.
+            for &outcome in Outcome::ALL {
+                let _ = m.provider_requests.get_or_create(&ProviderOutcomeLabels {
+                    provider: p.to_string(),
+                    outcome,
+                });
+            }
+            for &kind in TokenKind::ALL {
+                let _ = m.tokens.get_or_create(&TokenLabels {
+                    provider: p.to_string(),
+                    kind,
+                });
+            }
             for reason in [Outcome::RateLimited, Outcome::QuotaExhausted, Outcome::Auth] {
                 let _ = m.cooldowns.get_or_create(&CooldownLabels {
                     provider: p.to_string(),

@@ -131,6 +131,8 @@ pub async fn run(cfg: &Config, only: Option<&str>, full: bool) -> Result<SmokeRe
         None => cfg.ordered_providers().collect(),
     };
     let mut checks = Vec::new();
+    // Upstream text in the report is redacted like everywhere else.
+    let redactor = std::sync::Arc::new(crate::providers::Redactor::from_config(cfg));
     for pc in providers {
         let mut push = |check, ok, ms, detail: String, hint: Option<String>| {
             checks.push(Check {
@@ -160,7 +162,7 @@ pub async fn run(cfg: &Config, only: Option<&str>, full: bool) -> Result<SmokeRe
             "none needed".into()
         };
         push("credentials", true, 0, detail, None);
-        let adapter = match Adapter::build(pc) {
+        let adapter = match Adapter::build(pc, redactor.clone()) {
             Ok(a) => a,
             Err(e) => {
                 push(

@@ -21,6 +21,7 @@ use crate::metrics::{FallbackLabels, Outcome, ProviderLabels};
 use crate::providers::capabilities::Needs;
 use crate::providers::{ChunkStream, ErrorClass, ProviderError};
 use crate::router::{Candidate, RouteError, Served, Settle};
+use crate::server::Phase;
 
 /// One step of a streamed answer.
 #[derive(Debug, Clone)]
@@ -43,6 +44,9 @@ pub enum Event {
         /// How.
         error: ProviderError,
     },
+    /// The server's `shutdown_grace` ended with the stream still open: the surface ends it with an explicit
+    /// error (retry elsewhere), never a clean end. Says nothing of the provider.
+    ShuttingDown,
     /// A clean end.
     Done,
 }
@@ -186,6 +190,8 @@ struct Body {
     continuation: Option<Continuation>,
     /// The current provider's outcome was recorded (a clean end or a failure).
     settled: bool,
+    /// The server's phase: at `Closing` (end of `shutdown_grace`) the stream ends with `ShuttingDown`.
+    phase: tokio::sync::watch::Receiver<Phase>,
 }
 
 impl Body {
@@ -281,7 +287,15 @@ impl Body {
         let left = self.deadline.saturating_duration_since(Instant::now());
         let stall = self.candidate.timeouts.stall;
         let wait = stall.min(left);
-        let err = match tokio::time::timeout(wait, self.rest.next()).await {
+        let next = tokio::select! {
+            n = tokio::time::timeout(wait, self.rest.next()) => n,
+            _ = self.phase.wait_for(|p| matches!(p, Phase::Closing | Phase::Closed)) => {
+                // Not settled: Drop releases a probe this stream held, and records nothing of the provider.
+                self.finished = true;
+                return Some(Event::ShuttingDown);
+            }
+        };
+        let err = match next {
             Ok(Some(Ok(chunk))) => return Some(Event::Chunk(self.chunk(chunk))),
             Ok(None) => {
                 self.finished = true;
@@ -347,6 +361,7 @@ pub(crate) fn live(
     });
     let (held, rest) = served.value;
     let body = Body {
+        phase: state.lifecycle.subscribe(),
         provider: served.candidate.provider.clone(),
         deadline: Instant::now() + served.candidate.timeouts.max_stream,
         candidate: served.candidate,
@@ -521,7 +536,7 @@ fallback_policy: {{ order: [a, b], deadline: 30s, stall_timeout: 2s, max_stream_
             "{m}"
         );
         assert!(
-            !m.contains("llm_gateway_provider_requests_total{provider=\"a\",outcome=\"success\"}"),
+            m.contains("llm_gateway_provider_requests_total{provider=\"a\",outcome=\"success\"} 0"),
             "a broken stream is one failure, not a success and a failure: {m}"
         );
     }

@@ -101,7 +101,8 @@ pub struct ProviderError {
     pub status: Option<u16>,
     /// The provider's own error code/type, if any.
     pub code: Option<String>,
-    /// Human-readable detail, secrets redacted, bounded in length.
+    /// Human-readable detail. Raw inside an adapter (at most 64 KiB); redacted and cut to 300 bytes by
+    /// [`super::redact::Redactor::error`] before it leaves [`super::Adapter`].
     pub message: String,
     /// Retry-After (header or message text), if given.
     pub retry_after: Option<Duration>,
@@ -120,7 +121,8 @@ impl fmt::Display for ProviderError {
     }
 }
 
-const MAX_MESSAGE: usize = 300;
+/// Bound of a raw upstream text inside an adapter (the redactor cuts it to 300 bytes after redacting).
+const MAX_RAW: usize = 64 * 1024;
 
 /// What a removed secret is replaced with.
 pub const REDACTED: &str = "[redacted]";
@@ -221,11 +223,12 @@ impl ProviderError {
         self
     }
 
-    /// Removes a secret from the message (upstreams sometimes echo keys).
+    /// Removes a secret known only at call time (an OAuth access token) from message and code, without cutting
+    /// them: the adapter's [`super::redact::Redactor`] still sees the whole text.
     pub fn redact(mut self, secret: Option<&str>) -> ProviderError {
-        if let Some(s) = secret.filter(|s| s.len() >= 4) {
-            self.message = self.message.replace(s, REDACTED);
-        }
+        let r = super::redact::Redactor::new(secret);
+        self.message = r.text(&self.message);
+        self.code = self.code.as_deref().map(|c| r.text(c));
         self
     }
 
@@ -258,8 +261,8 @@ fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
 }
 
 fn bounded(mut s: String) -> String {
-    if s.len() > MAX_MESSAGE {
-        let mut cut = MAX_MESSAGE;
+    if s.len() > MAX_RAW {
+        let mut cut = MAX_RAW;
         while !s.is_char_boundary(cut) {
             cut -= 1;
         }
