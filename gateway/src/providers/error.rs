@@ -124,8 +124,7 @@ impl fmt::Display for ProviderError {
 /// Bound of a raw upstream text inside an adapter (the redactor cuts it to 300 bytes after redacting).
 const MAX_RAW: usize = 64 * 1024;
 
-/// What a removed secret is replaced with.
-pub const REDACTED: &str = "[redacted]";
+pub use super::redact::REDACTED;
 
 /// Removes secrets from free text that is kept or shown (recorded prompts, reports): every known secret value
 /// (at least 4 characters), and anything that looks like a credential whatever its origin: a word after
@@ -158,16 +157,11 @@ pub fn redact_text(text: &str, known: &[&str]) -> (String, bool) {
     (result, changed)
 }
 
-/// Replaces every known secret value (at least 4 characters) in `text` with [`REDACTED`]; for texts whose other
-/// long tokens must stay (model answers).
+/// Replaces every known secret value (at least 4 characters), its base64 forms and any `Bearer`/`Basic` credential
+/// in `text` with [`REDACTED`] (the adapters' [`super::redact::Redactor`]); for texts whose other long tokens must
+/// stay (model answers).
 pub fn redact_known(text: &str, known: &[&str]) -> String {
-    let mut out = text.to_string();
-    for s in known.iter().filter(|s| s.len() >= 4) {
-        if out.contains(*s) {
-            out = out.replace(*s, REDACTED);
-        }
-    }
-    out
+    super::redact::Redactor::new(known.iter().copied()).text(text)
 }
 
 fn is_separator(c: char) -> bool {
