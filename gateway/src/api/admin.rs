@@ -93,6 +93,11 @@ pub(crate) async fn metrics(State(state): State<Arc<AppState>>) -> Response {
 
 /// `GET /admin/providers`: breaker, cooldown, last error per provider. Secrets appear only as present/absent.
 pub(crate) async fn providers(State(state): State<Arc<AppState>>) -> Json<Value> {
+    Json(providers_json(&state))
+}
+
+/// The body of `GET /admin/providers` (also the MCP tool `llm_providers`).
+pub(crate) fn providers_json(state: &AppState) -> Value {
     let list: Vec<Value> = state
         .router
         .snapshot()
@@ -115,12 +120,12 @@ pub(crate) async fn providers(State(state): State<Arc<AppState>>) -> Json<Value>
             })
         })
         .collect();
-    Json(json!({
+    json!({
         "mode": state.router.mode().as_str(),
         "degraded": state.router.connectivity().degraded(),
         "cache_entries": state.cache.entry_count(),
         "providers": list,
-    }))
+    })
 }
 
 /// A URL without user info or query (both could carry credentials).
@@ -153,18 +158,20 @@ pub(crate) async fn set_mode(
         |_| Ok(()),
         |_: &ModeBody| true,
     )?;
-    let mode = Mode::parse(&b.mode).ok_or_else(|| {
-        ApiError::BadAdminInput(format!(
-            "unknown mode {:?}; expected auto, remote or offline",
-            b.mode
-        ))
-    })?;
+    let mode = parse_mode(&b.mode)?;
     let previous = state.router.mode();
     state.router.set_mode(mode);
     tracing::info!(from = previous.as_str(), to = mode.as_str(), "mode switched");
     Ok(Json(
         json!({"mode": mode.as_str(), "previous": previous.as_str()}),
     ))
+}
+
+/// A mode name as `POST /admin/mode` (and the MCP tool `llm_set_mode`) accepts it.
+pub(crate) fn parse_mode(name: &str) -> Result<Mode, ApiError> {
+    Mode::parse(name).ok_or_else(|| {
+        ApiError::BadAdminInput(format!("unknown mode {name:?}; expected auto, remote or offline"))
+    })
 }
 
 /// `GET /admin/mode`.
@@ -178,18 +185,26 @@ pub(crate) async fn require_token(
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Result<Response, ApiError> {
-    if let Some(token) = &state.config.server.admin_token {
-        let given = req
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .unwrap_or("");
-        if !crate::limits::constant_time_eq(given.as_bytes(), token.expose().as_bytes()) {
-            return Err(ApiError::AdminUnauthorized);
-        }
+    let given = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    if !admin_allowed(&state, given) {
+        return Err(ApiError::AdminUnauthorized);
     }
     Ok(next.run(req).await)
+}
+
+/// Whether `given` opens the admin surface: always when no `server.admin_token` is configured, else only the
+/// token itself (compared in constant time).
+pub(crate) fn admin_allowed(state: &AppState, given: Option<&str>) -> bool {
+    match &state.config.server.admin_token {
+        None => true,
+        Some(token) => {
+            crate::limits::constant_time_eq(given.unwrap_or("").as_bytes(), token.expose().as_bytes())
+        }
+    }
 }
 
 /// `GET /admin/offline`: loaded packages (manifest, checksum check), entry counts, every load problem.

@@ -72,6 +72,8 @@ pub struct Metrics {
     /// `llm_gateway_provider_reachable{provider}`: 1 when the last connectivity probe succeeded (remote providers
     /// only, with `connectivity:` configured).
     pub reachable: Family<ProviderLabels, Gauge>,
+    /// `llm_gateway_mcp_tool_calls_total{tool,outcome}`: MCP tool calls (stdio and `/mcp`).
+    pub mcp_tool_calls: Family<McpLabels, Counter>,
 }
 
 impl Metrics {
@@ -96,6 +98,7 @@ impl Metrics {
             budget_used: Family::default(),
             budget_limit: Family::default(),
             reachable: Family::default(),
+            mcp_tool_calls: Family::default(),
             registry: Registry::default(),
         };
         r.register(
@@ -179,6 +182,11 @@ impl Metrics {
             "Last connectivity probe: 1 reachable, 0 not",
             m.reachable.clone(),
         );
+        r.register(
+            "mcp_tool_calls",
+            "MCP tool calls by tool and outcome",
+            m.mcp_tool_calls.clone(),
+        );
         for p in providers {
             m.breaker_state
                 .get_or_create(&ProviderLabels {
@@ -200,6 +208,12 @@ impl Metrics {
         }
         for scope in [Scope::Client, Scope::Provider] {
             let _ = m.rate_limited.get_or_create(&ScopeLabels { scope });
+        }
+        for &tool in McpTool::ALL {
+            let _ = m.mcp_tool_calls.get_or_create(&McpLabels {
+                tool,
+                outcome: McpOutcome::Ok,
+            });
         }
         m.set_mode(mode);
         Metrics { registry: r, ..m }
