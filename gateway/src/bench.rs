@@ -268,6 +268,7 @@ pub fn offline_corpus(n: usize, threshold: f32) -> (OfflineStore, Vec<String>) {
         description: None,
         checksum: String::new(),
         checksum_ok: None,
+        embeddings: None,
     };
     let package = Package {
         manifest,

@@ -211,3 +211,27 @@ pub(crate) fn admin_allowed(state: &AppState, given: Option<&str>) -> bool {
 pub(crate) async fn offline(State(state): State<Arc<AppState>>) -> Json<Value> {
     Json(json!(state.offline.status()))
 }
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct MissesQuery {
+    limit: Option<usize>,
+}
+
+/// `GET /admin/offline/misses[?limit=N]`: the most frequent recent offline misses (redacted, normalised; hashes
+/// only with `offline.misses.record: hashed`), with first and last seen.
+pub(crate) async fn offline_misses(
+    State(state): State<Arc<AppState>>,
+    query: Result<axum::extract::Query<MissesQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let q = query.map_err(|e| ApiError::BadAdminInput(format!("bad query: {}", e.body_text())))?;
+    let limit = q.limit.unwrap_or(usize::MAX);
+    Ok(Json(json!(state.offline.misses().view(limit))))
+}
+
+/// `DELETE /admin/offline/misses`: forgets the record (after its prompts went into a package).
+pub(crate) async fn clear_offline_misses(State(state): State<Arc<AppState>>) -> Json<Value> {
+    let cleared = state.offline.misses().len();
+    state.offline.misses().clear();
+    Json(json!({"cleared": cleared}))
+}

@@ -69,11 +69,18 @@ impl AppState {
         for (path, message) in router.planner().warnings() {
             tracing::warn!(path, "{message}");
         }
+        let needs_secret = |p: &&crate::config::ProviderConfig| p.kind.default_secret_env().is_some();
+        for p in config.providers.values().filter(needs_secret) {
+            if config.policy.order.contains(&p.name) {
+                metrics.secret_present(&p.name, p.secret.is_some());
+            }
+        }
         let providers = providers::build_all(&config)?
             .into_iter()
             .map(|p| (p.name.clone(), p))
             .collect();
-        let offline = OfflineStore::load(&config.offline);
+        let mut offline = OfflineStore::load(&config.offline);
+        offline.set_miss_secrets(config.secret_values());
         let cache = ResponseCache::new(&config.cache);
         let clients = ClientLimits::new(&config.clients);
         Ok(Arc::new(AppState {
@@ -119,6 +126,10 @@ pub fn app(state: Arc<AppState>) -> axum::Router {
                 .route("/admin/providers", get(admin::providers))
                 .route("/admin/mode", post(admin::set_mode).get(admin::get_mode))
                 .route("/admin/offline", get(admin::offline))
+                .route(
+                    "/admin/offline/misses",
+                    get(admin::offline_misses).delete(admin::clear_offline_misses),
+                )
                 .layer(middleware::from_fn_with_state(
                     state.clone(),
                     admin::require_token,

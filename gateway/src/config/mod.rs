@@ -425,6 +425,18 @@ impl Config {
         Ok(cfg)
     }
 
+    /// Every secret value the config holds (provider secrets, client keys, the admin token), for redaction of
+    /// text the gateway keeps or shows.
+    pub fn secret_values(&self) -> Vec<String> {
+        let providers = self.providers.values().filter_map(|p| p.secret.as_ref());
+        let clients = self.clients.iter().map(|c| &c.key);
+        providers
+            .chain(clients)
+            .chain(self.server.admin_token.as_ref())
+            .map(|s| s.expose().to_string())
+            .collect()
+    }
+
     /// A relative `offline.packages` path names a folder beside `config_file` when one is there (so a config
     /// works from any working directory); otherwise it stays relative to the working directory, as configs
     /// written for the workspace root expect (`config/offline`).

@@ -50,6 +50,16 @@ pub(crate) struct RawOffline {
     pub(crate) packages: Vec<String>,
     pub(crate) match_threshold: Option<f64>,
     pub(crate) embeddings: Option<bool>,
+    #[serde(default)]
+    pub(crate) misses: RawMisses,
+}
+
+/// `offline.misses:`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawMisses {
+    pub(crate) record: Option<String>,
+    pub(crate) max_entries: Option<u64>,
 }
 
 /// `cache:`.

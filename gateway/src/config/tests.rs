@@ -294,3 +294,61 @@ fn the_shipped_configs_embeddings_chains_stay_inside_one_space() {
     assert_eq!(w[0].0, "models.embeddings");
     assert!(w[0].1.contains("mixes vector spaces"), "{w:?}");
 }
+
+#[test]
+fn offline_misses_record_is_configured_and_checked() {
+    use crate::offline::MissRecording;
+    let cfg = Config::from_yaml(SIM, &no_env).unwrap();
+    assert_eq!(cfg.offline.misses.record, MissRecording::Text);
+    assert_eq!(cfg.offline.misses.max_entries, 1000);
+    let with = |misses: &str| SIM.replacen("offline:\n", &format!("offline:\n  misses: {misses}\n"), 1);
+    let cfg = Config::from_yaml(&with("{ record: hashed, max_entries: 50 }"), &no_env).unwrap();
+    assert_eq!(cfg.offline.misses.record, MissRecording::Hashed);
+    assert_eq!(cfg.offline.misses.max_entries, 50);
+    let p = problems(&with("{ record: everything, max_entries: 0 }"));
+    assert!(p.iter().any(|m| m == "offline.misses.record: unknown value \"everything\"; expected text, hashed or off"), "{p:?}");
+    assert!(
+        p.iter()
+            .any(|m| m == "offline.misses.max_entries: 0 is not in 1..=100000"),
+        "{p:?}"
+    );
+    assert!(problems(&with("{ max_entries: 100001 }"))
+        .iter()
+        .any(|m| m.contains("100001 is not in")));
+    match Config::from_yaml(&with("{ recrod: off }"), &no_env) {
+        Err(e) => assert!(e.to_string().contains("offline.misses"), "{e}"),
+        Ok(_) => panic!("unknown key accepted"),
+    }
+    // A prompt recorded by a gateway never keeps a configured secret.
+    let mut cfg = Config::from_yaml(SIM, &no_env).unwrap();
+    cfg.offline.packages.clear();
+    let secrets = cfg.secret_values();
+    assert!(!secrets.is_empty());
+    let state = crate::AppState::new(cfg).unwrap();
+    let asked = format!("why does {} fail", secrets[0]);
+    state.offline.record_miss(Some(&asked));
+    let view = serde_json::to_string(&state.offline.misses().view(10)).unwrap();
+    assert!(!view.contains(&secrets[0]), "{view}");
+}
+
+#[test]
+fn a_provider_of_the_order_without_a_secret_reads_0_on_metrics() {
+    let text = SIM.replace(
+        "secret: { env: KIMI_API_KEY, value: sim-kimi-key }",
+        "secret: { env: KIMI_API_KEY }",
+    );
+    let state = crate::AppState::new(Config::from_yaml(&text, &no_env).unwrap()).unwrap();
+    let m = state.metrics.encode();
+    assert!(
+        m.contains("llm_gateway_provider_secret_present{provider=\"kimi\"} 0"),
+        "{m}"
+    );
+    assert!(
+        m.contains("llm_gateway_provider_secret_present{provider=\"openai\"} 1"),
+        "{m}"
+    );
+    assert!(
+        !m.contains("llm_gateway_provider_secret_present{provider=\"ollama\""),
+        "{m}"
+    );
+}

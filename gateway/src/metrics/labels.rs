@@ -228,6 +228,15 @@ pub struct ProviderOutcomeLabels {
     pub outcome: Outcome,
 }
 
+/// `{provider,reason}` of `llm_gateway_cooldowns_total`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct CooldownLabels {
+    /// Provider name.
+    pub provider: String,
+    /// The error class that started the cooldown (`rate_limited`, `quota_exhausted`, `auth`).
+    pub reason: Outcome,
+}
+
 /// `{provider}`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub struct ProviderLabels {

@@ -45,6 +45,8 @@ pub struct Metrics {
     pub offline_hits: Family<SourceLabels, Counter>,
     /// `llm_gateway_offline_misses_total`.
     pub offline_misses: Counter,
+    /// `llm_gateway_cooldowns_total{provider,reason}`: cooldowns started (or extended) by error class.
+    pub cooldowns: Family<CooldownLabels, Counter>,
     /// `llm_gateway_provider_requests_total{provider,outcome}`.
     pub provider_requests: Family<ProviderOutcomeLabels, Counter>,
     /// `llm_gateway_request_duration_seconds{route}`.
@@ -69,6 +71,9 @@ pub struct Metrics {
     pub budget_used: Family<BudgetLabels, Gauge>,
     /// `llm_gateway_provider_budget_limit{provider,budget}`: the configured limit.
     pub budget_limit: Family<BudgetLabels, Gauge>,
+    /// `llm_gateway_provider_secret_present{provider}`: 1 when a provider of the fallback order that needs a secret
+    /// has one, 0 when it has none (config drift); providers without secrets (Ollama) have no series.
+    pub secret_present: Family<ProviderLabels, Gauge>,
     /// `llm_gateway_provider_reachable{provider}`: 1 when the last connectivity probe succeeded (remote providers
     /// only, with `connectivity:` configured).
     pub reachable: Family<ProviderLabels, Gauge>,
@@ -85,6 +90,7 @@ impl Metrics {
             fallbacks: Family::default(),
             offline_hits: Family::default(),
             offline_misses: Counter::default(),
+            cooldowns: Family::default(),
             provider_requests: Family::default(),
             request_duration: Family::new_with_constructor(latency_histogram),
             provider_duration: Family::new_with_constructor(latency_histogram),
@@ -99,6 +105,7 @@ impl Metrics {
             budget_limit: Family::default(),
             reachable: Family::default(),
             mcp_tool_calls: Family::default(),
+            secret_present: Family::default(),
             registry: Registry::default(),
         };
         r.register(
@@ -120,6 +127,11 @@ impl Metrics {
             "offline_misses",
             "Offline lookups that found no answer",
             m.offline_misses.clone(),
+        );
+        r.register(
+            "cooldowns",
+            "Cooldowns started or extended, by provider and the error class that caused them",
+            m.cooldowns.clone(),
         );
         r.register(
             "provider_requests",
@@ -178,6 +190,11 @@ impl Metrics {
             m.budget_limit.clone(),
         );
         r.register(
+            "provider_secret_present",
+            "Secret present (1) or missing (0) for each provider of the fallback order that needs one",
+            m.secret_present.clone(),
+        );
+        r.register(
             "provider_reachable",
             "Last connectivity probe: 1 reachable, 0 not",
             m.reachable.clone(),
@@ -193,6 +210,12 @@ impl Metrics {
                     provider: p.to_string(),
                 })
                 .set(BREAKER_CLOSED);
+            for reason in [Outcome::RateLimited, Outcome::QuotaExhausted, Outcome::Auth] {
+                let _ = m.cooldowns.get_or_create(&CooldownLabels {
+                    provider: p.to_string(),
+                    reason,
+                });
+            }
         }
         for source in [OfflineSource::Local, OfflineSource::Package] {
             let _ = m.offline_hits.get_or_create(&SourceLabels { source });
@@ -263,6 +286,25 @@ impl Metrics {
                     .inc_by(n);
             }
         }
+    }
+
+    /// Sets whether `provider`'s secret is present.
+    pub fn secret_present(&self, provider: &str, present: bool) {
+        self.secret_present
+            .get_or_create(&ProviderLabels {
+                provider: provider.to_string(),
+            })
+            .set(i64::from(present));
+    }
+
+    /// Counts one cooldown started (or extended) for `provider`.
+    pub fn cooldown(&self, provider: &str, reason: Outcome) {
+        self.cooldowns
+            .get_or_create(&CooldownLabels {
+                provider: provider.to_string(),
+                reason,
+            })
+            .inc();
     }
 
     /// Counts one provider attempt outcome.

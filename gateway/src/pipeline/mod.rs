@@ -264,6 +264,11 @@ fn tool_calls_finish(mut resp: ChatResponse) -> ChatResponse {
     resp
 }
 
+/// What an offline miss of `req` records: the text the packages are matched on.
+fn missed(req: &ChatRequest) -> Option<Vec<String>> {
+    tiers::last_user_text(req).map(|t| vec![t])
+}
+
 fn check(req: &ChatRequest) -> Result<(), ApiError> {
     validate::chat(req).map_err(ApiError::from)
 }
@@ -306,7 +311,9 @@ pub async fn chat(state: &Arc<AppState>, req: &ChatRequest, opts: &Opts) -> Resu
             Ok(answer)
         }
         Err(f) => {
-            let a = tiers::after_failure(&run, f, key.as_ref(), |s| tiers::package_answer(s, req, &needs))?;
+            let a = tiers::after_failure(&run, f, key.as_ref(), missed(req), |s| {
+                tiers::package_answer(s, req, &needs)
+            })?;
             run.finish(&a.meta(), None);
             Ok(a)
         }
@@ -338,7 +345,9 @@ pub async fn chat_stream(state: &Arc<AppState>, req: ChatRequest, opts: &Opts) -
             Ok(stream::live(state.clone(), req, needs, candidates, served, meta))
         }
         Err(f) => {
-            let a = tiers::after_failure(&run, f, key.as_ref(), |s| tiers::package_answer(s, &req, &needs))?;
+            let a = tiers::after_failure(&run, f, key.as_ref(), missed(&req), |s| {
+                tiers::package_answer(s, &req, &needs)
+            })?;
             run.finish(&a.meta(), None);
             Ok(stream::whole(&a))
         }
@@ -381,7 +390,9 @@ pub async fn embeddings(
             })
         }
         Err(f) => {
-            let e = tiers::after_failure(&run, f, None, |s| tiers::package_vectors(s, req, &needs))?;
+            let e = tiers::after_failure(&run, f, None, req.input.texts(), |s| {
+                tiers::package_vectors(s, req, &needs)
+            })?;
             run.finish(&e.meta, None);
             Ok(e)
         }

@@ -152,11 +152,13 @@ impl Tier for Embedded {
 
 /// After a failed routing: a stale cache answer (if allowed), then an offline package (not in `remote` mode),
 /// else the error (`offline_miss` in offline mode). Failures that are the client's (a rejected or unservable
-/// request, an unknown model) go straight back. The one place offline misses are counted.
+/// request, an unknown model) go straight back. The one place offline misses are counted and recorded (`missed`:
+/// the texts the packages were matched on, for `/admin/offline/misses`).
 pub(crate) fn after_failure<T: Tier>(
     run: &Run<'_>,
     failure: Failure,
     key: Option<&Key>,
+    missed: Option<Vec<String>>,
     package: impl FnOnce(&AppState) -> Option<T>,
 ) -> Result<T, ApiError> {
     let state = run.state;
@@ -185,6 +187,7 @@ pub(crate) fn after_failure<T: Tier>(
         }
         if run.mode == Mode::Offline || !state.offline.is_empty() {
             state.metrics.offline_misses.inc();
+            state.offline.record_misses(missed.as_deref());
         }
     }
     Err(match (failure, run.mode) {

@@ -122,6 +122,75 @@ impl fmt::Display for ProviderError {
 
 const MAX_MESSAGE: usize = 300;
 
+/// What a removed secret is replaced with.
+pub const REDACTED: &str = "[redacted]";
+
+/// Removes secrets from free text that is kept or shown (recorded prompts, reports): every known secret value
+/// (at least 4 characters), and anything that looks like a credential whatever its origin: a word after
+/// `Bearer`/`Basic`, `sk-`/`sk_` keys, and long key-like tokens (24+ characters of letters, digits and
+/// `-_+/=.` with both letters and digits, e.g. API keys, JWTs, base64 `id:secret`). Returns the text and
+/// whether anything was removed.
+pub fn redact_text(text: &str, known: &[&str]) -> (String, bool) {
+    let out = redact_known(text, known);
+    let mut result = String::with_capacity(out.len());
+    let mut after_scheme = false;
+    let mut rest = out.as_str();
+    while !rest.is_empty() {
+        let start = rest.find(|c: char| !is_separator(c)).unwrap_or(rest.len());
+        result.push_str(&rest[..start]);
+        rest = &rest[start..];
+        let end = rest.find(is_separator).unwrap_or(rest.len());
+        let word = &rest[..end];
+        if word.is_empty() {
+            break;
+        }
+        if !(after_scheme || looks_like_key(word)) {
+            result.push_str(word);
+        } else {
+            result.push_str(REDACTED);
+        }
+        after_scheme = word.eq_ignore_ascii_case("bearer") || word.eq_ignore_ascii_case("basic");
+        rest = &rest[end..];
+    }
+    let changed = result != text;
+    (result, changed)
+}
+
+/// Replaces every known secret value (at least 4 characters) in `text` with [`REDACTED`]; for texts whose other
+/// long tokens must stay (model answers).
+pub fn redact_known(text: &str, known: &[&str]) -> String {
+    let mut out = text.to_string();
+    for s in known.iter().filter(|s| s.len() >= 4) {
+        if out.contains(*s) {
+            out = out.replace(*s, REDACTED);
+        }
+    }
+    out
+}
+
+fn is_separator(c: char) -> bool {
+    c.is_whitespace()
+        || matches!(
+            c,
+            '"' | '\'' | '`' | ',' | ';' | '(' | ')' | '[' | ']' | '{' | '}' | '<' | '>'
+        )
+}
+
+fn looks_like_key(word: &str) -> bool {
+    // `key=value` / `key:value`: judge the value.
+    let value = word.rsplit(['=', ':']).find(|p| !p.is_empty()).unwrap_or(word);
+    let value = if value.len() < 8 { word } else { value };
+    if (value.starts_with("sk-") || value.starts_with("sk_")) && value.len() >= 12 {
+        return true;
+    }
+    value.len() >= 24
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '+' | '/' | '=' | '.'))
+        && value.chars().any(|c| c.is_ascii_digit())
+        && value.chars().any(|c| c.is_ascii_alphabetic())
+}
+
 impl ProviderError {
     /// A classified error without status.
     pub fn new(class: ErrorClass, message: impl Into<String>) -> ProviderError {
@@ -155,7 +224,7 @@ impl ProviderError {
     /// Removes a secret from the message (upstreams sometimes echo keys).
     pub fn redact(mut self, secret: Option<&str>) -> ProviderError {
         if let Some(s) = secret.filter(|s| s.len() >= 4) {
-            self.message = self.message.replace(s, "[redacted]");
+            self.message = self.message.replace(s, REDACTED);
         }
         self
     }

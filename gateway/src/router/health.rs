@@ -145,12 +145,13 @@ impl Health {
         self.prune(now, policy.breaker.window);
     }
 
-    /// Records a failure: sets cooldowns by class and may open the breaker.
-    pub fn record_failure(&mut self, now: Instant, err: &ProviderError, policy: &Policy) {
+    /// Records a failure: sets cooldowns by class and may open the breaker. True when it started (or extended) a
+    /// cooldown.
+    pub fn record_failure(&mut self, now: Instant, err: &ProviderError, policy: &Policy) -> bool {
         if err.class.is_about_request() {
             // The client's error: the provider answered, its health is what it was.
             self.release_probe();
-            return;
+            return false;
         }
         self.last_error = Some(err.clone());
         let c = &policy.cooldowns;
@@ -162,11 +163,13 @@ impl Health {
             ErrorClass::Auth => Some(c.auth),
             _ => None,
         };
+        let mut cooling = false;
         if let Some(d) = cooldown.filter(|d| !d.is_zero()) {
             let until = now + d;
             if self.cooldown_until.is_none_or(|u| u < until) {
                 self.cooldown_until = Some(until);
                 self.cooldown_reason = Some(err.class);
+                cooling = true;
             }
         }
         let failed = err.class.counts_for_breaker();
@@ -192,6 +195,7 @@ impl Health {
                 }
             }
         }
+        cooling
     }
 
     fn open(&mut self, now: Instant) {

@@ -423,10 +423,13 @@ impl Router {
         }
         if let Some(h) = self.health.get(provider) {
             let mut h = lock(h);
-            h.record_failure(Instant::now(), err, &self.policy);
+            let cooling = h.record_failure(Instant::now(), err, &self.policy);
             let state = h.state();
             drop(h);
             self.set_breaker_metric(provider, state);
+            if cooling {
+                self.metrics.cooldown(provider, err.class.into());
+            }
         }
         self.metrics.provider_outcome(provider, err.class.into());
         if err.class == ErrorClass::RateLimited {
