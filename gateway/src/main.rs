@@ -437,7 +437,7 @@ async fn mcp(path: &Path, gateway_url: Option<&str>) -> ExitCode {
     let admin_token = env(mcp::ADMIN_TOKEN_ENV);
     let backend = match gateway_url {
         Some(url) => match mcp::Remote::new(url, cfg, env(mcp::API_KEY_ENV), admin_token.clone()) {
-            Ok(r) => mcp::Backend::Remote(r),
+            Ok(r) => mcp::Backend::Remote(Box::new(r)),
             Err(e) => {
                 eprintln!("{e}");
                 return ExitCode::FAILURE;

@@ -411,3 +411,78 @@ async fn a_huge_prompt_is_an_actionable_tool_error_without_an_upstream_call() {
         assert_eq!(stand.fakes[name].request_count(), 0, "{name} was called");
     }
 }
+
+/// `llm-gateway mcp --gateway-url`: the same tools over a running gateway's REST API.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remote_backend_talks_to_a_running_gateway() {
+    let fakes = common::fakes().await;
+    let text = common::yaml(&fakes, "openai, kimi, ollama", "", "compatible").replace(
+        "body_limit_bytes: 65536 }",
+        "body_limit_bytes: 65536, admin_token: { value: s3cret-admin-remote } }",
+    );
+    let cfg = llm_gateway::config::Config::from_yaml(&text, &|_| None).unwrap();
+    let state = llm_gateway::AppState::new(cfg.clone()).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(llm_gateway::server::run(listener, None, state, async move {
+        let _ = stop_rx.await;
+    }));
+    let url = format!("http://{addr}");
+    let remote = |token: Option<&str>| {
+        let r = llm_gateway::mcp::Remote::new(&url, cfg.clone(), None, token.map(String::from)).unwrap();
+        LlmProviderTool::new(Arc::new(Backend::Remote(Box::new(r))), None)
+    };
+    let args = |v: Value| v.as_object().cloned();
+    let with = remote(Some("s3cret-admin-remote"));
+    let r = with
+        .run(
+            "llm_generate",
+            args(json!({"prompt": "hi", "provider": "kimi"})),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.is_error, Some(false), "{r:?}");
+    let out = r.structured_content.unwrap();
+    assert_eq!(out["provider"], "kimi");
+    assert_eq!(out["fallbacks"], 0);
+    let r = with
+        .run("llm_set_mode", args(json!({"mode": "remote"})), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        r.structured_content,
+        Some(json!({"mode": "remote", "previous": "auto"}))
+    );
+    let r = with
+        .run("llm_set_mode", args(json!({"mode": "turbo"})), None)
+        .await
+        .unwrap();
+    assert_eq!(r.is_error, Some(true));
+    let r = with.run("llm_providers", args(json!({})), None).await.unwrap();
+    assert_eq!(r.structured_content.unwrap()["mode"], "remote");
+    let without = remote(None);
+    let r = without.run("llm_mode", args(json!({})), None).await.unwrap();
+    assert_eq!(r.is_error, Some(true));
+    let msg = serde_json::to_string(&r.content).unwrap();
+    assert!(msg.contains("LLM_MCP_ADMIN_TOKEN"), "{msg}");
+    let r = without
+        .run(
+            "llm_generate",
+            args(json!({"prompt": "hi", "model": "nope"})),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.is_error, Some(true));
+    assert!(serde_json::to_string(&r.content).unwrap().contains("nope"));
+    // A gateway that is not there is an actionable tool error too.
+    let _ = stop_tx.send(());
+    let _ = server.await;
+    let r = with.run("llm_mode", args(json!({})), None).await.unwrap();
+    assert_eq!(r.is_error, Some(true));
+    assert!(serde_json::to_string(&r.content)
+        .unwrap()
+        .contains("cannot reach the gateway"));
+}

@@ -30,7 +30,7 @@ pub enum Backend {
     /// This process.
     Local(Arc<AppState>),
     /// A running gateway.
-    Remote(Remote),
+    Remote(Box<Remote>),
 }
 
 /// A running gateway reached over HTTP (`llm-gateway mcp --gateway-url`).
