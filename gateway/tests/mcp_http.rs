@@ -486,3 +486,49 @@ async fn remote_backend_talks_to_a_running_gateway() {
         .unwrap()
         .contains("cannot reach the gateway"));
 }
+
+/// The stateless 2026-07-28 revision: no handshake, no session; each request carries its protocol metadata.
+#[tokio::test]
+async fn stateless_2026_requests_need_no_session() {
+    let fakes = common::fakes().await;
+    let app = app_with(&fakes, "", "mcp: { enabled: true }");
+    let meta = json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": {},
+        "io.modelcontextprotocol/clientInfo": {"name": "test", "version": "0"}
+    });
+    let r = post(
+        &app,
+        json!({"jsonrpc": "2.0", "id": 1, "method": "server/discover", "params": {"_meta": meta}}),
+        &[
+            ("mcp-protocol-version", "2026-07-28"),
+            ("mcp-method", "server/discover"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.json);
+    assert!(r.session.is_none());
+    let versions = r.json["result"]["supportedVersions"].to_string();
+    assert!(
+        versions.contains("2026-07-28") && versions.contains("2025-11-25"),
+        "{}",
+        r.json
+    );
+    let r = post(
+        &app,
+        json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+               "params": {"name": "llm_explain_route", "arguments": {}, "_meta": meta}}),
+        &[
+            ("mcp-protocol-version", "2026-07-28"),
+            ("mcp-method", "tools/call"),
+            ("mcp-name", "llm_explain_route"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.json);
+    assert_eq!(
+        r.json["result"]["structuredContent"]["would_serve"], "openai",
+        "{}",
+        r.json
+    );
+}
