@@ -532,3 +532,34 @@ async fn stateless_2026_requests_need_no_session() {
         r.json
     );
 }
+
+/// Every provider down: an `isError` result a model can act on (each provider's failure, what to do), no secret.
+#[tokio::test]
+async fn every_provider_down_is_an_actionable_tool_error() {
+    use llm_mocks::{FaultKind, FaultSpec};
+    let stand = common::stand_with("openai, kimi", "", "compatible").await;
+    for name in ["openai", "kimi"] {
+        stand.fakes[name]
+            .add_fault(FaultSpec::new(FaultKind::ServerError))
+            .unwrap();
+    }
+    let server = LlmProviderTool::new(Arc::new(Backend::Local(stand.state.clone())), None);
+    let mut args = serde_json::Map::new();
+    args.insert("prompt".into(), json!("Is anyone there?"));
+    let r = server.run("llm_generate", Some(args), None).await.unwrap();
+    assert_eq!(r.is_error, Some(true));
+    let msg = r.content[0].as_text().map(|t| t.text.clone()).unwrap_or_default();
+    assert!(msg.contains("openai: overloaded"), "{msg}");
+    assert!(msg.contains("kimi: overloaded"), "{msg}");
+    assert!(msg.contains("llm_providers"), "{msg}");
+    assert!(!msg.contains("sk-test"), "{msg}");
+    let m = stand.state.metrics.encode();
+    let failed = common::sample(
+        &m,
+        "llm_gateway_mcp_tool_calls_total",
+        &[("tool", "llm_generate"), ("outcome", "failed")],
+    );
+    assert_eq!(failed, 1.0, "{m}");
+    let route = common::sample(&m, "llm_gateway_requests_total", &[("route", "mcp")]);
+    assert_eq!(route, 1.0, "{m}");
+}
