@@ -563,3 +563,27 @@ async fn every_provider_down_is_an_actionable_tool_error() {
     let route = common::sample(&m, "llm_gateway_requests_total", &[("route", "mcp")]);
     assert_eq!(route, 1.0, "{m}");
 }
+
+/// A client key's tokens/min counts the answers of `llm_generate` on `/mcp` as it counts `/v1/*` answers.
+#[tokio::test]
+async fn mcp_answers_count_against_the_client_keys_tokens() {
+    let fakes = common::fakes().await;
+    let app = app_with(
+        &fakes,
+        "",
+        "limits:\n  clients:\n    - { name: agent, key: { value: agent-key-123456 }, tokens_per_minute: 5 }\n\
+         mcp: { enabled: true }",
+    );
+    let key = [("authorization", "Bearer agent-key-123456")];
+    let s = session(&app, &key).await;
+    let out = call_tool(&app, &s, &key, "llm_generate", json!({"prompt": "hello there"})).await;
+    assert_eq!(out["result"]["isError"], false, "{out}");
+    assert!(
+        out["result"]["structuredContent"]["usage"]["total_tokens"]
+            .as_u64()
+            .unwrap()
+            > 5
+    );
+    let r = post(&app, init_body(), &key).await;
+    assert_eq!(r.status, 429, "{}", r.json);
+}

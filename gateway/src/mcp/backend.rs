@@ -181,6 +181,16 @@ impl Backend {
         }
     }
 
+    /// Counts an answer's tokens against the client key of an HTTP caller (`limits.clients` tokens/min), as the
+    /// client-key layer does for `/v1/*` answers.
+    pub fn record_client_tokens(&self, id: crate::limits::ClientId, usage: &Value) {
+        if let Backend::Local(s) = self {
+            let n = |k: &str| usage[k].as_u64().unwrap_or(0);
+            let total = n("total_tokens").max(n("prompt_tokens") + n("completion_tokens"));
+            s.clients.record_tokens(id, total);
+        }
+    }
+
     /// The metrics of the gateway in this process.
     pub fn metrics(&self) -> Option<&crate::metrics::Metrics> {
         match self {

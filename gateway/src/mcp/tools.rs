@@ -513,12 +513,22 @@ impl ServerHandler for LlmProviderTool {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        let token = match context.extensions.get::<http::request::Parts>() {
-            Some(parts) => header_token(&parts.headers),
-            None => self.stdio_admin_token.clone(),
+        let (token, client) = match context.extensions.get::<http::request::Parts>() {
+            Some(parts) => (
+                header_token(&parts.headers),
+                parts.extensions.get::<crate::limits::ClientId>().copied(),
+            ),
+            None => (self.stdio_admin_token.clone(), None),
         };
         match self.run(&request.name, request.arguments, token.as_deref()).await {
-            Some(r) => Ok(r.into()),
+            Some(r) => {
+                if let (Some(id), Some(out)) = (client, &r.structured_content) {
+                    if r.is_error != Some(true) && request.name == McpTool::Generate.as_str() {
+                        self.backend.record_client_tokens(id, &out["usage"]);
+                    }
+                }
+                Ok(r.into())
+            }
             None => Err(ErrorData::invalid_params(
                 format!("unknown tool {:?}; call tools/list", request.name),
                 None,
