@@ -587,3 +587,26 @@ async fn mcp_answers_count_against_the_client_keys_tokens() {
     let r = post(&app, init_body(), &key).await;
     assert_eq!(r.status, 429, "{}", r.json);
 }
+
+/// Offline mode promises not one remote call: `llm_smoke` then checks only a local provider.
+#[tokio::test]
+async fn smoke_in_offline_mode_calls_no_remote_provider() {
+    let stand = common::stand_with("openai, kimi, ollama", "", "compatible").await;
+    stand.state.router.set_mode(llm_gateway::config::Mode::Offline);
+    let server = LlmProviderTool::new(Arc::new(Backend::Local(stand.state.clone())), None);
+    let args = |v: Value| v.as_object().cloned();
+    for a in [json!({}), json!({"provider": "openai"})] {
+        let r = server.run("llm_smoke", args(a), None).await.unwrap();
+        assert_eq!(r.is_error, Some(true));
+        let msg = serde_json::to_string(&r.content).unwrap();
+        assert!(msg.contains("offline mode") && msg.contains("ollama"), "{msg}");
+    }
+    let r = server
+        .run("llm_smoke", args(json!({"provider": "ollama"})), None)
+        .await
+        .unwrap();
+    assert_eq!(r.is_error, Some(false), "{r:?}");
+    for name in ["openai", "kimi"] {
+        assert_eq!(stand.fakes[name].request_count(), 0, "{name} was called");
+    }
+}

@@ -332,6 +332,23 @@ impl Backend {
                 )));
             }
         }
+        // Offline mode promises not one remote call: only a local provider may be smoke-tested then.
+        if let Backend::Local(s) = self {
+            if s.router.mode() == crate::config::Mode::Offline {
+                let local: Vec<&str> = cfg
+                    .providers
+                    .values()
+                    .filter(|p| p.kind.is_local())
+                    .map(|p| p.name.as_str())
+                    .collect();
+                if !provider.is_some_and(|p| local.contains(&p)) {
+                    return Err(ToolError::Invalid(format!(
+                        "the gateway is in offline mode, where no remote provider is called: pass a local                          provider ({}) or switch the mode with llm_set_mode first",
+                        if local.is_empty() { "none configured".to_string() } else { local.join(", ") }
+                    )));
+                }
+            }
+        }
         let report = crate::ops::smoke::run(cfg, provider, full)
             .await
             .map_err(ToolError::Failed)?;
