@@ -3,13 +3,13 @@
 
 use std::sync::Arc;
 
-use rmcp::handler::server::tool::{schema_for_output, schema_for_type};
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation, ListToolsResult,
     PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool, ToolAnnotations,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler};
+use schemars::generate::SchemaSettings;
 use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -23,6 +23,7 @@ use crate::metrics::{McpLabels, McpOutcome, McpTool};
 #[serde(deny_unknown_fields)]
 pub(crate) struct GenerateArgs {
     /// The user message to answer (non-empty).
+    #[schemars(length(min = 1))]
     prompt: String,
     /// An optional system message put before the prompt.
     #[serde(default)]
@@ -35,9 +36,11 @@ pub(crate) struct GenerateArgs {
     provider: Option<String>,
     /// Upper bound on generated tokens (at least 1).
     #[serde(default)]
+    #[schemars(range(min = 1))]
     max_tokens: Option<u32>,
     /// Sampling temperature, 0 to 2.
     #[serde(default)]
+    #[schemars(range(min = 0.0, max = 2.0))]
     temperature: Option<f64>,
 }
 
@@ -63,6 +66,7 @@ pub(crate) struct ExplainArgs {
 #[serde(deny_unknown_fields)]
 pub(crate) struct LookupArgs {
     /// The prompt to match against the offline packages (non-empty).
+    #[schemars(length(min = 1))]
     prompt: String,
 }
 
@@ -82,8 +86,8 @@ pub(crate) struct SmokeArgs {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct SetModeArgs {
-    /// "auto" (remote providers, then local, then offline), "remote" (remote providers only) or "offline" (no
-    /// remote call at all).
+    /// "auto" (providers, then local, then offline answers), "remote" (remote providers only), "offline" (none).
+    #[schemars(extend("enum" = ["auto", "remote", "offline"]))]
     mode: String,
 }
 
@@ -225,6 +229,59 @@ pub(crate) struct SetModeOut {
     previous: String,
 }
 
+/// A tool's input schema: what the arguments' type accepts.
+fn input_schema<T: JsonSchema>() -> Arc<rmcp::model::JsonObject> {
+    schema::<T>(SchemaSettings::draft2020_12())
+}
+
+/// A tool's output schema: what the result's type serialises to.
+fn output_schema<T: JsonSchema>() -> Arc<rmcp::model::JsonObject> {
+    schema::<T>(SchemaSettings::draft2020_12().for_serialize())
+}
+
+/// JSON Schema 2020-12 (MCP's default dialect) without a `$schema` stamp and with every subschema inlined (no
+/// `$defs`/`$ref`), the top-level title and description dropped (the tool has its own): a plain object schema
+/// that validators of either dialect accept (draft-07-only ones reject a 2020-12 stamp, 2020-12-only ones a
+/// draft-07 one).
+fn schema<T: JsonSchema>(mut settings: SchemaSettings) -> Arc<rmcp::model::JsonObject> {
+    settings.meta_schema = None;
+    settings.inline_subschemas = true;
+    let root = settings.into_generator().into_root_schema_for::<T>();
+    let mut object = match serde_json::to_value(root) {
+        Ok(Value::Object(o)) => o,
+        _ => rmcp::model::JsonObject::new(),
+    };
+    for key in ["$schema", "title", "description"] {
+        object.remove(key);
+    }
+    object.entry("type").or_insert_with(|| Value::from("object"));
+    let mut v = Value::Object(object);
+    drop_custom_formats(&mut v);
+    match v {
+        Value::Object(o) => Arc::new(o),
+        _ => Arc::new(rmcp::model::JsonObject::new()),
+    }
+}
+
+/// Removes schemars' Rust-specific `format`s (`uint32`, `uint64`, `double`...): strict validators refuse
+/// unknown formats, and `minimum`/`type` already say what they mean.
+fn drop_custom_formats(v: &mut Value) {
+    match v {
+        Value::Object(o) => {
+            let custom = o
+                .get("format")
+                .and_then(Value::as_str)
+                .is_some_and(|f| !matches!(f, "date-time" | "date" | "time" | "email" | "uri" | "uuid"));
+            if custom {
+                o.remove("format");
+            }
+            o.values_mut().for_each(drop_custom_formats);
+        }
+        Value::Array(a) => a.iter_mut().for_each(drop_custom_formats),
+        _ => {}
+    }
+}
+
 struct Spec {
     tool: McpTool,
     title: &'static str,
@@ -252,8 +309,8 @@ fn specs() -> Vec<Spec> {
                 Fails (isError) only when nothing could answer; the message lists each provider's failure.",
             admin: false,
             annotations: ToolAnnotations::new().read_only(false).destructive(false).idempotent(false).open_world(true),
-            input: schema_for_type::<GenerateArgs>(),
-            output: schema_for_output::<GenerateOut>(),
+            input: input_schema::<GenerateArgs>(),
+            output: output_schema::<GenerateOut>(),
         },
         Spec {
             tool: McpTool::Providers,
@@ -263,8 +320,8 @@ fn specs() -> Vec<Spec> {
                 provider is called. Needs the admin token when the gateway has one.",
             admin: true,
             annotations: ro(),
-            input: schema_for_type::<NoArgs>(),
-            output: schema_for_output::<ProvidersOut>(),
+            input: input_schema::<NoArgs>(),
+            output: output_schema::<ProvidersOut>(),
         },
         Spec {
             tool: McpTool::ExplainRoute,
@@ -274,8 +331,8 @@ fn specs() -> Vec<Spec> {
                 rate limit, budget used up, unreachable). Calls no provider and changes nothing.",
             admin: false,
             annotations: ro(),
-            input: schema_for_type::<ExplainArgs>(),
-            output: schema_for_output::<ExplainOut>(),
+            input: input_schema::<ExplainArgs>(),
+            output: output_schema::<ExplainOut>(),
         },
         Spec {
             tool: McpTool::OfflineLookup,
@@ -285,8 +342,8 @@ fn specs() -> Vec<Spec> {
                 provider available). Calls no provider.",
             admin: false,
             annotations: ro(),
-            input: schema_for_type::<LookupArgs>(),
-            output: schema_for_output::<LookupOut>(),
+            input: input_schema::<LookupArgs>(),
+            output: output_schema::<LookupOut>(),
         },
         Spec {
             tool: McpTool::Smoke,
@@ -296,8 +353,8 @@ fn specs() -> Vec<Spec> {
                 upstream calls. Needs the admin token when the gateway has one.",
             admin: true,
             annotations: ToolAnnotations::new().read_only(true).idempotent(false).open_world(true),
-            input: schema_for_type::<SmokeArgs>(),
-            output: schema_for_output::<SmokeOut>(),
+            input: input_schema::<SmokeArgs>(),
+            output: output_schema::<SmokeOut>(),
         },
         Spec {
             tool: McpTool::Mode,
@@ -305,8 +362,8 @@ fn specs() -> Vec<Spec> {
             description: "Show the gateway's mode: auto, remote or offline. Needs the admin token when the gateway has one.",
             admin: true,
             annotations: ro(),
-            input: schema_for_type::<NoArgs>(),
-            output: schema_for_output::<ModeOut>(),
+            input: input_schema::<NoArgs>(),
+            output: output_schema::<ModeOut>(),
         },
         Spec {
             tool: McpTool::SetMode,
@@ -316,8 +373,8 @@ fn specs() -> Vec<Spec> {
                 Needs the admin token when the gateway has one.",
             admin: true,
             annotations: ToolAnnotations::new().read_only(false).destructive(true).idempotent(true).open_world(false),
-            input: schema_for_type::<SetModeArgs>(),
-            output: schema_for_output::<SetModeOut>(),
+            input: input_schema::<SetModeArgs>(),
+            output: output_schema::<SetModeOut>(),
         },
     ]
 }

@@ -107,6 +107,12 @@ def test_initialize_and_list_tools():
                 jsonschema.Draft202012Validator.check_schema(t.inputSchema)
                 assert t.outputSchema and t.outputSchema["type"] == "object", name
                 jsonschema.Draft202012Validator.check_schema(t.outputSchema)
+                for schema in (t.inputSchema, t.outputSchema):
+                    # Plain schemas: valid in draft-07 too, no dialect stamp, no references, no Rust formats.
+                    jsonschema.Draft7Validator.check_schema(schema)
+                    text = json.dumps(schema)
+                    for needle in ('"$schema"', '"$ref"', '"$defs"', '"format"'):
+                        assert needle not in text, (name, needle)
                 ro, destructive, idempotent, open_world = TOOLS[name]
                 a = t.annotations
                 assert a.readOnlyHint is ro, name
