@@ -231,7 +231,28 @@ pub(crate) struct SetModeOut {
 
 /// A tool's input schema: what the arguments' type accepts.
 fn input_schema<T: JsonSchema>() -> Arc<rmcp::model::JsonObject> {
-    schema::<T>(SchemaSettings::draft2020_12())
+    // An optional argument is simply not required (no `"type": [T, "null"]`, no `"default": null`): the plain
+    // shape function-calling models handle best; `null` is still accepted as "absent".
+    let mut object = schema::<T>(SchemaSettings::draft2020_12()).as_ref().clone();
+    let required: Vec<Value> = object
+        .get("required")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    if let Some(Value::Object(props)) = object.get_mut("properties") {
+        for (name, p) in props.iter_mut() {
+            if required.contains(&Value::from(name.as_str())) {
+                continue;
+            }
+            if let Some(Value::Array(types)) = p.get("type") {
+                let non_null: Vec<Value> = types.iter().filter(|t| *t != "null").cloned().collect();
+                if let [only] = non_null.as_slice() {
+                    p["type"] = only.clone();
+                }
+            }
+        }
+    }
+    Arc::new(object)
 }
 
 /// A tool's output schema: what the result's type serialises to.
@@ -274,6 +295,9 @@ fn drop_custom_formats(v: &mut Value) {
                 .is_some_and(|f| !matches!(f, "date-time" | "date" | "time" | "email" | "uri" | "uuid"));
             if custom {
                 o.remove("format");
+            }
+            if o.get("default") == Some(&Value::Null) {
+                o.remove("default");
             }
             o.values_mut().for_each(drop_custom_formats);
         }
