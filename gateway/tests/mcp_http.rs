@@ -481,6 +481,15 @@ async fn remote_backend_talks_to_a_running_gateway() {
         .unwrap();
     assert_eq!(r.is_error, Some(true));
     assert!(serde_json::to_string(&r.content).unwrap().contains("nope"));
+    // The route explanation needs the gateway's own /mcp, off on this one: the error says how to switch it on.
+    let r = with
+        .run("llm_explain_route", args(json!({})), None)
+        .await
+        .unwrap();
+    assert_eq!(r.is_error, Some(true));
+    assert!(serde_json::to_string(&r.content)
+        .unwrap()
+        .contains("mcp.enabled: true"));
     // A gateway that is not there is an actionable tool error too.
     let _ = stop_tx.send(());
     let _ = server.await;

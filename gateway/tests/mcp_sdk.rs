@@ -132,6 +132,63 @@ async fn mcp_sdk_over_streamable_http() {
     let _ = server.await;
 }
 
+/// `llm-gateway mcp --gateway-url`: the stdio server acting on a running gateway (its REST API, and its `/mcp`
+/// for the route explanation).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mcp_sdk_over_stdio_with_gateway_url() {
+    let Some(py) = llm_mocks::testing::venv_python().unwrap() else {
+        return;
+    };
+    let fakes = common::fakes().await;
+    let text = config(&fakes);
+    let dir = std::env::temp_dir().join(format!("llm-gw-mcp-remote-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("gateway.yaml");
+    std::fs::write(&file, &text).unwrap();
+    let cfg = llm_gateway::config::Config::from_yaml(&text, &|_| None).unwrap();
+    let state = llm_gateway::AppState::new(cfg).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(llm_gateway::server::run(
+        listener,
+        None,
+        state.clone(),
+        async move {
+            let _ = stop_rx.await;
+        },
+    ));
+    let cmd = pytest(
+        py,
+        &fakes,
+        &[
+            ("MCP_TRANSPORT", "stdio".into()),
+            ("MCP_COMMAND", env!("CARGO_BIN_EXE_llm-gateway").into()),
+            ("MCP_CONFIG", file.display().to_string()),
+            ("MCP_GATEWAY_URL", format!("http://{addr}")),
+            ("MCP_CLIENT_KEY", CLIENT_KEY.into()),
+        ],
+    );
+    run(cmd).await;
+    // The running gateway answered: llm_generate as its assistants route, the explanations on its /mcp.
+    let m = state.metrics.encode();
+    let generated = common::sample(
+        &m,
+        "llm_gateway_requests_total",
+        &[("route", "assistants_generate"), ("status", "200")],
+    );
+    assert!(generated >= 4.0, "{m}");
+    let explained = common::sample(
+        &m,
+        "llm_gateway_mcp_tool_calls_total",
+        &[("tool", "llm_explain_route"), ("outcome", "ok")],
+    );
+    assert!(explained >= 4.0, "{m}");
+    let _ = stop_tx.send(());
+    let _ = server.await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mcp_sdk_over_stdio() {
     let Some(py) = llm_mocks::testing::venv_python().unwrap() else {

@@ -119,6 +119,85 @@ impl Remote {
     }
 }
 
+impl Remote {
+    /// One stateless (2026-07-28) `tools/call` on the running gateway's `/mcp`, for what only it can answer.
+    async fn mcp_tool(&self, name: &str, arguments: Value) -> Result<Value, ToolError> {
+        let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
+            "name": name,
+            "arguments": arguments,
+            "_meta": {
+                "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                "io.modelcontextprotocol/clientCapabilities": {},
+                "io.modelcontextprotocol/clientInfo": {"name": "llm-gateway-mcp", "version": env!("CARGO_PKG_VERSION")},
+            },
+        }});
+        let mut req = self
+            .client
+            .post(format!("{}/mcp", self.base))
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-protocol-version", "2026-07-28")
+            .header("mcp-method", "tools/call")
+            .header("mcp-name", name)
+            .json(&body);
+        if let Some(k) = &self.api_key {
+            req = req.bearer_auth(k);
+        }
+        if let Some(t) = &self.admin_token {
+            req = req.header(super::ADMIN_TOKEN_HEADER, t);
+        }
+        let resp = req.send().await.map_err(|e| {
+            ToolError::Failed(format!(
+                "cannot reach the gateway at {}: {}",
+                self.base,
+                e.without_url()
+            ))
+        })?;
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap_or_default();
+        match status {
+            200 => {}
+            404 => {
+                return Err(ToolError::Failed(format!(
+                    "{name} needs the gateway's live router state, which it serves on /mcp: set mcp.enabled: true \
+                     in the gateway's config (HTTP 404 from {}/mcp)",
+                    self.base
+                )))
+            }
+            401 => {
+                return Err(ToolError::Unauthorized(format!(
+                    "the gateway refused the client key (HTTP 401); set {} to a client key of the gateway",
+                    super::API_KEY_ENV
+                )))
+            }
+            s => return Err(ToolError::Failed(format!("the gateway's /mcp answered HTTP {s}"))),
+        }
+        let msg = serde_json::from_str::<Value>(&text).ok().or_else(|| {
+            text.lines()
+                .filter_map(|l| l.trim_end().strip_prefix("data:"))
+                .filter_map(|d| serde_json::from_str::<Value>(d.trim()).ok())
+                .find(|v| v.get("result").is_some() || v.get("error").is_some())
+        });
+        let Some(msg) = msg else {
+            return Err(ToolError::Failed(
+                "the gateway's /mcp sent no JSON-RPC answer".into(),
+            ));
+        };
+        if let Some(e) = msg.get("error") {
+            let m = e["message"].as_str().unwrap_or("JSON-RPC error");
+            return Err(ToolError::Failed(format!("the gateway's /mcp: {m}")));
+        }
+        let r = &msg["result"];
+        if r["isError"].as_bool() == Some(true) {
+            let m = r
+                .pointer("/content/0/text")
+                .and_then(Value::as_str)
+                .unwrap_or("tool error");
+            return Err(ToolError::Failed(m.to_string()));
+        }
+        Ok(r["structuredContent"].clone())
+    }
+}
+
 /// A gateway error body as one sentence a model can act on (never a secret: the bodies carry none).
 pub(crate) fn describe(status: u16, body: &Value) -> String {
     let e = &body["error"];
@@ -384,13 +463,24 @@ impl Backend {
 
     /// `llm_explain_route`: the plan for `model` in the current mode and, for each candidate, whether it would be
     /// tried or skipped now and why; no upstream call, no state change.
-    pub fn explain_route(&self, model: Option<&str>, provider: Option<&str>) -> Result<Value, ToolError> {
-        let Backend::Local(state) = self else {
-            return Err(ToolError::Failed(
-                "llm_explain_route reads the router's live health, which this stdio server does not have with \
-                 --gateway-url; call it on the gateway's own /mcp endpoint (mcp.enabled: true)"
-                    .into(),
-            ));
+    /// With `--gateway-url` the running gateway's own `/mcp` answers (only it knows its live health).
+    pub async fn explain_route(
+        &self,
+        model: Option<&str>,
+        provider: Option<&str>,
+    ) -> Result<Value, ToolError> {
+        let state = match self {
+            Backend::Local(state) => state,
+            Backend::Remote(r) => {
+                let mut args = serde_json::Map::new();
+                if let Some(m) = model {
+                    args.insert("model".into(), Value::from(m));
+                }
+                if let Some(p) = provider {
+                    args.insert("provider".into(), Value::from(p));
+                }
+                return r.mcp_tool("llm_explain_route", Value::Object(args)).await;
+            }
         };
         let mode = state.router.mode();
         let model = model

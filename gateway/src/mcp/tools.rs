@@ -528,7 +528,7 @@ impl LlmProviderTool {
             }
             McpTool::ExplainRoute => {
                 let a: ExplainArgs = parse(args)?;
-                b.explain_route(a.model.as_deref(), a.provider.as_deref())
+                b.explain_route(a.model.as_deref(), a.provider.as_deref()).await
             }
             McpTool::OfflineLookup => {
                 let a: LookupArgs = parse(args)?;

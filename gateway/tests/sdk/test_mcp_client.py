@@ -2,7 +2,8 @@
 
 Started by gateway/tests/mcp_sdk.rs, once per transport:
 - MCP_TRANSPORT=http: MCP_URL is the gateway's /mcp, MCP_CLIENT_KEY a client key of it;
-- MCP_TRANSPORT=stdio: MCP_COMMAND and MCP_CONFIG start `llm-gateway mcp --config F` (a fresh process per session).
+- MCP_TRANSPORT=stdio: MCP_COMMAND and MCP_CONFIG start `llm-gateway mcp --config F` (a fresh process per session),
+  with MCP_GATEWAY_URL also `--gateway-url URL` (the tools act on that running gateway; MCP_CLIENT_KEY its key).
 MCP_ADMIN_TOKEN is the gateway's admin token; LLM_MOCKS_<PROVIDER> the fakes' roots, for switching faults on.
 Tests run in file order; the outage test is last (a quota cooldown outlives it on the shared HTTP gateway).
 """
@@ -65,9 +66,11 @@ async def session(admin: bool = True):
         child_env["RUST_LOG"] = "warn"
         if admin:
             child_env["LLM_MCP_ADMIN_TOKEN"] = env("MCP_ADMIN_TOKEN")
-        params = StdioServerParameters(
-            command=env("MCP_COMMAND"), args=["mcp", "--config", env("MCP_CONFIG")], env=child_env
-        )
+        args = ["mcp", "--config", env("MCP_CONFIG")]
+        if os.environ.get("MCP_GATEWAY_URL"):
+            args += ["--gateway-url", env("MCP_GATEWAY_URL")]
+            child_env["LLM_MCP_API_KEY"] = env("MCP_CLIENT_KEY")
+        params = StdioServerParameters(command=env("MCP_COMMAND"), args=args, env=child_env)
         async with stdio_client(params) as (read, write):
             async with ClientSession(read, write) as s:
                 yield s, await s.initialize()
