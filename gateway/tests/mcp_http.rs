@@ -487,9 +487,8 @@ async fn remote_backend_talks_to_a_running_gateway() {
         .await
         .unwrap();
     assert_eq!(r.is_error, Some(true));
-    assert!(serde_json::to_string(&r.content)
-        .unwrap()
-        .contains("mcp.enabled: true"));
+    let msg = serde_json::to_string(&r.content).unwrap();
+    assert!(msg.contains("mcp.enabled: true"), "{msg}");
     // A gateway that is not there is an actionable tool error too.
     let _ = stop_tx.send(());
     let _ = server.await;

@@ -154,9 +154,12 @@ impl Remote {
         })?;
         let status = resp.status().as_u16();
         let text = resp.text().await.unwrap_or_default();
+        // A gateway without `/mcp` answers unknown paths 404, or 401 `admin_unauthorized` when it has an admin
+        // token (its admin layer also guards the fallback route); a refused client key is `invalid_api_key`.
+        let missing = status == 404 || (status == 401 && text.contains("admin_unauthorized"));
         match status {
             200 => {}
-            404 => {
+            _ if missing => {
                 return Err(ToolError::Failed(format!(
                     "{name} needs the gateway's live router state, which it serves on /mcp: set mcp.enabled: true \
                      in the gateway's config (HTTP 404 from {}/mcp)",
