@@ -30,6 +30,7 @@ pub mod cache;
 pub mod canonical;
 pub mod config;
 pub mod limits;
+pub mod mcp;
 pub mod metrics;
 pub mod offline;
 pub mod ops;

@@ -12,6 +12,9 @@
 //! Outside the router, `server.rs` checks the head size (431) and the health reserve (503) per connection, records
 //! the peer address (`ConnectInfo`) and times the request body. Unknown paths (404) and methods (405, with `Allow`)
 //! are answered by the router's fallbacks, as OpenAI-shaped errors like every other rejection.
+//!
+//! `/mcp` (with `mcp.enabled`) has its own stack under layer 1: `Host` and `Origin` validation (403), then the
+//! client key as on `/v1/*`, then rmcp's Streamable HTTP service (its own body limit, the same size).
 
 mod admin;
 mod chat;
@@ -40,7 +43,8 @@ use crate::offline::OfflineStore;
 use crate::pipeline::headers;
 use crate::providers::{self, ClientBuildError, Provider};
 use crate::router::Router;
-pub(crate) use admin::is_loopback;
+pub(crate) use admin::{admin_allowed, is_loopback, parse_mode, providers_json};
+pub(crate) use chat::{generate, generate_result, GenerateRequest};
 pub use error::ApiError;
 
 /// Everything handlers share.
@@ -123,8 +127,23 @@ pub fn app(state: Arc<AppState>) -> axum::Router {
             client::require_client_key,
         ));
     }
-    axum::Router::new()
-        .merge(client_routes)
+    let mut router = axum::Router::new().merge(client_routes);
+    if state.config.mcp.enabled {
+        // `/mcp`: Host and Origin first (DNS rebinding, browsers), then the client key as on `/v1/*`; the admin
+        // token of admin tools is checked per tool call.
+        let mut mcp = crate::mcp::http::routes(&state);
+        if state.clients.enabled() {
+            mcp = mcp.layer(middleware::from_fn_with_state(
+                state.clone(),
+                client::require_client_key,
+            ));
+        }
+        router = router.merge(mcp.layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::mcp::http::guard,
+        )));
+    }
+    router
         .route("/healthz", get(admin::healthz))
         .route("/readyz", get(admin::readyz))
         .route("/metrics", get(admin::metrics))

@@ -297,6 +297,30 @@ pub struct Config {
     pub clients: Vec<ClientKey>,
     /// Connectivity probes (`None`: off).
     pub connectivity: Option<ConnectivityConfig>,
+    /// The MCP server at `/mcp` on the API listener.
+    pub mcp: McpConfig,
+}
+
+/// `mcp:` after validation: the Streamable HTTP MCP endpoint `/mcp` (`llm-gateway mcp` on stdio needs none of it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct McpConfig {
+    /// Serve `/mcp` (default false).
+    pub enabled: bool,
+    /// `Host` values accepted (DNS-rebinding guard), `host` or `host:port`; default loopback names.
+    pub allowed_hosts: Vec<String>,
+    /// `Origin` values accepted when a request carries one (`scheme://host[:port]`); `None` (the default): only
+    /// loopback origins, on any port.
+    pub allowed_origins: Option<Vec<String>>,
+}
+
+impl Default for McpConfig {
+    fn default() -> McpConfig {
+        McpConfig {
+            enabled: false,
+            allowed_hosts: ["localhost", "127.0.0.1", "::1"].map(String::from).to_vec(),
+            allowed_origins: None,
+        }
+    }
 }
 
 /// Capabilities of one provider model set in config (`models.<logical>.<provider>: { model, ... }`); each

@@ -28,6 +28,18 @@ pub(crate) struct RawConfig {
     pub(crate) limits: RawLimits,
     /// Connectivity probes (absent: no probes).
     pub(crate) connectivity: Option<RawConnectivity>,
+    /// The MCP server at `/mcp`.
+    #[serde(default)]
+    pub(crate) mcp: RawMcp,
+}
+
+/// `mcp:`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawMcp {
+    pub(crate) enabled: Option<bool>,
+    pub(crate) allowed_hosts: Option<Vec<String>>,
+    pub(crate) allowed_origins: Option<Vec<String>>,
 }
 
 /// `offline:`.

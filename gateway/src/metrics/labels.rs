@@ -46,6 +46,8 @@ label_enum!(
         AssistantsGenerate => "assistants_generate",
         /// `/admin/*`.
         Admin => "admin",
+        /// The MCP tool `llm_generate` (stdio or `/mcp`).
+        Mcp => "mcp",
         /// Anything else.
         Other => "other",
     }
@@ -248,6 +250,49 @@ pub struct TokenLabels {
     pub provider: String,
     /// Prompt or completion.
     pub kind: TokenKind,
+}
+
+label_enum!(
+    /// An MCP tool of the `LLMProviderTool` server.
+    McpTool {
+        /// `llm_generate`.
+        Generate => "llm_generate",
+        /// `llm_providers`.
+        Providers => "llm_providers",
+        /// `llm_explain_route`.
+        ExplainRoute => "llm_explain_route",
+        /// `llm_offline_lookup`.
+        OfflineLookup => "llm_offline_lookup",
+        /// `llm_smoke`.
+        Smoke => "llm_smoke",
+        /// `llm_mode`.
+        Mode => "llm_mode",
+        /// `llm_set_mode`.
+        SetMode => "llm_set_mode",
+    }
+);
+
+label_enum!(
+    /// How an MCP tool call ended.
+    McpOutcome {
+        /// A result without `isError`.
+        Ok => "ok",
+        /// The arguments were wrong (an `isError` result naming the field).
+        InvalidArguments => "invalid_arguments",
+        /// An admin tool without a valid admin token.
+        Unauthorized => "unauthorized",
+        /// The tool ran and failed (every provider down, unknown model, an offline miss...): an `isError` result.
+        Failed => "failed",
+    }
+);
+
+/// `{tool,outcome}`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct McpLabels {
+    /// Tool.
+    pub tool: McpTool,
+    /// Outcome.
+    pub outcome: McpOutcome,
 }
 
 /// `{route}`.

@@ -80,6 +80,8 @@ pub struct Metrics {
     /// `llm_gateway_connections_shed_total`: connections closed at accept because a listener was full
     /// (`server.max_connections` plus the health reserve).
     pub connections_shed: Counter,
+    /// `llm_gateway_mcp_tool_calls_total{tool,outcome}`: MCP tool calls (stdio and `/mcp`).
+    pub mcp_tool_calls: Family<McpLabels, Counter>,
 }
 
 impl Metrics {
@@ -105,6 +107,7 @@ impl Metrics {
             budget_used: Family::default(),
             budget_limit: Family::default(),
             reachable: Family::default(),
+            mcp_tool_calls: Family::default(),
             secret_present: Family::default(),
             connections_shed: Counter::default(),
             registry: Registry::default(),
@@ -205,6 +208,11 @@ impl Metrics {
             "Connections closed at accept because the listener was at server.max_connections",
             m.connections_shed.clone(),
         );
+        r.register(
+            "mcp_tool_calls",
+            "MCP tool calls by tool and outcome",
+            m.mcp_tool_calls.clone(),
+        );
         for p in providers {
             m.breaker_state
                 .get_or_create(&ProviderLabels {
@@ -246,6 +254,12 @@ impl Metrics {
         }
         for scope in [Scope::Client, Scope::Provider] {
             let _ = m.rate_limited.get_or_create(&ScopeLabels { scope });
+        }
+        for &tool in McpTool::ALL {
+            let _ = m.mcp_tool_calls.get_or_create(&McpLabels {
+                tool,
+                outcome: McpOutcome::Ok,
+            });
         }
         m.set_mode(mode);
         Metrics { registry: r, ..m }

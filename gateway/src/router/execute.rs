@@ -65,10 +65,39 @@ impl Router {
     /// on the request only), then reachability, budget and breaker/cooldown (the breaker check is last: admitting
     /// may make this call the half-open probe).
     fn skip_check(&self, cand: &Candidate, needs: &Needs, walk: &Walk, now: Instant) -> Option<Skip> {
+        if let Some(skip) = self.static_skip(cand, needs, walk.too_long_at, now) {
+            return Some(skip);
+        }
+        let a = self.admit(&cand.provider, now);
+        self.admission_skip(&cand.provider, a, now)
+    }
+
+    /// [`Router::skip_check`] without its side effects (no half-open transition, no probe, no metric): why `cand`
+    /// would be passed over if a request with `needs` came now. For explaining a route without calling anyone.
+    pub fn would_skip(&self, cand: &Candidate, needs: &Needs, now: Instant) -> Option<Skip> {
+        if let Some(skip) = self.static_skip(cand, needs, None, now) {
+            return Some(skip);
+        }
+        let a = self
+            .health
+            .get(&cand.provider)
+            .map_or(Admission::SkipOpen, |h| lock(h).peek(now, &self.policy));
+        self.admission_skip(&cand.provider, a, now)
+    }
+
+    /// The checks before the breaker: capability, context window (`too_long_at`: the largest window that already
+    /// said "too long"), reachability, budget. None of them changes any state.
+    fn static_skip(
+        &self,
+        cand: &Candidate,
+        needs: &Needs,
+        too_long_at: Option<u32>,
+        now: Instant,
+    ) -> Option<Skip> {
         if let Some(r) = cand.caps.refuses(needs) {
             return Some(Skip::new(Outcome::SkippedCapability, r.message));
         }
-        if let (Some(floor), Some(w)) = (walk.too_long_at, cand.caps.context_window) {
+        if let (Some(floor), Some(w)) = (too_long_at, cand.caps.context_window) {
             if w <= floor {
                 let msg = format!("context window {w} is not larger than {floor}, which was too small");
                 return Some(Skip::new(Outcome::SkippedContextWindow, msg));
@@ -82,13 +111,18 @@ impl Router {
             let msg = format!("budget used up for {} ms", wait.as_millis());
             return Some(Skip::new(Outcome::SkippedBudget, msg));
         }
-        match self.admit(&cand.provider, now) {
+        None
+    }
+
+    /// The skip a breaker/cooldown admission means.
+    fn admission_skip(&self, provider: &str, a: Admission, now: Instant) -> Option<Skip> {
+        match a {
             Admission::Allowed { .. } => None,
             Admission::SkipOpen => Some(Skip::new(Outcome::SkippedBreakerOpen, "breaker open".into())),
             Admission::SkipCooldown(until) => {
                 let reason = self
                     .health
-                    .get(&cand.provider)
+                    .get(provider)
                     .and_then(|h| lock(h).cooldown(now))
                     .and_then(|(_, r)| r);
                 let why = reason.map_or("", ErrorClass::as_str);
