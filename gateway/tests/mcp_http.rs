@@ -622,3 +622,30 @@ async fn smoke_in_offline_mode_calls_no_remote_provider() {
         assert_eq!(stand.fakes[name].request_count(), 0, "{name} was called");
     }
 }
+
+#[tokio::test]
+async fn without_an_admin_token_admin_tools_answer_loopback_peers_only() {
+    let fakes = common::fakes().await;
+    let text = common::yaml(&fakes, "openai, kimi, ollama", "", "compatible");
+    let (state, _) = common::gateway(&text);
+    let server = LlmProviderTool::new(Arc::new(Backend::Local(state.clone())), None);
+    let args = json!({"mode": "offline"}).as_object().cloned();
+    // A remote peer (allowed by mcp.allowed_hosts) cannot switch the mode when no admin token is configured.
+    let r = server
+        .run_for("llm_set_mode", args.clone(), None, true)
+        .await
+        .unwrap();
+    assert_eq!(r.is_error, Some(true), "{r:?}");
+    let msg = serde_json::to_string(&r.content).unwrap();
+    assert!(msg.contains("loopback peers only"), "{msg}");
+    assert_eq!(state.router.mode(), llm_gateway::config::Mode::Auto);
+    // Client tools still answer it; a loopback peer may switch.
+    let r = server
+        .run_for("llm_explain_route", json!({}).as_object().cloned(), None, true)
+        .await
+        .unwrap();
+    assert_eq!(r.is_error, Some(false), "{r:?}");
+    let r = server.run_for("llm_set_mode", args, None, false).await.unwrap();
+    assert_eq!(r.is_error, Some(false), "{r:?}");
+    assert_eq!(state.router.mode(), llm_gateway::config::Mode::Offline);
+}

@@ -448,9 +448,26 @@ impl LlmProviderTool {
         args: Option<rmcp::model::JsonObject>,
         admin_token: Option<&str>,
     ) -> Option<CallToolResult> {
+        self.run_for(name, args, admin_token, false).await
+    }
+
+    /// [`Self::run`] for a caller that may be a remote peer: without `server.admin_token`, admin tools answer
+    /// loopback peers only, as `/admin/*` does.
+    pub async fn run_for(
+        &self,
+        name: &str,
+        args: Option<rmcp::model::JsonObject>,
+        admin_token: Option<&str>,
+        remote_peer: bool,
+    ) -> Option<CallToolResult> {
         let spec = self.specs.iter().find(|s| s.tool.as_str() == name)?;
         let args = Value::Object(args.unwrap_or_default());
-        let result = if spec.admin && !self.backend.admin_allowed(admin_token) {
+        let result = if spec.admin && remote_peer && self.backend.admin_allowed(None) {
+            Err(ToolError::Unauthorized(format!(
+                "{name} is an admin tool: without server.admin_token it answers loopback peers only;                  configure an admin token and send it as the {} header",
+                super::ADMIN_TOKEN_HEADER
+            )))
+        } else if spec.admin && !self.backend.admin_allowed(admin_token) {
             Err(ToolError::Unauthorized(format!(
                 "{name} is an admin tool and the gateway has an admin token: send it as the {} header \
                  (HTTP) or set {} (stdio)",
@@ -594,14 +611,21 @@ impl ServerHandler for LlmProviderTool {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        let (token, client) = match context.extensions.get::<http::request::Parts>() {
+        let (token, client, remote) = match context.extensions.get::<http::request::Parts>() {
             Some(parts) => (
                 header_token(&parts.headers),
                 parts.extensions.get::<crate::limits::ClientId>().copied(),
+                parts
+                    .extensions
+                    .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                    .is_some_and(|c| !crate::api::is_loopback(c.0.ip())),
             ),
-            None => (self.stdio_admin_token.clone(), None),
+            None => (self.stdio_admin_token.clone(), None, false),
         };
-        match self.run(&request.name, request.arguments, token.as_deref()).await {
+        match self
+            .run_for(&request.name, request.arguments, token.as_deref(), remote)
+            .await
+        {
             Some(r) => {
                 if let (Some(id), Some(out)) = (client, &r.structured_content) {
                     if r.is_error != Some(true) && request.name == McpTool::Generate.as_str() {
