@@ -1,5 +1,6 @@
 //! `llm-benches load` end to end at a small scale: every part runs against the real binaries (the fake, the
-//! forwarder, the gateway), every request is answered, and the report says where each process ran.
+//! forwarder, the gateway), every request and stream is answered, and the report says where each process ran.
+//! No peer is installed here (`--peer` is never given): that needs the package registries.
 
 use serde_json::Value;
 use std::path::Path;
@@ -33,6 +34,12 @@ fn load_runs_every_part_on_the_real_binaries_and_writes_the_report() {
             "50",
             "--fallback-duration",
             "500ms",
+            "--stream-levels",
+            "3",
+            "--stream-duration",
+            "300ms",
+            "--stream-delay",
+            "5ms",
             "--out",
         ])
         .arg(&out)
@@ -75,6 +82,37 @@ fn load_runs_every_part_on_the_real_binaries_and_writes_the_report() {
     );
     assert_eq!(json["offline"]["errors"], 0, "{json}");
 
+    let streams = json["streams"].as_array().expect("stream rows");
+    let targets: Vec<&str> = streams.iter().filter_map(|r| r["target"].as_str()).collect();
+    assert_eq!(targets, ["direct", "forwarder", "gateway"], "{json}");
+    let chunks = json["stream_setup"]["chunks"].as_u64().unwrap_or(0);
+    assert!(chunks >= 5, "the fake's answer streams in several chunks: {json}");
+    for r in streams {
+        assert_eq!(r["concurrency"], 3, "{r}");
+        assert_eq!(r["ttft"]["errors"], 0, "every stream ends well: {r}");
+        let n = r["ttft"]["count"].as_u64().unwrap_or(0);
+        assert!(n >= 3, "each of the 3 workers finished a stream: {r}");
+        assert_eq!(
+            r["gap"]["count"].as_u64(),
+            Some(n * (chunks - 1)),
+            "every chunk timed: {r}"
+        );
+        assert!(
+            r["ttft"]["p50_ms"].as_f64().unwrap_or(0.0) >= 5.0,
+            "the first content chunk comes after one stream delay: {r}"
+        );
+    }
+    let memory = json["stream_memory"].as_array().expect("memory rows");
+    assert_eq!(memory.len(), 2, "forwarder and gateway: {json}");
+    for m in memory {
+        assert_eq!(
+            m["open"]["open"], 3,
+            "every stream was open when the memory was read: {m}"
+        );
+        assert!(m["open"]["open_bytes"].as_u64().unwrap_or(0) > 0, "{m}");
+    }
+    assert_eq!(json["peers"], serde_json::json!([]), "no peer unless asked for");
+
     // The same rule as the bench: isolated wherever this process may use 2 CPUs.
     let isolated = llm_benches::cpus::available().expect("this process's CPUs").len() >= 2;
     let cpus = json["cpus"].as_str().expect("cpus");
@@ -91,7 +129,10 @@ fn load_runs_every_part_on_the_real_binaries_and_writes_the_report() {
         "## Overhead",
         "## Fallback latency",
         "## Offline-package answer",
+        "## Streams",
+        "per open stream KB",
     ] {
         assert!(md.contains(section), "{section} missing:\n{md}");
     }
+    assert!(!md.contains("## Peers"), "{md}");
 }

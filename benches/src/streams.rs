@@ -1,0 +1,442 @@
+//! Streams: time to first token and the time between chunks through a target, with a number of streams open
+//! at once, and the memory an open stream holds in a server.
+//!
+//! A chunk is an SSE event carrying content (`choices[].delta.content` or `tool_calls`), timed when the read
+//! holding its end returns; several events in one read are one chunk time and gaps of 0 between them (what a
+//! client sees). The time to first token runs from sending the request to the first chunk.
+
+use crate::stats::Samples;
+use serde::Deserialize;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// What one read of a stream held.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Events {
+    /// Events carrying content.
+    pub chunks: usize,
+    /// `data: [DONE]` was seen.
+    pub done: bool,
+    /// An event carried an `error` object.
+    pub error: bool,
+}
+
+/// Splits an SSE body into events across reads.
+#[derive(Debug, Default)]
+pub struct SseParser {
+    buf: Vec<u8>,
+}
+
+#[derive(Deserialize)]
+struct Chunk {
+    #[serde(default)]
+    choices: Vec<Choice>,
+    #[serde(default)]
+    error: Option<serde::de::IgnoredAny>,
+}
+
+#[derive(Deserialize)]
+struct Choice {
+    #[serde(default)]
+    delta: Option<Delta>,
+}
+
+#[derive(Deserialize)]
+struct Delta {
+    #[serde(default)]
+    content: Option<String>,
+    #[serde(default)]
+    tool_calls: Option<serde::de::IgnoredAny>,
+}
+
+/// The longest event kept while waiting for its end: a peer that never ends an event cannot grow the buffer.
+const MAX_EVENT_BYTES: usize = 1 << 20;
+
+impl SseParser {
+    /// Adds the bytes of one read; returns what the events it completed held.
+    pub fn feed(&mut self, bytes: &[u8]) -> Events {
+        // CRLF (and lone CR) line ends become LF.
+        self.buf.extend(bytes.iter().copied().filter(|&b| b != b'\r'));
+        let mut ev = Events::default();
+        while let Some(end) = self.buf.windows(2).position(|w| w == b"\n\n") {
+            let event: Vec<u8> = self.buf.drain(..end + 2).collect();
+            classify(&event, &mut ev);
+        }
+        if self.buf.len() > MAX_EVENT_BYTES {
+            self.buf.clear();
+            ev.error = true;
+        }
+        ev
+    }
+}
+
+fn classify(event: &[u8], ev: &mut Events) {
+    let text = String::from_utf8_lossy(event);
+    let data: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("data:"))
+        .map(|d| d.strip_prefix(' ').unwrap_or(d))
+        .collect();
+    if data.is_empty() {
+        return;
+    }
+    let data = data.join("\n");
+    if data.trim() == "[DONE]" {
+        ev.done = true;
+        return;
+    }
+    match serde_json::from_str::<Chunk>(&data) {
+        Ok(c) if c.error.is_some() => ev.error = true,
+        Ok(c) => {
+            let content = c.choices.iter().any(|ch| {
+                ch.delta.as_ref().is_some_and(|d| {
+                    d.content.as_deref().is_some_and(|s| !s.is_empty()) || d.tool_calls.is_some()
+                })
+            });
+            ev.chunks += usize::from(content);
+        }
+        Err(_) => ev.error = true,
+    }
+}
+
+/// The timing of one stream.
+#[derive(Debug, Clone, Default)]
+pub struct Timing {
+    /// From sending the request to the first chunk.
+    pub ttft: Duration,
+    /// Between consecutive chunks.
+    pub gaps: Vec<Duration>,
+}
+
+/// Sends one streamed request and times its chunks. `None` when it fails: transport error, non-2xx, an error
+/// event, no chunk, or longer than `limit`.
+pub async fn one(client: &reqwest::Client, t: &crate::load::Target, limit: Duration) -> Option<Timing> {
+    tokio::time::timeout(limit, one_inner(client, t, None))
+        .await
+        .ok()?
+}
+
+async fn one_inner(
+    client: &reqwest::Client,
+    t: &crate::load::Target,
+    opened: Option<&AtomicUsize>,
+) -> Option<Timing> {
+    use futures::StreamExt;
+    let start = Instant::now();
+    let mut rb = client
+        .post(&t.url)
+        .header("content-type", "application/json")
+        .header("accept", "text/event-stream")
+        .body(t.body.clone());
+    for (k, v) in &t.headers {
+        rb = rb.header(k, v);
+    }
+    let resp = rb.send().await.ok()?;
+    if !resp.status().is_success() {
+        return None;
+    }
+    let mut body = resp.bytes_stream();
+    let mut parser = SseParser::default();
+    let mut timing = Timing::default();
+    let mut last: Option<Instant> = None;
+    while let Some(read) = body.next().await {
+        let bytes = read.ok()?;
+        let now = Instant::now();
+        let ev = parser.feed(&bytes);
+        if ev.error {
+            return None;
+        }
+        for i in 0..ev.chunks {
+            match last {
+                None => {
+                    timing.ttft = now - start;
+                    if let Some(o) = opened {
+                        o.fetch_add(1, Ordering::SeqCst);
+                    }
+                }
+                Some(prev) => timing.gaps.push(if i == 0 { now - prev } else { Duration::ZERO }),
+            }
+            last = Some(now);
+        }
+        if ev.done {
+            break;
+        }
+    }
+    last.map(|_| timing)
+}
+
+/// Time to first token and between chunks of many streams.
+#[derive(Debug, Default, Clone)]
+pub struct StreamSamples {
+    /// One per successful stream.
+    pub ttft: Samples,
+    /// Every gap between chunks of the successful streams.
+    pub gaps: Samples,
+}
+
+impl StreamSamples {
+    /// Adds another run's samples.
+    pub fn merge(&mut self, o: StreamSamples) {
+        self.ttft.merge(o.ttft);
+        self.gaps.merge(o.gaps);
+    }
+}
+
+/// Keeps `streams` streams open for `duration` (each worker starts a new one when its last ends), the workers'
+/// first starts spread over `spread` so the streams do not tick in step. Streams still open at the end are
+/// awaited. Each stream is given at most `limit`.
+pub async fn concurrent(
+    client: &reqwest::Client,
+    t: &crate::load::Target,
+    streams: usize,
+    duration: Duration,
+    spread: Duration,
+    limit: Duration,
+) -> StreamSamples {
+    let start = Instant::now();
+    let end = start + duration;
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..streams {
+        let (client, t) = (client.clone(), t.clone());
+        let offset = spread.mul_f64(i as f64 / streams.max(1) as f64);
+        tasks.spawn(async move {
+            let mut s = StreamSamples::default();
+            tokio::time::sleep_until(start + offset).await;
+            while Instant::now() < end {
+                match one(&client, &t, limit).await {
+                    Some(tm) => {
+                        s.ttft.record(tm.ttft);
+                        for g in tm.gaps {
+                            s.gaps.record(g);
+                        }
+                    }
+                    None => s.ttft.errors += 1,
+                }
+            }
+            s
+        });
+    }
+    let mut all = StreamSamples::default();
+    while let Some(done) = tasks.join_next().await {
+        if let Ok(s) = done {
+            all.merge(s);
+        }
+    }
+    all
+}
+
+/// The resident memory (VmRSS) of a process, in bytes.
+pub fn rss_bytes(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// A server's memory with streams open.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct OpenStreams {
+    /// Streams asked for.
+    pub streams: usize,
+    /// Streams that had their first chunk when the memory was read.
+    pub open: usize,
+    /// VmRSS before the streams.
+    pub before_bytes: u64,
+    /// VmRSS with them open.
+    pub open_bytes: u64,
+}
+
+impl OpenStreams {
+    /// (open − before) / open, in bytes.
+    pub fn per_stream_bytes(&self) -> Option<f64> {
+        (self.open > 0).then(|| (self.open_bytes as f64 - self.before_bytes as f64) / self.open as f64)
+    }
+}
+
+/// Opens `streams` streams to `t` (served by process `pid`) at once; when every one has had its first chunk (or
+/// after `within`), reads the process's VmRSS, then drops them. The upstream must keep them open meanwhile
+/// (a slow `stream_delay_ms`).
+pub async fn memory(
+    client: &reqwest::Client,
+    t: &crate::load::Target,
+    streams: usize,
+    pid: u32,
+    within: Duration,
+) -> Option<OpenStreams> {
+    let before = rss_bytes(pid)?;
+    let opened = Arc::new(AtomicUsize::new(0));
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..streams {
+        let (client, t, opened) = (client.clone(), t.clone(), opened.clone());
+        tasks.spawn(async move { one_inner(&client, &t, Some(&opened)).await });
+    }
+    let deadline = Instant::now() + within;
+    while opened.load(Ordering::SeqCst) < streams && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Let what the first chunks started (buffers, timers) settle.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let open = opened.load(Ordering::SeqCst);
+    let open_bytes = rss_bytes(pid)?;
+    tasks.abort_all();
+    while tasks.join_next().await.is_some() {}
+    Some(OpenStreams {
+        streams,
+        open,
+        before_bytes: before,
+        open_bytes,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ROLE: &str =
+        "data: {\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}]}\n\n";
+    const HELLO: &str = "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hello \"}}]}\n\n";
+
+    #[test]
+    fn events_split_across_reads_count_once_when_they_end() {
+        let mut p = SseParser::default();
+        assert_eq!(
+            p.feed(ROLE.as_bytes()),
+            Events::default(),
+            "a role-only event carries no content"
+        );
+        let (a, b) = HELLO.split_at(20);
+        assert_eq!(p.feed(a.as_bytes()).chunks, 0);
+        assert_eq!(p.feed(b.as_bytes()).chunks, 1);
+        let two = format!("{HELLO}{HELLO}data: [DONE]\n\n");
+        assert_eq!(
+            p.feed(two.as_bytes()),
+            Events {
+                chunks: 2,
+                done: true,
+                error: false
+            }
+        );
+    }
+
+    #[test]
+    fn crlf_no_space_after_colon_and_comments_are_read() {
+        let mut p = SseParser::default();
+        let body = ": keep-alive\r\n\r\ndata:{\"choices\":[{\"delta\":{\"content\":\"x\"}}]}\r\n\r\ndata:[DONE]\r\n\r\n";
+        assert_eq!(
+            p.feed(body.as_bytes()),
+            Events {
+                chunks: 1,
+                done: true,
+                error: false
+            }
+        );
+        let tool = "data: {\"choices\":[{\"delta\":{\"tool_calls\":[{\"index\":0}]}}]}\n\n";
+        assert_eq!(
+            p.feed(tool.as_bytes()).chunks,
+            1,
+            "a tool-call fragment is a chunk too"
+        );
+    }
+
+    #[test]
+    fn error_events_garbage_and_endless_events_fail_the_stream() {
+        let mut p = SseParser::default();
+        assert!(
+            p.feed(b"data: {\"error\":{\"message\":\"upstream died\"}}\n\n")
+                .error
+        );
+        assert!(
+            SseParser::default()
+                .feed(b"data: {\"choices\":[{\"delta\":{\"content\":\"tru\n\n")
+                .error
+        );
+        let mut p = SseParser::default();
+        let big = vec![b'a'; MAX_EVENT_BYTES + 1];
+        assert!(p.feed(&big).error);
+        assert!(p.buf.is_empty(), "the buffer is let go");
+    }
+
+    /// An SSE server: `chunks` content events `gap` apart, then [DONE].
+    async fn sse_server(chunks: usize, gap: Duration) -> String {
+        use axum::response::sse::{Event, Sse};
+        let app = axum::Router::new().fallback(move || async move {
+            let s = futures::stream::unfold(0usize, move |i| async move {
+                if i > chunks {
+                    return None;
+                }
+                if i > 0 {
+                    tokio::time::sleep(gap).await;
+                }
+                let data = if i == chunks {
+                    "[DONE]".to_string()
+                } else {
+                    format!("{{\"choices\":[{{\"delta\":{{\"content\":\"w{i} \"}}}}]}}")
+                };
+                Some((
+                    Ok::<_, std::convert::Infallible>(Event::default().data(data)),
+                    i + 1,
+                ))
+            });
+            Sse::new(s)
+        });
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", l.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(l, app).await });
+        url
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_streams_time_every_chunk_of_every_stream() {
+        let url = sse_server(5, Duration::from_millis(2)).await;
+        let client = crate::load::client().unwrap();
+        let t = crate::load::Target::chat_with(&url, "m", "hi", true);
+        let tm = one(&client, &t, Duration::from_secs(10)).await.unwrap();
+        assert_eq!(tm.gaps.len(), 4, "5 chunks, 4 gaps: {tm:?}");
+        let s = concurrent(
+            &client,
+            &t,
+            4,
+            Duration::from_millis(50),
+            Duration::ZERO,
+            Duration::from_secs(10),
+        )
+        .await;
+        assert_eq!(s.ttft.errors, 0);
+        assert!(
+            s.ttft.len() >= 4,
+            "each of the 4 workers ran a stream at least: {}",
+            s.ttft.len()
+        );
+        assert_eq!(s.gaps.len(), s.ttft.len() * 4);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failing_target_counts_errors_and_memory_of_this_process_is_read() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", l.local_addr().unwrap());
+        drop(l);
+        let client = crate::load::client().unwrap();
+        let t = crate::load::Target::chat_with(&url, "m", "hi", true);
+        let s = concurrent(
+            &client,
+            &t,
+            2,
+            Duration::from_millis(20),
+            Duration::ZERO,
+            Duration::from_secs(5),
+        )
+        .await;
+        assert!(s.ttft.errors >= 2 && s.ttft.is_empty());
+        // Streams that stay open (one chunk a second) hold the count while the memory is read.
+        let url = sse_server(3, Duration::from_secs(1)).await;
+        let t = crate::load::Target::chat_with(&url, "m", "hi", true);
+        let m = memory(&client, &t, 3, std::process::id(), Duration::from_secs(5))
+            .await
+            .unwrap();
+        assert_eq!((m.streams, m.open), (3, 3));
+        assert!(m.before_bytes > 0 && m.open_bytes > 0);
+        assert!(m.per_stream_bytes().is_some());
+    }
+}
