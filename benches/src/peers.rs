@@ -26,6 +26,14 @@ pub enum PeerKind {
 const FAKE_KEY: &str = "sk-bench-peer";
 const TENSORZERO_SERVE: &str = include_str!("../peers/tensorzero_serve.py");
 const PORTKEY_PRELOAD: &str = include_str!("../peers/portkey_preload.cjs");
+/// uvicorn's logging for LiteLLM: warnings and errors only.
+const LITELLM_LOGGING: &str = r#"{"version": 1, "disable_existing_loggers": false,
+ "formatters": {"plain": {"format": "%(levelname)s %(name)s: %(message)s"}},
+ "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "plain", "stream": "ext://sys.stderr"}},
+ "loggers": {"uvicorn": {"handlers": ["stderr"], "level": "WARNING"},
+             "uvicorn.error": {"level": "WARNING"},
+             "uvicorn.access": {"handlers": ["stderr"], "level": "WARNING", "propagate": false}}}
+"#;
 
 impl PeerKind {
     /// Its name in the reports and on the command line.
@@ -233,13 +241,22 @@ impl Drop for Peer {
     }
 }
 
-/// Installs (when not yet in `dir`) and starts `kind` against `u`; ready to take requests on loopback only.
-pub async fn start(kind: PeerKind, dir: &Path, u: &Upstreams) -> Result<Peer, PeerError> {
-    let home = dir.join(format!("{}-{}", kind.name(), kind.version()));
-    let (home2, version) = (home.clone(), kind.version());
-    let installed = tokio::task::spawn_blocking(move || install(kind, &home2, version))
+fn home(kind: PeerKind, dir: &Path) -> PathBuf {
+    dir.join(format!("{}-{}", kind.name(), kind.version()))
+}
+
+/// Installs the pinned version of `kind` under `dir` unless it is there already; returns the version installed.
+pub async fn install(kind: PeerKind, dir: &Path) -> Result<String, PeerError> {
+    let home = home(kind, dir);
+    tokio::task::spawn_blocking(move || install_into(kind, &home, kind.version()))
         .await
-        .map_err(|e| PeerError::Install(e.to_string()))??;
+        .map_err(|e| PeerError::Install(e.to_string()))?
+}
+
+/// Starts `kind`, installed under `dir` as `installed` ([`install`]), against `u`; ready to take requests on
+/// loopback only.
+pub async fn start(kind: PeerKind, dir: &Path, installed: String, u: &Upstreams) -> Result<Peer, PeerError> {
+    let home = home(kind, dir);
     let start_err = |e: ProcError| PeerError::Start(e.to_string());
     let io = |what: &str| {
         let what = what.to_string();
@@ -280,9 +297,15 @@ pub async fn start(kind: PeerKind, dir: &Path, u: &Upstreams) -> Result<Peer, Pe
             let port = procs::free_port().map_err(start_err)?;
             let config = home.join("litellm.json");
             std::fs::write(&config, litellm_config(u)).map_err(io("writing litellm.json"))?;
+            // Its access log (a line per request at INFO) off, as the gateway logs only errors here.
+            let log_config = home.join("litellm-logging.json");
+            std::fs::write(&log_config, LITELLM_LOGGING).map_err(io("writing litellm-logging.json"))?;
             let mut c = Command::new(home.join("venv/bin/litellm"));
             c.arg("--config")
                 .arg(&config)
+                .arg("--log_config")
+                .arg(&log_config)
+                .args(["--telemetry", "False"])
                 .args([
                     "--host",
                     "127.0.0.1",
@@ -351,7 +374,7 @@ pub async fn start(kind: PeerKind, dir: &Path, u: &Upstreams) -> Result<Peer, Pe
 }
 
 /// Installs `kind` into `home` unless the pinned version is there; returns the installed version.
-fn install(kind: PeerKind, home: &Path, version: &str) -> Result<String, PeerError> {
+fn install_into(kind: PeerKind, home: &Path, version: &str) -> Result<String, PeerError> {
     let err = |what: &str, e: std::io::Error| PeerError::Install(format!("{what}: {e}"));
     std::fs::create_dir_all(home).map_err(|e| err(&format!("creating {}", home.display()), e))?;
     let log = home.join("install.log");
@@ -470,11 +493,13 @@ fn tail(path: &Path) -> String {
     lines[from..].join(" | ").chars().take(800).collect()
 }
 
-/// The root URL in a `base_url http://127.0.0.1:PORT` line of `tensorzero_serve.py`.
+/// The root URL in a `base_url http://127.0.0.1:PORT/openai/v1` line of `tensorzero_serve.py` (the path is
+/// dropped: the routes add theirs).
 pub fn parse_base_url(line: &str) -> Option<String> {
-    let url = line.strip_prefix("base_url ")?.trim().trim_end_matches('/');
+    let url = line.strip_prefix("base_url ")?.trim();
     let rest = url.strip_prefix("http://")?;
-    let (host, port) = rest.rsplit_once(':')?;
+    let authority = rest.split('/').next()?;
+    let (host, port) = authority.rsplit_once(':')?;
     let port: u16 = port.parse().ok()?;
     (host == "127.0.0.1" || host == "localhost" || host == "[::1]").then(|| format!("http://{host}:{port}"))
 }
@@ -747,6 +772,12 @@ mod tests {
             parse_base_url("base_url http://127.0.0.1:43211/").as_deref(),
             Some("http://127.0.0.1:43211")
         );
+        assert_eq!(
+            parse_base_url("base_url http://127.0.0.1:36161/openai/v1").as_deref(),
+            Some("http://127.0.0.1:36161"),
+            "as TensorZero 2026.6.0 prints it"
+        );
+        assert_eq!(parse_base_url("base_url http://127.0.0.1.evil:80/"), None);
         assert_eq!(parse_base_url("base_url http://0.0.0.0:43211"), None);
         assert_eq!(parse_base_url("base_url http://10.1.2.3:80"), None);
         assert_eq!(parse_base_url("base_url http://127.0.0.1:notaport"), None);

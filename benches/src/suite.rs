@@ -701,9 +701,15 @@ async fn start_peers(o: &Options, place: &Placement, u: &peers::Upstreams, r: &m
             version: None,
             failure: None,
         };
-        match peers::start(kind, &o.peers_dir, u).await {
+        let started = match peers::install(kind, &o.peers_dir).await {
+            Ok(v) => {
+                row.version = Some(v.clone());
+                peers::start(kind, &o.peers_dir, v, u).await
+            }
+            Err(e) => Err(e),
+        };
+        match started {
             Ok(p) => {
-                row.version = Some(p.version.clone());
                 let pinned = p
                     .pids()
                     .into_iter()
