@@ -72,10 +72,13 @@ struct LoadArgs {
     /// How long each target is streamed to at each number of streams (cut into slices taken round-robin).
     #[arg(long, default_value = "4s", value_parser = humantime::parse_duration)]
     stream_duration: Duration,
-    /// The fake's pause between the events of a stream (its `stream_delay_ms`): 50 ms, about the pace of a
-    /// hosted model sending a few tokens per event.
+    /// The pause between the chunks of a stream, and before its first (like the fakes' `stream_delay_ms`):
+    /// 50 ms, about the pace of a hosted model sending a few tokens per event.
     #[arg(long, default_value = "50ms", value_parser = humantime::parse_duration)]
     stream_delay: Duration,
+    /// Content chunks per stream (32 × 50 ms: a 1.6 s answer).
+    #[arg(long, default_value_t = 32)]
+    stream_chunks: usize,
     /// Another OpenAI-compatible gateway, started by hand, to measure with the same load. Point its OpenAI upstream at the
     /// bench's fake beforehand: start the peer with `http://127.0.0.1:<--fake-port>/v1` as its OpenAI base URL
     /// (any API key) and pass `--fake-port`.
@@ -132,6 +135,7 @@ async fn load(a: LoadArgs) -> ExitCode {
         stream_levels: a.stream_levels.into_iter().filter(|&n| n > 0).collect(),
         stream_duration: a.stream_duration,
         stream_delay: a.stream_delay,
+        stream_chunks: a.stream_chunks,
         progress: true,
     };
     // On Ctrl-C the run is dropped, which stops every server and peer it started.

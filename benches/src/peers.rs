@@ -80,6 +80,8 @@ pub struct Upstreams {
     pub refused: String,
     /// The backup of the fallback case.
     pub backup: String,
+    /// The stream part's upstream.
+    pub streams: String,
 }
 
 /// What to send to a running peer for one kind of request.
@@ -98,6 +100,8 @@ pub struct Routes {
     pub base: String,
     /// To the primary fake.
     pub main: Route,
+    /// To the stream part's upstream.
+    pub stream: Route,
     /// To the backup fake only: the fallback case's baseline.
     pub backup_alone: Route,
     /// To the refusing primary, falling back to the backup.
@@ -145,6 +149,8 @@ pub fn tensorzero_config(u: &Upstreams) -> String {
     let mut s = String::from("# Written by llm-benches load --peer tensorzero.\n\n");
     s += "[models.fake]\nrouting = [\"primary\"]\n\n";
     s += &provider("fake", "primary", &u.primary);
+    s += "[models.stream]\nrouting = [\"stream\"]\n\n";
+    s += &provider("stream", "stream", &u.streams);
     s += "[models.backup]\nrouting = [\"backup\"]\n\n";
     s += &provider("backup", "backup", &u.backup);
     s += "[models.fake_fallback]\nrouting = [\"primary\", \"backup\"]\n\n";
@@ -172,7 +178,8 @@ pub fn litellm_config(u: &Upstreams) -> String {
             "api_base": format!("{root}/v1"), "api_key": FAKE_KEY}})
     };
     serde_json::json!({
-        "model_list": [model("fake", &u.primary), model("backup", &u.backup), model("fallback_primary", &u.refused)],
+        "model_list": [model("fake", &u.primary), model("stream", &u.streams), model("backup", &u.backup),
+            model("fallback_primary", &u.refused)],
         "router_settings": {"fallbacks": [{"fallback_primary": ["backup"]}], "num_retries": 0},
         "litellm_settings": {"num_retries": 0, "telemetry": false, "drop_params": true},
     })
@@ -189,6 +196,7 @@ pub fn routes(kind: PeerKind, root: &str, u: &Upstreams) -> Routes {
         PeerKind::Tensorzero => Routes {
             base: format!("{root}/openai"),
             main: route("tensorzero::model_name::fake", vec![]),
+            stream: route("tensorzero::model_name::stream", vec![]),
             backup_alone: route("tensorzero::model_name::backup", vec![]),
             fallback: route("tensorzero::model_name::fake_fallback", vec![]),
         },
@@ -197,6 +205,7 @@ pub fn routes(kind: PeerKind, root: &str, u: &Upstreams) -> Routes {
             Routes {
                 base: root.to_string(),
                 main: route("gpt-4o-mini", header(&[&u.primary])),
+                stream: route("gpt-4o-mini", header(&[&u.streams])),
                 backup_alone: route("gpt-4o-mini", header(&[&u.backup])),
                 fallback: route("gpt-4o-mini", header(&[&u.refused, &u.backup])),
             }
@@ -204,6 +213,7 @@ pub fn routes(kind: PeerKind, root: &str, u: &Upstreams) -> Routes {
         PeerKind::Litellm => Routes {
             base: root.to_string(),
             main: route("fake", vec![]),
+            stream: route("stream", vec![]),
             backup_alone: route("backup", vec![]),
             fallback: route("fallback_primary", vec![]),
         },
@@ -675,6 +685,7 @@ mod tests {
             primary: "http://127.0.0.1:1001".into(),
             refused: "http://127.0.0.1:1002".into(),
             backup: "http://127.0.0.1:1003".into(),
+            streams: "http://127.0.0.1:1004".into(),
         }
     }
 
@@ -689,10 +700,21 @@ mod tests {
         let primary = fallback.find("api_base = \"http://127.0.0.1:1002/v1/\"").unwrap();
         let backup = fallback.find("api_base = \"http://127.0.0.1:1003/v1/\"").unwrap();
         assert!(primary < backup, "{c}");
-        let main = c.split("[models.backup]").next().unwrap();
+        let main = c.split("[models.stream]").next().unwrap();
         assert!(main.contains("api_base = \"http://127.0.0.1:1001/v1/\""), "{c}");
-        assert!(!main.contains("1002") && !main.contains("1003"), "{c}");
-        assert_eq!(c.matches("api_key_location = \"env::OPENAI_API_KEY\"").count(), 4);
+        assert!(
+            !main.contains("1002") && !main.contains("1003") && !main.contains("1004"),
+            "{c}"
+        );
+        let stream = c
+            .split("[models.stream]")
+            .nth(1)
+            .unwrap()
+            .split("[models.backup]")
+            .next()
+            .unwrap();
+        assert!(stream.contains("api_base = \"http://127.0.0.1:1004/v1/\""), "{c}");
+        assert_eq!(c.matches("api_key_location = \"env::OPENAI_API_KEY\"").count(), 5);
         // Every section header once: TOML rejects a table defined twice.
         let mut headers: Vec<&str> = c.lines().filter(|l| l.starts_with('[')).collect();
         let n = headers.len();
@@ -737,6 +759,7 @@ mod tests {
             Some("http://127.0.0.1:1002/v1")
         );
         assert_eq!(base("backup").as_deref(), Some("http://127.0.0.1:1003/v1"));
+        assert_eq!(base("stream").as_deref(), Some("http://127.0.0.1:1004/v1"));
         assert_eq!(
             c["router_settings"]["fallbacks"],
             serde_json::json!([{"fallback_primary": ["backup"]}])

@@ -4,19 +4,40 @@
 //! A chunk is an SSE event carrying content (`choices[].delta.content` or `tool_calls`), timed when the read
 //! holding its end returns; several events in one read are one chunk time and gaps of 0 between them (what a
 //! client sees). The time to first token runs from sending the request to the first chunk.
+//!
+//! The streams come from [`upstream`], an OpenAI-shaped stream server in this process that writes into each
+//! chunk's content the time it sent it (`t=MICROS `, on this process's monotonic clock): the client then knows
+//! each chunk's own latency, send to receipt, through whatever is in between. What a server adds between
+//! chunks is its chunk latency minus the upstream's direct one; the gaps between chunks, by contrast, also
+//! carry the pacing timer's jitter (1 ms ticks), the same for every target.
 
 use crate::stats::Samples;
 use serde::Deserialize;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tokio::time::Instant;
 
+/// Microseconds on this process's monotonic clock (from its first use).
+pub fn micros_now() -> u64 {
+    static BASE: OnceLock<Instant> = OnceLock::new();
+    BASE.get_or_init(Instant::now).elapsed().as_micros() as u64
+}
+
+/// The send time written into a chunk's content by [`upstream`]: `t=MICROS ` at its start.
+pub fn parse_stamp(content: &str) -> Option<u64> {
+    let digits = content.strip_prefix("t=")?;
+    let end = digits.find(|c: char| !c.is_ascii_digit()).unwrap_or(digits.len());
+    digits[..end].parse().ok()
+}
+
 /// What one read of a stream held.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Events {
     /// Events carrying content.
     pub chunks: usize,
+    /// The send times of those that carried one ([`parse_stamp`]), in order.
+    pub stamps: Vec<u64>,
     /// `data: [DONE]` was seen.
     pub done: bool,
     /// An event carried an `error` object.
@@ -96,6 +117,13 @@ fn classify(event: &[u8], ev: &mut Events) {
                 })
             });
             ev.chunks += usize::from(content);
+            if let Some(stamp) = c
+                .choices
+                .iter()
+                .find_map(|ch| ch.delta.as_ref()?.content.as_deref().and_then(parse_stamp))
+            {
+                ev.stamps.push(stamp);
+            }
         }
         Err(_) => ev.error = true,
     }
@@ -108,6 +136,8 @@ pub struct Timing {
     pub ttft: Duration,
     /// Between consecutive chunks.
     pub gaps: Vec<Duration>,
+    /// Send (by [`upstream`]) to receipt of each chunk after the first.
+    pub latency: Vec<Duration>,
 }
 
 /// Sends one streamed request and times its chunks. `None` when it fails: transport error, non-2xx, an error
@@ -141,12 +171,21 @@ async fn one_inner(
     let mut parser = SseParser::default();
     let mut timing = Timing::default();
     let mut last: Option<Instant> = None;
+    let mut first_stamp = true;
     while let Some(read) = body.next().await {
         let bytes = read.ok()?;
         let now = Instant::now();
+        let micros = micros_now();
         let ev = parser.feed(&bytes);
         if ev.error {
             return None;
+        }
+        for stamp in &ev.stamps {
+            if !std::mem::take(&mut first_stamp) {
+                timing
+                    .latency
+                    .push(Duration::from_micros(micros.saturating_sub(*stamp)));
+            }
         }
         for i in 0..ev.chunks {
             match last {
@@ -174,6 +213,8 @@ pub struct StreamSamples {
     pub ttft: Samples,
     /// Every gap between chunks of the successful streams.
     pub gaps: Samples,
+    /// Every chunk's latency after the first.
+    pub latency: Samples,
 }
 
 impl StreamSamples {
@@ -181,6 +222,7 @@ impl StreamSamples {
     pub fn merge(&mut self, o: StreamSamples) {
         self.ttft.merge(o.ttft);
         self.gaps.merge(o.gaps);
+        self.latency.merge(o.latency);
     }
 }
 
@@ -210,6 +252,9 @@ pub async fn concurrent(
                         s.ttft.record(tm.ttft);
                         for g in tm.gaps {
                             s.gaps.record(g);
+                        }
+                        for l in tm.latency {
+                            s.latency.record(l);
                         }
                     }
                     None => s.ttft.errors += 1,
@@ -290,6 +335,139 @@ pub async fn memory(
     })
 }
 
+/// The stream server of the stream part: `POST` with `"stream": true` answers an OpenAI chat completion stream
+/// (a role event, then `chunks` content chunks `delay` apart, each `t=MICROS ` with its send time
+/// ([`micros_now`]), a finish event, usage when `stream_options.include_usage` asks, `[DONE]`); without, a plain
+/// completion; `GET` answers a model list. Stopped when dropped.
+#[derive(Debug)]
+pub struct Upstream {
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    delay_us: Arc<AtomicU64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Upstream {
+    /// Changes the pause between chunks of the streams that start from now on.
+    pub fn set_delay(&self, d: Duration) {
+        self.delay_us.store(d.as_micros() as u64, Ordering::SeqCst);
+    }
+}
+
+impl Drop for Upstream {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+struct UpstreamState {
+    chunks: usize,
+    delay_us: Arc<AtomicU64>,
+}
+
+/// Starts [`Upstream`] on a free port of 127.0.0.1.
+pub async fn upstream(chunks: usize, delay: Duration) -> std::io::Result<Upstream> {
+    let delay_us = Arc::new(AtomicU64::new(delay.as_micros() as u64));
+    let state = Arc::new(UpstreamState {
+        chunks: chunks.max(1),
+        delay_us: delay_us.clone(),
+    });
+    let app = axum::Router::new().fallback(serve_upstream).with_state(state);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    // Each chunk goes out when written, not after the client's delayed ACK.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Ok(Upstream { url, delay_us, task })
+}
+
+async fn serve_upstream(
+    axum::extract::State(st): axum::extract::State<Arc<UpstreamState>>,
+    method: axum::http::Method,
+    body: bytes::Bytes,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if method != axum::http::Method::POST {
+        return axum::Json(serde_json::json!({"object": "list",
+            "data": [{"id": "gpt-4o-mini", "object": "model", "owned_by": "llm-benches"}]}))
+        .into_response();
+    }
+    let req: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+    let model = req["model"].as_str().unwrap_or("gpt-4o-mini").to_string();
+    let usage = serde_json::json!({"prompt_tokens": 12, "completion_tokens": st.chunks, "total_tokens": 12 + st.chunks});
+    if req["stream"].as_bool() != Some(true) {
+        return axum::Json(
+            serde_json::json!({"id": "chatcmpl-bench", "object": "chat.completion",
+            "created": 1_796_000_000u64, "model": model,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": "bench answer"},
+                "logprobs": null, "finish_reason": "stop"}],
+            "usage": usage}),
+        )
+        .into_response();
+    }
+    let with_usage = req["stream_options"]["include_usage"].as_bool() == Some(true);
+    let (n, delay) = (
+        st.chunks,
+        Duration::from_micros(st.delay_us.load(Ordering::SeqCst)),
+    );
+    let start = Instant::now();
+    let chunk = move |delta: serde_json::Value, finish: serde_json::Value| {
+        let c = serde_json::json!({"id": "chatcmpl-bench", "object": "chat.completion.chunk",
+            "created": 1_796_000_000u64, "model": model,
+            "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}]});
+        format!("data: {c}\n\n")
+    };
+    // Events: 0 role, 1..=n content (chunk i at start + i × delay), n + 1 finish, n + 2 usage, then [DONE].
+    let events = futures::stream::unfold(0usize, move |i| {
+        let (chunk, usage) = (chunk.clone(), usage.clone());
+        async move {
+            let text = match i {
+                0 => chunk(
+                    serde_json::json!({"role": "assistant", "content": ""}),
+                    serde_json::Value::Null,
+                ),
+                i if i <= n => {
+                    tokio::time::sleep_until(start + delay * i as u32).await;
+                    chunk(
+                        serde_json::json!({"content": format!("t={} ", micros_now())}),
+                        serde_json::Value::Null,
+                    )
+                }
+                i if i == n + 1 => chunk(serde_json::json!({}), serde_json::json!("stop")),
+                i if i == n + 2 && with_usage => format!(
+                    "data: {}\n\n",
+                    serde_json::json!({"id": "chatcmpl-bench", "object": "chat.completion.chunk",
+                        "created": 1_796_000_000u64, "model": "gpt-4o-mini", "choices": [], "usage": usage})
+                ),
+                i if i <= n + 3 => "data: [DONE]\n\n".to_string(),
+                _ => return None,
+            };
+            Some((Ok::<_, std::convert::Infallible>(bytes::Bytes::from(text)), i + 1))
+        }
+    });
+    // Without usage the usage slot (n + 2) says [DONE] and n + 3 would say it again: stop after the first.
+    let events = futures::StreamExt::scan(events, false, |done, ev| {
+        let out = if *done {
+            None
+        } else {
+            if let Ok(b) = &ev {
+                *done = b.starts_with(b"data: [DONE]");
+            }
+            Some(ev)
+        };
+        futures::future::ready(out)
+    });
+    axum::response::Response::builder()
+        .header("content-type", "text/event-stream")
+        .header("cache-control", "no-cache")
+        .body(axum::body::Body::from_stream(events))
+        .unwrap_or_else(|_| axum::http::StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -315,7 +493,8 @@ mod tests {
             Events {
                 chunks: 2,
                 done: true,
-                error: false
+                error: false,
+                stamps: vec![],
             }
         );
     }
@@ -329,7 +508,8 @@ mod tests {
             Events {
                 chunks: 1,
                 done: true,
-                error: false
+                error: false,
+                stamps: vec![],
             }
         );
         let tool = "data: {\"choices\":[{\"delta\":{\"tool_calls\":[{\"index\":0}]}}]}\n\n";
@@ -356,6 +536,75 @@ mod tests {
         let big = vec![b'a'; MAX_EVENT_BYTES + 1];
         assert!(p.feed(&big).error);
         assert!(p.buf.is_empty(), "the buffer is let go");
+    }
+
+    #[test]
+    fn stamps_are_read_from_the_start_of_the_content() {
+        assert_eq!(parse_stamp("t=123456 "), Some(123456));
+        assert_eq!(parse_stamp("t=42"), Some(42));
+        assert_eq!(parse_stamp("t= 1"), None);
+        assert_eq!(parse_stamp("hello t=1"), None);
+        assert_eq!(
+            parse_stamp("t=99999999999999999999999 "),
+            None,
+            "overflow is no stamp"
+        );
+        let mut p = SseParser::default();
+        let ev = p.feed(b"data: {\"choices\":[{\"delta\":{\"content\":\"t=7 \"}}]}\n\ndata: {\"choices\":[{\"delta\":{\"content\":\"t=9 \"}}]}\n\n");
+        assert_eq!((ev.chunks, ev.stamps), (2, vec![7, 9]));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_upstream_streams_stamped_chunks_on_schedule_and_usage_when_asked() {
+        let up = upstream(5, Duration::from_millis(2)).await.unwrap();
+        let client = crate::load::client().unwrap();
+        let t = crate::load::Target::chat_with(&up.url, "m", "hi", true);
+        let tm = one(&client, &t, Duration::from_secs(10)).await.unwrap();
+        assert_eq!((tm.gaps.len(), tm.latency.len()), (4, 4), "{tm:?}");
+        assert!(
+            tm.ttft >= Duration::from_millis(2),
+            "the first chunk comes one delay in: {tm:?}"
+        );
+        assert!(tm.latency.iter().all(|l| *l < Duration::from_secs(1)), "{tm:?}");
+        let body = |usage: bool| {
+            let mut b = serde_json::json!({"model": "m", "stream": true, "messages": []});
+            if usage {
+                b["stream_options"] = serde_json::json!({"include_usage": true});
+            }
+            b
+        };
+        for usage in [false, true] {
+            let text = client
+                .post(format!("{}/v1/chat/completions", up.url))
+                .json(&body(usage))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            let events: Vec<&str> = text.split("\n\n").filter(|e| !e.is_empty()).collect();
+            assert_eq!(events.len(), 1 + 5 + 1 + usize::from(usage) + 1, "{text}");
+            assert_eq!(*events.last().unwrap(), "data: [DONE]");
+            assert_eq!(text.contains("\"usage\""), usage, "{text}");
+            assert!(
+                events[events.len() - 2 - usize::from(usage)].contains("\"finish_reason\":\"stop\""),
+                "{text}"
+            );
+        }
+        let plain: serde_json::Value = client
+            .post(format!("{}/v1/chat/completions", up.url))
+            .json(&serde_json::json!({"model": "m", "messages": []}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(plain["choices"][0]["message"]["content"], "bench answer");
+        up.set_delay(Duration::from_millis(30));
+        let tm = one(&client, &t, Duration::from_secs(10)).await.unwrap();
+        assert!(tm.ttft >= Duration::from_millis(30), "{tm:?}");
     }
 
     /// An SSE server: `chunks` content events `gap` apart, then [DONE].

@@ -53,8 +53,10 @@ pub struct Options {
     pub stream_levels: Vec<usize>,
     /// How long each target is measured at each number of streams.
     pub stream_duration: Duration,
-    /// The fake's pause between the events of a stream (`stream_delay_ms`).
+    /// The pause between the chunks of a stream (and before the first).
     pub stream_delay: Duration,
+    /// Content chunks per stream.
+    pub stream_chunks: usize,
     /// Print progress to stderr.
     pub progress: bool,
 }
@@ -157,7 +159,7 @@ pub struct PeerFallbackRow {
 /// How the streams were made.
 #[derive(Debug, Clone, Serialize)]
 pub struct StreamSetup {
-    /// The fake's pause between events.
+    /// The upstream's pause between chunks.
     pub delay_ms: u64,
     /// Content chunks per stream.
     pub chunks: usize,
@@ -174,6 +176,8 @@ pub struct StreamRow {
     pub ttft: Summary,
     /// Time between chunks.
     pub gap: Summary,
+    /// Each chunk's latency after the first, from the upstream sending it to the client reading it.
+    pub chunk_latency: Summary,
 }
 
 /// A server's memory with streams open.
@@ -545,40 +549,30 @@ async fn offline(o: &Options, place: &Placement, r: &mut Results) -> Result<(), 
     Ok(())
 }
 
-/// Sets the fake's pause between stream events.
-async fn set_stream_delay(http: &reqwest::Client, fake: &str, delay: Duration) -> Result<(), BenchError> {
-    http.post(format!("{fake}/__mock/settings"))
-        .json(&serde_json::json!({"stream_delay_ms": delay.as_millis() as u64}))
-        .send()
-        .await?
-        .error_for_status()?;
-    Ok(())
-}
-
-/// The fake's pause between events while the memory of open streams is read: long enough that every stream is
-/// still open when the last one has started.
+/// The pause between chunks while the memory of open streams is read: long enough that every stream is still
+/// open when the last one has started.
 const MEMORY_STREAM_DELAY: Duration = Duration::from_secs(1);
 
-/// (d): streams through each target at each number of concurrent streams, round-robin as in (a); then the
-/// gateway's (and the forwarder's) memory per open stream, each number of streams on a fresh server.
+/// (d): streams from the stamping upstream ([`streams::upstream`]) through each target at each number of
+/// concurrent streams, round-robin as in (a); then the gateway's (and the forwarder's) memory per open stream,
+/// each number of streams on a fresh server.
 async fn streams_part(
     o: &Options,
     place: &Placement,
-    fake: &str,
+    up: &streams::Upstream,
     running: &[Peer],
     r: &mut Results,
 ) -> Result<(), BenchError> {
-    let http = load::client()?;
-    set_stream_delay(&http, fake, o.stream_delay).await?;
-    let config = gateway_config(fake, None, "20s");
-    let fwd = place.forwarder(fake).await?;
+    let src = up.url.as_str();
+    up.set_delay(o.stream_delay);
+    let config = gateway_config(src, None, "20s");
+    let fwd = place.forwarder(src).await?;
     let gw = place.gateway(&config).await?;
-    let prompt = "Сделай SQL-фильтр по продажам за прошлый квартал, сгруппируй по регионам и менеджерам, \
-                  отсортируй по выручке и объясни каждый шаг";
+    let prompt = "Сделай SQL-фильтр по продажам и объясни каждый шаг";
     let mut targets = vec![
         (
             "direct".to_string(),
-            Target::chat_with(fake, "gpt-4o-mini", prompt, true),
+            Target::chat_with(src, "gpt-4o-mini", prompt, true),
         ),
         (
             "forwarder".to_string(),
@@ -592,20 +586,18 @@ async fn streams_part(
     for p in running {
         targets.push((
             p.kind.name().to_string(),
-            peer_target(p, &p.routes.main, prompt, true),
+            peer_target(p, &p.routes.stream, prompt, true),
         ));
     }
     let limit = Duration::from_secs(30);
-    // One stream to the fake: how many chunks, so how long a stream lasts.
-    let probe = streams::one(&http, &targets[0].1, limit).await;
-    let chunks = probe.map(|t| t.gaps.len() + 1).unwrap_or(1);
-    let length = o.stream_delay.mul_f64(chunks as f64);
+    let chunks = o.stream_chunks.max(1);
+    let length = o.stream_delay * chunks as u32;
     r.stream_setup = Some(StreamSetup {
         delay_ms: o.stream_delay.as_millis() as u64,
         chunks,
     });
     // Slices of at least two stream lengths, so each worker finishes a stream or more in each.
-    let slice = o.slice.max(length * 2).min(o.stream_duration.max(length * 2));
+    let slice = o.slice.max(length * 2);
     let rounds = (o.stream_duration.as_secs_f64() / slice.as_secs_f64())
         .round()
         .max(1.0) as u32;
@@ -634,19 +626,20 @@ async fn streams_part(
                 concurrency: level,
                 ttft: m.ttft.summary(),
                 gap: m.gaps.summary(),
+                chunk_latency: m.latency.summary(),
             });
         }
     }
     drop((gw, fwd));
     // Memory: slow streams, so that all are open at once.
-    set_stream_delay(&http, fake, MEMORY_STREAM_DELAY).await?;
+    up.set_delay(MEMORY_STREAM_DELAY);
     for &level in &o.stream_levels {
         for name in ["forwarder", "gateway"] {
             say(o, &format!("streams: {name} memory with {level} open"));
             let server = if name == "gateway" {
                 place.gateway(&config).await?
             } else {
-                place.forwarder(fake).await?
+                place.forwarder(src).await?
             };
             let model = if name == "gateway" {
                 "default"
@@ -673,7 +666,7 @@ async fn streams_part(
             }
         }
     }
-    set_stream_delay(&http, fake, Duration::ZERO).await?;
+    up.set_delay(o.stream_delay);
     Ok(())
 }
 
@@ -770,8 +763,8 @@ pub async fn run(o: &Options) -> Result<Results, BenchError> {
     let has = |p: Part| o.parts.contains(&p);
     let with_peers =
         !o.peers.is_empty() && (has(Part::Overhead) || has(Part::Fallback) || has(Part::Streams));
-    // The OpenAI fake of (a) and (d), which the peers are pointed at too.
-    let main_fake = if has(Part::Overhead) || has(Part::Streams) || with_peers {
+    // The OpenAI fake of (a), which the peers are pointed at too.
+    let main_fake = if has(Part::Overhead) || with_peers {
         let f = procs::fakes(&[("openai", o.fake_port)]).await?;
         say(o, &format!("the OpenAI fake answers at {}/v1", f.url()));
         Some(f)
@@ -784,12 +777,28 @@ pub async fn run(o: &Options) -> Result<Results, BenchError> {
         .unwrap_or_default();
     let mut running = Vec::new();
     let mut backup = None;
+    // The stream part's upstream, in this process (on the load's CPUs).
+    let stream_up = if has(Part::Streams) {
+        let up = streams::upstream(o.stream_chunks, o.stream_delay)
+            .await
+            .map_err(|source| ProcError::Io {
+                what: "starting the stream upstream".into(),
+                source,
+            })?;
+        Some(up)
+    } else {
+        None
+    };
     if with_peers {
         let b = procs::fakes(&[("openai", 0)]).await?;
         let u = peers::Upstreams {
             primary: fake.clone(),
             refused: format!("http://127.0.0.1:{}", procs::free_port()?),
             backup: b.url().to_string(),
+            streams: stream_up
+                .as_ref()
+                .map(|u| u.url.clone())
+                .unwrap_or_else(|| fake.clone()),
         };
         backup = Some(b);
         running = start_peers(o, &place, &u, &mut r).await;
@@ -803,8 +812,8 @@ pub async fn run(o: &Options) -> Result<Results, BenchError> {
     if has(Part::Offline) {
         offline(o, &place, &mut r).await?;
     }
-    if has(Part::Streams) {
-        streams_part(o, &place, &fake, &running, &mut r).await?;
+    if let Some(up) = &stream_up {
+        streams_part(o, &place, up, &running, &mut r).await?;
     }
     for p in running {
         say(o, &format!("stopping {}", p.kind.name()));

@@ -40,6 +40,8 @@ fn load_runs_every_part_on_the_real_binaries_and_writes_the_report() {
             "300ms",
             "--stream-delay",
             "5ms",
+            "--stream-chunks",
+            "6",
             "--out",
         ])
         .arg(&out)
@@ -86,7 +88,7 @@ fn load_runs_every_part_on_the_real_binaries_and_writes_the_report() {
     let targets: Vec<&str> = streams.iter().filter_map(|r| r["target"].as_str()).collect();
     assert_eq!(targets, ["direct", "forwarder", "gateway"], "{json}");
     let chunks = json["stream_setup"]["chunks"].as_u64().unwrap_or(0);
-    assert!(chunks >= 5, "the fake's answer streams in several chunks: {json}");
+    assert_eq!(chunks, 6, "{json}");
     for r in streams {
         assert_eq!(r["concurrency"], 3, "{r}");
         assert_eq!(r["ttft"]["errors"], 0, "every stream ends well: {r}");
@@ -96,6 +98,11 @@ fn load_runs_every_part_on_the_real_binaries_and_writes_the_report() {
             r["gap"]["count"].as_u64(),
             Some(n * (chunks - 1)),
             "every chunk timed: {r}"
+        );
+        assert_eq!(
+            r["chunk_latency"]["count"].as_u64(),
+            Some(n * (chunks - 1)),
+            "every chunk after the first carried its send time through: {r}"
         );
         assert!(
             r["ttft"]["p50_ms"].as_f64().unwrap_or(0.0) >= 5.0,
