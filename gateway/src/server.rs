@@ -32,6 +32,11 @@ pub async fn run(
             }
         });
     }
+    // TCP_NODELAY on every client connection: without it a stream's chunk written while the previous one is
+    // unacknowledged waits for the client's delayed ACK (tens of ms; llm-benches' stream part shows it).
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     let server = axum::serve(listener, app(state)).with_graceful_shutdown(wait(rx.clone()));
     let signal = async move {
         shutdown.await;
