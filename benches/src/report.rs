@@ -23,9 +23,16 @@ pub fn markdown(r: &Results) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "# Load benchmark\n\nStarted {} on {}.\nCPUs: {}.\n",
+        "# Load benchmark\n\nStarted {} on {}.\nCPUs: {}.",
         r.started, r.machine, r.cpus
     );
+    if let [start, end] = r.load_average.as_slice() {
+        let _ = writeln!(
+            s,
+            "Load average (1, 5, 15 min): {start} at the start, {end} at the end (other work on the machine)."
+        );
+    }
+    let _ = writeln!(s);
     if !r.peers.is_empty() {
         peers(&mut s, r);
     }

@@ -108,6 +108,9 @@ pub struct Results {
     pub machine: String,
     /// Where the processes ran (`--cpus`).
     pub cpus: String,
+    /// The machine's load averages (1, 5, 15 min, `/proc/loadavg`) at the start and at the end: other work on a
+    /// shared machine shows here.
+    pub load_average: Vec<String>,
     /// Open-loop latencies per target and rate.
     pub overhead: Vec<RateRow>,
     /// Closed-loop throughput ceilings, requests per second, per target.
@@ -198,6 +201,7 @@ impl Results {
             started,
             machine,
             cpus,
+            load_average: Vec::new(),
             overhead: Vec::new(),
             ceilings: Vec::new(),
             gateway_peak_rss_bytes: None,
@@ -760,6 +764,7 @@ pub async fn run(o: &Options) -> Result<Results, BenchError> {
         machine,
         place.describe.clone(),
     );
+    r.load_average.extend(load_average());
     let has = |p: Part| o.parts.contains(&p);
     let with_peers =
         !o.peers.is_empty() && (has(Part::Overhead) || has(Part::Fallback) || has(Part::Streams));
@@ -820,6 +825,7 @@ pub async fn run(o: &Options) -> Result<Results, BenchError> {
         drop(p);
     }
     drop((backup, main_fake));
+    r.load_average.extend(load_average());
     Ok(r)
 }
 
@@ -894,6 +900,12 @@ impl Placement {
         }
         Ok(())
     }
+}
+
+/// `/proc/loadavg`'s three load averages.
+fn load_average() -> Option<String> {
+    let text = std::fs::read_to_string("/proc/loadavg").ok()?;
+    Some(text.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
 }
 
 fn machine() -> String {
