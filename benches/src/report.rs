@@ -326,18 +326,19 @@ fn streams(s: &mut String, r: &Results) {
         let _ = writeln!(
             s,
             "\nMemory with streams open (a fresh server each time, the upstream pausing 1 s between chunks so that \
-             all are open at once; read when every stream has its response head; per stream: (VmRSS open − \
-             before) ÷ streams open):\n\n\
-             | server | streams | open | VmRSS before MB | VmRSS open MB | per open stream KB |\n\
-             |---|---:|---:|---:|---:|---:|"
+             all are open at once; read when every stream has had its first chunk or failed; per stream: (VmRSS \
+             open − before) ÷ streams open):\n\n\
+             | server | streams | open | failed | VmRSS before MB | VmRSS open MB | per open stream KB |\n\
+             |---|---:|---:|---:|---:|---:|---:|"
         );
         for m in &r.stream_memory {
             let _ = writeln!(
                 s,
-                "| {} | {} | {} | {:.1} | {:.1} | {} |",
+                "| {} | {} | {} | {} | {:.1} | {:.1} | {} |",
                 m.target,
                 m.open.streams,
                 m.open.open,
+                m.open.failed,
                 m.open.before_bytes as f64 / 1e6,
                 m.open.open_bytes as f64 / 1e6,
                 m.per_stream_bytes
@@ -533,6 +534,7 @@ mod tests {
             open: crate::streams::OpenStreams {
                 streams: 1000,
                 open: 1000,
+                failed: 0,
                 before_bytes: 20_000_000,
                 open_bytes: 70_000_000,
             },
@@ -549,7 +551,7 @@ mod tests {
             "{md}"
         );
         assert!(
-            md.contains("| gateway | 1000 | 1000 | 20.0 | 70.0 | 50.0 |"),
+            md.contains("| gateway | 1000 | 1000 | 0 | 20.0 | 70.0 | 50.0 |"),
             "{md}"
         );
     }
