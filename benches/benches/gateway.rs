@@ -153,10 +153,16 @@ fn router(c: &mut Criterion) {
     let metrics = Arc::new(Metrics::new(names.iter().map(String::as_str), cfg.mode));
     let router = Router::new(&cfg, metrics);
     c.bench_function("router_plan/default", |b| {
-        b.iter(|| black_box(router.plan(black_box("default"), None).unwrap()))
+        b.iter(|| black_box(router.plan(black_box("default"), router.mode(), None).unwrap()))
     });
     c.bench_function("router_plan/preferred_provider", |b| {
-        b.iter(|| black_box(router.plan(black_box("default"), Some("qwen")).unwrap()))
+        b.iter(|| {
+            black_box(
+                router
+                    .plan(black_box("default"), router.mode(), Some("qwen"))
+                    .unwrap(),
+            )
+        })
     });
 }
 

@@ -1,13 +1,15 @@
-//! Entry points for the criterion benchmarks in `benches/` (not a stable API): each adapter's pure
-//! translation step and the stream decoders, without HTTP; a synthetic offline corpus for the lookup benchmark.
+//! Entry points for the criterion benchmarks in `benches/` (not a stable API): each adapter's own translation
+//! of a request and parse of an answer (the production code, through [`Adapter::wire_body`] and
+//! [`Adapter::parse_chat`], without HTTP), the stream decoders, and a synthetic offline corpus for the lookup
+//! benchmark.
 
-use serde_json::Value;
 use std::sync::OnceLock;
 
 use crate::canonical::{ChatRequest, ChatResponse};
+use crate::config::Config;
 use crate::offline::{Entry, ManifestInfo, OfflineStore, Package};
 use crate::providers::stream::{Decoder, Framing};
-use crate::providers::{gigachat, ollama, openai, qwen, ProviderError};
+use crate::providers::{Adapter, ErrorClass, ProviderError};
 
 /// A wire format the gateway translates to and from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,6 +36,17 @@ impl Wire {
         Wire::Ollama,
     ];
 
+    /// The provider of the bench config that speaks it.
+    fn provider(self) -> &'static str {
+        match self {
+            Wire::OpenAi => "openai",
+            Wire::Kimi => "kimi",
+            Wire::QwenNative => "qwen",
+            Wire::GigaChat => "gigachat",
+            Wire::Ollama => "ollama",
+        }
+    }
+
     /// A short name.
     pub fn name(self) -> &'static str {
         match self {
@@ -46,42 +59,52 @@ impl Wire {
     }
 }
 
-/// Canonical request -> the provider's JSON body, as the bytes sent upstream.
-pub fn request_body(wire: Wire, req: &ChatRequest, model: &str, stream: bool) -> Vec<u8> {
-    // Adapters are built once (building an HTTP client is costly and not part of a translation).
-    static CLIENTS: OnceLock<(openai::OpenAiCompat, openai::OpenAiCompat)> = OnceLock::new();
-    let (oa, kimi) = CLIENTS.get_or_init(|| {
-        let c = reqwest::Client::new();
-        let mk = |f| openai::OpenAiCompat::new("http://127.0.0.1:1/v1", None, c.clone(), f);
-        (mk(openai::Flavor::OpenAi), mk(openai::Flavor::Kimi))
-    });
-    let bytes = match wire {
-        Wire::OpenAi => serde_json::to_vec(&oa.chat_body(req, model, stream)),
-        Wire::Kimi => serde_json::to_vec(&kimi.chat_body(req, model, stream)),
-        Wire::QwenNative => serde_json::to_vec(&qwen::native_body(req, model, stream)),
-        Wire::GigaChat => serde_json::to_vec(&gigachat::translate_request(req, model, stream)),
-        Wire::Ollama => serde_json::to_vec(&ollama::request(req, model, stream)),
-    };
-    bytes.unwrap_or_default()
+/// The five adapters, built once from a config (building an HTTP client is costly and not part of a translation;
+/// nothing is sent).
+fn adapters() -> &'static [(Wire, Adapter)] {
+    static ADAPTERS: OnceLock<Vec<(Wire, Adapter)>> = OnceLock::new();
+    ADAPTERS.get_or_init(|| {
+        let text = r#"
+models: { default: { openai: m, kimi: m, qwen: m, gigachat: m, ollama: m } }
+providers:
+  openai: { kind: openai, base_url: "http://127.0.0.1:1/v1" }
+  kimi: { kind: kimi, base_url: "http://127.0.0.1:1/v1" }
+  qwen: { kind: qwen, api: native, base_url: "http://127.0.0.1:1/api/v1" }
+  gigachat: { kind: gigachat, base_url: "http://127.0.0.1:1/api/v1", auth: { url: "http://127.0.0.1:1/oauth" } }
+  ollama: { kind: ollama, base_url: "http://127.0.0.1:1" }
+fallback_policy: { order: [openai, kimi, qwen, gigachat, ollama] }
+"#;
+        let Ok(cfg) = Config::from_yaml(text, &|_| None) else {
+            return Vec::new();
+        };
+        let client = reqwest::Client::new();
+        let redactor = std::sync::Arc::new(crate::providers::redact::Redactor::from_config(&cfg));
+        Wire::ALL
+            .iter()
+            .filter_map(|w| {
+                let pc = cfg.providers.get(w.provider())?;
+                Some((*w, Adapter::with_client(pc, client.clone(), redactor.clone()).ok()?))
+            })
+            .collect()
+    })
 }
 
-/// The provider's JSON answer -> canonical response.
+fn adapter(wire: Wire) -> Option<&'static Adapter> {
+    adapters().iter().find(|(w, _)| *w == wire).map(|(_, a)| a)
+}
+
+/// Canonical request -> the provider's JSON body, as the bytes sent upstream (the adapter's own translation).
+pub fn request_body(wire: Wire, req: &ChatRequest, model: &str, stream: bool) -> Vec<u8> {
+    adapter(wire)
+        .map(|a| a.wire_body(req, model, stream))
+        .unwrap_or_default()
+}
+
+/// The provider's JSON answer -> canonical response (the adapter's own parse of a non-stream answer).
 pub fn parse_response(wire: Wire, body: &[u8], model: &str) -> Result<ChatResponse, ProviderError> {
-    let v: Value = crate::providers::http::parse_json(body)?;
-    match wire {
-        Wire::OpenAi | Wire::Kimi => {
-            let mut out: ChatResponse = serde_json::from_value(v).map_err(|e| {
-                ProviderError::new(
-                    crate::providers::ErrorClass::Malformed,
-                    format!("bad response: {e}"),
-                )
-            })?;
-            openai::normalize_response(&mut out);
-            Ok(out)
-        }
-        Wire::QwenNative => qwen::native_response(&v, model),
-        Wire::GigaChat => gigachat::translate_response(v),
-        Wire::Ollama => ollama::response(&v),
+    match adapter(wire) {
+        Some(a) => a.parse_chat(body.to_vec(), model),
+        None => Err(ProviderError::new(ErrorClass::Malformed, "no adapter")),
     }
 }
 
@@ -246,6 +269,7 @@ pub fn offline_corpus(n: usize, threshold: f32) -> (OfflineStore, Vec<String>) {
         description: None,
         checksum: String::new(),
         checksum_ok: None,
+        embeddings: None,
     };
     let package = Package {
         manifest,

@@ -9,12 +9,15 @@
 //!   and the error classes every failure is sorted into by the provider's own codes.
 //! - [`router`]: planning (logical model -> ordered candidates, local tier last, `X-LLM-Provider` first) and the
 //!   attempt loop (one deadline, per-attempt timeouts, retries in a budget, cooldowns, breakers).
-//! - [`offline`]: offline packages (format, validation with file:line, exact + lexical matching).
+//! - [`offline`]: offline packages (format, validation with file:line, exact + lexical matching) and the bounded,
+//!   redacted record of recent misses.
 //! - [`cache`]: exact-match response cache (moka) with stale-on-error.
 //! - [`limits`]: client keys and per-key limits, per-provider budgets.
-//! - [`api`]: the HTTP routes, the one error -> HTTP mapping, the client-facing SSE stream, the no-provider
-//!   answers (cache, packages).
-//! - [`ops`]: the operator commands `smoke` and `offline-dry-run`.
+//! - [`pipeline`]: the answer pipeline, the one chain every surface calls (cache -> plan -> attempts -> local
+//!   tier -> stale cache -> offline packages -> error), its accounting and the `X-LLM-*` headers.
+//! - [`api`]: the HTTP routes (parse, call the pipeline, render), the one error -> HTTP mapping, the chat SSE
+//!   grammar.
+//! - [`ops`]: the operator commands `smoke`, `offline-dry-run`, `offline build` and `incident-report`.
 //! - [`metrics`]: every instrument, labels from closed enums.
 //! - [`server`]: listeners, graceful shutdown, connectivity probes.
 //!
@@ -30,6 +33,7 @@ pub mod limits;
 pub mod metrics;
 pub mod offline;
 pub mod ops;
+pub mod pipeline;
 pub mod providers;
 pub mod router;
 pub mod server;

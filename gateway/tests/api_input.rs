@@ -242,7 +242,7 @@ async fn graceful_shutdown_drains_in_flight_requests() {
 async fn admin_token_guards_admin_routes_only() {
     let cfg = CFG.replace(
         "shutdown_grace: 5s }",
-        "shutdown_grace: 5s, admin_token: { value: s3cret-admin } }",
+        "shutdown_grace: 5s, admin_token: { value: s3cret-admin-0123456789 } }",
     );
     let (_, app) = gateway(&cfg);
     for (method, path) in [("GET", "/admin/providers"), ("GET", "/admin/mode")] {
@@ -254,7 +254,7 @@ async fn admin_token_guards_admin_routes_only() {
             method,
             path,
             None,
-            &[("authorization", "Bearer s3cret-admin-not")],
+            &[("authorization", "Bearer s3cret-admin-0123456789-not")],
         )
         .await;
         assert_eq!(r.status, 401, "{path}");
@@ -263,11 +263,16 @@ async fn admin_token_guards_admin_routes_only() {
             method,
             path,
             None,
-            &[("authorization", "Bearer s3cret-admin")],
+            &[("authorization", "Bearer s3cret-admin-0123456789")],
         )
         .await;
         assert_eq!(r.status, 200, "{path}");
         assert!(!r.body.contains("s3cret-admin"));
+        for scheme in ["bearer", "BEARER", "Bearer  "] {
+            let h = format!("{scheme} s3cret-admin-0123456789");
+            let r = call(&app, method, path, None, &[("authorization", h.as_str())]).await;
+            assert_eq!(r.status, 200, "{h}: the scheme is case-insensitive");
+        }
     }
     let body = serde_json::json!({"mode": "offline"});
     let r = call(&app, "POST", "/admin/mode", Some(body.clone()), &[]).await;
@@ -277,7 +282,7 @@ async fn admin_token_guards_admin_routes_only() {
         "POST",
         "/admin/mode",
         Some(body),
-        &[("authorization", "Bearer s3cret-admin")],
+        &[("authorization", "Bearer s3cret-admin-0123456789")],
     )
     .await;
     assert_eq!(r.status, 200);
@@ -287,6 +292,33 @@ async fn admin_token_guards_admin_routes_only() {
         "API routes need no admin token"
     );
     assert_eq!(call(&app, "GET", "/metrics", None, &[]).await.status, 200);
+    // An unknown path is a 404 with or without a token, never a 401.
+    for auth in [
+        &[][..],
+        &[("authorization", "Bearer s3cret-admin-0123456789")][..],
+    ] {
+        for path in ["/admin/nope", "/admin", "/v1/responses", "/nope"] {
+            let r = call(&app, "GET", path, None, auth).await;
+            assert_eq!(r.status, 404, "{path}: {}", r.body);
+            assert_eq!(r.json()["error"]["code"], "not_found");
+        }
+    }
+    for (short, why) in [
+        ("short-token", "16 characters"),
+        ("has a space in it 0123", "spaces"),
+    ] {
+        let cfg = CFG.replace(
+            "shutdown_grace: 5s }",
+            &format!("shutdown_grace: 5s, admin_token: {{ value: \"{short}\" }} }}"),
+        );
+        match llm_gateway::config::Config::from_yaml(&cfg, &|_| None) {
+            Err(llm_gateway::config::ConfigError::Invalid(p)) => {
+                assert_eq!(p[0].path, "server.admin_token");
+                assert!(p[0].message.contains(why), "{}", p[0].message);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
 
     let missing = CFG.replace(
         "shutdown_grace: 5s }",
@@ -296,4 +328,50 @@ async fn admin_token_guards_admin_routes_only() {
         Err(llm_gateway::config::ConfigError::Invalid(p)) => assert_eq!(p[0].path, "server.admin_token"),
         other => panic!("{other:?}"),
     }
+}
+
+/// The inbound layer order of `api/mod.rs`: request id and metrics, then the client key (before any body byte
+/// is read), then the body limit, then the handler.
+#[tokio::test]
+async fn layer_order_an_oversized_body_without_a_key_is_401_and_with_one_413() {
+    let text =
+        format!("{CFG}limits:\n  clients:\n    - {{ name: team, key: {{ value: team-key-123456 }} }}\n");
+    let (_, app) = gateway(&text);
+    let big =
+        serde_json::json!({"model": "default", "messages": [{"role": "user", "content": "x".repeat(4096)}]});
+    let without = call(&app, "POST", "/v1/chat/completions", Some(big.clone()), &[]).await;
+    assert_eq!(without.status, 401, "{}", without.body);
+    assert_eq!(without.json()["error"]["code"], "invalid_api_key");
+    assert!(
+        !without.header("x-request-id").is_empty(),
+        "the outermost layer saw it"
+    );
+    let with = call(
+        &app,
+        "POST",
+        "/v1/chat/completions",
+        Some(big),
+        &[("authorization", "Bearer team-key-123456")],
+    )
+    .await;
+    assert_eq!(with.status, 413, "{}", with.body);
+    assert_eq!(with.json()["error"]["code"], "body_too_large");
+    assert!(!with.header("x-request-id").is_empty());
+    let m = metrics(&app).await;
+    assert_eq!(
+        sample(
+            &m,
+            "llm_gateway_requests_total",
+            &[("route", "chat_completions"), ("status", "401")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        sample(
+            &m,
+            "llm_gateway_requests_total",
+            &[("route", "chat_completions"), ("status", "413")]
+        ),
+        1.0
+    );
 }

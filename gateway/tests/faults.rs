@@ -16,6 +16,21 @@ enum Expect {
     Retried,
     /// 4xx to the client, no other provider called.
     Rejected(u16),
+    /// The client's error (refused content): served by the next provider, and the first one's health is
+    /// untouched (no cooldown, no last error).
+    ClientsFault(&'static str),
+    /// "Too long": served by the next provider whose context window is larger, else 400; health untouched.
+    TooLong,
+}
+
+/// Context windows of the test config's default models (the gateway's defaults for them).
+fn window(p: &str) -> u32 {
+    match p {
+        "openai" => 128_000,
+        "kimi" => 8_192,
+        "qwen" | "ollama" => 131_072,
+        _ => 32_768,
+    }
 }
 
 fn next_of(p: &str) -> &'static str {
@@ -134,6 +149,44 @@ async fn case(s: &Stand, p: &'static str, qwen_api: &str, fault: FaultSpec, expe
             assert_eq!(sample(&m, "llm_gateway_fallbacks_total", &[]), 0.0, "{label}");
             assert_eq!(status_of(p)["breaker"], "closed", "{label}");
         }
+        Expect::ClientsFault(_) | Expect::TooLong => {
+            let order = ["openai", "kimi", "qwen", "gigachat", "ollama"];
+            let (served, passed) = match expect {
+                Expect::TooLong => {
+                    let rest: Vec<&str> = order.iter().copied().filter(|x| *x != p).collect();
+                    let larger = rest.iter().position(|x| window(x) > window(p));
+                    (larger.map(|i| rest[i]), larger.map_or(0, |i| i + 1))
+                }
+                _ => (Some(next), 1),
+            };
+            let reason = match expect {
+                Expect::ClientsFault(r) => r,
+                _ => "context_length",
+            };
+            match served {
+                Some(n) => {
+                    assert_eq!(r.status, 200, "{label}: {}", r.body);
+                    assert_eq!(r.header("x-llm-actual-provider"), n, "{label}");
+                    assert_eq!(r.header("x-llm-fallbacks"), passed.to_string(), "{label}");
+                }
+                None => {
+                    assert_eq!(r.status, 400, "{label}: {}", r.body);
+                    assert_eq!(r.json()["error"]["code"], "context_length_exceeded", "{label}");
+                }
+            }
+            assert_eq!(chat_calls(s, p), 1, "{label}: not retried");
+            let outcome = sample(
+                &m,
+                "llm_gateway_provider_requests_total",
+                &[("provider", p), ("outcome", reason)],
+            );
+            assert_eq!(outcome, 1.0, "{label}");
+            let st = status_of(p);
+            assert!(
+                st["cooldown_reason"].is_null() && st["last_error"].is_null() && st["breaker"] == "closed",
+                "{label}: the client's error says nothing about the provider's health: {st}"
+            );
+        }
         Expect::Rejected(status) => {
             assert_eq!(r.status, status, "{label}: {}", r.body);
             assert_eq!(chat_calls(s, next), 0, "{label}: no fallback");
@@ -173,7 +226,7 @@ async fn matrix(p: &'static str, qwen_api: &str) {
         (f(FaultKind::Overloaded), Retried),
         (f(FaultKind::ServerError), Retried),
         (f(FaultKind::BadRequest), Rejected(400)),
-        (f(FaultKind::ContextLength), Fallback(None)),
+        (f(FaultKind::ContextLength), TooLong),
         (f(FaultKind::Malformed), Fallback(None)),
         (f(FaultKind::DropConnection), Fallback(None)),
         (f(FaultKind::Slow).delay_ms(2500), Fallback(None)),
@@ -184,7 +237,7 @@ async fn matrix(p: &'static str, qwen_api: &str) {
         cases.push((f(FaultKind::Auth), Fallback(Some("auth"))));
     }
     if p != "ollama" {
-        cases.push((f(FaultKind::ContentFilter), Fallback(None)));
+        cases.push((f(FaultKind::ContentFilter), ClientsFault("content_filter")));
     }
     for (fault, expect) in cases {
         case(&s, p, qwen_api, fault, expect).await;

@@ -194,21 +194,11 @@ async fn prom_query(client: &reqwest::Client, base: &str, path: &str) -> serde_j
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn real_prometheus_sees_fallbacks_and_fires_the_alert_during_an_outage() {
-    let Some(prometheus) = tool("prometheus") else {
-        return;
-    };
-    // The gateway, over TCP, in front of the fakes: OpenAI first, then Kimi.
-    let fakes = common::fakes().await;
-    let (state, _) = common::gateway(&common::yaml(&fakes, "openai, kimi", "", "compatible"));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let gw = listener.local_addr().unwrap();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(llm_gateway::server::run(listener, None, state, async move {
-        let _ = stop_rx.await;
-    }));
-
+/// Prometheus with the shipped rules (`for:` shortened so a short outage is enough), scraping `gw` every second.
+async fn start_prometheus(
+    prometheus: &std::path::Path,
+    gw: std::net::SocketAddr,
+) -> Option<(Reaper, String)> {
     // Prometheus with the shipped rules, `for:` shortened so a short outage is enough, scraping every second.
     let dir = std::env::temp_dir().join(format!("llm-prom-{}-{}", std::process::id(), gw.port()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -246,7 +236,7 @@ async fn real_prometheus_sees_fallbacks_and_fires_the_alert_during_an_outage() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let _reaper = Reaper(child, dir.clone());
+    let reaper = Reaper(child, dir.clone());
     let base = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::new();
     let ready = async {
@@ -262,6 +252,29 @@ async fn real_prometheus_sees_fallbacks_and_fires_the_alert_during_an_outage() {
     tokio::time::timeout(Duration::from_secs(30), ready)
         .await
         .expect("prometheus became ready");
+
+    Some((reaper, base))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_prometheus_sees_fallbacks_and_fires_the_alert_during_an_outage() {
+    let Some(prometheus) = tool("prometheus") else {
+        return;
+    };
+    // The gateway, over TCP, in front of the fakes: OpenAI first, then Kimi.
+    let fakes = common::fakes().await;
+    let (state, _) = common::gateway(&common::yaml(&fakes, "openai, kimi", "", "compatible"));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let gw = listener.local_addr().unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(llm_gateway::server::run(listener, None, state, async move {
+        let _ = stop_rx.await;
+    }));
+
+    let Some((_reaper, base)) = start_prometheus(&prometheus, gw).await else {
+        return;
+    };
+    let client = reqwest::Client::new();
 
     // Traffic through the outage: OpenAI answers 500 to everything, Kimi serves.
     fakes["openai"]
@@ -322,6 +335,131 @@ async fn real_prometheus_sees_fallbacks_and_fires_the_alert_during_an_outage() {
         .await
         .expect("LLMHighFallbackRate fired");
     traffic.abort();
+    let _ = stop_tx.send(());
+    let _ = tokio::time::timeout(Duration::from_secs(10), server).await;
+}
+
+/// The value of the first series of an instant query, or `None` while the result is empty.
+async fn first_value(client: &reqwest::Client, base: &str, query: &str) -> Option<f64> {
+    let url = format!("/api/v1/query?query={}", urlencode(query));
+    let v = prom_query(client, base, &url).await;
+    v["data"]["result"][0]["value"][1]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The alert expression of `name` in the shipped rules.
+fn alert_expr(name: &str) -> String {
+    let rules: serde_norway::Value = serde_norway::from_str(
+        &std::fs::read_to_string(monitoring().join("prometheus/alerts/ai_alerts.yml")).unwrap(),
+    )
+    .unwrap();
+    rules["groups"][0]["rules"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|r| r["alert"].as_str() == Some(name))
+        .and_then(|r| r["expr"].as_str())
+        .unwrap_or_else(|| panic!("no alert {name}"))
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_quota_and_auth_errors_turn_their_alert_expressions_positive() {
+    let Some(prometheus) = tool("prometheus") else {
+        return;
+    };
+    let fakes = common::fakes().await;
+    let (state, _) = common::gateway(&common::yaml(&fakes, "openai, kimi", "", "compatible"));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let gw = listener.local_addr().unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(llm_gateway::server::run(listener, None, state, async move {
+        let _ = stop_rx.await;
+    }));
+    let Some((_reaper, base)) = start_prometheus(&prometheus, gw).await else {
+        return;
+    };
+    let client = reqwest::Client::new();
+    let quota = alert_expr("LLMProviderQuotaExhausted");
+    let auth = alert_expr("LLMProviderAuthFailing");
+    // Readiness: Prometheus has scraped the series at 0 (before any error happened) at least twice.
+    let zero_seen = async {
+        loop {
+            let q = "count_over_time(llm_gateway_provider_requests_total{provider=\"openai\",outcome=\"quota_exhausted\"}[1m])";
+            let a = "count_over_time(llm_gateway_provider_requests_total{provider=\"kimi\",outcome=\"auth\"}[1m])";
+            if first_value(&client, &base, q).await >= Some(2.0)
+                && first_value(&client, &base, a).await >= Some(2.0)
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), zero_seen)
+        .await
+        .expect("the outcome series are exported at 0 before the first error");
+    assert_eq!(
+        first_value(&client, &base, &quota).await,
+        None,
+        "quiet before the error"
+    );
+    assert_eq!(
+        first_value(&client, &base, &auth).await,
+        None,
+        "quiet before the error"
+    );
+
+    // One quota error at OpenAI (then a long cooldown), one auth error at Kimi: one event each, ever.
+    fakes["openai"]
+        .add_fault(llm_mocks::FaultSpec::new(llm_mocks::FaultKind::QuotaExhausted).times(1))
+        .unwrap();
+    fakes["kimi"]
+        .add_fault(llm_mocks::FaultSpec::new(llm_mocks::FaultKind::Auth).times(1))
+        .unwrap();
+    let _ = client
+        .post(format!("http://{gw}/v1/chat/completions"))
+        .json(&common::chat(false))
+        .send()
+        .await
+        .unwrap();
+    let m = client
+        .get(format!("http://{gw}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for series in [
+        "llm_gateway_provider_requests_total{provider=\"openai\",outcome=\"quota_exhausted\"} 1",
+        "llm_gateway_provider_requests_total{provider=\"kimi\",outcome=\"auth\"} 1",
+    ] {
+        assert!(m.contains(series), "{series}\n{m}");
+    }
+    let positive = async {
+        loop {
+            let q = first_value(&client, &base, &quota).await;
+            let a = first_value(&client, &base, &auth).await;
+            if let (Some(q), Some(a)) = (q, a) {
+                return (q, a);
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    };
+    let (q, a) = tokio::time::timeout(Duration::from_secs(30), positive)
+        .await
+        .expect("both alert expressions turned positive on the first event");
+    assert!(q > 0.0 && a > 0.0, "{q} {a}");
     let _ = stop_tx.send(());
     let _ = tokio::time::timeout(Duration::from_secs(10), server).await;
 }

@@ -84,13 +84,26 @@ async fn offline_mode_answers_from_packages_with_zero_remote_requests() {
         &s.app,
         "POST",
         "/v1/embeddings",
-        Some(json!({"model": "embeddings", "input": ["Сделай SQL-фильтр по продажам"]})),
+        Some(
+            json!({"model": "embeddings-local", "input": ["Сделай SQL-фильтр по продажам"], "dimensions": 8}),
+        ),
         &[],
     )
     .await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.header("x-llm-source"), "offline-package");
     assert_eq!(r.json()["data"][0]["embedding"].as_array().unwrap().len(), 8);
+    // Vectors of another size (the local model's own 384) are never served in their place.
+    let r = call(
+        &s.app,
+        "POST",
+        "/v1/embeddings",
+        Some(json!({"model": "embeddings-local", "input": ["Сделай SQL-фильтр по продажам"]})),
+        &[],
+    )
+    .await;
+    assert_eq!(r.status, 503, "{}", r.body);
+    assert_eq!(r.json()["error"]["code"], "offline_miss");
 
     let r = call(
         &s.app,
@@ -108,7 +121,7 @@ async fn offline_mode_answers_from_packages_with_zero_remote_requests() {
         sample(&m, "llm_gateway_offline_hits_total", &[("source", "package")]),
         4.0
     );
-    assert_eq!(sample(&m, "llm_gateway_offline_misses_total", &[]), 1.0);
+    assert_eq!(sample(&m, "llm_gateway_offline_misses_total", &[]), 2.0);
     assert_eq!(
         sample(&m, "llm_gateway_requests_total", &[("source", "offline-package")]),
         4.0
@@ -252,12 +265,20 @@ async fn client_keys_and_per_key_limits() {
         "health needs no key"
     );
     let a = [("authorization", "Bearer key-team-a-123")];
-    for _ in 0..2 {
+    // The scheme is case-insensitive (RFC 9110).
+    for h in ["Bearer key-team-a-123", "bearer key-team-a-123"] {
         assert_eq!(
-            call(&s.app, "POST", "/v1/chat/completions", Some(chat(false)), &a)
-                .await
-                .status,
-            200
+            call(
+                &s.app,
+                "POST",
+                "/v1/chat/completions",
+                Some(chat(false)),
+                &[("authorization", h)]
+            )
+            .await
+            .status,
+            200,
+            "{h}"
         );
     }
     let r = call(&s.app, "POST", "/v1/chat/completions", Some(chat(false)), &a).await;

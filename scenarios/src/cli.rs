@@ -79,6 +79,11 @@ pub struct RunArgs {
     /// A Toxiproxy to use instead of the embedded chaos server.
     #[arg(long, env = "TOXIPROXY_URL")]
     pub toxiproxy_url: Option<String>,
+    /// Write each scenario's offline-incident report (docs/templates/offline_incident_report.md filled from the
+    /// run's own /metrics scrapes, as `llm-gateway incident-report` does from Prometheus) to this folder
+    /// (default output/scenarios/incident), one NAME.md per scenario.
+    #[arg(long, num_args = 0..=1, default_missing_value = "output/scenarios/incident")]
+    pub incident_report: Option<PathBuf>,
     /// No progress line.
     #[arg(long)]
     pub no_progress: bool,
@@ -229,9 +234,15 @@ async fn run(args: RunArgs) -> u8 {
         progress: !args.no_progress,
         print: true,
         verbose: args.verbose,
+        incident_reports: args.incident_report,
     };
     let report = run_all(&list, &opts).await;
     print!("{}", console::summary(&report));
+    for s in &report.scenarios {
+        if let Some(p) = &s.incident_report {
+            println!("wrote {p}");
+        }
+    }
     let mut code = if report.passed { 0 } else { 1 };
     let writes: [(&Option<PathBuf>, Writer); 3] = [
         (&args.json, report::write_json),

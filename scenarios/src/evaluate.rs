@@ -139,6 +139,7 @@ fn measure(check: &Check, w: &Window<'_>) -> Result<Value, String> {
         }
         Measure::Stream(end) => count(&|x| x.stream == Some(*end)),
         Measure::ErrorCode(code) => count(&|x| x.error_code.as_deref() == Some(code.as_str())),
+        Measure::FinishReason(r) => rate(&|x| x.finish_reason.as_deref() == Some(r.as_str()))?,
         Measure::ErrorLists(list) => {
             let errors: Vec<&Sample> = s.iter().filter(|x| x.status >= 400).collect();
             if errors.is_empty() {

@@ -38,6 +38,9 @@ pub struct Sample {
     /// `error.code` of an error body (or of a stream's error event).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error_code: Option<String>,
+    /// `finish_reason` of the answer (the last one of a stream).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub finish_reason: Option<String>,
     /// `error.attempts[].provider` of an error body, in order.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub attempts: Vec<String>,
@@ -145,22 +148,20 @@ fn header(resp: &reqwest::Response, name: &str) -> Option<String> {
 }
 
 fn body_of(load: &Load, prompt: &str) -> Value {
-    match load.route {
+    let mut b = match load.route {
         Route::Chat => {
-            let mut b = json!({"model": load.model, "stream": load.stream, "messages": [{"role": "user", "content": prompt}]});
-            if let Some(m) = load.max_tokens {
-                b["max_tokens"] = json!(m);
-            }
-            b
+            json!({"model": load.model, "stream": load.stream, "messages": [{"role": "user", "content": prompt}]})
         }
-        Route::Assistants => {
-            let mut b = json!({"prompt": prompt, "model": load.model});
-            if let Some(m) = load.max_tokens {
-                b["max_tokens"] = json!(m);
-            }
-            b
-        }
+        Route::Assistants => json!({"prompt": prompt, "model": load.model}),
+        Route::Embeddings => json!({"model": load.model, "input": prompt}),
+    };
+    if let (Some(m), false) = (load.max_tokens, load.route == Route::Embeddings) {
+        b["max_tokens"] = json!(m);
     }
+    for (k, v) in &load.body {
+        b[k] = v.clone();
+    }
+    b
 }
 
 /// Sends request number `i` and records it.
@@ -174,6 +175,7 @@ async fn one(t: &Target, load: &Load, i: u64) -> Sample {
     let path = match load.route {
         Route::Chat => "/v1/chat/completions",
         Route::Assistants => "/api/assistants/generate",
+        Route::Embeddings => "/v1/embeddings",
     };
     let mut req = t
         .http
@@ -194,6 +196,7 @@ async fn one(t: &Target, load: &Load, i: u64) -> Sample {
         fallbacks: 0,
         stream: None,
         error_code: None,
+        finish_reason: None,
         attempts: Vec::new(),
         error: None,
         ok: false,
@@ -224,6 +227,7 @@ async fn one(t: &Target, load: &Load, i: u64) -> Sample {
                 let (end, code) = classify_stream(&text);
                 s.stream = Some(end);
                 s.error_code = code;
+                s.finish_reason = last_finish_reason(&text);
                 s.ok = end == StreamEnd::Completed && s.error.is_none();
             } else {
                 if load.stream {
@@ -231,12 +235,15 @@ async fn one(t: &Target, load: &Load, i: u64) -> Sample {
                 }
                 let v: Option<Value> = serde_json::from_str(&text).ok();
                 if resp_ok(s.status) {
-                    let well_formed = v.as_ref().is_some_and(|v| {
-                        v.get("choices").is_some()
-                            || v.get("text").is_some()
-                            || v.get("answer").is_some()
-                            || v.is_object()
+                    let well_formed = v.as_ref().is_some_and(|v| match load.route {
+                        Route::Embeddings => v.get("data").is_some_and(Value::is_array),
+                        _ => v.is_object(),
                     });
+                    s.finish_reason = v
+                        .as_ref()
+                        .and_then(|v| v.pointer("/choices/0/finish_reason"))
+                        .and_then(Value::as_str)
+                        .map(str::to_string);
                     if !well_formed && s.error.is_none() {
                         s.error = Some("2xx body is not JSON".into());
                     }
@@ -274,6 +281,20 @@ fn short_error(e: &reqwest::Error) -> String {
     } else {
         "request failed".into()
     }
+}
+
+/// The last `finish_reason` of an SSE body's chunks.
+fn last_finish_reason(text: &str) -> Option<String> {
+    text.lines()
+        .rev()
+        .filter_map(|l| l.trim_end().strip_prefix("data:"))
+        .filter_map(|d| serde_json::from_str::<Value>(d.trim()).ok())
+        .filter_map(|v| {
+            v.pointer("/choices/0/finish_reason")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        })
+        .next()
 }
 
 /// How an SSE body ended, and the error event's code.

@@ -26,6 +26,78 @@ pub struct RunOptions {
     pub print: bool,
     /// Print every check, not only the failed ones.
     pub verbose: bool,
+    /// Write each scenario's offline-incident report (the gateway's `docs/templates/offline_incident_report.md`
+    /// filled from the run's own `/metrics` scrapes) to this folder.
+    pub incident_reports: Option<std::path::PathBuf>,
+}
+
+/// How often `/metrics` is scraped for an incident report.
+pub const INCIDENT_SCRAPE_EVERY: Duration = Duration::from_millis(250);
+
+fn unix_secs() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+type Snapshot = (f64, Vec<(String, BTreeMap<String, String>, f64)>);
+
+async fn snapshot(stand: &Stand) -> Option<Snapshot> {
+    let text = stand.scrape().await.ok()?;
+    let series = Scrape::parse(&text)
+        .series
+        .into_iter()
+        .map(|s| (s.name, s.labels, s.value))
+        .collect();
+    Some((unix_secs(), series))
+}
+
+/// Scrapes `/metrics` every [`INCIDENT_SCRAPE_EVERY`] until `stop`, then once more.
+async fn record_scrapes(stand: &Stand, mut stop: tokio::sync::oneshot::Receiver<()>) -> Vec<Snapshot> {
+    let mut out = Vec::new();
+    loop {
+        out.extend(snapshot(stand).await);
+        tokio::select! {
+            _ = &mut stop => break,
+            () = tokio::time::sleep(INCIDENT_SCRAPE_EVERY) => {}
+        }
+    }
+    out.extend(snapshot(stand).await);
+    out
+}
+
+/// The offline-incident report of one rehearsal, from its scrapes; the stages are marked on the timeline.
+pub fn incident_report(report: &ScenarioReport, t0_unix: f64, snapshots: Vec<Snapshot>) -> String {
+    use llm_gateway::ops::incident;
+    let from = snapshots.first().map_or(t0_unix, |s| s.0.min(t0_unix));
+    let to = snapshots.last().map_or(t0_unix, |s| s.0);
+    let mut m = incident::Measurements::from_snapshots(
+        from,
+        to,
+        format!(
+            "rehearsal {} (llm-scenarios, the gateway's /metrics scraped every {} ms)",
+            report.name,
+            INCIDENT_SCRAPE_EVERY.as_millis()
+        ),
+        snapshots,
+    );
+    for st in report.stages.iter().filter(|s| !s.skipped) {
+        let faults = if st.faults.is_empty() {
+            String::new()
+        } else {
+            format!(" (faults: {})", st.faults.join("; "))
+        };
+        m.marks.push(incident::Mark {
+            at: t0_unix + st.start,
+            text: format!("rehearsal stage {} started{faults}", st.name),
+        });
+    }
+    if m.series.is_empty() {
+        m.problems
+            .push("no /metrics scrape of the gateway succeeded during the run".into());
+    }
+    incident::render(&incident::analyse(&m))
 }
 
 /// What one stage does.
@@ -174,31 +246,14 @@ pub const STEADY_BEFORE: usize = usize::MAX - 1;
 /// Seed offset of the steady state after.
 pub const STEADY_AFTER: usize = usize::MAX;
 
-/// Runs one scenario on a fresh stand.
-pub async fn run_scenario(sc: &Scenario, opts: &RunOptions, progress: &Progress) -> ScenarioReport {
-    let t0 = Instant::now();
-    let mut report = ScenarioReport {
-        name: sc.name.clone(),
-        file: sc.file.display().to_string(),
-        description: sc.description.clone(),
-        tags: sc.tags.clone(),
-        seed: sc.seed,
-        passed: false,
-        errors: Vec::new(),
-        wall_seconds: 0.0,
-        requests: 0,
-        stages: Vec::new(),
-        rollback: Vec::new(),
-        samples: Vec::new(),
-    };
-    let stand = match Stand::start(&sc.gateway.parsed, sc.seed, &opts.stand).await {
-        Ok(s) => s,
-        Err(e) => {
-            report.errors.push(format!("the stand did not come up: {e}"));
-            report.wall_seconds = t0.elapsed().as_secs_f64();
-            return report;
-        }
-    };
+/// The steady state before, the phases, the rollback and the steady state after, on a running stand.
+async fn run_stages(
+    stand: &Stand,
+    sc: &Scenario,
+    t0: Instant,
+    progress: &Progress,
+    report: &mut ScenarioReport,
+) {
     let mut gate = true;
     if let Some(ss) = &sc.steady_state {
         let spec = StageSpec {
@@ -212,7 +267,7 @@ pub async fn run_scenario(sc: &Scenario, opts: &RunOptions, progress: &Progress)
             duration: None,
             expect: &ss.expect,
         };
-        let (r, s) = stage(&stand, sc, spec, t0, progress).await;
+        let (r, s) = stage(stand, sc, spec, t0, progress).await;
         gate = r.passed();
         report.stages.push(r);
         report.samples.extend(s);
@@ -233,11 +288,11 @@ pub async fn run_scenario(sc: &Scenario, opts: &RunOptions, progress: &Progress)
             duration: p.duration,
             expect: &p.expect,
         };
-        let (r, s) = stage(&stand, sc, spec, t0, progress).await;
+        let (r, s) = stage(stand, sc, spec, t0, progress).await;
         report.stages.push(r);
         report.samples.extend(s);
     }
-    report.rollback = faults::rollback(&stand, &sc.rollback).await;
+    report.rollback = faults::rollback(stand, &sc.rollback).await;
     if let (Some(ss), true) = (&sc.steady_state, gate) {
         tokio::time::sleep(ss.recovery_wait).await;
         let spec = StageSpec {
@@ -251,9 +306,70 @@ pub async fn run_scenario(sc: &Scenario, opts: &RunOptions, progress: &Progress)
             duration: None,
             expect: &ss.expect,
         };
-        let (r, s) = stage(&stand, sc, spec, t0, progress).await;
+        let (r, s) = stage(stand, sc, spec, t0, progress).await;
         report.stages.push(r);
         report.samples.extend(s);
+    }
+}
+
+/// Runs one scenario on a fresh stand.
+pub async fn run_scenario(sc: &Scenario, opts: &RunOptions, progress: &Progress) -> ScenarioReport {
+    let t0 = Instant::now();
+    let t0_unix = unix_secs();
+    let mut report = ScenarioReport {
+        name: sc.name.clone(),
+        file: sc.file.display().to_string(),
+        description: sc.description.clone(),
+        tags: sc.tags.clone(),
+        seed: sc.seed,
+        passed: false,
+        errors: Vec::new(),
+        wall_seconds: 0.0,
+        requests: 0,
+        stages: Vec::new(),
+        rollback: Vec::new(),
+        samples: Vec::new(),
+        incident_report: None,
+    };
+    let stand = match Stand::start(&sc.gateway.parsed, sc.seed, &opts.stand).await {
+        Ok(s) => s,
+        Err(e) => {
+            report.errors.push(format!("the stand did not come up: {e}"));
+            report.wall_seconds = t0.elapsed().as_secs_f64();
+            return report;
+        }
+    };
+    match &opts.incident_reports {
+        Some(dir) => {
+            let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
+            let stages = async {
+                run_stages(&stand, sc, t0, progress, &mut report).await;
+                let _ = stop_tx.send(());
+            };
+            let ((), snapshots) = tokio::join!(stages, record_scrapes(&stand, stop_rx));
+            let file: String = report
+                .name
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
+                .collect();
+            let path = dir.join(format!("{file}.md"));
+            let text = incident_report(&report, t0_unix, snapshots);
+            let written = std::fs::create_dir_all(dir).and_then(|()| std::fs::write(&path, text));
+            match written {
+                Ok(()) => report.incident_report = Some(path.display().to_string()),
+                Err(e) => report.errors.push(format!(
+                    "cannot write the incident report {}: {e}",
+                    path.display()
+                )),
+            }
+        }
+        None => run_stages(&stand, sc, t0, progress, &mut report).await,
     }
     stand.shutdown().await;
     report.requests = report.samples.len() as u64;

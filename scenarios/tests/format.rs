@@ -67,7 +67,7 @@ fn unknown_key_names_its_path() {
     );
     assert_eq!(
         error("      fell_back:", "      fellback:"),
-        "phases[0].expect.fellback: unknown field `fellback`, expected one of `requests`, `success_rate`, `status_5xx`, `status`, `served_by`, `source`, `fell_back`, `latency`, `fallback_latency`, `metrics`, `journal`, `streams`, `error_code`, `error_lists` at line 39 column 7"
+        "phases[0].expect.fellback: unknown field `fellback`, expected one of `requests`, `success_rate`, `status_5xx`, `status`, `served_by`, `source`, `fell_back`, `latency`, `fallback_latency`, `metrics`, `journal`, `streams`, `error_code`, `finish_reason`, `error_lists` at line 39 column 7"
     );
 }
 

@@ -193,3 +193,49 @@ async fn a_failing_steady_state_skips_the_phases_but_not_the_rollback() {
     assert_eq!(report.rollback.len(), 3);
     assert_eq!(report.requests, 10);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rehearsal_writes_the_incident_report_from_its_own_scrapes() {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("suites/06_primary_quota_exhausted.yaml");
+    let sc = format::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    let dir = out_dir("incident");
+    let opts = RunOptions {
+        incident_reports: Some(dir.clone()),
+        ..RunOptions::default()
+    };
+    let report = run_scenario(&sc, &opts, &Progress::new(false)).await;
+    assert!(
+        report.passed,
+        "{}",
+        llm_scenarios::report::console::scenario(&report, true)
+    );
+    let file = dir.join("primary-quota-exhausted.md");
+    assert_eq!(report.incident_report.as_deref(), Some(file.to_str().unwrap()));
+    let md = std::fs::read_to_string(&file).unwrap();
+    assert!(!md.contains("{{"), "{md}");
+    // The counts are the run's own: every request it sent, none 5xx, one quota error and one cooldown.
+    assert!(
+        md.contains(&format!(
+            "- {} requests on the inference routes; 0 answered 5xx",
+            report.requests
+        )),
+        "{md}"
+    );
+    // openai answers the 20 steady-state and 20 baseline requests, then is skipped for the other 419 after one
+    // quota error.
+    assert!(
+        md.contains(
+            "| openai | 40 | quota_exhausted 1 | skipped_cooldown 419 | quota_exhausted 1 | 0 | closed |"
+        ),
+        "{md}"
+    );
+    let at = |s: &str| md.find(s).unwrap_or_else(|| panic!("{s:?} not in\n{md}"));
+    assert!(
+        at("rehearsal stage quota-runs-out started") < at("openai cooled down for quota_exhausted (once)")
+    );
+    assert!(
+        at("openai cooled down for quota_exhausted (once)")
+            < at("rehearsal stage still-cooling-down-after-the-fault started")
+    );
+    assert!(md.contains("| openai | kimi | quota_exhausted | 1 |"), "{md}");
+}

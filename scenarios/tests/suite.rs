@@ -57,6 +57,10 @@ suite! {
     everything_down => "21_everything_down.yaml",
     provider_header => "22_provider_header.yaml",
     stale_cache => "23_stale_cache.yaml",
+    client_errors_dont_cool_providers => "24_client_errors_dont_cool_providers.yaml",
+    embeddings_fallback_same_space => "25_embeddings_fallback_same_space.yaml",
+    vision_and_tools_fallback => "26_vision_and_tools_fallback.yaml",
+    cut_streams_open_the_breaker => "27_cut_streams_open_the_breaker.yaml",
 }
 
 fn planned(sc: &Scenario) -> u64 {

@@ -48,8 +48,10 @@ pub(crate) async fn healthz() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
-/// Readiness: some provider in the order can be called now (breaker not open, not cooling down).
+/// Readiness: some provider in the order can be called now (breaker not open, not cooling down), and the gateway
+/// is not shutting down.
 pub(crate) async fn readyz(State(state): State<Arc<AppState>>) -> Response {
+    let draining = state.lifecycle.phase() != crate::server::Phase::Serving;
     let mode = state.router.mode();
     let usable: Vec<String> = state
         .router
@@ -69,7 +71,7 @@ pub(crate) async fn readyz(State(state): State<Arc<AppState>>) -> Response {
         .collect();
     // Offline packages answer too (not in remote mode).
     let packages = mode != Mode::Remote && !state.offline.is_empty();
-    let ready = !usable.is_empty() || packages;
+    let ready = (!usable.is_empty() || packages) && !draining;
     let status = if ready {
         StatusCode::OK
     } else {
@@ -81,6 +83,7 @@ pub(crate) async fn readyz(State(state): State<Arc<AppState>>) -> Response {
         "usable_providers": usable,
         "offline_packages": packages,
         "degraded": state.router.connectivity().degraded(),
+        "draining": draining,
     });
     (status, Json(body)).into_response()
 }
@@ -172,27 +175,84 @@ pub(crate) async fn get_mode(State(state): State<Arc<AppState>>) -> Json<Value> 
     Json(json!({"mode": state.router.mode().as_str()}))
 }
 
-/// With `server.admin_token` set, admin routes need `Authorization: Bearer <token>` (compared in constant time).
+/// With `server.admin_token` set, admin routes need `Authorization: Bearer <token>` (scheme in any case, token
+/// compared in constant time). Without one they answer loopback peers only (403 `admin_token_required` for others).
+/// A request with no peer address (`oneshot` in process, as `offline-dry-run` does) has no remote peer and counts
+/// as local; the server always records the peer.
 pub(crate) async fn require_token(
     State(state): State<Arc<AppState>>,
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Result<Response, ApiError> {
-    if let Some(token) = &state.config.server.admin_token {
-        let given = req
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .unwrap_or("");
-        if !crate::limits::constant_time_eq(given.as_bytes(), token.expose().as_bytes()) {
-            return Err(ApiError::AdminUnauthorized);
+    match &state.config.server.admin_token {
+        Some(token) => {
+            let given = req
+                .headers()
+                .get(header::AUTHORIZATION)
+                .and_then(|v| bearer(v.as_bytes()))
+                .unwrap_or(b"");
+            if !crate::limits::constant_time_eq(given, token.expose().as_bytes()) {
+                return Err(ApiError::AdminUnauthorized);
+            }
+        }
+        None => {
+            let peer = req
+                .extensions()
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map(|c| c.0.ip());
+            if peer.is_some_and(|ip| !is_loopback(ip)) {
+                return Err(ApiError::AdminTokenRequired);
+            }
         }
     }
     Ok(next.run(req).await)
 }
 
+/// The credential of `Bearer <credential>`, the scheme matched in any case (RFC 9110 §11.1).
+pub(crate) fn bearer(value: &[u8]) -> Option<&[u8]> {
+    let (scheme, rest) = value.split_at_checked(6)?;
+    if !scheme.eq_ignore_ascii_case(b"bearer") {
+        return None;
+    }
+    let cred = rest.trim_ascii_start();
+    (cred.len() < rest.len()).then_some(cred.trim_ascii_end())
+}
+
+/// Loopback, IPv4-mapped IPv6 loopback included.
+pub(crate) fn is_loopback(ip: std::net::IpAddr) -> bool {
+    match ip {
+        std::net::IpAddr::V4(v4) => v4.is_loopback(),
+        std::net::IpAddr::V6(v6) => {
+            v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
+    }
+}
+
 /// `GET /admin/offline`: loaded packages (manifest, checksum check), entry counts, every load problem.
 pub(crate) async fn offline(State(state): State<Arc<AppState>>) -> Json<Value> {
     Json(json!(state.offline.status()))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct MissesQuery {
+    limit: Option<usize>,
+}
+
+/// `GET /admin/offline/misses[?limit=N]`: the most frequent recent offline misses (redacted, normalised; hashes
+/// only with `offline.misses.record: hashed`), with first and last seen.
+pub(crate) async fn offline_misses(
+    State(state): State<Arc<AppState>>,
+    query: Result<axum::extract::Query<MissesQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let q = query.map_err(|e| ApiError::BadAdminInput(format!("bad query: {}", e.body_text())))?;
+    let limit = q.limit.unwrap_or(usize::MAX);
+    Ok(Json(json!(state.offline.misses().view(limit))))
+}
+
+/// `DELETE /admin/offline/misses`: forgets the record (after its prompts went into a package).
+pub(crate) async fn clear_offline_misses(State(state): State<Arc<AppState>>) -> Json<Value> {
+    let cleared = state.offline.misses().len();
+    state.offline.misses().clear();
+    Json(json!({"cleared": cleared}))
 }

@@ -27,8 +27,8 @@ pub(crate) async fn require_client_key(
     let h = req.headers();
     let given = h
         .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(|v| super::admin::bearer(v.as_bytes()))
+        .and_then(|v| std::str::from_utf8(v).ok())
         .or_else(|| h.get("x-api-key").and_then(|v| v.to_str().ok()))
         .map(str::trim);
     let id = match state.clients.admit(given) {

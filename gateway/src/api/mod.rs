@@ -1,7 +1,17 @@
-//! HTTP API: OpenAI-compatible routes, the assistants route, health, metrics and admin.
+//! HTTP API: OpenAI-compatible routes, the assistants route, health, metrics and admin. Handlers parse, call the
+//! answer pipeline ([`crate::pipeline`]) and render.
 //!
-//! Layer order (outermost first, so the first to see a request): metrics (route/status/source, duration) ->
-//! body limit (413) -> client key and per-key limits (`/v1/*`, `/api/*`) or admin token (`/admin/*`) -> handler.
+//! Inbound layer order, outermost first (the first to see a request):
+//! 1. request id and metrics (`record_request`): every answer below gets `X-Request-Id` and is counted;
+//! 2. client key and per-key limits (`/v1/*`, `/api/*`: 401, 429) or admin token (`/admin/*`: 401, routes only),
+//!    before a byte of the body is read, so an unauthenticated client cannot make the gateway read its body;
+//! 3. body limit (413 `body_too_large`), applied as the handler reads the body;
+//! 4. the handler.
+//!
+//! So an oversized body without a valid key gets 401, and with one 413 (`tests/api_input.rs` pins it).
+//! Outside the router, `server.rs` checks the head size (431) and the health reserve (503) per connection, records
+//! the peer address (`ConnectInfo`) and times the request body. Unknown paths (404) and methods (405, with `Allow`)
+//! are answered by the router's fallbacks, as OpenAI-shaped errors like every other rejection.
 
 mod admin;
 mod chat;
@@ -9,7 +19,6 @@ mod client;
 mod embeddings;
 pub mod error;
 mod sse;
-mod tiers;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -26,10 +35,12 @@ use tokio::time::Instant;
 use crate::cache::ResponseCache;
 use crate::config::Config;
 use crate::limits::ClientLimits;
-use crate::metrics::{Metrics, OfflineSource, RequestLabels, Route, RouteLabels, Source, SourceLabels};
+use crate::metrics::{Metrics, RequestLabels, Route, RouteLabels, Source};
 use crate::offline::OfflineStore;
+use crate::pipeline::headers;
 use crate::providers::{self, ClientBuildError, Provider};
-use crate::router::{Candidate, Router};
+use crate::router::Router;
+pub(crate) use admin::is_loopback;
 pub use error::ApiError;
 
 /// Everything handlers share.
@@ -49,6 +60,8 @@ pub struct AppState {
     pub cache: ResponseCache,
     /// Client keys and their limits.
     pub clients: ClientLimits,
+    /// Serving, draining, closing: `/readyz` and the streams follow it.
+    pub lifecycle: crate::server::Lifecycle,
 }
 
 impl AppState {
@@ -59,11 +72,21 @@ impl AppState {
             config.mode,
         ));
         let router = Router::new(&config, metrics.clone());
+        for (path, message) in router.planner().warnings() {
+            tracing::warn!(path, "{message}");
+        }
+        let needs_secret = |p: &&crate::config::ProviderConfig| p.kind.default_secret_env().is_some();
+        for p in config.providers.values().filter(needs_secret) {
+            if config.policy.order.contains(&p.name) {
+                metrics.secret_present(&p.name, p.secret.is_some());
+            }
+        }
         let providers = providers::build_all(&config)?
             .into_iter()
             .map(|p| (p.name.clone(), p))
             .collect();
-        let offline = OfflineStore::load(&config.offline);
+        let mut offline = OfflineStore::load(&config.offline);
+        offline.set_miss_secrets(config.secret_values());
         let cache = ResponseCache::new(&config.cache);
         let clients = ClientLimits::new(&config.clients);
         Ok(Arc::new(AppState {
@@ -74,6 +97,7 @@ impl AppState {
             offline,
             cache,
             clients,
+            lifecycle: crate::server::Lifecycle::default(),
         }))
     }
 
@@ -109,11 +133,18 @@ pub fn app(state: Arc<AppState>) -> axum::Router {
                 .route("/admin/providers", get(admin::providers))
                 .route("/admin/mode", post(admin::set_mode).get(admin::get_mode))
                 .route("/admin/offline", get(admin::offline))
-                .layer(middleware::from_fn_with_state(
+                .route(
+                    "/admin/offline/misses",
+                    get(admin::offline_misses).delete(admin::clear_offline_misses),
+                )
+                // `route_layer`: the token guards these routes only, so an unknown path is a 404 either way.
+                .route_layer(middleware::from_fn_with_state(
                     state.clone(),
                     admin::require_token,
                 )),
         )
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
         .layer(middleware::from_fn_with_state(state.clone(), record_request))
         .with_state(state)
@@ -123,7 +154,22 @@ pub fn app(state: Arc<AppState>) -> axum::Router {
 pub fn metrics_app(state: Arc<AppState>) -> axum::Router {
     axum::Router::new()
         .route("/metrics", get(admin::metrics))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
+}
+
+/// 404 `not_found` for every path without a route.
+async fn not_found(uri: axum::http::Uri) -> ApiError {
+    ApiError::NotFound(uri.path().chars().take(200).collect())
+}
+
+/// 405 `method_not_allowed`; the router adds `Allow`.
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::MethodNotAllowed {
+        method: method.to_string(),
+        path: uri.path().chars().take(200).collect(),
+    }
 }
 
 fn route_of(path: Option<&MatchedPath>) -> Route {
@@ -143,7 +189,7 @@ async fn record_request(State(state): State<Arc<AppState>>, req: Request, next: 
     // Keep a sane client request id (for correlation), else make one.
     let request_id = req
         .headers()
-        .get("x-request-id")
+        .get(headers::REQUEST_ID)
         .and_then(|v| v.to_str().ok())
         .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
         .map(str::to_string)
@@ -151,14 +197,14 @@ async fn record_request(State(state): State<Arc<AppState>>, req: Request, next: 
     let method = req.method().clone();
     let mut resp = next.run(req).await;
     if let Ok(v) = HeaderValue::from_str(&request_id) {
-        resp.headers_mut().insert("x-request-id", v);
+        resp.headers_mut().insert(headers::REQUEST_ID, v);
     }
     let status = resp.status().as_u16();
     if !matches!(route, Route::Other | Route::Admin) || resp.status().is_client_error() {
         // The `X-LLM-Source` header says who answered (an extension would cost a map allocation per request).
         let source = resp
             .headers()
-            .get("x-llm-source")
+            .get(headers::SOURCE)
             .and_then(|v| Source::from_label(v.as_bytes()))
             .unwrap_or(Source::None);
         state
@@ -188,8 +234,8 @@ async fn record_request(State(state): State<Arc<AppState>>, req: Request, next: 
             %method,
             route = route.as_str(),
             status,
-            provider = header("x-llm-actual-provider"),
-            fallbacks = header("x-llm-fallbacks"),
+            provider = header(headers::ACTUAL_PROVIDER),
+            fallbacks = header(headers::FALLBACKS),
             elapsed_ms = took.as_millis() as u64,
             "request"
         );
@@ -217,6 +263,8 @@ pub(crate) fn parse_body<T: DeserializeOwned>(
     let bytes = body.map_err(|r| {
         if r.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::BodyTooLarge(limit)
+        } else if let Some(t) = body_timeout(&r) {
+            ApiError::BodyTimeout(t.0)
         } else {
             ApiError::InvalidJson(r.body_text())
         }
@@ -247,47 +295,14 @@ pub(crate) fn parse_body<T: DeserializeOwned>(
     })
 }
 
-/// `X-LLM-Provider` from the request.
-pub(crate) fn preferred_provider(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get("x-llm-provider")
-        .and_then(|v| v.to_str().ok())
-        .map(|s| s.trim().to_ascii_lowercase())
-        .filter(|s| !s.is_empty())
-}
-
-/// Sets `X-LLM-*` headers and the source extension; counts offline hits for the local tier.
-pub(crate) fn decorate(state: &AppState, resp: &mut Response, cand: &Candidate, fallbacks: u32) {
-    let source = if cand.local {
-        Source::Local
-    } else {
-        Source::Provider
-    };
-    if cand.local {
-        state
-            .metrics
-            .offline_hits
-            .get_or_create(&SourceLabels {
-                source: OfflineSource::Local,
-            })
-            .inc();
-    }
-    let h = resp.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(&cand.provider) {
-        h.insert("x-llm-actual-provider", v);
-    }
-    h.insert("x-llm-fallbacks", HeaderValue::from(fallbacks));
-    h.insert("x-llm-source", HeaderValue::from_static(source.as_str()));
-}
-
-/// Converts a routing error, turning an offline-mode failure into `offline_miss`.
-pub(crate) fn route_error(state: &AppState, e: crate::router::RouteError) -> ApiError {
-    use crate::router::RouteError;
-    match e {
-        RouteError::AllFailed { attempts, .. } if state.router.mode() == crate::config::Mode::Offline => {
-            state.metrics.offline_misses.inc();
-            ApiError::OfflineMiss(attempts)
+/// The server's body timeout, if that is why the body could not be read.
+fn body_timeout(r: &axum::extract::rejection::BytesRejection) -> Option<&crate::server::BodyTimeout> {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(r);
+    while let Some(e) = cur {
+        if let Some(t) = e.downcast_ref::<crate::server::BodyTimeout>() {
+            return Some(t);
         }
-        other => ApiError::Route(other),
+        cur = e.source();
     }
+    None
 }

@@ -2,6 +2,7 @@
 
 mod chat;
 mod embeddings;
+pub mod validate;
 
 pub use chat::{
     ChatChunk, ChatRequest, ChatResponse, Choice, ChunkChoice, Delta, Message, Role, ToolCall, ToolCallDelta,

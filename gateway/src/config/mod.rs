@@ -124,9 +124,26 @@ pub struct ServerConfig {
     pub body_limit_bytes: usize,
     /// How long shutdown waits for in-flight requests.
     pub shutdown_grace: Duration,
-    /// When set, `/admin/*` requires it as a Bearer token.
+    /// When set, `/admin/*` requires it as a Bearer token (at least 16 characters); without it `/admin/*`
+    /// answers loopback peers only.
     pub admin_token: Option<Secret>,
+    /// From a connection's open (or the end of its last answer with bytes of a new request) to a complete
+    /// request head.
+    pub header_read_timeout: Duration,
+    /// How long a keep-alive connection may sit idle between requests.
+    pub idle_timeout: Duration,
+    /// From a complete head to the last byte of the body (408 `body_timeout` past it).
+    pub body_read_timeout: Duration,
+    /// Open connections per listener; past it new connections are closed at once (a few more are kept for
+    /// `/healthz`, `/readyz` and `/metrics`). Lowered at start to fit the process's open-file limit.
+    pub max_connections: usize,
+    /// Request line plus headers, in bytes (431 `headers_too_large` past it); a connection buffers at most twice
+    /// this before a complete head.
+    pub max_header_bytes: usize,
 }
+
+/// `server.body_limit_bytes` default: 20 MiB, room for a few base64 images.
+pub const DEFAULT_BODY_LIMIT: u64 = 20 * 1024 * 1024;
 
 /// GigaChat OAuth settings.
 #[derive(Debug, Clone)]
@@ -266,8 +283,8 @@ pub struct Config {
     pub mode: Mode,
     /// Logical model -> provider name -> provider model name.
     pub models: BTreeMap<String, BTreeMap<String, String>>,
-    /// Logical model -> provider name -> context window (tokens), where configured.
-    pub context_windows: BTreeMap<String, BTreeMap<String, u32>>,
+    /// Logical model -> provider name -> capabilities set in config (over the defaults), where any is set.
+    pub model_caps: BTreeMap<String, BTreeMap<String, CapsOverride>>,
     /// Providers by name.
     pub providers: BTreeMap<String, ProviderConfig>,
     /// Fallback policy.
@@ -280,6 +297,57 @@ pub struct Config {
     pub clients: Vec<ClientKey>,
     /// Connectivity probes (`None`: off).
     pub connectivity: Option<ConnectivityConfig>,
+}
+
+/// Capabilities of one provider model set in config (`models.<logical>.<provider>: { model, ... }`); each
+/// replaces the default of [`crate::providers::capabilities::defaults`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CapsOverride {
+    /// Context window in tokens.
+    pub context_window: Option<u32>,
+    /// Images.
+    pub vision: Option<crate::providers::capabilities::Vision>,
+    /// Function tools.
+    pub tools: Option<bool>,
+    /// `response_format`.
+    pub structured: Option<crate::providers::capabilities::Structured>,
+    /// Embeddings: vector size.
+    pub dimensions: Option<u32>,
+    /// Embeddings: vector space name.
+    pub space: Option<String>,
+    /// Embeddings: token-id input.
+    pub token_input: Option<bool>,
+}
+
+impl CapsOverride {
+    /// The defaults with what is set here put over them.
+    pub fn apply(
+        &self,
+        mut caps: crate::providers::capabilities::Caps,
+    ) -> crate::providers::capabilities::Caps {
+        if let Some(w) = self.context_window {
+            caps.context_window = Some(w);
+        }
+        if let Some(v) = self.vision {
+            caps.vision = v;
+        }
+        if let Some(t) = self.tools {
+            caps.tools = t;
+        }
+        if let Some(s) = self.structured {
+            caps.structured = s;
+        }
+        if let Some(d) = self.dimensions {
+            caps.dimensions = Some(d);
+        }
+        if let Some(s) = &self.space {
+            caps.space.clone_from(s);
+        }
+        if let Some(t) = self.token_input {
+            caps.token_input = t;
+        }
+        caps
+    }
 }
 
 /// One validation problem, with the YAML path it concerns.
@@ -348,6 +416,18 @@ impl Config {
         let mut cfg = Config::from_yaml(&text, env)?;
         cfg.resolve_paths_from(path);
         Ok(cfg)
+    }
+
+    /// Every secret value the config holds (provider secrets, client keys, the admin token), for redaction of
+    /// text the gateway keeps or shows.
+    pub fn secret_values(&self) -> Vec<String> {
+        let providers = self.providers.values().filter_map(|p| p.secret.as_ref());
+        let clients = self.clients.iter().map(|c| &c.key);
+        providers
+            .chain(clients)
+            .chain(self.server.admin_token.as_ref())
+            .map(|s| s.expose().to_string())
+            .collect()
     }
 
     /// A relative `offline.packages` path names a folder beside `config_file` when one is there (so a config

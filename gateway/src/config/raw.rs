@@ -38,6 +38,16 @@ pub(crate) struct RawOffline {
     pub(crate) packages: Vec<String>,
     pub(crate) match_threshold: Option<f64>,
     pub(crate) embeddings: Option<bool>,
+    #[serde(default)]
+    pub(crate) misses: RawMisses,
+}
+
+/// `offline.misses:`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawMisses {
+    pub(crate) record: Option<String>,
+    pub(crate) max_entries: Option<u64>,
 }
 
 /// `cache:`.
@@ -98,6 +108,11 @@ pub(crate) struct RawServer {
     pub(crate) shutdown_grace: Option<String>,
     /// When set, `/admin/*` requires `Authorization: Bearer <token>`.
     pub(crate) admin_token: Option<RawSecret>,
+    pub(crate) header_read_timeout: Option<String>,
+    pub(crate) idle_timeout: Option<String>,
+    pub(crate) body_read_timeout: Option<String>,
+    pub(crate) max_connections: Option<u64>,
+    pub(crate) max_header_bytes: Option<u64>,
 }
 
 /// One entry of `providers:`.
@@ -208,4 +223,26 @@ pub(crate) struct RawModelDetail {
     pub(crate) model: String,
     /// Tokens; a context-length failure skips later candidates whose window is not larger.
     pub(crate) context_window: Option<u32>,
+    /// Takes image parts: `true`, `false` or `data_urls` (inline images only).
+    pub(crate) vision: Option<RawVision>,
+    /// Takes function tools.
+    pub(crate) tools: Option<bool>,
+    /// `json_schema`, `json_object` or `none`.
+    pub(crate) structured_output: Option<String>,
+    /// Embeddings: vector size.
+    pub(crate) dimensions: Option<u32>,
+    /// Embeddings: the vector space (default: the model name); only candidates of one space serve a request.
+    pub(crate) space: Option<String>,
+    /// Embeddings: takes token-id input.
+    pub(crate) token_input: Option<bool>,
+}
+
+/// `vision:` is a bool or `data_urls`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum RawVision {
+    /// `true` / `false`.
+    Flag(bool),
+    /// `data_urls`.
+    Kind(String),
 }

@@ -175,7 +175,7 @@ fn models_take_a_name_or_a_name_with_a_context_window() {
     );
     let cfg = Config::from_yaml(&text, &no_env).unwrap();
     assert_eq!(cfg.models["large"]["openai"], "gpt-4.1");
-    assert_eq!(cfg.context_windows["large"]["openai"], 1047576);
+    assert_eq!(cfg.model_caps["large"]["openai"].context_window, Some(1047576));
     let zero = SIM.replace(
         "    openai: gpt-4.1\n",
         "    openai: { model: gpt-4.1, context_window: 0 }\n",
@@ -221,4 +221,134 @@ fn relative_package_paths_are_found_beside_the_config_file_then_from_the_working
         cfg.offline.packages
     );
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_base_url_with_a_query_string_or_fragment_is_an_error_with_its_path() {
+    for url in [
+        "http://127.0.0.1:28081/v1?api-version=2024-01-01",
+        "http://127.0.0.1:28081/v1#x",
+    ] {
+        let text = SIM.replace(
+            "base_url: http://127.0.0.1:28081/v1",
+            &format!("base_url: \"{url}\""),
+        );
+        let p = problems(&text);
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(
+            p[0].starts_with("providers.openai.base_url: ") && p[0].contains("query string or fragment"),
+            "{p:?}"
+        );
+    }
+}
+
+#[test]
+fn model_capabilities_can_be_set_and_bad_values_name_their_path() {
+    use crate::providers::capabilities::{Structured, Vision};
+    let text = SIM.replace(
+        "    ollama: llama3.2\n",
+        "    ollama: { model: llava, vision: data_urls, tools: false, structured_output: json_object }\n",
+    );
+    let cfg = Config::from_yaml(&text, &no_env).unwrap();
+    let o = &cfg.model_caps["default"]["ollama"];
+    assert_eq!(o.vision, Some(Vision::DataUrls));
+    assert_eq!(o.tools, Some(false));
+    assert_eq!(o.structured, Some(Structured::JsonObject));
+    let bad = SIM.replace(
+        "    ollama: llama3.2\n",
+        "    ollama: { model: llava, vision: maybe, structured_output: yaml, dimensions: 0 }\n",
+    );
+    let p = problems(&bad);
+    assert!(
+        p.iter().any(|x| x.starts_with("models.default.ollama.vision: ")),
+        "{p:?}"
+    );
+    assert!(
+        p.iter()
+            .any(|x| x.starts_with("models.default.ollama.structured_output: ")),
+        "{p:?}"
+    );
+    assert!(
+        p.iter()
+            .any(|x| x == "models.default.ollama.dimensions: must be greater than zero"),
+        "{p:?}"
+    );
+}
+
+#[test]
+fn the_shipped_configs_embeddings_chains_stay_inside_one_space() {
+    for text in [SIM, PROD] {
+        let cfg = Config::from_yaml(text, &no_env).unwrap();
+        assert_eq!(
+            crate::router::Planner::new(&cfg).warnings(),
+            Vec::<(String, String)>::new()
+        );
+    }
+    let mixed = SIM.replace(
+        "  embeddings-qwen:\n    qwen:",
+        "    qwen: text-embedding-v3\n  embeddings-qwen:\n    qwen:",
+    );
+    let cfg = Config::from_yaml(&mixed, &no_env).unwrap();
+    let w = crate::router::Planner::new(&cfg).warnings();
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert_eq!(w[0].0, "models.embeddings");
+    assert!(w[0].1.contains("mixes vector spaces"), "{w:?}");
+}
+
+#[test]
+fn offline_misses_record_is_configured_and_checked() {
+    use crate::offline::MissRecording;
+    let cfg = Config::from_yaml(SIM, &no_env).unwrap();
+    assert_eq!(cfg.offline.misses.record, MissRecording::Text);
+    assert_eq!(cfg.offline.misses.max_entries, 1000);
+    let with = |misses: &str| SIM.replacen("offline:\n", &format!("offline:\n  misses: {misses}\n"), 1);
+    let cfg = Config::from_yaml(&with("{ record: hashed, max_entries: 50 }"), &no_env).unwrap();
+    assert_eq!(cfg.offline.misses.record, MissRecording::Hashed);
+    assert_eq!(cfg.offline.misses.max_entries, 50);
+    let p = problems(&with("{ record: everything, max_entries: 0 }"));
+    assert!(p.iter().any(|m| m == "offline.misses.record: unknown value \"everything\"; expected text, hashed or off"), "{p:?}");
+    assert!(
+        p.iter()
+            .any(|m| m == "offline.misses.max_entries: 0 is not in 1..=100000"),
+        "{p:?}"
+    );
+    assert!(problems(&with("{ max_entries: 100001 }"))
+        .iter()
+        .any(|m| m.contains("100001 is not in")));
+    match Config::from_yaml(&with("{ recrod: off }"), &no_env) {
+        Err(e) => assert!(e.to_string().contains("offline.misses"), "{e}"),
+        Ok(_) => panic!("unknown key accepted"),
+    }
+    // A prompt recorded by a gateway never keeps a configured secret.
+    let mut cfg = Config::from_yaml(SIM, &no_env).unwrap();
+    cfg.offline.packages.clear();
+    let secrets = cfg.secret_values();
+    assert!(!secrets.is_empty());
+    let state = crate::AppState::new(cfg).unwrap();
+    let asked = format!("why does {} fail", secrets[0]);
+    state.offline.record_miss(Some(&asked));
+    let view = serde_json::to_string(&state.offline.misses().view(10)).unwrap();
+    assert!(!view.contains(&secrets[0]), "{view}");
+}
+
+#[test]
+fn a_provider_of_the_order_without_a_secret_reads_0_on_metrics() {
+    let text = SIM.replace(
+        "secret: { env: KIMI_API_KEY, value: sim-kimi-key }",
+        "secret: { env: KIMI_API_KEY }",
+    );
+    let state = crate::AppState::new(Config::from_yaml(&text, &no_env).unwrap()).unwrap();
+    let m = state.metrics.encode();
+    assert!(
+        m.contains("llm_gateway_provider_secret_present{provider=\"kimi\"} 0"),
+        "{m}"
+    );
+    assert!(
+        m.contains("llm_gateway_provider_secret_present{provider=\"openai\"} 1"),
+        "{m}"
+    );
+    assert!(
+        !m.contains("llm_gateway_provider_secret_present{provider=\"ollama\""),
+        "{m}"
+    );
 }

@@ -10,7 +10,8 @@ use super::validate::Problems;
 use serde::Serialize;
 
 use super::{secrets, EnvLookup, Secret};
-use crate::offline::OfflineConfig;
+use crate::offline::misses::MAX_ENTRIES_LIMIT;
+use crate::offline::{MissRecording, MissesConfig, OfflineConfig};
 
 /// `providers.<name>.limits`: when one is used up, the router skips the provider (`skipped_budget`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -106,10 +107,32 @@ pub(super) fn offline(p: &mut Problems, raw: &RawOffline) -> OfflineConfig {
             p.push(format!("offline.packages[{i}]"), "empty path");
         }
     }
+    let record = match raw.misses.record.as_deref() {
+        None => d.misses.record,
+        Some(v) => MissRecording::parse(v).unwrap_or_else(|| {
+            p.push(
+                "offline.misses.record",
+                format!("unknown value {v:?}; expected text, hashed or off"),
+            );
+            d.misses.record
+        }),
+    };
+    let max_entries = match raw.misses.max_entries {
+        None => d.misses.max_entries,
+        Some(n) if (1..=MAX_ENTRIES_LIMIT as u64).contains(&n) => n as usize,
+        Some(n) => {
+            p.push(
+                "offline.misses.max_entries",
+                format!("{n} is not in 1..={MAX_ENTRIES_LIMIT}"),
+            );
+            d.misses.max_entries
+        }
+    };
     OfflineConfig {
         packages: raw.packages.iter().map(PathBuf::from).collect(),
         match_threshold: threshold as f32,
         embeddings: raw.embeddings.unwrap_or(d.embeddings),
+        misses: MissesConfig { record, max_entries },
     }
 }
 

@@ -5,10 +5,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::raw::{RawConfig, RawModelRef, RawProvider};
+use super::raw::{RawConfig, RawModelRef, RawProvider, RawVision};
 use super::{
-    secrets, Config, EnvLookup, GigaChatAuth, Mode, Policy, Problem, ProviderConfig, ProviderKind, QwenApi,
-    ServerConfig,
+    secrets, CapsOverride, Config, EnvLookup, GigaChatAuth, Mode, Policy, Problem, ProviderConfig,
+    ProviderKind, QwenApi, ServerConfig,
 };
 
 const GIGACHAT_SCOPES: [&str; 3] = ["GIGACHAT_API_PERS", "GIGACHAT_API_B2B", "GIGACHAT_API_CORP"];
@@ -69,7 +69,7 @@ pub(crate) fn validate(raw: RawConfig, env: EnvLookup<'_>) -> Result<Config, Vec
         .metrics_listen
         .as_deref()
         .and_then(|a| p.addr("server.metrics_listen", a));
-    let body_limit = raw.server.body_limit_bytes.unwrap_or(1024 * 1024);
+    let body_limit = raw.server.body_limit_bytes.unwrap_or(super::DEFAULT_BODY_LIMIT);
     if body_limit == 0 {
         p.push("server.body_limit_bytes", "must be greater than zero");
     }
@@ -84,6 +84,21 @@ pub(crate) fn validate(raw: RawConfig, env: EnvLookup<'_>) -> Result<Config, Vec
         let (_, value, problem) = secrets::resolve(s.env.clone(), file, s.value.clone(), env);
         if let Some(msg) = problem {
             p.push("server.admin_token", msg);
+        } else if let Some(v) = value.as_ref().filter(|v| v.expose().chars().count() < 16) {
+            let _ = v;
+            p.push(
+                "server.admin_token",
+                "must be at least 16 characters (e.g. `openssl rand -hex 16`)",
+            );
+        } else if value.as_ref().is_some_and(|v| {
+            v.expose()
+                .bytes()
+                .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
+        }) {
+            p.push(
+                "server.admin_token",
+                "must not contain spaces or control characters",
+            );
         } else if value.is_none() {
             // Fail closed at start-up rather than run with admin routes nobody can (or everybody could) use.
             p.push(
@@ -93,6 +108,22 @@ pub(crate) fn validate(raw: RawConfig, env: EnvLookup<'_>) -> Result<Config, Vec
         }
         value
     });
+
+    let server_duration = |p: &mut Problems, key: &str, v: &Option<String>, d: u64| {
+        p.duration(&format!("server.{key}"), v.as_ref(), Duration::from_secs(d))
+    };
+    let header_read_timeout =
+        server_duration(&mut p, "header_read_timeout", &raw.server.header_read_timeout, 10);
+    let idle_timeout = server_duration(&mut p, "idle_timeout", &raw.server.idle_timeout, 60);
+    let body_read_timeout = server_duration(&mut p, "body_read_timeout", &raw.server.body_read_timeout, 60);
+    let max_connections = raw.server.max_connections.unwrap_or(1024);
+    if !(1..=1_000_000).contains(&max_connections) {
+        p.push("server.max_connections", "must be between 1 and 1000000");
+    }
+    let max_header_bytes = raw.server.max_header_bytes.unwrap_or(16 * 1024);
+    if !(4096..=1024 * 1024).contains(&max_header_bytes) {
+        p.push("server.max_header_bytes", "must be between 4096 and 1048576");
+    }
 
     let mode = mode(&mut p, raw.mode.as_deref(), env);
     let policy = super::policy::policy(&mut p, &raw.fallback_policy);
@@ -107,7 +138,7 @@ pub(crate) fn validate(raw: RawConfig, env: EnvLookup<'_>) -> Result<Config, Vec
         }
     }
     check_order(&mut p, &policy.order, &raw.providers);
-    let (models, context_windows) = check_models(&mut p, &raw.models, &raw.providers);
+    let (models, model_caps) = check_models(&mut p, &raw.models, &raw.providers);
     let offline = super::tiers::offline(&mut p, &raw.offline);
     let cache = super::tiers::cache(&mut p, &raw.cache);
     let clients = super::tiers::clients(&mut p, &raw.limits, env);
@@ -121,12 +152,17 @@ pub(crate) fn validate(raw: RawConfig, env: EnvLookup<'_>) -> Result<Config, Vec
                 body_limit_bytes: body_limit as usize,
                 shutdown_grace,
                 admin_token,
+                header_read_timeout,
+                idle_timeout,
+                body_read_timeout,
+                max_connections: max_connections as usize,
+                max_header_bytes: max_header_bytes as usize,
             };
             return Ok(Config {
                 server,
                 mode,
                 models,
-                context_windows,
+                model_caps,
                 providers,
                 policy,
                 offline,
@@ -195,6 +231,14 @@ fn provider(
     }
     let base_url = raw.base_url.trim().trim_end_matches('/').to_string();
     match reqwest::Url::parse(&base_url) {
+        // Endpoint paths are appended to the base: a query or fragment would end up in the middle of the URL.
+        Ok(u) if u.query().is_some() || u.fragment().is_some() || base_url.contains(['?', '#']) => p.push(
+            format!("{path}.base_url"),
+            format!(
+                "{:?} has a query string or fragment; endpoint paths are appended to base_url, so give the path only",
+                raw.base_url
+            ),
+        ),
         Ok(u) if matches!(u.scheme(), "http" | "https") => {}
         _ => p.push(
             format!("{path}.base_url"),
@@ -334,7 +378,7 @@ fn check_order(p: &mut Problems, order: &[String], providers: &BTreeMap<String, 
 
 type ModelMaps = (
     BTreeMap<String, BTreeMap<String, String>>,
-    BTreeMap<String, BTreeMap<String, u32>>,
+    BTreeMap<String, BTreeMap<String, CapsOverride>>,
 );
 
 fn check_models(
@@ -342,7 +386,7 @@ fn check_models(
     models: &BTreeMap<String, BTreeMap<String, RawModelRef>>,
     providers: &BTreeMap<String, RawProvider>,
 ) -> ModelMaps {
-    let (mut names, mut windows) = (BTreeMap::new(), BTreeMap::new());
+    let (mut names, mut caps) = (BTreeMap::new(), BTreeMap::new());
     if !models.contains_key("default") {
         p.push("models", "the logical model \"default\" must be defined");
     }
@@ -355,27 +399,67 @@ fn check_models(
             if !providers.contains_key(provider) {
                 p.push(&path, format!("provider {provider:?} is not defined"));
             }
-            let (model, window) = match entry {
-                RawModelRef::Name(n) => (n.clone(), None),
-                RawModelRef::Detailed(d) => (d.model.clone(), d.context_window),
+            let (model, over) = match entry {
+                RawModelRef::Name(n) => (n.clone(), CapsOverride::default()),
+                RawModelRef::Detailed(d) => (d.model.clone(), caps_override(p, &path, d)),
             };
             if model.trim().is_empty() {
                 p.push(&path, "model name is empty");
-            }
-            if window == Some(0) {
-                p.push(format!("{path}.context_window"), "must be greater than zero");
             }
             names
                 .entry(logical.clone())
                 .or_insert_with(BTreeMap::new)
                 .insert(provider.clone(), model);
-            if let Some(w) = window {
-                windows
-                    .entry(logical.clone())
+            if over != CapsOverride::default() {
+                caps.entry(logical.clone())
                     .or_insert_with(BTreeMap::new)
-                    .insert(provider.clone(), w);
+                    .insert(provider.clone(), over);
             }
         }
     }
-    (names, windows)
+    (names, caps)
+}
+
+fn caps_override(p: &mut Problems, path: &str, d: &super::raw::RawModelDetail) -> CapsOverride {
+    use crate::providers::capabilities::{Structured, Vision};
+    for (key, v) in [("context_window", d.context_window), ("dimensions", d.dimensions)] {
+        if v == Some(0) {
+            p.push(format!("{path}.{key}"), "must be greater than zero");
+        }
+    }
+    let vision = match &d.vision {
+        None => None,
+        Some(RawVision::Flag(true)) => Some(Vision::Any),
+        Some(RawVision::Flag(false)) => Some(Vision::None),
+        Some(RawVision::Kind(k)) if k == "data_urls" => Some(Vision::DataUrls),
+        Some(RawVision::Kind(k)) => {
+            p.push(
+                format!("{path}.vision"),
+                format!("unknown value {k:?}; expected true, false or data_urls"),
+            );
+            None
+        }
+    };
+    let structured = d.structured_output.as_deref().and_then(|v| {
+        let parsed = Structured::parse(v);
+        if parsed.is_none() {
+            p.push(
+                format!("{path}.structured_output"),
+                format!("unknown value {v:?}; expected json_schema, json_object or none"),
+            );
+        }
+        parsed
+    });
+    if d.space.as_deref().is_some_and(|s| s.trim().is_empty()) {
+        p.push(format!("{path}.space"), "must not be empty");
+    }
+    CapsOverride {
+        context_window: d.context_window.filter(|w| *w > 0),
+        vision,
+        tools: d.tools,
+        structured,
+        dimensions: d.dimensions.filter(|n| *n > 0),
+        space: d.space.clone(),
+        token_input: d.token_input,
+    }
 }

@@ -11,11 +11,18 @@ macro_rules! label_enum {
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
         pub enum $name { $($(#[$vm])* $variant),+ }
         impl $name {
+            /// Every value, for series exported at 0 from the start.
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
             /// The label text.
             pub fn as_str(self) -> &'static str { match self { $($name::$variant => $text),+ } }
             /// The value whose label text this is (as an `X-LLM-*` header carries it).
             pub fn from_label(text: &[u8]) -> Option<$name> {
                 [$($name::$variant),+].into_iter().find(|v| v.as_str().as_bytes() == text)
+            }
+        }
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
             }
         }
         impl EncodeLabelValue for $name {
@@ -85,6 +92,9 @@ label_enum!(
         SkippedBudget => "skipped_budget",
         /// Skipped: its last connectivity probe failed.
         SkippedUnreachable => "skipped_unreachable",
+        /// Skipped: the model cannot serve this request faithfully (images, tools, JSON schema, context size,
+        /// embeddings space or input).
+        SkippedCapability => "skipped_capability",
         /// connect.
         Connect => "connect",
         /// timeout.
@@ -99,6 +109,8 @@ label_enum!(
         Auth => "auth",
         /// bad_request.
         BadRequest => "bad_request",
+        /// not_found.
+        NotFound => "not_found",
         /// context_length.
         ContextLength => "context_length",
         /// content_filter.
@@ -118,6 +130,7 @@ impl From<ErrorClass> for Outcome {
             ErrorClass::Overloaded => Outcome::Overloaded,
             ErrorClass::Auth => Outcome::Auth,
             ErrorClass::BadRequest => Outcome::BadRequest,
+            ErrorClass::NotFound => Outcome::NotFound,
             ErrorClass::ContextLength => Outcome::ContextLength,
             ErrorClass::ContentFilter => Outcome::ContentFilter,
             ErrorClass::Malformed => Outcome::Malformed,
@@ -210,6 +223,15 @@ pub struct ProviderOutcomeLabels {
     pub provider: String,
     /// Outcome.
     pub outcome: Outcome,
+}
+
+/// `{provider,reason}` of `llm_gateway_cooldowns_total`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct CooldownLabels {
+    /// Provider name.
+    pub provider: String,
+    /// The error class that started the cooldown (`rate_limited`, `quota_exhausted`, `auth`).
+    pub reason: Outcome,
 }
 
 /// `{provider}`.

@@ -45,6 +45,8 @@ pub struct Metrics {
     pub offline_hits: Family<SourceLabels, Counter>,
     /// `llm_gateway_offline_misses_total`.
     pub offline_misses: Counter,
+    /// `llm_gateway_cooldowns_total{provider,reason}`: cooldowns started (or extended) by error class.
+    pub cooldowns: Family<CooldownLabels, Counter>,
     /// `llm_gateway_provider_requests_total{provider,outcome}`.
     pub provider_requests: Family<ProviderOutcomeLabels, Counter>,
     /// `llm_gateway_request_duration_seconds{route}`.
@@ -69,9 +71,15 @@ pub struct Metrics {
     pub budget_used: Family<BudgetLabels, Gauge>,
     /// `llm_gateway_provider_budget_limit{provider,budget}`: the configured limit.
     pub budget_limit: Family<BudgetLabels, Gauge>,
+    /// `llm_gateway_provider_secret_present{provider}`: 1 when a provider of the fallback order that needs a secret
+    /// has one, 0 when it has none (config drift); providers without secrets (Ollama) have no series.
+    pub secret_present: Family<ProviderLabels, Gauge>,
     /// `llm_gateway_provider_reachable{provider}`: 1 when the last connectivity probe succeeded (remote providers
     /// only, with `connectivity:` configured).
     pub reachable: Family<ProviderLabels, Gauge>,
+    /// `llm_gateway_connections_shed_total`: connections closed at accept because a listener was full
+    /// (`server.max_connections` plus the health reserve).
+    pub connections_shed: Counter,
 }
 
 impl Metrics {
@@ -83,6 +91,7 @@ impl Metrics {
             fallbacks: Family::default(),
             offline_hits: Family::default(),
             offline_misses: Counter::default(),
+            cooldowns: Family::default(),
             provider_requests: Family::default(),
             request_duration: Family::new_with_constructor(latency_histogram),
             provider_duration: Family::new_with_constructor(latency_histogram),
@@ -96,6 +105,8 @@ impl Metrics {
             budget_used: Family::default(),
             budget_limit: Family::default(),
             reachable: Family::default(),
+            secret_present: Family::default(),
+            connections_shed: Counter::default(),
             registry: Registry::default(),
         };
         r.register(
@@ -117,6 +128,11 @@ impl Metrics {
             "offline_misses",
             "Offline lookups that found no answer",
             m.offline_misses.clone(),
+        );
+        r.register(
+            "cooldowns",
+            "Cooldowns started or extended, by provider and the error class that caused them",
+            m.cooldowns.clone(),
         );
         r.register(
             "provider_requests",
@@ -175,9 +191,19 @@ impl Metrics {
             m.budget_limit.clone(),
         );
         r.register(
+            "provider_secret_present",
+            "Secret present (1) or missing (0) for each provider of the fallback order that needs one",
+            m.secret_present.clone(),
+        );
+        r.register(
             "provider_reachable",
             "Last connectivity probe: 1 reachable, 0 not",
             m.reachable.clone(),
+        );
+        r.register(
+            "connections_shed",
+            "Connections closed at accept because the listener was at server.max_connections",
+            m.connections_shed.clone(),
         );
         for p in providers {
             m.breaker_state
@@ -185,6 +211,26 @@ impl Metrics {
                     provider: p.to_string(),
                 })
                 .set(BREAKER_CLOSED);
+            // Every outcome per provider reads 0 from the start: an `increase()` alert (quota, auth) then sees
+            // the very first event as a step from 0 to 1, not as a new series that starts at 1.
+            for &outcome in Outcome::ALL {
+                let _ = m.provider_requests.get_or_create(&ProviderOutcomeLabels {
+                    provider: p.to_string(),
+                    outcome,
+                });
+            }
+            for &kind in TokenKind::ALL {
+                let _ = m.tokens.get_or_create(&TokenLabels {
+                    provider: p.to_string(),
+                    kind,
+                });
+            }
+            for reason in [Outcome::RateLimited, Outcome::QuotaExhausted, Outcome::Auth] {
+                let _ = m.cooldowns.get_or_create(&CooldownLabels {
+                    provider: p.to_string(),
+                    reason,
+                });
+            }
         }
         for source in [OfflineSource::Local, OfflineSource::Package] {
             let _ = m.offline_hits.get_or_create(&SourceLabels { source });
@@ -232,6 +278,42 @@ impl Metrics {
     /// Counts one offline hit.
     pub fn offline_hit(&self, source: OfflineSource) {
         self.offline_hits.get_or_create(&SourceLabels { source }).inc();
+    }
+
+    /// Counts an answer's tokens by provider and kind.
+    pub fn count_tokens(&self, provider: &str, usage: &crate::canonical::Usage) {
+        for (kind, n) in [
+            (TokenKind::Prompt, usage.prompt_tokens),
+            (TokenKind::Completion, usage.completion_tokens),
+        ] {
+            if n > 0 {
+                self.tokens
+                    .get_or_create(&TokenLabels {
+                        provider: provider.to_string(),
+                        kind,
+                    })
+                    .inc_by(n);
+            }
+        }
+    }
+
+    /// Sets whether `provider`'s secret is present.
+    pub fn secret_present(&self, provider: &str, present: bool) {
+        self.secret_present
+            .get_or_create(&ProviderLabels {
+                provider: provider.to_string(),
+            })
+            .set(i64::from(present));
+    }
+
+    /// Counts one cooldown started (or extended) for `provider`.
+    pub fn cooldown(&self, provider: &str, reason: Outcome) {
+        self.cooldowns
+            .get_or_create(&CooldownLabels {
+                provider: provider.to_string(),
+                reason,
+            })
+            .inc();
     }
 
     /// Counts one provider attempt outcome.

@@ -5,6 +5,7 @@
 //! skipped; the valid rest is served.
 
 pub mod index;
+pub mod misses;
 pub mod package;
 #[cfg(test)]
 mod tests;
@@ -16,6 +17,7 @@ use serde::Serialize;
 
 use crate::canonical::{new_id, unix_now, ChatResponse, Choice, Message, Role, Usage};
 pub use index::{Index, Match, MatchKind};
+pub use misses::{MissRecord, MissRecording, MissesConfig};
 pub use package::{Entry, LoadIssue, ManifestInfo, Package};
 
 /// `offline:` after validation.
@@ -27,6 +29,8 @@ pub struct OfflineConfig {
     pub match_threshold: f32,
     /// Serve stored vectors on `/v1/embeddings` in offline mode.
     pub embeddings: bool,
+    /// The record of recent misses (`offline.misses`).
+    pub misses: MissesConfig,
 }
 
 impl Default for OfflineConfig {
@@ -35,6 +39,7 @@ impl Default for OfflineConfig {
             packages: Vec::new(),
             match_threshold: 0.5,
             embeddings: true,
+            misses: MissesConfig::default(),
         }
     }
 }
@@ -83,6 +88,7 @@ pub struct OfflineStore {
     threshold: f32,
     issues: Vec<LoadIssue>,
     skipped: usize,
+    misses: MissRecord,
 }
 
 /// `/admin/offline` view.
@@ -125,7 +131,8 @@ impl OfflineStore {
                 }
             }
         }
-        let store = OfflineStore::from_packages(packages, cfg.match_threshold, issues);
+        let mut store = OfflineStore::from_packages(packages, cfg.match_threshold, issues);
+        store.misses = MissRecord::new(cfg.misses, Vec::new());
         for i in &store.issues {
             tracing::warn!(problem = %i, "offline package problem, skipped");
         }
@@ -166,7 +173,30 @@ impl OfflineStore {
             threshold,
             issues,
             skipped,
+            misses: MissRecord::default(),
         }
+    }
+
+    /// Sets the secret values removed from recorded misses (provider keys, client keys, admin token).
+    pub fn set_miss_secrets(&mut self, secrets: Vec<String>) {
+        let cfg = self.misses.config();
+        self.misses = MissRecord::new(cfg, secrets);
+    }
+
+    /// Records an offline miss of `text` (the answer path calls this where it counts
+    /// `llm_gateway_offline_misses_total`).
+    pub fn record_miss(&self, text: Option<&str>) {
+        self.misses.record(text);
+    }
+
+    /// Records an offline miss of several texts (embeddings inputs; `None`: no text, counted only).
+    pub fn record_misses<S: AsRef<str>>(&self, texts: Option<&[S]>) {
+        self.misses.record_all(texts);
+    }
+
+    /// The record of recent misses.
+    pub fn misses(&self) -> &MissRecord {
+        &self.misses
     }
 
     /// True when no entry is loaded.

@@ -24,6 +24,19 @@ struct RawManifest {
     entries: Option<String>,
     #[serde(default)]
     checksum: Option<String>,
+    #[serde(default)]
+    embeddings: Option<EmbeddingsInfo>,
+}
+
+/// `embeddings:` of a manifest: the model the entries' vectors come from and their dimension (written by
+/// `llm-gateway offline build --embeddings`; a vector of another length is an error).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmbeddingsInfo {
+    /// The model that made the vectors (as its provider names it).
+    pub model: String,
+    /// Vector length.
+    pub dimension: usize,
 }
 
 /// One line of `entries.jsonl`, as written.
@@ -54,6 +67,8 @@ pub struct ManifestInfo {
     pub checksum: String,
     /// Whether it matched the manifest's `checksum` (`None` when the manifest has none).
     pub checksum_ok: Option<bool>,
+    /// The embeddings model and dimension, when the manifest names them.
+    pub embeddings: Option<EmbeddingsInfo>,
 }
 
 /// One valid entry.
@@ -172,7 +187,18 @@ pub fn load(dir: &Path) -> Result<(Package, Vec<LoadIssue>), LoadIssue> {
         ));
     }
     let text = String::from_utf8_lossy(&bytes);
-    let (entries, mut entry_issues, skipped) = parse_entries(&epath, &text);
+    if m.embeddings
+        .as_ref()
+        .is_some_and(|e| e.dimension == 0 || e.model.trim().is_empty())
+    {
+        return Err(issue(
+            &mpath,
+            None,
+            "embeddings needs a model and a dimension above 0",
+        ));
+    }
+    let dim = m.embeddings.as_ref().map(|e| e.dimension);
+    let (entries, mut entry_issues, skipped) = parse_entries_with(&epath, &text, dim);
     issues.append(&mut entry_issues);
     let manifest = ManifestInfo {
         name: m.name.trim().to_string(),
@@ -181,6 +207,7 @@ pub fn load(dir: &Path) -> Result<(Package, Vec<LoadIssue>), LoadIssue> {
         description: m.description,
         checksum: computed,
         checksum_ok,
+        embeddings: m.embeddings,
     };
     Ok((
         Package {
@@ -195,10 +222,19 @@ pub fn load(dir: &Path) -> Result<(Package, Vec<LoadIssue>), LoadIssue> {
 
 /// Parses JSON Lines; blank lines and lines starting with `#` are ignored.
 pub fn parse_entries(file: &Path, text: &str) -> (Vec<Entry>, Vec<LoadIssue>, usize) {
+    parse_entries_with(file, text, None)
+}
+
+/// [`parse_entries`] with the vector length the manifest declares (else the first vector's sets it).
+pub fn parse_entries_with(
+    file: &Path,
+    text: &str,
+    dimension: Option<usize>,
+) -> (Vec<Entry>, Vec<LoadIssue>, usize) {
     let (mut entries, mut issues, mut skipped) = (Vec::new(), Vec::new(), 0);
     let mut ids = BTreeSet::new();
     let mut prompts = BTreeSet::new();
-    let mut dim: Option<usize> = None;
+    let mut dim: Option<usize> = dimension;
     for (i, line) in text.lines().enumerate() {
         let n = i + 1;
         let line = line.trim();
@@ -275,7 +311,7 @@ fn check_entry(
         match dim {
             Some(d) if *d != v.len() => {
                 return Err(format!(
-                    "entry {id:?}: embedding has {} dimensions, the package's first one has {d}",
+                    "entry {id:?}: embedding has {} dimensions, the package's are {d} long",
                     v.len()
                 ))
             }

@@ -1,7 +1,9 @@
-//! Operator commands behind `llm-gateway smoke` and `llm-gateway offline-dry-run`: library calls so tests and
-//! the binary share them; each returns a report that is printed and written as JSON.
+//! Operator commands behind `llm-gateway smoke`, `offline-dry-run`, `offline build` and `incident-report`:
+//! library calls so tests and the binary share them; each returns a report that is printed and written.
 
+pub mod build;
 pub mod dry_run;
+pub mod incident;
 pub mod smoke;
 
 use std::path::Path;

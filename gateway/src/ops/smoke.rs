@@ -66,6 +66,9 @@ pub fn hint(pc: &ProviderConfig, e: &ProviderError) -> String {
         ErrorClass::Overloaded => {
             format!("{status} from {name}: provider overloaded or failing, retry later")
         }
+        ErrorClass::NotFound => {
+            format!("{status} from {name}: it has no such model: check models: for {name}")
+        }
         ErrorClass::BadRequest | ErrorClass::ContextLength => {
             format!("{status} from {name}: check the model names under models: for {name}")
         }
@@ -74,6 +77,14 @@ pub fn hint(pc: &ProviderConfig, e: &ProviderError) -> String {
             format!("{name} answered something unexpected: check base_url points at its API")
         }
     }
+}
+
+/// The provider's embeddings model: under `embeddings`, else under any logical model named `embeddings-*`.
+fn embeddings_model_for(cfg: &Config, provider: &str) -> Option<String> {
+    cfg.models
+        .iter()
+        .filter(|(name, _)| *name == "embeddings" || name.starts_with("embeddings-"))
+        .find_map(|(_, m)| m.get(provider).cloned())
 }
 
 fn model_for(cfg: &Config, logical: &str, provider: &str) -> Option<String> {
@@ -120,6 +131,8 @@ pub async fn run(cfg: &Config, only: Option<&str>, full: bool) -> Result<SmokeRe
         None => cfg.ordered_providers().collect(),
     };
     let mut checks = Vec::new();
+    // Upstream text in the report is redacted like everywhere else.
+    let redactor = std::sync::Arc::new(crate::providers::Redactor::from_config(cfg));
     for pc in providers {
         let mut push = |check, ok, ms, detail: String, hint: Option<String>| {
             checks.push(Check {
@@ -149,7 +162,7 @@ pub async fn run(cfg: &Config, only: Option<&str>, full: bool) -> Result<SmokeRe
             "none needed".into()
         };
         push("credentials", true, 0, detail, None);
-        let adapter = match Adapter::build(pc) {
+        let adapter = match Adapter::build(pc, redactor.clone()) {
             Ok(a) => a,
             Err(e) => {
                 push(
@@ -220,14 +233,12 @@ pub async fn run(cfg: &Config, only: Option<&str>, full: bool) -> Result<SmokeRe
             ),
         }
         if full {
-            let Some(model) =
-                model_for(cfg, "embeddings", &pc.name).filter(|_| cfg.models.contains_key("embeddings"))
-            else {
+            let Some(model) = embeddings_model_for(cfg, &pc.name) else {
                 push(
                     "embeddings",
                     true,
                     0,
-                    "skipped: no models.embeddings entry".into(),
+                    "skipped: no models.embeddings or models.embeddings-* entry for it".into(),
                     None,
                 );
                 continue;

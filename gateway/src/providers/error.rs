@@ -23,6 +23,8 @@ pub enum ErrorClass {
     Auth,
     /// Invalid request: returned to the client, no fallback.
     BadRequest,
+    /// The model (or route) does not exist at this provider: the client's 404 when it named the model itself.
+    NotFound,
     /// Prompt too long for the model.
     ContextLength,
     /// Refused on content grounds.
@@ -42,6 +44,7 @@ impl ErrorClass {
             ErrorClass::Overloaded => "overloaded",
             ErrorClass::Auth => "auth",
             ErrorClass::BadRequest => "bad_request",
+            ErrorClass::NotFound => "not_found",
             ErrorClass::ContextLength => "context_length",
             ErrorClass::ContentFilter => "content_filter",
             ErrorClass::Malformed => "malformed",
@@ -56,13 +59,25 @@ impl ErrorClass {
         )
     }
 
+    /// Answers about the request rather than the provider (invalid, unknown model, too long, refused content):
+    /// they never touch the provider's health (no breaker count, no cooldown, no last error).
+    pub fn is_about_request(self) -> bool {
+        matches!(
+            self,
+            ErrorClass::BadRequest
+                | ErrorClass::NotFound
+                | ErrorClass::ContextLength
+                | ErrorClass::ContentFilter
+        )
+    }
+
     /// Classes that may be retried on the same provider.
     pub fn is_retryable(self) -> bool {
         matches!(self, ErrorClass::Overloaded)
     }
 
     /// All classes, for tests and metric pre-registration.
-    pub const ALL: [ErrorClass; 10] = [
+    pub const ALL: [ErrorClass; 11] = [
         ErrorClass::Connect,
         ErrorClass::Timeout,
         ErrorClass::RateLimited,
@@ -70,6 +85,7 @@ impl ErrorClass {
         ErrorClass::Overloaded,
         ErrorClass::Auth,
         ErrorClass::BadRequest,
+        ErrorClass::NotFound,
         ErrorClass::ContextLength,
         ErrorClass::ContentFilter,
         ErrorClass::Malformed,
@@ -85,7 +101,8 @@ pub struct ProviderError {
     pub status: Option<u16>,
     /// The provider's own error code/type, if any.
     pub code: Option<String>,
-    /// Human-readable detail, secrets redacted, bounded in length.
+    /// Human-readable detail. Raw inside an adapter (at most 64 KiB); redacted and cut to 300 bytes by
+    /// [`super::redact::Redactor::error`] before it leaves [`super::Adapter`].
     pub message: String,
     /// Retry-After (header or message text), if given.
     pub retry_after: Option<Duration>,
@@ -104,7 +121,71 @@ impl fmt::Display for ProviderError {
     }
 }
 
-const MAX_MESSAGE: usize = 300;
+/// Bound of a raw upstream text inside an adapter (the redactor cuts it to 300 bytes after redacting).
+const MAX_RAW: usize = 64 * 1024;
+
+pub use super::redact::REDACTED;
+
+/// Removes secrets from free text that is kept or shown (recorded prompts, reports): every known secret value
+/// (at least 4 characters), and anything that looks like a credential whatever its origin: a word after
+/// `Bearer`/`Basic`, `sk-`/`sk_` keys, and long key-like tokens (24+ characters of letters, digits and
+/// `-_+/=.` with both letters and digits, e.g. API keys, JWTs, base64 `id:secret`). Returns the text and
+/// whether anything was removed.
+pub fn redact_text(text: &str, known: &[&str]) -> (String, bool) {
+    let out = redact_known(text, known);
+    let mut result = String::with_capacity(out.len());
+    let mut after_scheme = false;
+    let mut rest = out.as_str();
+    while !rest.is_empty() {
+        let start = rest.find(|c: char| !is_separator(c)).unwrap_or(rest.len());
+        result.push_str(&rest[..start]);
+        rest = &rest[start..];
+        let end = rest.find(is_separator).unwrap_or(rest.len());
+        let word = &rest[..end];
+        if word.is_empty() {
+            break;
+        }
+        if !(after_scheme || looks_like_key(word)) {
+            result.push_str(word);
+        } else {
+            result.push_str(REDACTED);
+        }
+        after_scheme = word.eq_ignore_ascii_case("bearer") || word.eq_ignore_ascii_case("basic");
+        rest = &rest[end..];
+    }
+    let changed = result != text;
+    (result, changed)
+}
+
+/// Replaces every known secret value (at least 4 characters), its base64 forms and any `Bearer`/`Basic` credential
+/// in `text` with [`REDACTED`] (the adapters' [`super::redact::Redactor`]); for texts whose other long tokens must
+/// stay (model answers).
+pub fn redact_known(text: &str, known: &[&str]) -> String {
+    super::redact::Redactor::new(known.iter().copied()).text(text)
+}
+
+fn is_separator(c: char) -> bool {
+    c.is_whitespace()
+        || matches!(
+            c,
+            '"' | '\'' | '`' | ',' | ';' | '(' | ')' | '[' | ']' | '{' | '}' | '<' | '>'
+        )
+}
+
+fn looks_like_key(word: &str) -> bool {
+    // `key=value` / `key:value`: judge the value.
+    let value = word.rsplit(['=', ':']).find(|p| !p.is_empty()).unwrap_or(word);
+    let value = if value.len() < 8 { word } else { value };
+    if (value.starts_with("sk-") || value.starts_with("sk_")) && value.len() >= 12 {
+        return true;
+    }
+    value.len() >= 24
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '+' | '/' | '=' | '.'))
+        && value.chars().any(|c| c.is_ascii_digit())
+        && value.chars().any(|c| c.is_ascii_alphabetic())
+}
 
 impl ProviderError {
     /// A classified error without status.
@@ -136,11 +217,12 @@ impl ProviderError {
         self
     }
 
-    /// Removes a secret from the message (upstreams sometimes echo keys).
+    /// Removes a secret known only at call time (an OAuth access token) from message and code, without cutting
+    /// them: the adapter's [`super::redact::Redactor`] still sees the whole text.
     pub fn redact(mut self, secret: Option<&str>) -> ProviderError {
-        if let Some(s) = secret.filter(|s| s.len() >= 4) {
-            self.message = self.message.replace(s, "[redacted]");
-        }
+        let r = super::redact::Redactor::new(secret);
+        self.message = r.text(&self.message);
+        self.code = self.code.as_deref().map(|c| r.text(c));
         self
     }
 
@@ -173,8 +255,8 @@ fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
 }
 
 fn bounded(mut s: String) -> String {
-    if s.len() > MAX_MESSAGE {
-        let mut cut = MAX_MESSAGE;
+    if s.len() > MAX_RAW {
+        let mut cut = MAX_RAW;
         while !s.is_char_boundary(cut) {
             cut -= 1;
         }
@@ -227,6 +309,7 @@ pub fn class_from_status(status: u16) -> ErrorClass {
     match status {
         401 | 403 => ErrorClass::Auth,
         402 => ErrorClass::QuotaExhausted,
+        404 => ErrorClass::NotFound,
         408 => ErrorClass::Timeout,
         413 => ErrorClass::ContextLength,
         429 => ErrorClass::RateLimited,

@@ -16,7 +16,15 @@ use crate::config::{GigaChatAuth, Secret};
 
 mod translate;
 
-pub(crate) use translate::{request as translate_request, response as translate_response};
+pub(crate) use translate::request as translate_request;
+
+/// A non-stream answer's bytes to canonical.
+pub(crate) fn parse_chat(body: &[u8]) -> Result<ChatResponse, ProviderError> {
+    let v: Value = http::parse_json(body)?;
+    let mut out = translate::response(v)?;
+    normalize_response(&mut out);
+    Ok(out)
+}
 
 /// A cached access token.
 #[derive(Debug, Clone)]
@@ -135,10 +143,7 @@ impl GigaChat {
     pub async fn chat(&self, req: &ChatRequest, model: &str) -> Result<ChatResponse, ProviderError> {
         let body = translate::request(req, model, false);
         let resp = self.send_authed("chat/completions", &body, false).await?;
-        let v: Value = http::read_json(resp).await?;
-        let mut out = translate::response(v)?;
-        normalize_response(&mut out);
-        Ok(out)
+        parse_chat(&http::read_body(resp).await?)
     }
 
     /// Streamed chat.
@@ -243,7 +248,7 @@ pub fn classify(status: u16, headers: &HeaderMap, body: &str) -> ProviderError {
         .unwrap_or_else(|| http::opaque_body_message(body));
     let lower = message.to_ascii_lowercase();
     let class = match status {
-        404 => ErrorClass::Auth,
+        404 => ErrorClass::NotFound,
         413 => ErrorClass::ContextLength,
         422 if lower.contains("context") || lower.contains("too long") || lower.contains("tokens limit") => {
             ErrorClass::ContextLength

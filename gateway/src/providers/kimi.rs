@@ -36,7 +36,7 @@ pub fn classify(status: u16, headers: &HeaderMap, body: &str) -> ProviderError {
         Some("invalid_authentication_error" | "incorrect_api_key_error" | "permission_denied_error") => {
             ErrorClass::Auth
         }
-        Some("resource_not_found_error") => ErrorClass::Auth,
+        Some("resource_not_found_error") => ErrorClass::NotFound,
         Some("exceeded_current_quota_error") => ErrorClass::QuotaExhausted,
         Some("engine_overloaded_error" | "server_error" | "unexpected_output" | "server_unavailable") => {
             ErrorClass::Overloaded
@@ -130,7 +130,7 @@ mod tests {
                 r#"{"code":5,"error":"url.not_found","message":"x","status":false}"#
             )
             .class,
-            ErrorClass::BadRequest
+            ErrorClass::NotFound
         );
     }
 

@@ -3,6 +3,7 @@
 //!
 //! `Adapter` is a closed enum rather than a trait object: five known providers, static dispatch, no boxing.
 
+pub mod capabilities;
 pub mod error;
 pub mod gigachat;
 pub mod http;
@@ -10,6 +11,7 @@ pub mod kimi;
 pub mod ollama;
 pub mod openai;
 pub mod qwen;
+pub mod redact;
 pub mod stream;
 
 use std::collections::HashMap;
@@ -19,11 +21,20 @@ use crate::canonical::{ChatRequest, ChatResponse, EmbeddingsRequest, EmbeddingsR
 use crate::config::{Config, ProviderConfig, ProviderKind, QwenApi};
 pub use error::{ErrorClass, ProviderError};
 pub use http::ClientBuildError;
+pub use redact::Redactor;
 pub use stream::ChunkStream;
 
-/// One upstream API client.
+/// One upstream API client. Every error it returns (before the first byte or inside a stream) has been through
+/// the config's [`Redactor`]: nothing an upstream wrote reaches a caller unredacted.
 #[derive(Debug)]
-pub enum Adapter {
+pub struct Adapter {
+    wire: Wire,
+    redactor: Arc<Redactor>,
+}
+
+/// The wire format of one upstream.
+#[derive(Debug)]
+enum Wire {
     /// OpenAI, Kimi, or Qwen compatible mode.
     OpenAiCompat(openai::OpenAiCompat),
     /// Qwen native DashScope API.
@@ -35,16 +46,74 @@ pub enum Adapter {
 }
 
 impl Adapter {
-    /// Builds the adapter for one provider.
-    pub fn build(pc: &ProviderConfig) -> Result<Adapter, ClientBuildError> {
-        Adapter::with_client(pc, http::build_client(pc)?)
+    /// Builds the adapter for one provider; `redactor` holds every secret of the config.
+    pub fn build(pc: &ProviderConfig, redactor: Arc<Redactor>) -> Result<Adapter, ClientBuildError> {
+        Adapter::with_client(pc, http::build_client(pc)?, redactor)
     }
 
     /// Builds the adapter for one provider on a given (pooled) client.
-    pub fn with_client(pc: &ProviderConfig, client: reqwest::Client) -> Result<Adapter, ClientBuildError> {
+    pub fn with_client(
+        pc: &ProviderConfig,
+        client: reqwest::Client,
+        redactor: Arc<Redactor>,
+    ) -> Result<Adapter, ClientBuildError> {
+        Ok(Adapter {
+            wire: Wire::build(pc, client)?,
+            redactor,
+        })
+    }
+
+    /// Non-stream chat with the provider's model name.
+    pub async fn chat(&self, req: &ChatRequest, model: &str) -> Result<ChatResponse, ProviderError> {
+        self.wire
+            .chat(req, model)
+            .await
+            .map_err(|e| self.redactor.error(e))
+    }
+
+    /// Streamed chat: resolves when the upstream accepted the request (status 2xx). Errors inside the stream are
+    /// redacted too.
+    pub async fn chat_stream(&self, req: &ChatRequest, model: &str) -> Result<ChunkStream, ProviderError> {
+        use futures::StreamExt;
+        let stream = self
+            .wire
+            .chat_stream(req, model)
+            .await
+            .map_err(|e| self.redactor.error(e))?;
+        let redactor = self.redactor.clone();
+        Ok(Box::pin(
+            stream.map(move |item| item.map_err(|e| redactor.error(e))),
+        ))
+    }
+
+    /// The bytes of the request body a chat request is sent upstream as (what [`Adapter::chat`] sends).
+    pub fn wire_body(&self, req: &ChatRequest, model: &str, stream: bool) -> Vec<u8> {
+        self.wire.wire_body(req, model, stream)
+    }
+
+    /// A non-stream answer's bytes to canonical (what [`Adapter::chat`] does with the upstream's answer).
+    pub fn parse_chat(&self, body: Vec<u8>, model: &str) -> Result<ChatResponse, ProviderError> {
+        self.wire.parse_chat(body, model)
+    }
+
+    /// Embeddings.
+    pub async fn embed(
+        &self,
+        req: &EmbeddingsRequest,
+        model: &str,
+    ) -> Result<EmbeddingsResponse, ProviderError> {
+        self.wire
+            .embed(req, model)
+            .await
+            .map_err(|e| self.redactor.error(e))
+    }
+}
+
+impl Wire {
+    fn build(pc: &ProviderConfig, client: reqwest::Client) -> Result<Wire, ClientBuildError> {
         let secret = pc.secret.clone();
         let compat = |flavor| {
-            Adapter::OpenAiCompat(openai::OpenAiCompat::new(
+            Wire::OpenAiCompat(openai::OpenAiCompat::new(
                 &pc.base_url,
                 secret.clone(),
                 client.clone(),
@@ -55,11 +124,11 @@ impl Adapter {
             ProviderKind::OpenAi => compat(openai::Flavor::OpenAi),
             ProviderKind::Kimi => compat(openai::Flavor::Kimi),
             ProviderKind::Qwen if pc.qwen_api == QwenApi::Native => {
-                Adapter::QwenNative(qwen::QwenNative::new(&pc.base_url, secret, client))
+                Wire::QwenNative(qwen::QwenNative::new(&pc.base_url, secret, client))
             }
             ProviderKind::Qwen => compat(openai::Flavor::Qwen),
             ProviderKind::GigaChat => match &pc.gigachat_auth {
-                Some(auth) => Adapter::GigaChat(gigachat::GigaChat::new(
+                Some(auth) => Wire::GigaChat(gigachat::GigaChat::new(
                     &pc.base_url,
                     auth.clone(),
                     secret,
@@ -72,41 +141,55 @@ impl Adapter {
                     })
                 }
             },
-            ProviderKind::Ollama => Adapter::Ollama(ollama::Ollama::new(&pc.base_url, client)),
+            ProviderKind::Ollama => Wire::Ollama(ollama::Ollama::new(&pc.base_url, client)),
         })
     }
 
-    /// Non-stream chat with the provider's model name.
-    pub async fn chat(&self, req: &ChatRequest, model: &str) -> Result<ChatResponse, ProviderError> {
+    async fn chat(&self, req: &ChatRequest, model: &str) -> Result<ChatResponse, ProviderError> {
         match self {
-            Adapter::OpenAiCompat(a) => a.chat(req, model).await,
-            Adapter::QwenNative(a) => a.chat(req, model).await,
-            Adapter::GigaChat(a) => a.chat(req, model).await,
-            Adapter::Ollama(a) => a.chat(req, model).await,
+            Wire::OpenAiCompat(a) => a.chat(req, model).await,
+            Wire::QwenNative(a) => a.chat(req, model).await,
+            Wire::GigaChat(a) => a.chat(req, model).await,
+            Wire::Ollama(a) => a.chat(req, model).await,
         }
     }
 
-    /// Streamed chat: resolves when the upstream accepted the request (status 2xx).
-    pub async fn chat_stream(&self, req: &ChatRequest, model: &str) -> Result<ChunkStream, ProviderError> {
+    /// The bytes of the request body a chat request is sent upstream as (what [`Wire::chat`] sends).
+    fn wire_body(&self, req: &ChatRequest, model: &str, stream: bool) -> Vec<u8> {
+        let body = match self {
+            Wire::OpenAiCompat(a) => serde_json::to_vec(&a.chat_body(req, model, stream)),
+            Wire::QwenNative(_) => serde_json::to_vec(&qwen::native_body(req, model, stream)),
+            Wire::GigaChat(_) => serde_json::to_vec(&gigachat::translate_request(req, model, stream)),
+            Wire::Ollama(_) => serde_json::to_vec(&ollama::request(req, model, stream)),
+        };
+        body.unwrap_or_default()
+    }
+
+    /// A non-stream answer's bytes to canonical (what [`Wire::chat`] does with the upstream's answer).
+    fn parse_chat(&self, body: Vec<u8>, model: &str) -> Result<ChatResponse, ProviderError> {
         match self {
-            Adapter::OpenAiCompat(a) => a.chat_stream(req, model).await,
-            Adapter::QwenNative(a) => a.chat_stream(req, model).await,
-            Adapter::GigaChat(a) => a.chat_stream(req, model).await,
-            Adapter::Ollama(a) => a.chat_stream(req, model).await,
+            Wire::OpenAiCompat(a) => a.parse_chat(body),
+            Wire::QwenNative(_) => qwen::parse_native(&body, model),
+            Wire::GigaChat(_) => gigachat::parse_chat(&body),
+            Wire::Ollama(_) => ollama::parse_chat(&body),
         }
     }
 
-    /// Embeddings.
-    pub async fn embed(
-        &self,
-        req: &EmbeddingsRequest,
-        model: &str,
-    ) -> Result<EmbeddingsResponse, ProviderError> {
+    async fn chat_stream(&self, req: &ChatRequest, model: &str) -> Result<ChunkStream, ProviderError> {
         match self {
-            Adapter::OpenAiCompat(a) => a.embed(req, model).await,
-            Adapter::QwenNative(a) => a.embed(req, model).await,
-            Adapter::GigaChat(a) => a.embed(req, model).await,
-            Adapter::Ollama(a) => a.embed(req, model).await,
+            Wire::OpenAiCompat(a) => a.chat_stream(req, model).await,
+            Wire::QwenNative(a) => a.chat_stream(req, model).await,
+            Wire::GigaChat(a) => a.chat_stream(req, model).await,
+            Wire::Ollama(a) => a.chat_stream(req, model).await,
+        }
+    }
+
+    async fn embed(&self, req: &EmbeddingsRequest, model: &str) -> Result<EmbeddingsResponse, ProviderError> {
+        match self {
+            Wire::OpenAiCompat(a) => a.embed(req, model).await,
+            Wire::QwenNative(a) => a.embed(req, model).await,
+            Wire::GigaChat(a) => a.embed(req, model).await,
+            Wire::Ollama(a) => a.embed(req, model).await,
         }
     }
 }
@@ -128,6 +211,7 @@ pub fn build_all(cfg: &Config) -> Result<Vec<Arc<Provider>>, ClientBuildError> {
     // building a TLS client loads the trust store, which is the slow part of start-up.
     let mut clients: HashMap<(std::time::Duration, Option<std::path::PathBuf>), reqwest::Client> =
         HashMap::new();
+    let redactor = Arc::new(Redactor::from_config(cfg));
     let mut out = Vec::with_capacity(cfg.providers.len());
     for pc in cfg.providers.values() {
         let key = (pc.connect_timeout, pc.ca_bundle.clone());
@@ -142,7 +226,7 @@ pub fn build_all(cfg: &Config) -> Result<Vec<Arc<Provider>>, ClientBuildError> {
         out.push(Arc::new(Provider {
             name: pc.name.clone(),
             kind: pc.kind,
-            adapter: Adapter::with_client(pc, client)?,
+            adapter: Adapter::with_client(pc, client, redactor.clone())?,
         }));
     }
     Ok(out)

@@ -35,10 +35,7 @@ impl Ollama {
     /// Non-stream chat.
     pub async fn chat(&self, req: &ChatRequest, model: &str) -> Result<ChatResponse, ProviderError> {
         let resp = http::send(self.post("api/chat", &request(req, model, false)), classify, None).await?;
-        let v: Value = http::read_json(resp).await?;
-        let mut out = response(&v)?;
-        normalize_response(&mut out);
-        Ok(out)
+        parse_chat(&http::read_body(resp).await?)
     }
 
     /// NDJSON stream.
@@ -81,6 +78,14 @@ impl Ollama {
     }
 }
 
+/// A non-stream `/api/chat` answer's bytes to canonical.
+pub(crate) fn parse_chat(body: &[u8]) -> Result<ChatResponse, ProviderError> {
+    let v: Value = http::parse_json(body)?;
+    let mut out = response(&v)?;
+    normalize_response(&mut out);
+    Ok(out)
+}
+
 /// Canonical request to the `/api/chat` body.
 pub(crate) fn request(req: &ChatRequest, model: &str, stream: bool) -> Value {
     let messages: Vec<Value> = req
@@ -94,6 +99,10 @@ pub(crate) fn request(req: &ChatRequest, model: &str, stream: bool) -> Value {
                 Role::Tool | Role::Function => "tool",
             };
             let mut out = json!({"role": role, "content": m.text()});
+            let images = inline_images(m);
+            if !images.is_empty() {
+                out["images"] = Value::Array(images);
+            }
             if let Some(calls) = &m.tool_calls {
                 let calls: Vec<Value> = calls
                     .iter()
@@ -134,7 +143,39 @@ pub(crate) fn request(req: &ChatRequest, model: &str, stream: bool) -> Value {
     if let Some(tools) = &req.tools {
         body["tools"] = Value::Array(tools.clone());
     }
+    // Structured output: Ollama's `format` takes a JSON schema, or "json".
+    if let Some(rf) = req.extra.get("response_format") {
+        match rf.get("type").and_then(Value::as_str) {
+            Some("json_schema") => {
+                if let Some(schema) = rf.pointer("/json_schema/schema") {
+                    body["format"] = schema.clone();
+                }
+            }
+            Some("json_object") => body["format"] = json!("json"),
+            _ => {}
+        }
+    }
     body
+}
+
+/// The base64 payloads of a message's inline (`data:`) image parts: Ollama takes images as base64 only (the
+/// router never sends it a remote image URL: its models are `vision: data_urls`).
+fn inline_images(m: &Message) -> Vec<Value> {
+    let Some(Value::Array(parts)) = &m.content else {
+        return Vec::new();
+    };
+    parts
+        .iter()
+        .filter(|p| p.get("type").and_then(Value::as_str) == Some("image_url"))
+        .filter_map(|p| {
+            let url = p
+                .get("image_url")
+                .and_then(|u| u.get("url").or(Some(u)))?
+                .as_str()?;
+            let (_, data) = url.trim_start().strip_prefix("data:")?.split_once(";base64,")?;
+            Some(json!(data))
+        })
+        .collect()
 }
 
 fn usage(v: &Value) -> Usage {
@@ -224,7 +265,7 @@ pub fn classify(status: u16, _headers: &HeaderMap, body: &str) -> ProviderError 
         .unwrap_or_else(|| http::opaque_body_message(body));
     let lower = message.to_ascii_lowercase();
     let class = match status {
-        404 => ErrorClass::Auth,
+        404 => ErrorClass::NotFound,
         400 if lower.contains("context") => ErrorClass::ContextLength,
         429 if lower.contains("usage limit") || lower.contains("quota") || lower.contains("upgrade") => {
             ErrorClass::QuotaExhausted

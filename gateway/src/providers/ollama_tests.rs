@@ -80,11 +80,24 @@ fn errors() {
             r#"{"error":"model \"x\" not found, try pulling it first"}"#
         )
         .class,
-        ErrorClass::Auth
+        ErrorClass::NotFound
     );
     assert_eq!(
         classify(400, &h, r#"{"error":"model is required"}"#).class,
         ErrorClass::BadRequest
     );
     assert_eq!(classify(500, &h, "oops").class, ErrorClass::Overloaded);
+}
+
+#[test]
+fn inline_images_and_structured_output_reach_ollama() {
+    let req: ChatRequest = serde_json::from_value(json!({"model": "m", "messages": [
+        {"role": "user", "content": [{"type": "text", "text": "what is this?"},
+            {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}]}],
+        "response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "object"}}}}))
+    .unwrap();
+    let body = request(&req, "llava", false);
+    assert_eq!(body["messages"][0]["content"], "what is this?");
+    assert_eq!(body["messages"][0]["images"], json!(["iVBORw0KGgo="]));
+    assert_eq!(body["format"], json!({"type": "object"}));
 }

@@ -84,7 +84,11 @@ impl OpenAiCompat {
         let body = self.chat_body(req, model, false);
         let secret = self.secret.as_ref().map(Secret::expose);
         let resp = http::send(self.post("chat/completions", &body), self.classify(), secret).await?;
-        let body = http::read_body(resp).await?;
+        self.parse_chat(http::read_body(resp).await?)
+    }
+
+    /// A non-stream answer's bytes to canonical (OpenAI's own bytes are kept to be sent on unchanged).
+    pub fn parse_chat(&self, body: Vec<u8>) -> Result<ChatResponse, ProviderError> {
         let mut out: ChatResponse = http::parse_json(&body)?;
         let as_is = normalize_response(&mut out);
         if as_is && self.flavor == Flavor::OpenAi {
@@ -210,9 +214,8 @@ pub fn classify(status: u16, headers: &HeaderMap, body: &str) -> ProviderError {
         | "billing_hard_limit_reached" => Some(ErrorClass::QuotaExhausted),
         "rate_limit_exceeded" | "slow_down" => Some(ErrorClass::RateLimited),
         "context_length_exceeded" | "string_above_max_length" => Some(ErrorClass::ContextLength),
-        "invalid_api_key" | "unsupported_country_region_territory" | "model_not_found" => {
-            Some(ErrorClass::Auth)
-        }
+        "invalid_api_key" | "unsupported_country_region_territory" => Some(ErrorClass::Auth),
+        "model_not_found" | "not_found" => Some(ErrorClass::NotFound),
         "server_is_overloaded" => Some(ErrorClass::Overloaded),
         "content_filter" | "content_policy_violation" => Some(ErrorClass::ContentFilter),
         _ => None,

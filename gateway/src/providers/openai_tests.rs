@@ -117,7 +117,7 @@ fn classification_by_code_then_type_then_status() {
                 "model_not_found",
                 "The model `x` does not exist",
             ),
-            ErrorClass::Auth,
+            ErrorClass::NotFound,
         ),
         (
             400,

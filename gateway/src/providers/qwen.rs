@@ -34,7 +34,8 @@ pub fn classify(status: u16, headers: &HeaderMap, body: &str) -> ProviderError {
         "Arrearage" | "AllocationQuota.FreeTierOnly" | "Throttling.AllocationQuota" => {
             ErrorClass::QuotaExhausted
         }
-        "InvalidApiKey" | "invalid_api_key" | "model_not_found" => ErrorClass::Auth,
+        "InvalidApiKey" | "invalid_api_key" => ErrorClass::Auth,
+        "model_not_found" | "ModelNotFound" => ErrorClass::NotFound,
         c if c.starts_with("AccessDenied") => ErrorClass::Auth,
         c if c.starts_with("Throttling") || c == "limit_requests" => ErrorClass::RateLimited,
         "DataInspectionFailed" | "data_inspection_failed" => ErrorClass::ContentFilter,
@@ -55,6 +56,14 @@ pub fn classify(status: u16, headers: &HeaderMap, body: &str) -> ProviderError {
     ProviderError::new(class, message)
         .with_code(code)
         .with_retry_after(retry)
+}
+
+/// A native non-stream answer's bytes to canonical.
+pub(crate) fn parse_native(body: &[u8], model: &str) -> Result<ChatResponse, ProviderError> {
+    let v: Value = http::parse_json(body)?;
+    let mut out = native_response(&v, model)?;
+    normalize_response(&mut out);
+    Ok(out)
 }
 
 /// DashScope native API client (`base_url` ends in `/api/v1`).
@@ -91,10 +100,7 @@ impl QwenNative {
     pub async fn chat(&self, req: &ChatRequest, model: &str) -> Result<ChatResponse, ProviderError> {
         let body = native_body(req, model, false);
         let resp = http::send(self.post(GENERATION, &body), classify, self.secret()).await?;
-        let v: Value = http::read_json(resp).await?;
-        let mut out = native_response(&v, model)?;
-        normalize_response(&mut out);
-        Ok(out)
+        parse_native(&http::read_body(resp).await?, model)
     }
 
     /// Streamed chat (`X-DashScope-SSE: enable`, incremental output).

@@ -62,7 +62,7 @@ async fn failed_probes_send_traffic_straight_to_local_and_recovery_resumes_remot
         Err(RouteError::AllFailed { attempts, .. }) => {
             let what: Vec<(&str, &str)> = attempts
                 .iter()
-                .map(|a| (a.provider.as_str(), a.error.as_str()))
+                .map(|a| (a.provider.as_str(), a.outcome.as_str()))
                 .collect();
             assert_eq!(
                 what,

@@ -1,190 +1,248 @@
-//! `Router::execute`: the attempt loop. Candidates in order, one deadline, per-attempt timeout, classified retries
-//! inside the budget, skips at zero cost for open breakers and cooldowns, every failure kept in order.
+//! `Router::execute`: the attempt loop. Candidates in order, one deadline; for each, the skip check (capability,
+//! context window, reachability, budget, breaker, cooldown: no call, zero cost) and then the attempt (its timeout,
+//! classified retries inside the budget); every outcome kept in order, typed.
 
 use std::future::Future;
 use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::{budget, lock, Admission, AttemptRecord, Candidate, RouteError, Router, Served};
+use super::{budget, lock, Admission, AttemptRecord, Candidate, RouteError, Router, Served, Settle, Skip};
 use crate::config::ContentFilterPolicy;
 use crate::metrics::{FallbackLabels, Outcome, ProviderLabels};
+use crate::providers::capabilities::Needs;
 use crate::providers::{ErrorClass, ProviderError};
 
+/// The state of one request's walk down its candidates.
+struct Walk {
+    deadline: Instant,
+    attempts: Vec<AttemptRecord>,
+    upstream_wait: Duration,
+    passed_over: u32,
+    /// The last candidate passed over and why: the `from` and `reason` of the next fallback.
+    last_failure: Option<(String, Outcome)>,
+    /// Largest context window that already said "too long": candidates not larger are skipped.
+    too_long_at: Option<u32>,
+}
+
+/// What to do after a failed attempt.
+enum Next {
+    /// Try the same candidate again.
+    Retry,
+    /// Go on to the next candidate.
+    Candidate,
+    /// Stop: the client must see this error.
+    Reject(ProviderError),
+}
+
 impl Router {
-    /// Passes over a skipped provider: the traffic it would have taken falls back too, so a fallback from
-    /// the previous failure (if any) to it is counted, and it becomes the `from` of the next one.
-    fn hop(&self, last_failure: &mut Option<(String, Outcome)>, skipped: &str, reason: Outcome) {
-        if let Some((from, why)) = last_failure.take() {
+    /// Counts a fallback from the last candidate passed over to `to`.
+    fn count_fallback(&self, walk: &mut Walk, to: &str) {
+        if let Some((from, reason)) = walk.last_failure.take() {
             self.metrics
                 .fallbacks
                 .get_or_create(&FallbackLabels {
                     from,
-                    to: skipped.to_string(),
-                    reason: why,
+                    to: to.to_string(),
+                    reason,
                 })
                 .inc();
         }
-        *last_failure = Some((skipped.to_string(), reason));
     }
 
-    /// Runs `call` on candidates in order until one succeeds, within `deadline` (from now).
+    /// Passes over a candidate: the traffic it would have taken falls back too, so a fallback from the previous
+    /// failure (if any) to it is counted, and it becomes the `from` of the next one.
+    fn pass_over(&self, walk: &mut Walk, cand: &Candidate, skip: Skip) {
+        self.metrics.provider_outcome(&cand.provider, skip.outcome);
+        let outcome = skip.outcome;
+        walk.attempts.push(AttemptRecord::skipped(&cand.provider, skip));
+        walk.passed_over += 1;
+        self.count_fallback(walk, &cand.provider);
+        walk.last_failure = Some((cand.provider.clone(), outcome));
+    }
+
+    /// Why `cand` must be passed over now without a call, if it must. Capability and context first (they depend
+    /// on the request only), then reachability, budget and breaker/cooldown (the breaker check is last: admitting
+    /// may make this call the half-open probe).
+    fn skip_check(&self, cand: &Candidate, needs: &Needs, walk: &Walk, now: Instant) -> Option<Skip> {
+        if let Some(r) = cand.caps.refuses(needs) {
+            return Some(Skip::new(Outcome::SkippedCapability, r.message));
+        }
+        if let (Some(floor), Some(w)) = (walk.too_long_at, cand.caps.context_window) {
+            if w <= floor {
+                let msg = format!("context window {w} is not larger than {floor}, which was too small");
+                return Some(Skip::new(Outcome::SkippedContextWindow, msg));
+            }
+        }
+        if !cand.local && !self.connectivity.is_reachable(&cand.provider) {
+            let msg = "last connectivity probe failed".to_string();
+            return Some(Skip::new(Outcome::SkippedUnreachable, msg));
+        }
+        if let Some(wait) = self.budgets.blocked_for(&cand.provider, now) {
+            let msg = format!("budget used up for {} ms", wait.as_millis());
+            return Some(Skip::new(Outcome::SkippedBudget, msg));
+        }
+        match self.admit(&cand.provider, now) {
+            Admission::Allowed { .. } => None,
+            Admission::SkipOpen => Some(Skip::new(Outcome::SkippedBreakerOpen, "breaker open".into())),
+            Admission::SkipCooldown(until) => {
+                let reason = self
+                    .health
+                    .get(&cand.provider)
+                    .and_then(|h| lock(h).cooldown(now))
+                    .and_then(|(_, r)| r);
+                let why = reason.map_or("", ErrorClass::as_str);
+                Some(Skip {
+                    outcome: Outcome::SkippedCooldown,
+                    reason,
+                    message: format!("cooling down for {} ms after {why}", (until - now).as_millis()),
+                })
+            }
+        }
+    }
+
+    /// One call of `call` on `cand` under its attempt timeout (bounded by the deadline); the time it took counts
+    /// as upstream wait.
+    async fn attempt<T, F, Fut>(
+        &self,
+        cand: &Candidate,
+        walk: &mut Walk,
+        call: &mut F,
+    ) -> Result<T, ProviderError>
+    where
+        F: FnMut(&Candidate, Duration) -> Fut,
+        Fut: Future<Output = Result<T, ProviderError>>,
+    {
+        let now = Instant::now();
+        self.budgets.count_request(&cand.provider, now, &self.metrics);
+        let budget = cand.timeouts.attempt.min(walk.deadline - now);
+        let result = match tokio::time::timeout(budget, call(cand, budget)).await {
+            Ok(r) => r,
+            Err(_) => Err(ProviderError::new(
+                ErrorClass::Timeout,
+                format!("attempt timed out after {} ms", budget.as_millis()),
+            )),
+        };
+        let took = now.elapsed();
+        walk.upstream_wait += took;
+        self.metrics
+            .provider_duration
+            .get_or_create(&ProviderLabels {
+                provider: cand.provider.clone(),
+            })
+            .observe(took.as_secs_f64());
+        result
+    }
+
+    /// Records a failed attempt and decides what comes next.
+    async fn after_failure(
+        &self,
+        cand: &Candidate,
+        walk: &mut Walk,
+        err: ProviderError,
+        retries: &mut u32,
+    ) -> Next {
+        self.record_failure(&cand.provider, &err);
+        walk.attempts.push(AttemptRecord::failed(&cand.provider, &err));
+        let reject = err.class == ErrorClass::BadRequest
+            // A model the client named itself does not exist: its 404. A logical model's mapping that a provider
+            // does not know is the config's problem: the next candidate serves.
+            || (err.class == ErrorClass::NotFound && cand.named_by_client)
+            || (err.class == ErrorClass::ContentFilter && self.policy.content_filter == ContentFilterPolicy::Return);
+        if reject {
+            return Next::Reject(err);
+        }
+        if err.class == ErrorClass::ContextLength {
+            if let Some(w) = cand.caps.context_window {
+                walk.too_long_at = Some(walk.too_long_at.map_or(w, |f| f.max(w)));
+            }
+        }
+        if err.class.is_retryable() && *retries < self.policy.retries.max_retries {
+            let wait = budget::backoff(&self.policy.retries, *retries);
+            if Instant::now() + wait < walk.deadline && self.budget.try_withdraw() {
+                *retries += 1;
+                tokio::time::sleep(wait).await;
+                walk.upstream_wait += wait;
+                return Next::Retry;
+            }
+        }
+        walk.last_failure = Some((cand.provider.clone(), err.class.into()));
+        walk.passed_over += 1;
+        Next::Candidate
+    }
+
+    /// Runs `call` on candidates in order until one succeeds, within the deadline (from now). Candidates that
+    /// cannot serve `needs` are skipped; when none of them can, nothing is called and the request is
+    /// `Unservable`. With [`Settle::Deferred`] the caller reports the success (or failure) once it knows.
     pub async fn execute<T, F, Fut>(
         &self,
         candidates: &[Candidate],
+        needs: &Needs,
+        settle: Settle,
         mut call: F,
     ) -> Result<Served<T>, RouteError>
     where
         F: FnMut(&Candidate, Duration) -> Fut,
         Fut: Future<Output = Result<T, ProviderError>>,
     {
+        if let Some(e) = unservable(candidates, needs) {
+            for a in e.attempts() {
+                self.metrics.provider_outcome(&a.provider, a.outcome);
+            }
+            return Err(e);
+        }
         let start = Instant::now();
-        let deadline = start + self.policy.deadline;
         self.budget.deposit();
-        let mut attempts = Vec::new();
-        let mut upstream_wait = Duration::ZERO;
-        let mut passed_over = 0u32;
-        let mut last_failure: Option<(String, Outcome)> = None;
+        let mut walk = Walk {
+            deadline: start + self.policy.deadline,
+            attempts: Vec::new(),
+            upstream_wait: Duration::ZERO,
+            passed_over: 0,
+            last_failure: None,
+            too_long_at: None,
+        };
         let mut deadline_hit = false;
-        // Largest context window that already said "too long": candidates not larger are skipped.
-        let mut too_long_at: Option<u32> = None;
-
         'candidates: for cand in candidates {
             let mut retries = 0u32;
-            if let (Some(floor), Some(w)) = (too_long_at, cand.context_window) {
-                if w <= floor {
-                    self.metrics
-                        .provider_outcome(&cand.provider, Outcome::SkippedContextWindow);
-                    let msg = format!("context window {w} is not larger than {floor}, which was too small");
-                    attempts.push(AttemptRecord::skipped(
-                        &cand.provider,
-                        "skipped_context_window",
-                        msg,
-                    ));
-                    passed_over += 1;
-                    self.hop(&mut last_failure, &cand.provider, Outcome::SkippedContextWindow);
-                    continue 'candidates;
-                }
-            }
             loop {
                 let now = Instant::now();
-                if now >= deadline {
+                if now >= walk.deadline {
                     deadline_hit = true;
                     break 'candidates;
                 }
-                if !cand.local && !self.connectivity.is_reachable(&cand.provider) {
-                    self.metrics
-                        .provider_outcome(&cand.provider, Outcome::SkippedUnreachable);
-                    let msg = "last connectivity probe failed".to_string();
-                    attempts.push(AttemptRecord::skipped(&cand.provider, "skipped_unreachable", msg));
-                    passed_over += 1;
-                    self.hop(&mut last_failure, &cand.provider, Outcome::SkippedUnreachable);
+                if let Some(skip) = self.skip_check(cand, needs, &walk, now) {
+                    self.pass_over(&mut walk, cand, skip);
                     continue 'candidates;
                 }
-                if let Some(wait) = self.budgets.blocked_for(&cand.provider, now) {
-                    self.metrics
-                        .provider_outcome(&cand.provider, Outcome::SkippedBudget);
-                    let msg = format!("budget used up for {} ms", wait.as_millis());
-                    attempts.push(AttemptRecord::skipped(&cand.provider, "skipped_budget", msg));
-                    passed_over += 1;
-                    self.hop(&mut last_failure, &cand.provider, Outcome::SkippedBudget);
-                    continue 'candidates;
-                }
-                match self.admit(&cand.provider, now) {
-                    Admission::Allowed { .. } => {}
-                    Admission::SkipOpen => {
-                        self.metrics
-                            .provider_outcome(&cand.provider, Outcome::SkippedBreakerOpen);
-                        attempts.push(AttemptRecord::skipped(
-                            &cand.provider,
-                            "skipped_breaker_open",
-                            "breaker open".into(),
-                        ));
-                        passed_over += 1;
-                        self.hop(&mut last_failure, &cand.provider, Outcome::SkippedBreakerOpen);
-                        continue 'candidates;
-                    }
-                    Admission::SkipCooldown(until) => {
-                        self.metrics
-                            .provider_outcome(&cand.provider, Outcome::SkippedCooldown);
-                        let msg = format!("cooling down for {} ms", (until - now).as_millis());
-                        attempts.push(AttemptRecord::skipped(&cand.provider, "skipped_cooldown", msg));
-                        passed_over += 1;
-                        self.hop(&mut last_failure, &cand.provider, Outcome::SkippedCooldown);
-                        continue 'candidates;
-                    }
-                }
-                if let Some((from, reason)) = last_failure.take() {
-                    let labels = FallbackLabels {
-                        from,
-                        to: cand.provider.clone(),
-                        reason,
-                    };
-                    self.metrics.fallbacks.get_or_create(&labels).inc();
-                }
-                self.budgets.count_request(&cand.provider, now, &self.metrics);
-                let budget = cand.attempt_timeout.min(deadline - now);
-                let t0 = Instant::now();
-                let result = match tokio::time::timeout(budget, call(cand, budget)).await {
-                    Ok(r) => r,
-                    Err(_) => Err(ProviderError::new(
-                        ErrorClass::Timeout,
-                        format!("attempt timed out after {} ms", budget.as_millis()),
-                    )),
-                };
-                let took = t0.elapsed();
-                upstream_wait += took;
-                let labels = ProviderLabels {
-                    provider: cand.provider.clone(),
-                };
-                self.metrics
-                    .provider_duration
-                    .get_or_create(&labels)
-                    .observe(took.as_secs_f64());
-                let err = match result {
+                self.count_fallback(&mut walk, &cand.provider);
+                let err = match self.attempt(cand, &mut walk, &mut call).await {
                     Ok(value) => {
-                        self.record_success(&cand.provider);
+                        if settle == Settle::OnAnswer {
+                            self.record_success(&cand.provider);
+                        }
                         return Ok(Served {
                             value,
                             candidate: cand.clone(),
-                            fallbacks: passed_over,
-                            upstream_wait,
+                            fallbacks: walk.passed_over,
+                            upstream_wait: walk.upstream_wait,
                         });
                     }
                     Err(e) => e,
                 };
-                self.record_failure(&cand.provider, &err);
-                attempts.push(AttemptRecord::failed(&cand.provider, &err));
-                let reject = err.class == ErrorClass::BadRequest
-                    || (err.class == ErrorClass::ContentFilter
-                        && self.policy.content_filter == ContentFilterPolicy::Return);
-                if reject {
-                    return Err(RouteError::Rejected {
-                        provider: cand.provider.clone(),
-                        error: err,
-                        attempts,
-                    });
-                }
-                if err.class == ErrorClass::ContextLength {
-                    if let Some(w) = cand.context_window {
-                        too_long_at = Some(too_long_at.map_or(w, |f| f.max(w)));
+                match self.after_failure(cand, &mut walk, err, &mut retries).await {
+                    Next::Retry => continue,
+                    Next::Candidate => continue 'candidates,
+                    Next::Reject(error) => {
+                        return Err(RouteError::Rejected {
+                            provider: cand.provider.clone(),
+                            error,
+                            attempts: walk.attempts,
+                        })
                     }
                 }
-                if err.class.is_retryable() && retries < self.policy.retries.max_retries {
-                    let wait = budget::backoff(&self.policy.retries, retries);
-                    if Instant::now() + wait < deadline && self.budget.try_withdraw() {
-                        retries += 1;
-                        tokio::time::sleep(wait).await;
-                        upstream_wait += wait;
-                        continue;
-                    }
-                }
-                last_failure = Some((cand.provider.clone(), err.class.into()));
-                passed_over += 1;
-                continue 'candidates;
             }
         }
-        if let Some((from, reason)) = last_failure {
+        if let Some((from, reason)) = walk.last_failure.take() {
             self.metrics
                 .fallbacks
                 .get_or_create(&FallbackLabels {
@@ -194,25 +252,8 @@ impl Router {
                 })
                 .inc();
         }
-        if deadline_hit {
-            attempts.push(AttemptRecord::skipped(
-                "",
-                "deadline",
-                format!("deadline of {:?} reached", self.policy.deadline),
-            ));
-        }
-        let real: Vec<&AttemptRecord> = attempts
-            .iter()
-            .filter(|a| !a.error.starts_with("skipped") && a.error != "deadline")
-            .collect();
-        let all_context_length = !real.is_empty() && real.iter().all(|a| a.error == "context_length");
-        let throttled = |a: &AttemptRecord| {
-            matches!(
-                a.error.as_str(),
-                "rate_limited" | "quota_exhausted" | "skipped_cooldown" | "skipped_budget"
-            )
-        };
-        let retry_after = if !attempts.is_empty() && attempts.iter().all(throttled) {
+        let attempts = walk.attempts;
+        let retry_after = if !attempts.is_empty() && attempts.iter().all(AttemptRecord::is_throttle) {
             let now = Instant::now();
             candidates
                 .iter()
@@ -232,7 +273,25 @@ impl Router {
             attempts,
             deadline: deadline_hit,
             retry_after,
-            all_context_length,
         })
     }
+}
+
+/// The request as no candidate can serve it, if so: every candidate refuses what it needs.
+fn unservable(candidates: &[Candidate], needs: &Needs) -> Option<RouteError> {
+    let refusals: Vec<_> = candidates
+        .iter()
+        .map(|c| c.caps.refuses(needs))
+        .collect::<Option<Vec<_>>>()?;
+    let first = refusals.first()?.clone();
+    let attempts = candidates
+        .iter()
+        .zip(refusals)
+        .map(|(c, r)| AttemptRecord::skipped(&c.provider, Skip::new(Outcome::SkippedCapability, r.message)))
+        .collect();
+    Some(RouteError::Unservable {
+        reason: first.message,
+        need: first.need,
+        attempts,
+    })
 }

@@ -112,6 +112,11 @@ impl Health {
         }
     }
 
+    /// Lets the next call be the half-open probe (the probe's answer said nothing about the provider's health).
+    pub fn release_probe(&mut self) {
+        self.probe_started = None;
+    }
+
     fn prune(&mut self, now: Instant, window: Duration) {
         while let Some((t, _)) = self.outcomes.front() {
             if now.duration_since(*t) > window {
@@ -133,8 +138,14 @@ impl Health {
         self.prune(now, policy.breaker.window);
     }
 
-    /// Records a failure: sets cooldowns by class and may open the breaker.
-    pub fn record_failure(&mut self, now: Instant, err: &ProviderError, policy: &Policy) {
+    /// Records a failure: sets cooldowns by class and may open the breaker. True when it started (or extended) a
+    /// cooldown.
+    pub fn record_failure(&mut self, now: Instant, err: &ProviderError, policy: &Policy) -> bool {
+        if err.class.is_about_request() {
+            // The client's error: the provider answered, its health is what it was.
+            self.release_probe();
+            return false;
+        }
         self.last_error = Some(err.clone());
         let c = &policy.cooldowns;
         let cooldown = match err.class {
@@ -145,11 +156,13 @@ impl Health {
             ErrorClass::Auth => Some(c.auth),
             _ => None,
         };
+        let mut cooling = false;
         if let Some(d) = cooldown.filter(|d| !d.is_zero()) {
             let until = now + d;
             if self.cooldown_until.is_none_or(|u| u < until) {
                 self.cooldown_until = Some(until);
                 self.cooldown_reason = Some(err.class);
+                cooling = true;
             }
         }
         let failed = err.class.counts_for_breaker();
@@ -175,6 +188,7 @@ impl Health {
                 }
             }
         }
+        cooling
     }
 
     fn open(&mut self, now: Instant) {

@@ -27,19 +27,24 @@ use tokio::time::Instant;
 use crate::config::{Config, Mode, Policy};
 use crate::limits::{BudgetStatus, ProviderBudgets};
 use crate::metrics::{self, Metrics, Outcome, ProviderLabels, Scope, ScopeLabels};
+pub use crate::providers::capabilities::Need;
 use crate::providers::{ErrorClass, ProviderError};
 pub use budget::RetryBudget;
 pub use connectivity::Connectivity;
 pub use health::{Admission, BreakerState, Health};
-pub use plan::{Candidate, PlanError, Planner};
+pub use plan::{Candidate, PlanError, Planner, Timeouts};
 
 /// One entry of the ordered failure list returned to clients.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AttemptRecord {
     /// Provider name.
     pub provider: String,
-    /// Error class, or `skipped_breaker_open` / `skipped_cooldown` / `deadline`.
-    pub error: String,
+    /// What happened: an error class or a `skipped_*` outcome (the metric label).
+    #[serde(rename = "error")]
+    pub outcome: Outcome,
+    /// Why a cooling provider cools down (`skipped_cooldown` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<ErrorClass>,
     /// Upstream status.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<u16>,
@@ -54,22 +59,74 @@ impl AttemptRecord {
     fn failed(provider: &str, e: &ProviderError) -> AttemptRecord {
         AttemptRecord {
             provider: provider.to_string(),
-            error: e.class.as_str().to_string(),
+            outcome: e.class.into(),
+            reason: None,
             status: e.status,
             code: e.code.clone(),
             message: e.message.clone(),
         }
     }
 
-    fn skipped(provider: &str, why: &str, message: String) -> AttemptRecord {
+    fn skipped(provider: &str, skip: Skip) -> AttemptRecord {
         AttemptRecord {
             provider: provider.to_string(),
-            error: why.to_string(),
+            outcome: skip.outcome,
+            reason: skip.reason,
             status: None,
             code: None,
+            message: skip.message,
+        }
+    }
+
+    /// A failure that says the provider is busy or out of money: the client may retry later.
+    pub fn is_throttle(&self) -> bool {
+        matches!(
+            self.outcome,
+            Outcome::RateLimited | Outcome::QuotaExhausted | Outcome::SkippedBudget
+        ) || (self.outcome == Outcome::SkippedCooldown && self.reason != Some(ErrorClass::Auth))
+    }
+
+    /// A failure of the gateway's credentials at the provider (now, or the cooldown one started).
+    pub fn is_auth(&self) -> bool {
+        self.outcome == Outcome::Auth
+            || (self.outcome == Outcome::SkippedCooldown && self.reason == Some(ErrorClass::Auth))
+    }
+
+    /// A skip (no call was made).
+    pub fn is_skip(&self) -> bool {
+        self.outcome.as_str().starts_with("skipped")
+    }
+}
+
+/// Why a candidate is passed over without a call.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Skip {
+    /// The `skipped_*` outcome.
+    pub outcome: Outcome,
+    /// For cooldowns: the class that started it.
+    pub reason: Option<ErrorClass>,
+    /// Detail for `error.attempts`.
+    pub message: String,
+}
+
+impl Skip {
+    fn new(outcome: Outcome, message: String) -> Skip {
+        Skip {
+            outcome,
+            reason: None,
             message,
         }
     }
+}
+
+/// When the router counts a success toward the provider's health.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settle {
+    /// When the attempt returns its answer (non-stream).
+    OnAnswer,
+    /// Later: the caller reports the end (a stream is a success only once it ended cleanly, so a stream cut
+    /// after its first token is one failure, not a success and a failure).
+    Deferred,
 }
 
 /// A successful routing.
@@ -88,6 +145,15 @@ pub struct Served<T> {
 /// A routing failure.
 #[derive(Debug)]
 pub enum RouteError {
+    /// No candidate of the plan can serve the request faithfully (no call was made): the client's 4xx.
+    Unservable {
+        /// Why the first candidate refused (e.g. `model takes no images (messages[0].content[1])`).
+        reason: String,
+        /// What the request needs that no candidate has.
+        need: Need,
+        /// Every candidate, skipped.
+        attempts: Vec<AttemptRecord>,
+    },
     /// An error the client must see as-is (bad request, content filter under `return`): no fallback.
     Rejected {
         /// Provider that refused.
@@ -105,9 +171,25 @@ pub enum RouteError {
         deadline: bool,
         /// Soonest end of a cooldown, when every candidate is rate-limited or out of quota.
         retry_after: Option<Duration>,
-        /// Every attempted provider said the context is too long.
-        all_context_length: bool,
     },
+}
+
+impl RouteError {
+    /// The attempts, whatever the failure.
+    pub fn attempts(&self) -> &[AttemptRecord] {
+        match self {
+            RouteError::Unservable { attempts, .. }
+            | RouteError::Rejected { attempts, .. }
+            | RouteError::AllFailed { attempts, .. } => attempts,
+        }
+    }
+}
+
+/// The class every real attempt of `attempts` (skips aside) failed with, if they all failed the same way.
+pub fn uniform_class(attempts: &[AttemptRecord]) -> Option<Outcome> {
+    let mut real = attempts.iter().filter(|a| !a.is_skip());
+    let first = real.next()?.outcome;
+    real.all(|a| a.outcome == first).then_some(first)
 }
 
 /// Router state shared by all requests.
@@ -246,9 +328,14 @@ impl Router {
         &self.planner
     }
 
-    /// Ordered candidates for a model in the current mode.
-    pub fn plan(&self, model: &str, preferred: Option<&str>) -> Result<Vec<Candidate>, PlanError> {
-        self.planner.plan(model, self.mode(), preferred)
+    /// Ordered candidates for a model in `mode` (read once per request by the caller).
+    pub fn plan(
+        &self,
+        model: &str,
+        mode: Mode,
+        preferred: Option<&str>,
+    ) -> Result<Vec<Candidate>, PlanError> {
+        self.planner.plan(model, mode, preferred)
     }
 
     /// Breaker, cooldown and last error per provider.
@@ -298,6 +385,13 @@ impl Router {
         a
     }
 
+    /// Lets the next call to `provider` be the half-open probe (a stream the client left: nothing is recorded).
+    pub fn release(&self, provider: &str) {
+        if let Some(h) = self.health.get(provider) {
+            lock(h).release_probe();
+        }
+    }
+
     /// Records a success for `provider`.
     pub fn record_success(&self, provider: &str) {
         if let Some(h) = self.health.get(provider) {
@@ -310,14 +404,32 @@ impl Router {
         self.metrics.provider_outcome(provider, Outcome::Success);
     }
 
-    /// Records a classified failure for `provider` (also used when a stream breaks after its first byte).
+    /// Records a classified failure for `provider` (also used when a stream breaks after its first byte). An
+    /// answer about the request (invalid, unknown model, too long, refused content) is counted as an outcome and
+    /// nothing else: no breaker count, no cooldown, no last error, no credentials alert.
     pub fn record_failure(&self, provider: &str, err: &ProviderError) {
+        if err.class.is_about_request() {
+            if let Some(h) = self.health.get(provider) {
+                lock(h).release_probe();
+            }
+            self.metrics.provider_outcome(provider, err.class.into());
+            tracing::info!(
+                provider,
+                class = err.class.as_str(),
+                status = err.status,
+                "provider refused the request (the client's error; provider health unchanged)"
+            );
+            return;
+        }
         if let Some(h) = self.health.get(provider) {
             let mut h = lock(h);
-            h.record_failure(Instant::now(), err, &self.policy);
+            let cooling = h.record_failure(Instant::now(), err, &self.policy);
             let state = h.state();
             drop(h);
             self.set_breaker_metric(provider, state);
+            if cooling {
+                self.metrics.cooldown(provider, err.class.into());
+            }
         }
         self.metrics.provider_outcome(provider, err.class.into());
         if err.class == ErrorClass::RateLimited {

@@ -3,7 +3,22 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::config::{Config, Mode, ProviderKind};
+use crate::config::{CapsOverride, Config, Mode, ProviderKind, QwenApi};
+use crate::providers::capabilities::{self, Caps};
+
+/// The time limits of one attempt at one provider: all of them beside each other, all inside the request's
+/// deadline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// The whole attempt (non-stream), or until the first token (stream).
+    pub attempt: Duration,
+    /// Streams: from the request to the first token.
+    pub first_token: Duration,
+    /// Streams: the longest gap between two chunks.
+    pub stall: Duration,
+    /// Streams: the whole stream once it reached the client.
+    pub max_stream: Duration,
+}
 
 /// One provider to try, with the model name it knows.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,10 +29,13 @@ pub struct Candidate {
     pub model: String,
     /// Local tier (Ollama).
     pub local: bool,
-    /// Per-attempt timeout for this provider.
-    pub attempt_timeout: Duration,
-    /// Context window of this model, when configured.
-    pub context_window: Option<u32>,
+    /// The client named this model itself (`provider/model` or a concrete name), rather than a logical model the
+    /// config maps: then the provider's "no such model" is the client's answer, not a reason to fall back.
+    pub named_by_client: bool,
+    /// Time limits of an attempt.
+    pub timeouts: Timeouts,
+    /// What this model can serve.
+    pub caps: Caps,
 }
 
 /// Why no plan could be made.
@@ -39,57 +57,84 @@ pub enum PlanError {
     },
 }
 
+/// One provider of the fallback order, as the planner needs it.
+#[derive(Debug, Clone)]
+struct Slot {
+    name: String,
+    kind: ProviderKind,
+    qwen_api: QwenApi,
+    timeouts: Timeouts,
+}
+
 /// Static view of the config the planner needs.
 #[derive(Debug, Clone)]
 pub struct Planner {
-    order: Vec<(String, ProviderKind, Duration)>,
+    order: Vec<Slot>,
     models: BTreeMap<String, BTreeMap<String, String>>,
-    windows: BTreeMap<String, BTreeMap<String, u32>>,
+    caps: BTreeMap<String, BTreeMap<String, CapsOverride>>,
 }
 
 impl Planner {
     /// From config.
     pub fn new(cfg: &Config) -> Planner {
+        let p = &cfg.policy;
         let order = cfg
             .ordered_providers()
-            .map(|p| (p.name.clone(), p.kind, p.attempt_timeout))
+            .map(|pc| Slot {
+                name: pc.name.clone(),
+                kind: pc.kind,
+                qwen_api: pc.qwen_api,
+                timeouts: Timeouts {
+                    attempt: pc.attempt_timeout,
+                    first_token: p.first_token_timeout,
+                    stall: p.stall_timeout,
+                    max_stream: p.max_stream_duration,
+                },
+            })
             .collect();
         Planner {
             order,
             models: cfg.models.clone(),
-            windows: cfg.context_windows.clone(),
+            caps: cfg.model_caps.clone(),
         }
     }
 
-    /// Provider -> model name for a logical model, `provider/model`, or a concrete model named in `models:`.
-    fn mapping(&self, model: &str) -> Option<BTreeMap<String, String>> {
+    /// Provider -> model name for a logical model, `provider/model`, or a concrete model named in `models:`; and
+    /// whether the client named the model itself.
+    fn mapping(&self, model: &str) -> Option<(BTreeMap<String, String>, bool)> {
         if let Some(map) = self.models.get(model) {
-            return Some(map.clone());
+            return Some((map.clone(), false));
         }
         // `provider/model` names any model of one configured provider, mapped or not.
         if let Some((provider, name)) = model.split_once('/') {
-            if !name.is_empty() && self.order.iter().any(|(n, _, _)| n == provider) {
-                return Some(BTreeMap::from([(provider.to_string(), name.to_string())]));
+            if !name.is_empty() && self.order.iter().any(|s| s.name == provider) {
+                return Some((BTreeMap::from([(provider.to_string(), name.to_string())]), true));
             }
         }
         let mut map = BTreeMap::new();
         for providers in self.models.values() {
             for (provider, name) in providers {
-                let bare = name.strip_suffix(":latest").unwrap_or(name);
-                if name == model || bare == model.strip_suffix(":latest").unwrap_or(model) {
+                if name == model || capabilities::bare(name) == capabilities::bare(model) {
                     map.insert(provider.clone(), model.to_string());
                 }
             }
         }
-        (!map.is_empty()).then_some(map)
+        (!map.is_empty()).then_some((map, true))
     }
 
-    /// The configured context window of `provider`'s model `model`, under any logical name.
-    fn window(&self, provider: &str, model: &str) -> Option<u32> {
-        self.models.iter().find_map(|(logical, map)| {
+    /// The capabilities of `provider`'s model `model`: the defaults, with what config sets for it (under any
+    /// logical name) put over them.
+    pub fn caps(&self, provider: &str, model: &str) -> Option<Caps> {
+        let slot = self.order.iter().find(|s| s.name == provider)?;
+        let defaults = capabilities::defaults(slot.kind, slot.qwen_api, model);
+        let over = self.models.iter().find_map(|(logical, map)| {
             (map.get(provider).map(String::as_str) == Some(model))
-                .then(|| self.windows.get(logical).and_then(|w| w.get(provider)).copied())
+                .then(|| self.caps.get(logical).and_then(|c| c.get(provider)))
                 .flatten()
+        });
+        Some(match over {
+            Some(o) => o.apply(defaults),
+            None => defaults,
         })
     }
 
@@ -101,23 +146,25 @@ impl Planner {
         preferred: Option<&str>,
     ) -> Result<Vec<Candidate>, PlanError> {
         if let Some(p) = preferred {
-            if !self.order.iter().any(|(n, _, _)| n == p) {
+            if !self.order.iter().any(|s| s.name == p) {
                 return Err(PlanError::UnknownProvider(p.to_string()));
             }
         }
-        let map = self
+        let (map, named_by_client) = self
             .mapping(model)
             .ok_or_else(|| PlanError::UnknownModel(model.to_string()))?;
         let all: Vec<Candidate> = self
             .order
             .iter()
-            .filter_map(|(name, kind, timeout)| {
-                map.get(name).map(|m| Candidate {
-                    provider: name.clone(),
+            .filter_map(|s| {
+                let m = map.get(&s.name)?;
+                Some(Candidate {
+                    provider: s.name.clone(),
                     model: m.clone(),
-                    local: kind.is_local(),
-                    attempt_timeout: *timeout,
-                    context_window: self.window(name, m),
+                    local: s.kind.is_local(),
+                    named_by_client,
+                    timeouts: s.timeouts,
+                    caps: self.caps(&s.name, m)?,
                 })
             })
             .collect();
@@ -142,6 +189,62 @@ impl Planner {
         Ok(out)
     }
 
+    /// The provider whose model the request's answer must match (an embeddings vector space): `preferred` when
+    /// it serves the model, else the first provider of the fallback order that does, whatever the mode and the
+    /// providers' health, so that an outage never moves a client into another space.
+    pub fn primary(&self, model: &str, preferred: Option<&str>) -> Option<Caps> {
+        let (map, _) = self.mapping(model)?;
+        let first = preferred
+            .filter(|p| map.contains_key(*p))
+            .map(str::to_string)
+            .or_else(|| {
+                self.order
+                    .iter()
+                    .find(|s| map.contains_key(&s.name))
+                    .map(|s| s.name.clone())
+            })?;
+        self.caps(&first, &map[&first])
+    }
+
+    /// Warnings about the config's embeddings models: a logical model whose providers' models are of different
+    /// vector spaces or sizes (a fallback between them would hand out vectors of another space, so the router
+    /// never makes one: requests are answered only inside the primary's space), as `(yaml path, message)`.
+    pub fn warnings(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for (logical, map) in &self.models {
+            let caps: Vec<(String, Caps)> = self
+                .order
+                .iter()
+                .filter_map(|s| {
+                    let m = map.get(&s.name)?;
+                    Some((s.name.clone(), self.caps(&s.name, m)?))
+                })
+                .collect();
+            if !caps.iter().any(|(_, c)| c.dimensions.is_some()) || caps.len() < 2 {
+                continue;
+            }
+            let (first, c0) = &caps[0];
+            let others: Vec<String> = caps[1..]
+                .iter()
+                .filter(|(_, c)| c.space != c0.space || c.dimensions != c0.dimensions)
+                .map(|(p, c)| format!("{p} ({}, {})", c.space, dims(c.dimensions)))
+                .collect();
+            if !others.is_empty() {
+                out.push((
+                    format!("models.{logical}"),
+                    format!(
+                        "embeddings chain mixes vector spaces: {first} ({}, {}) vs {}; requests are only served in the \
+                         first one's space, the others never stand in (give each space its own logical model)",
+                        c0.space,
+                        dims(c0.dimensions),
+                        others.join(", ")
+                    ),
+                ));
+            }
+        }
+        out
+    }
+
     /// Logical model names.
     pub fn logical_models(&self) -> impl Iterator<Item = &String> {
         self.models.keys()
@@ -158,4 +261,8 @@ impl Planner {
         out.dedup();
         out
     }
+}
+
+fn dims(d: Option<u32>) -> String {
+    d.map_or_else(|| "? dimensions".to_string(), |d| format!("{d} dimensions"))
 }

@@ -9,6 +9,7 @@ use tokio::time::Instant;
 
 use super::tests::router;
 use super::*;
+use crate::providers::capabilities::Needs;
 
 #[derive(Debug, Clone)]
 enum Out {
@@ -48,14 +49,14 @@ proptest! {
             for (outs, jump_ms, preferred) in requests {
                 tokio::time::advance(Duration::from_millis(jump_ms)).await;
                 let preferred = preferred.map(|i| names[i]);
-                let cands = r.plan("default", preferred).unwrap();
+                let cands = r.plan("default", r.mode(), preferred).unwrap();
                 let order: Vec<String> = cands.iter().map(|c| c.provider.clone()).collect();
                 let outs = Arc::new(Mutex::new(outs.into_iter()));
                 let calls = Arc::new(Mutex::new(Vec::<String>::new()));
                 let violations = Arc::new(Mutex::new(Vec::<String>::new()));
                 let start = Instant::now();
                 let rr = r.clone();
-                let res = r.execute(&cands, |c, budget| {
+                let res = r.execute(&cands, &Needs::default(), Settle::OnAnswer, |c, budget| {
                     let name = c.provider.clone();
                     calls.lock().unwrap().push(name.clone());
                     // At call time the provider must be admitted: not open, not cooling down.

@@ -7,7 +7,8 @@ use tokio::time::Instant;
 
 use super::*;
 use crate::config::{Config, Mode};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, Outcome};
+use crate::providers::capabilities::Needs;
 
 pub(crate) fn config(extra: &str) -> Config {
     let text = format!(
@@ -54,9 +55,9 @@ pub(crate) async fn run(
 ) -> (Vec<String>, Result<String, RouteError>) {
     let calls = Arc::new(Mutex::new(Vec::new()));
     let script = Arc::new(Mutex::new(std::mem::take(script)));
-    let cands = r.plan("default", None).unwrap();
+    let cands = r.plan("default", r.mode(), None).unwrap();
     let res = r
-        .execute(&cands, |c, _budget| {
+        .execute(&cands, &Needs::default(), Settle::OnAnswer, |c, _budget| {
             let calls = calls.clone();
             let script = script.clone();
             let name = c.provider.clone();
@@ -88,26 +89,29 @@ fn s(p: &str, step: Step) -> (String, Step) {
 fn plan_puts_local_last_in_auto_and_honours_preference_and_mode() {
     let r = router("");
     let names = |v: Vec<Candidate>| v.into_iter().map(|c| c.provider).collect::<Vec<_>>();
-    assert_eq!(names(r.plan("default", None).unwrap()), ["a", "b", "c", "local"]);
     assert_eq!(
-        names(r.plan("default", Some("c")).unwrap()),
+        names(r.plan("default", r.mode(), None).unwrap()),
+        ["a", "b", "c", "local"]
+    );
+    assert_eq!(
+        names(r.plan("default", r.mode(), Some("c")).unwrap()),
         ["c", "a", "b", "local"]
     );
-    assert_eq!(r.plan("default", None).unwrap()[1].model, "b-model");
+    assert_eq!(r.plan("default", r.mode(), None).unwrap()[1].model, "b-model");
     r.set_mode(Mode::Offline);
-    assert_eq!(names(r.plan("default", Some("a")).unwrap()), ["local"]);
+    assert_eq!(names(r.plan("default", r.mode(), Some("a")).unwrap()), ["local"]);
     assert!(matches!(
-        r.plan("only-a", None),
+        r.plan("only-a", r.mode(), None),
         Err(PlanError::NoCandidates { .. })
     ));
     r.set_mode(Mode::Remote);
-    assert_eq!(names(r.plan("default", None).unwrap()), ["a", "b", "c"]);
+    assert_eq!(names(r.plan("default", r.mode(), None).unwrap()), ["a", "b", "c"]);
     assert_eq!(
-        names(r.plan("big-a", None).unwrap()),
+        names(r.plan("big-a", r.mode(), None).unwrap()),
         ["a"],
         "a concrete provider model"
     );
-    let direct = r.plan("b/kimi-latest", None).unwrap();
+    let direct = r.plan("b/kimi-latest", r.mode(), None).unwrap();
     assert_eq!(
         (
             direct[0].provider.as_str(),
@@ -116,14 +120,14 @@ fn plan_puts_local_last_in_auto_and_honours_preference_and_mode() {
         ),
         ("b", "kimi-latest", 1)
     );
-    assert!(r.plan("zz/x", None).is_err());
-    assert!(r.plan("b/", None).is_err());
+    assert!(r.plan("zz/x", r.mode(), None).is_err());
+    assert!(r.plan("b/", r.mode(), None).is_err());
     assert_eq!(
-        r.plan("gpt-9", None),
+        r.plan("gpt-9", r.mode(), None),
         Err(PlanError::UnknownModel("gpt-9".into()))
     );
     assert_eq!(
-        r.plan("default", Some("zz")),
+        r.plan("default", r.mode(), Some("zz")),
         Err(PlanError::UnknownProvider("zz".into()))
     );
 }
@@ -151,7 +155,10 @@ async fn one_deadline_bounds_all_attempts() {
             attempts,
             ..
         }) => {
-            assert_eq!(attempts.iter().filter(|a| a.error == "timeout").count(), 3);
+            assert_eq!(
+                attempts.iter().filter(|a| a.outcome == Outcome::Timeout).count(),
+                3
+            );
         }
         other => panic!("{other:?}"),
     }
@@ -279,10 +286,9 @@ async fn context_length_everywhere_is_reported_as_such() {
         .map(|p| s(p, Step::Fail(ErrorClass::ContextLength, None)))
         .collect();
     match run(&r, &mut script).await.1 {
-        Err(RouteError::AllFailed {
-            all_context_length: true,
-            ..
-        }) => {}
+        Err(RouteError::AllFailed { attempts, .. }) => {
+            assert_eq!(super::uniform_class(&attempts), Some(Outcome::ContextLength))
+        }
         other => panic!("{other:?}"),
     }
 }
@@ -306,9 +312,9 @@ fallback_policy: { order: [a, b, c, local] }
     let cfg = Config::from_yaml(text, &|_| None).unwrap();
     let metrics = Arc::new(Metrics::new(cfg.providers.keys().map(String::as_str), cfg.mode));
     let r = Router::new(&cfg, metrics);
-    let cands = r.plan("default", None).unwrap();
-    assert_eq!(cands[0].context_window, Some(8192));
-    assert_eq!(cands[3].context_window, None);
+    let cands = r.plan("default", r.mode(), None).unwrap();
+    assert_eq!(cands[0].caps.context_window, Some(8192));
+    assert_eq!(cands[3].caps.context_window, None);
     let mut script = vec![s("a", Step::Fail(ErrorClass::ContextLength, None))];
     let (calls, res) = run(&r, &mut script).await;
     assert_eq!(
@@ -323,16 +329,10 @@ fallback_policy: { order: [a, b, c, local] }
         s("local", Step::Fail(ErrorClass::ContextLength, None)),
     ];
     match run(&r, &mut script).await {
-        (
-            calls,
-            Err(RouteError::AllFailed {
-                all_context_length: true,
-                attempts,
-                ..
-            }),
-        ) => {
+        (calls, Err(RouteError::AllFailed { attempts, .. })) => {
             assert_eq!(calls, ["a", "c", "local"], "unknown windows are still tried");
-            assert_eq!(attempts[1].error, "skipped_context_window");
+            assert_eq!(super::uniform_class(&attempts), Some(Outcome::ContextLength));
+            assert_eq!(attempts[1].outcome, Outcome::SkippedContextWindow);
         }
         other => panic!("{other:?}"),
     }

@@ -106,6 +106,8 @@ pub(crate) struct RawLoad {
     pub(crate) prompts: Vec<String>,
     pub(crate) max_tokens: Option<u32>,
     pub(crate) timeout: Option<String>,
+    /// Fields merged into every request body (tools, image messages, response_format, dimensions...).
+    pub(crate) body: Option<serde_json::Value>,
 }
 
 /// `expect:`: every key optional; bounds are strings such as `">= 99%"` or `"< 500ms"`.
@@ -134,5 +136,7 @@ pub(crate) struct RawExpect {
     pub(crate) streams: BTreeMap<String, String>,
     #[serde(default)]
     pub(crate) error_code: BTreeMap<String, String>,
+    #[serde(default)]
+    pub(crate) finish_reason: BTreeMap<String, String>,
     pub(crate) error_lists: Option<Vec<String>>,
 }

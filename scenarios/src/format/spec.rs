@@ -139,6 +139,8 @@ pub enum Route {
     Chat,
     /// `POST /api/assistants/generate`.
     Assistants,
+    /// `POST /v1/embeddings`.
+    Embeddings,
 }
 
 /// `load:`.
@@ -162,6 +164,8 @@ pub struct Load {
     pub max_tokens: Option<u32>,
     /// Client-side timeout per request.
     pub timeout: Duration,
+    /// Fields merged into every request body (a JSON object; `messages` replaces the prompt).
+    pub body: serde_json::Map<String, serde_json::Value>,
 }
 
 /// What a check measures.
@@ -204,6 +208,8 @@ pub enum Measure {
     Stream(StreamEnd),
     /// Error responses with this `error.code`.
     ErrorCode(String),
+    /// Share of requests whose answer ended with this `finish_reason` (the last one of a stream).
+    FinishReason(String),
     /// Share of error responses whose `error.attempts` name these providers in this order.
     ErrorLists(Vec<String>),
 }

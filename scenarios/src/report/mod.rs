@@ -57,6 +57,9 @@ pub struct ScenarioReport {
     pub rollback: Vec<RollbackResult>,
     /// Every request (for the timeline).
     pub samples: Vec<Sample>,
+    /// The offline-incident report written for this run (`--incident-report`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub incident_report: Option<String>,
 }
 
 /// Where a stage sits in the scenario.

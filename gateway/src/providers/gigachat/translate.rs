@@ -249,10 +249,16 @@ pub(crate) fn chunk(v: Value, id: &str) -> Result<ChatChunk, ProviderError> {
             tool_calls,
         };
         let index = c.get("index").and_then(Value::as_u64).unwrap_or(i as u64) as u32;
+        // In a stream the refusal text has reached the client already: `blacklist` is OpenAI's terminal
+        // `content_filter` (a refusal before any text fails over in the pipeline, as the non-stream error does).
+        let finish = match c.get("finish_reason").and_then(Value::as_str) {
+            Some("blacklist") => Some("content_filter".to_string()),
+            _ => finish_reason(c.get("finish_reason"))?,
+        };
         choices.push(ChunkChoice {
             index,
             delta,
-            finish_reason: finish_reason(c.get("finish_reason"))?,
+            finish_reason: finish,
         });
     }
     let usage: Option<Usage> = v

@@ -266,6 +266,17 @@ pub(super) fn expect(c: &mut Ctx, at: &str, e: &RawExpect) -> Vec<Check> {
             m,
         );
     }
+    for (reason, t) in &e.finish_reason {
+        check(
+            c,
+            o,
+            format!("{at}.finish_reason.{reason}"),
+            &format!("finish_reason.{reason}"),
+            t,
+            Kind::Rate,
+            Measure::FinishReason(reason.clone()),
+        );
+    }
     if let Some(list) = &e.error_lists {
         let path = format!("{at}.error_lists");
         if list.is_empty() {

@@ -190,6 +190,7 @@ fn placeholder_load() -> Load {
         prompts: Vec::new(),
         max_tokens: None,
         timeout: Duration::ZERO,
+        body: serde_json::Map::new(),
     }
 }
 
@@ -297,20 +298,32 @@ fn load(c: &mut Ctx, at: &str, l: &RawLoad, phase_duration: Option<Duration>) ->
     let route = match l.route.as_deref() {
         None | Some("chat") => Route::Chat,
         Some("assistants") => Route::Assistants,
+        Some("embeddings") => Route::Embeddings,
         Some(other) => {
             c.push(
                 format!("{at}.route"),
-                format!("unknown route {other:?}; expected chat or assistants"),
+                format!("unknown route {other:?}; expected chat, assistants or embeddings"),
             );
             Route::Chat
         }
     };
-    if route == Route::Assistants && l.stream {
+    if route != Route::Chat && l.stream {
         c.push(
             format!("{at}.stream"),
-            "the assistants route does not stream; expected stream: false or route: chat",
+            "only the chat route streams; expected stream: false or route: chat",
         );
     }
+    let body = match &l.body {
+        None => serde_json::Map::new(),
+        Some(serde_json::Value::Object(m)) => m.clone(),
+        Some(_) => {
+            c.push(
+                format!("{at}.body"),
+                "expected a mapping of request fields (e.g. tools, messages, response_format)",
+            );
+            serde_json::Map::new()
+        }
+    };
     for (k, v) in &l.headers {
         if k.eq_ignore_ascii_case("x-llm-provider") {
             c.target(
@@ -344,5 +357,6 @@ fn load(c: &mut Ctx, at: &str, l: &RawLoad, phase_duration: Option<Duration>) ->
         prompts,
         max_tokens: l.max_tokens,
         timeout,
+        body,
     })
 }
