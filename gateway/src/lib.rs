@@ -37,5 +37,6 @@ pub mod pipeline;
 pub mod providers;
 pub mod router;
 pub mod server;
+pub mod telemetry;
 
 pub use api::{app, AppState};

@@ -5,6 +5,7 @@
 mod policy;
 mod raw;
 mod secrets;
+mod telemetry;
 #[cfg(test)]
 mod tests;
 mod tiers;
@@ -20,6 +21,7 @@ use serde::Serialize;
 
 pub use crate::offline::OfflineConfig;
 pub use secrets::{Secret, SecretSource};
+pub use telemetry::OtlpConfig;
 pub use tiers::{CacheConfig, CacheScope, ClientKey, ConnectivityConfig, ProviderLimits};
 
 /// Runtime mode: which tiers the router may use.
@@ -297,6 +299,8 @@ pub struct Config {
     pub clients: Vec<ClientKey>,
     /// Connectivity probes (`None`: off).
     pub connectivity: Option<ConnectivityConfig>,
+    /// OpenTelemetry trace export (`None`: off).
+    pub telemetry: Option<OtlpConfig>,
 }
 
 /// Capabilities of one provider model set in config (`models.<logical>.<provider>: { model, ... }`); each

@@ -28,6 +28,8 @@ pub(crate) struct RawConfig {
     pub(crate) limits: RawLimits,
     /// Connectivity probes (absent: no probes).
     pub(crate) connectivity: Option<RawConnectivity>,
+    /// Trace export (absent: the standard `OTEL_EXPORTER_OTLP_*` variables decide; off without them).
+    pub(crate) telemetry: Option<super::telemetry::RawTelemetry>,
 }
 
 /// `offline:`.

@@ -80,6 +80,9 @@ pub struct Metrics {
     /// `llm_gateway_connections_shed_total`: connections closed at accept because a listener was full
     /// (`server.max_connections` plus the health reserve).
     pub connections_shed: Counter,
+    /// `llm_gateway_trace_spans_dropped_total`: finished spans not exported (export queue full, export failed or
+    /// after shutdown); always 0 with traces off.
+    pub spans_dropped: Counter,
 }
 
 impl Metrics {
@@ -107,6 +110,7 @@ impl Metrics {
             reachable: Family::default(),
             secret_present: Family::default(),
             connections_shed: Counter::default(),
+            spans_dropped: Counter::default(),
             registry: Registry::default(),
         };
         r.register(
@@ -204,6 +208,11 @@ impl Metrics {
             "connections_shed",
             "Connections closed at accept because the listener was at server.max_connections",
             m.connections_shed.clone(),
+        );
+        r.register(
+            "trace_spans_dropped",
+            "Finished trace spans not exported: the export queue was full, the export failed, or after shutdown",
+            m.spans_dropped.clone(),
         );
         for p in providers {
             m.breaker_state
