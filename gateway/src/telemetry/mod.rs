@@ -127,6 +127,11 @@ impl Telemetry {
         })
     }
 
+    /// Exports what is queued now and waits for it (blocking: call it off the runtime, e.g. `spawn_blocking`).
+    pub fn flush(&self) -> Result<(), String> {
+        self.provider.force_flush().map_err(|e| e.to_string())
+    }
+
     /// Exports what is queued and stops (at shutdown), waiting `timeout` at most.
     pub fn shutdown(&self, timeout: std::time::Duration) {
         if let Err(e) = self.provider.shutdown_with_timeout(timeout) {
