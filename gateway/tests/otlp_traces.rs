@@ -285,3 +285,72 @@ async fn with_the_collector_down_requests_are_answered_and_the_lost_spans_counte
         "{metrics}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_streamed_request_span_lasts_to_the_streams_end_with_its_usage() {
+    let Some(rx) = receiver() else { return };
+    let fakes = fakes().await;
+    let mut text = yaml(&fakes, "openai, kimi", "", "compatible");
+    text.push_str(&format!(
+        "telemetry: {{ otlp: {{ endpoint: \"http://127.0.0.1:{}\", export_interval: 20ms }} }}\n",
+        rx.port
+    ));
+    let (state, app) = gateway(&text);
+    fakes["openai"]
+        .add_fault(FaultSpec::new(FaultKind::Auth))
+        .unwrap();
+    let body = json!({"model": "default", "stream": true, "stream_options": {"include_usage": true},
+                      "messages": [{"role": "user", "content": PROMPT}]});
+    let r = call(&app, "POST", "/v1/chat/completions", Some(body), &[]).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(!r.sse_text().is_empty(), "{}", r.body);
+    flush(&state).await;
+    let spans = rx.spans_until(|s| s.len() >= 3);
+    let all = serde_json::to_string(&spans).unwrap();
+    assert!(!all.contains("zebra"), "{all}");
+    let req = spans.iter().find(|s| s["kind"] == "SPAN_KIND_SERVER").unwrap();
+    assert_eq!(attr(req, "llm_gateway.provider"), "kimi", "{all}");
+    assert_eq!(attr(req, "llm_gateway.fallbacks"), 1, "{all}");
+    assert_eq!(attr(req, "gen_ai.response.model"), "moonshot-v1-8k", "{all}");
+    assert!(
+        attr(req, "gen_ai.usage.output_tokens").as_i64().unwrap_or(0) > 0,
+        "the stream's usage chunk: {all}"
+    );
+    let attempts = spans
+        .iter()
+        .filter(|s| s["kind"] == "SPAN_KIND_CLIENT" && s["parent_span_id"] == req["span_id"])
+        .count();
+    assert_eq!(attempts, 2, "{all}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_collector_that_never_answers_holds_no_request() {
+    // Accepts export connections and never answers: each export waits for its timeout (30 s, longer than this
+    // test may take), so only a queue that never waits lets the requests through.
+    let hole = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = hole.local_addr().unwrap().port();
+    let held = tokio::spawn(async move {
+        let mut conns = Vec::new();
+        while let Ok((c, _)) = hole.accept().await {
+            conns.push(c);
+        }
+    });
+    let fakes = fakes().await;
+    let mut text = yaml(&fakes, "openai, kimi", "", "compatible");
+    text.push_str(&format!(
+        "telemetry: {{ otlp: {{ endpoint: \"http://127.0.0.1:{port}\", timeout: 30s, queue_size: 4, batch_size: 2, \
+         export_interval: 10ms }} }}\n"
+    ));
+    let (state, app) = gateway(&text);
+    for _ in 0..20 {
+        let r = call(&app, "POST", "/v1/chat/completions", Some(chat(false)), &[]).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    // 40 spans, at most one batch in the stuck export and a full queue: the rest were dropped, not waited for.
+    assert!(
+        state.metrics.spans_dropped.get() >= 40 - 2 - 5,
+        "{}",
+        state.metrics.spans_dropped.get()
+    );
+    held.abort();
+}

@@ -385,12 +385,21 @@ async fn chat_untraced(state: &Arc<AppState>, req: &ChatRequest, opts: &Opts) ->
 
 /// A streamed chat answer: a provider's stream once it produced its first token (failover is free until then),
 /// or a whole answer (cache, package) as a stream of the same events. Traced as one span when traces are on,
-/// ended when the stream is open (its first token, or the whole answer), so without the stream's usage.
+/// from the request to the stream's end (its usage, a break, a continuation on another provider).
 pub async fn chat_stream(state: &Arc<AppState>, req: ChatRequest, opts: &Opts) -> Result<Streamed, ApiError> {
-    let span = request_span(state, Operation::Chat, &req.model, opts);
-    let r = telemetry::within(span.as_ref(), chat_stream_untraced(state, req, opts)).await;
-    end_span(span, r.as_ref().map(|s| (&s.meta, None)));
-    r
+    let Some(span) = request_span(state, Operation::Chat, &req.model, opts) else {
+        return chat_stream_untraced(state, req, opts).await;
+    };
+    match span.within(chat_stream_untraced(state, req, opts)).await {
+        Ok(mut s) => {
+            s.events = stream::traced(s.events, span, s.meta.clone());
+            Ok(s)
+        }
+        Err(e) => {
+            end_span(Some(span), Err(&e));
+            Err(e)
+        }
+    }
 }
 
 async fn chat_stream_untraced(

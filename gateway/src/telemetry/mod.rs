@@ -190,6 +190,11 @@ impl RequestSpan {
         f.with_context(self.cx.clone())
     }
 
+    /// Its context, for futures and streams that run in it.
+    pub fn context(&self) -> Context {
+        self.cx.clone()
+    }
+
     /// Records how it was answered and ends the span.
     pub fn end(self, o: Outcome<'_>) {
         let span = self.cx.span();
