@@ -130,6 +130,25 @@ async fn bad_input_gets_clear_4xx() {
             400,
             "invalid_request",
         ),
+        // Nothing to embed: OpenAI refuses an empty string, and so does every fallback.
+        (
+            "/v1/embeddings",
+            r#"{"model":"default","input":"  "}"#.into(),
+            400,
+            "invalid_request",
+        ),
+        (
+            "/v1/embeddings",
+            r#"{"model":"default","input":["a",""]}"#.into(),
+            400,
+            "invalid_request",
+        ),
+        (
+            "/v1/chat/completions",
+            r#"{"model":"default","messages":[{"role":"user","content":" \n "}]}"#.into(),
+            400,
+            "invalid_request",
+        ),
         (
             "/admin/mode",
             r#"{"mode":"sideways"}"#.into(),

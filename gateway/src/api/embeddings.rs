@@ -34,6 +34,18 @@ fn accept(r: &EmbeddingsRequest) -> bool {
     }
 }
 
+/// The path of the first input text that is empty (or white space only), as OpenAI refuses it.
+fn empty_text(input: &EmbeddingInput) -> Option<String> {
+    match input {
+        EmbeddingInput::One(t) if t.trim().is_empty() => Some("input".into()),
+        EmbeddingInput::Many(texts) => texts
+            .iter()
+            .position(|t| t.trim().is_empty())
+            .map(|i| format!("input[{i}]")),
+        _ => None,
+    }
+}
+
 /// `POST /v1/embeddings`.
 pub(crate) async fn embeddings(
     State(state): State<Arc<AppState>>,
@@ -55,6 +67,12 @@ pub(crate) async fn embeddings(
         return Err(ApiError::InvalidRequest {
             message: "dimensions must be at least 1".into(),
             param: Some("dimensions".into()),
+        });
+    }
+    if let Some(param) = empty_text(&req.input) {
+        return Err(ApiError::InvalidRequest {
+            message: format!("{param} is an empty string: there is nothing to embed"),
+            param: Some(param),
         });
     }
     let e = pipeline::embeddings(&state, &req, &Opts::from_headers(&headers)).await?;

@@ -58,7 +58,7 @@ fn part(p: &Value, path: &str) -> Result<bool, Invalid> {
     };
     match obj.get("type").and_then(Value::as_str) {
         Some("text") => match obj.get("text") {
-            Some(Value::String(t)) => Ok(!t.is_empty()),
+            Some(Value::String(t)) => Ok(!t.trim().is_empty()),
             other => Err(invalid(
                 InvalidKind::Request,
                 format!("{path}.text"),
@@ -100,7 +100,7 @@ fn message(m: &Message, i: usize) -> Result<bool, Invalid> {
     let path = format!("messages[{i}].content");
     let calls = m.tool_calls.as_ref().is_some_and(|c| !c.is_empty()) || m.extra.contains_key("function_call");
     match &m.content {
-        Some(Value::String(s)) => Ok(!s.is_empty() || calls),
+        Some(Value::String(s)) => Ok(!s.trim().is_empty() || calls),
         Some(Value::Array(parts)) => {
             let mut carries = calls;
             for (j, p) in parts.iter().enumerate() {
@@ -156,7 +156,7 @@ pub fn chat(req: &ChatRequest) -> Result<(), Invalid> {
         return Err(invalid(
             InvalidKind::Request,
             "messages".into(),
-            "the prompt is empty: no message has text, an image or a tool call",
+            "the prompt is empty: no message has text (other than white space), an image or a tool call",
         ));
     }
     for (key, v) in [
@@ -208,6 +208,54 @@ pub fn chat(req: &ChatRequest) -> Result<(), Invalid> {
                     "response_format.type must be text, json_object or json_schema",
                 ))
             }
+        }
+    }
+    for (key, v, max) in [("temperature", req.temperature, 2.0), ("top_p", req.top_p, 1.0)] {
+        if let Some(x) = v.filter(|x| !(0.0..=max).contains(x)) {
+            return Err(invalid(
+                InvalidKind::Request,
+                key.into(),
+                format!("{key} must be between 0 and {max}, not {x}"),
+            ));
+        }
+    }
+    match &req.stop {
+        None | Some(Value::Null | Value::String(_)) => {}
+        Some(Value::Array(a)) if a.len() <= 4 && a.iter().all(Value::is_string) => {}
+        Some(other) => {
+            return Err(invalid(
+                InvalidKind::Request,
+                "stop".into(),
+                format!("stop must be a string or an array of at most 4 strings, not {other}"),
+            ))
+        }
+    }
+    if let Some(so) = req.extra.get("stream_options") {
+        if !(so.is_null() || so.is_object()) {
+            return Err(invalid(
+                InvalidKind::Request,
+                "stream_options".into(),
+                format!("stream_options must be an object such as {{\"include_usage\": true}}, not {so}"),
+            ));
+        }
+    }
+    match &req.tool_choice {
+        None | Some(Value::Null) => {}
+        Some(Value::String(s)) if matches!(s.as_str(), "none" | "auto" | "required") => {}
+        Some(Value::Object(o))
+            if o.get("type").and_then(Value::as_str) == Some("function")
+                && o.get("function")
+                    .and_then(|f| f.get("name"))
+                    .and_then(Value::as_str)
+                    .is_some_and(|n| !n.is_empty()) => {}
+        Some(other) => {
+            return Err(invalid(
+                InvalidKind::Request,
+                "tool_choice".into(),
+                format!(
+                    "tool_choice must be \"none\", \"auto\", \"required\" or {{\"type\": \"function\", \"function\": {{\"name\": ...}}}}, not {other}"
+                ),
+            ))
         }
     }
     if let Some(tools) = &req.tools {
@@ -266,6 +314,13 @@ mod tests {
     fn an_empty_prompt_is_refused_and_tool_turns_are_not() {
         assert!(check(json!([{"role": "user", "content": ""}])).is_err());
         assert!(check(json!([{"role": "user", "content": []}])).is_err());
+        // White space only is no prompt either (the upstream would answer to nothing).
+        assert!(check(json!([{"role": "user", "content": " \n\t "}])).is_err());
+        assert!(check(json!([{"role": "user", "content": [{"type": "text", "text": "  "}]}])).is_err());
+        assert!(
+            check(json!([{"role": "system", "content": "be brief"}, {"role": "user", "content": " "}]))
+                .is_ok()
+        );
         assert!(check(json!([{"role": "user", "content": "hi"}])).is_ok());
         assert!(check(json!([{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:image/png;base64,AA=="}}]}])).is_ok());
         let turn = json!([
@@ -277,6 +332,44 @@ mod tests {
         let e = check(json!([{"role": "user", "content": "x"}, {"role": "assistant", "content": null}]))
             .unwrap_err();
         assert_eq!(e.param, "messages[1].content");
+    }
+
+    #[test]
+    fn sampling_stop_stream_options_and_tool_choice_are_checked() {
+        let with = |k: &str, v: Value| {
+            let mut r = json!({"model": "m", "messages": [{"role": "user", "content": "x"}]});
+            r[k] = v;
+            chat(&req(r))
+        };
+        for (k, v) in [
+            ("temperature", json!(2.5)),
+            ("temperature", json!(-1)),
+            ("top_p", json!(1.5)),
+            ("stop", json!(5)),
+            ("stop", json!(["a", "b", "c", "d", "e"])),
+            ("stop", json!([1])),
+            ("stream_options", json!("x")),
+            ("tool_choice", json!(5)),
+            ("tool_choice", json!("always")),
+            ("tool_choice", json!({"type": "function"})),
+        ] {
+            assert_eq!(with(k, v.clone()).unwrap_err().param, k, "{k}: {v}");
+        }
+        for (k, v) in [
+            ("temperature", json!(0)),
+            ("temperature", json!(2)),
+            ("top_p", json!(0.9)),
+            ("stop", json!("\n")),
+            ("stop", json!(["a", "b"])),
+            ("stream_options", json!({"include_usage": true})),
+            ("tool_choice", json!("required")),
+            (
+                "tool_choice",
+                json!({"type": "function", "function": {"name": "f"}}),
+            ),
+        ] {
+            assert!(with(k, v.clone()).is_ok(), "{k}: {v}");
+        }
     }
 
     #[test]
