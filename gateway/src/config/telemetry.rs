@@ -161,10 +161,10 @@ pub(super) fn otlp(p: &mut Problems, raw: Option<&RawTelemetry>, env: EnvLookup<
         }
     };
     let mut headers = Vec::new();
-    if let Some(var) = [ENV_TRACES_HEADERS, ENV_HEADERS]
+    let headers_var = [ENV_TRACES_HEADERS, ENV_HEADERS]
         .into_iter()
-        .find(|v| env(v).is_some())
-    {
+        .find(|v| env(v).is_some());
+    if let Some(var) = headers_var {
         headers = env_headers(p, var, &env(var).unwrap_or_default());
     }
     for (k, v) in raw.map(|o| &o.headers).into_iter().flatten() {
@@ -182,7 +182,7 @@ pub(super) fn otlp(p: &mut Problems, raw: Option<&RawTelemetry>, env: EnvLookup<
     for (i, (k, v)) in headers.iter().enumerate() {
         if !header_ok(k, v.expose()) {
             p.push(
-                format!("{ENV_HEADERS}[{i}]"),
+                format!("{}[{i}]", headers_var.unwrap_or(ENV_HEADERS)),
                 "not a valid HTTP header name and value",
             );
         }

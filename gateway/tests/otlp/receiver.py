@@ -56,7 +56,9 @@ class Handler(BaseHTTPRequestHandler):
                         "resource": resource,
                         "header_api_key": self.headers.get("api-key"),
                     }
-                    print("SPAN " + json.dumps(out, sort_keys=True), flush=True)
+                    # One write per line: the server's threads never interleave within a line.
+                    sys.stdout.write("SPAN " + json.dumps(out, sort_keys=True) + "\n")
+                    sys.stdout.flush()
         answer = ExportTraceServiceResponse().SerializeToString()
         self.send_response(200)
         self.send_header("Content-Type", "application/x-protobuf")
