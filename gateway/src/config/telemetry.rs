@@ -66,8 +66,18 @@ fn traces_url(base: &str) -> String {
 }
 
 fn check_url(p: &mut Problems, path: &str, url: &str) -> bool {
+    let parsed = url.parse::<axum::http::Uri>().ok();
+    if parsed
+        .as_ref()
+        .and_then(|u| u.authority())
+        .is_some_and(|a| a.as_str().contains('@'))
+    {
+        // The URL is logged at start: credentials belong in `headers`.
+        p.push(path, "credentials in the URL are not taken: put them in headers");
+        return false;
+    }
     let ok = (url.starts_with("http://") || url.starts_with("https://"))
-        && url.parse::<axum::http::Uri>().is_ok_and(|u| u.host().is_some());
+        && parsed.is_some_and(|u| u.host().is_some());
     if !ok {
         p.push(
             path,
@@ -342,5 +352,7 @@ mod tests {
         );
         let e = problems("", &[("OTEL_EXPORTER_OTLP_ENDPOINT", "ftp://c")]);
         assert!(e.contains("OTEL_EXPORTER_OTLP_ENDPOINT"), "{e}");
+        let e = problems("telemetry: { otlp: { endpoint: \"http://u:pw@c:4318\" } }\n", &[]);
+        assert!(e.contains("telemetry.otlp.endpoint") && !e.contains("pw"), "{e}");
     }
 }

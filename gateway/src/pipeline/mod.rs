@@ -310,7 +310,9 @@ fn error_type(e: &ApiError) -> &'static str {
             "invalid_request"
         }
         ApiError::Unsupported { .. } => "unsupported",
-        ApiError::Plan(_) => "model_not_found",
+        ApiError::Plan(PlanError::UnknownModel(_)) => "model_not_found",
+        ApiError::Plan(PlanError::UnknownProvider(_)) => "provider_not_found",
+        ApiError::Plan(PlanError::NoCandidates { .. }) => "no_provider_in_mode",
         ApiError::Route(RouteError::Rejected { error, .. }) => error.class.as_str(),
         ApiError::Route(RouteError::Unservable { .. }) => "unservable",
         ApiError::Route(RouteError::AllFailed { deadline: true, .. }) => "deadline_exceeded",
