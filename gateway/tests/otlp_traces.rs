@@ -219,6 +219,12 @@ async fn a_fallback_request_is_one_span_with_an_attempt_span_per_provider_and_th
     assert_eq!(attr(kimi, "llm_gateway.fallback.reason"), "auth");
     assert!(attr(kimi, "error.type").is_null());
     assert_eq!(attr(kimi, "gen_ai.response.model"), &answer["model"]);
+    assert_eq!(
+        attr(kimi, "gen_ai.response.finish_reasons"),
+        &json!({"values": [{"stringValue": "stop"}]})
+    );
+    assert_eq!(attr(kimi, "server.address"), "127.0.0.1");
+    assert_eq!(attr(kimi, "server.port"), fakes["kimi"].addr().port());
     assert!(attr(kimi, "gen_ai.usage.input_tokens").as_i64().unwrap() > 0);
 
     // Each provider got its own attempt's traceparent, in the client's trace.

@@ -357,6 +357,9 @@ async fn chat_untraced(state: &Arc<AppState>, req: &ChatRequest, opts: &Opts) ->
                     let r = p.adapter.chat(req, &model).await.map(tool_calls_finish);
                     if let Ok(resp) = &r {
                         telemetry::record_answer(Some(&resp.model), resp.usage.as_ref(), Operation::Chat);
+                        telemetry::record_finish_reasons(
+                            resp.choices.iter().filter_map(|c| c.finish_reason.as_deref()),
+                        );
                     }
                     r
                 }

@@ -70,8 +70,34 @@ pub struct Telemetry {
 #[derive(Debug, Clone)]
 struct Tracing {
     tracer: SdkTracer,
-    /// Config provider name -> `gen_ai.provider.name`.
-    kinds: Arc<BTreeMap<String, &'static str>>,
+    /// Config provider name -> what its spans say of it.
+    kinds: Arc<BTreeMap<String, ProviderInfo>>,
+}
+
+/// A provider as its spans name it.
+#[derive(Debug, Clone)]
+struct ProviderInfo {
+    /// `gen_ai.provider.name`.
+    name: &'static str,
+    /// `server.address` and `server.port` of its base URL.
+    server: Option<(String, i64)>,
+}
+
+impl ProviderInfo {
+    fn of(p: &crate::config::ProviderConfig) -> ProviderInfo {
+        let server = p.base_url.parse::<axum::http::Uri>().ok().and_then(|u| {
+            let port = u.port_u16().or(match u.scheme_str() {
+                Some("https") => Some(443),
+                Some("http") => Some(80),
+                _ => None,
+            })?;
+            Some((u.host()?.to_string(), i64::from(port)))
+        });
+        ProviderInfo {
+            name: provider_name(p.kind),
+            server,
+        }
+    }
 }
 
 impl Telemetry {
@@ -116,7 +142,7 @@ impl Telemetry {
         let kinds = cfg
             .providers
             .values()
-            .map(|p| (p.name.clone(), provider_name(p.kind)))
+            .map(|p| (p.name.clone(), ProviderInfo::of(p)))
             .collect();
         Ok(Telemetry {
             tracing: Tracing {
@@ -203,8 +229,8 @@ impl RequestSpan {
         }
         if let Some(p) = o.provider {
             span.set_attribute(KeyValue::new("llm_gateway.provider", p.to_string()));
-            if let Some(name) = self.cx.get::<Tracing>().and_then(|t| t.kinds.get(p)) {
-                span.set_attribute(KeyValue::new("gen_ai.provider.name", *name));
+            if let Some(info) = self.cx.get::<Tracing>().and_then(|t| t.kinds.get(p)) {
+                span.set_attribute(KeyValue::new("gen_ai.provider.name", info.name));
             }
         }
         if let Some(m) = o.response_model {
@@ -272,8 +298,12 @@ pub(crate) fn attempt(
             KeyValue::new("gen_ai.request.model", model.to_string()),
             KeyValue::new("llm_gateway.provider", provider.to_string()),
         ];
-        if let Some(name) = t.kinds.get(provider) {
-            attrs.push(KeyValue::new("gen_ai.provider.name", *name));
+        if let Some(info) = t.kinds.get(provider) {
+            attrs.push(KeyValue::new("gen_ai.provider.name", info.name));
+            if let Some((host, port)) = &info.server {
+                attrs.push(KeyValue::new("server.address", host.clone()));
+                attrs.push(KeyValue::new("server.port", *port));
+            }
         }
         if retry > 0 {
             attrs.push(KeyValue::new("llm_gateway.retry", i64::from(retry)));
@@ -335,6 +365,22 @@ pub(crate) fn skipped(provider: &str, outcome: &'static str, message: &str) {
                 KeyValue::new("llm_gateway.skip.message", message.to_string()),
             ],
         );
+    });
+}
+
+/// Records `gen_ai.response.finish_reasons` on the current attempt span (read only when traced).
+pub fn record_finish_reasons<'a>(reasons: impl Iterator<Item = &'a str>) {
+    Context::map_current(|cx| {
+        if cx.get::<Tracing>().is_none() {
+            return;
+        }
+        let reasons: Vec<opentelemetry::StringValue> = reasons.map(|r| r.to_string().into()).collect();
+        if reasons.is_empty() {
+            return;
+        }
+        let value = opentelemetry::Value::Array(opentelemetry::Array::String(reasons));
+        cx.span()
+            .set_attribute(KeyValue::new("gen_ai.response.finish_reasons", value));
     });
 }
 
