@@ -624,7 +624,13 @@ fn serve(path: &std::path::Path, listen: Option<std::net::SocketAddr>) -> ExitCo
             .and_then(|l| l.local_addr().ok())
             .or(maddr);
         tracing::info!(%addr, metrics = ?maddr, "llm-gateway listening");
-        match server::run(listener, metrics_listener, state, shutdown_signal()).await {
+        let telemetry = state.telemetry.clone();
+        let served = server::run(listener, metrics_listener, state, shutdown_signal()).await;
+        if let Some(t) = telemetry {
+            // The last spans, within 2 s: a collector that is down does not hold the exit longer.
+            let _ = tokio::task::spawn_blocking(move || t.shutdown(std::time::Duration::from_secs(2))).await;
+        }
+        match served {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("server error: {e}");

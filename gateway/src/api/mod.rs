@@ -66,6 +66,8 @@ pub struct AppState {
     pub clients: ClientLimits,
     /// Serving, draining, closing: `/readyz` and the streams follow it.
     pub lifecycle: crate::server::Lifecycle,
+    /// OpenTelemetry trace export (`None`: off).
+    pub telemetry: Option<crate::telemetry::Telemetry>,
 }
 
 impl AppState {
@@ -93,6 +95,19 @@ impl AppState {
         offline.set_miss_secrets(config.secret_values());
         let cache = ResponseCache::new(&config.cache);
         let clients = ClientLimits::new(&config.clients);
+        // Export problems never stop the gateway: it serves without traces and says why.
+        let telemetry = config.telemetry.as_ref().and_then(|o| {
+            match crate::telemetry::Telemetry::start(&config, metrics.spans_dropped.clone()) {
+                Ok(t) => {
+                    tracing::info!(endpoint = %o.endpoint, "OpenTelemetry traces exported over OTLP/HTTP");
+                    Some(t)
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "OpenTelemetry traces are off");
+                    None
+                }
+            }
+        });
         Ok(Arc::new(AppState {
             config,
             router,
@@ -102,6 +117,7 @@ impl AppState {
             cache,
             clients,
             lifecycle: crate::server::Lifecycle::default(),
+            telemetry,
         }))
     }
 

@@ -5,6 +5,7 @@
 mod policy;
 mod raw;
 mod secrets;
+mod telemetry;
 #[cfg(test)]
 mod tests;
 mod tiers;
@@ -20,6 +21,7 @@ use serde::Serialize;
 
 pub use crate::offline::OfflineConfig;
 pub use secrets::{Secret, SecretSource};
+pub use telemetry::OtlpConfig;
 pub use tiers::{CacheConfig, CacheScope, ClientKey, ConnectivityConfig, ProviderLimits};
 
 /// Runtime mode: which tiers the router may use.
@@ -299,6 +301,8 @@ pub struct Config {
     pub connectivity: Option<ConnectivityConfig>,
     /// The MCP server at `/mcp` on the API listener.
     pub mcp: McpConfig,
+    /// OpenTelemetry trace export (`None`: off).
+    pub telemetry: Option<OtlpConfig>,
 }
 
 /// `mcp:` after validation: the Streamable HTTP MCP endpoint `/mcp` (`llm-gateway mcp` on stdio needs none of it).

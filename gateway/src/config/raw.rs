@@ -31,6 +31,8 @@ pub(crate) struct RawConfig {
     /// The MCP server at `/mcp`.
     #[serde(default)]
     pub(crate) mcp: RawMcp,
+    /// Trace export (absent: the standard `OTEL_EXPORTER_OTLP_*` variables decide; off without them).
+    pub(crate) telemetry: Option<super::telemetry::RawTelemetry>,
 }
 
 /// `mcp:`.

@@ -144,6 +144,7 @@ pub(crate) fn validate(raw: RawConfig, env: EnvLookup<'_>) -> Result<Config, Vec
     let clients = super::tiers::clients(&mut p, &raw.limits, env);
     let connectivity = super::tiers::connectivity(&mut p, raw.connectivity.as_ref());
     let mcp = mcp(&mut p, &raw.mcp);
+    let telemetry = super::telemetry::otlp(&mut p, raw.telemetry.as_ref(), env);
 
     if p.0.is_empty() {
         if let Some(listen) = listen {
@@ -171,6 +172,7 @@ pub(crate) fn validate(raw: RawConfig, env: EnvLookup<'_>) -> Result<Config, Vec
                 clients,
                 connectivity,
                 mcp,
+                telemetry,
             });
         }
     }

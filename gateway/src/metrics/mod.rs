@@ -82,6 +82,9 @@ pub struct Metrics {
     pub connections_shed: Counter,
     /// `llm_gateway_mcp_tool_calls_total{tool,outcome}`: MCP tool calls (stdio and `/mcp`).
     pub mcp_tool_calls: Family<McpLabels, Counter>,
+    /// `llm_gateway_trace_spans_dropped_total`: finished spans not exported (export queue full, export failed or
+    /// after shutdown); always 0 with traces off.
+    pub spans_dropped: Counter,
 }
 
 impl Metrics {
@@ -110,6 +113,7 @@ impl Metrics {
             mcp_tool_calls: Family::default(),
             secret_present: Family::default(),
             connections_shed: Counter::default(),
+            spans_dropped: Counter::default(),
             registry: Registry::default(),
         };
         r.register(
@@ -212,6 +216,11 @@ impl Metrics {
             "mcp_tool_calls",
             "MCP tool calls by tool and outcome",
             m.mcp_tool_calls.clone(),
+        );
+        r.register(
+            "trace_spans_dropped",
+            "Finished trace spans not exported: the export queue was full, the export failed, or after shutdown",
+            m.spans_dropped.clone(),
         );
         for p in providers {
             m.breaker_state

@@ -12,6 +12,7 @@ use crate::config::ContentFilterPolicy;
 use crate::metrics::{FallbackLabels, Outcome, ProviderLabels};
 use crate::providers::capabilities::Needs;
 use crate::providers::{ErrorClass, ProviderError};
+use crate::telemetry::{self, AttemptSpan, Fallback};
 
 /// The state of one request's walk down its candidates.
 struct Walk {
@@ -54,6 +55,7 @@ impl Router {
     /// failure (if any) to it is counted, and it becomes the `from` of the next one.
     fn pass_over(&self, walk: &mut Walk, cand: &Candidate, skip: Skip) {
         self.metrics.provider_outcome(&cand.provider, skip.outcome);
+        telemetry::skipped(&cand.provider, skip.outcome.as_str(), &skip.message);
         let outcome = skip.outcome;
         walk.attempts.push(AttemptRecord::skipped(&cand.provider, skip));
         walk.passed_over += 1;
@@ -135,13 +137,14 @@ impl Router {
         }
     }
 
-    /// One call of `call` on `cand` under its attempt timeout (bounded by the deadline); the time it took counts
-    /// as upstream wait.
+    /// One call of `call` on `cand` under its attempt timeout (bounded by the deadline), inside the attempt's
+    /// span when the request is traced; the time it took counts as upstream wait.
     async fn attempt<T, F, Fut>(
         &self,
         cand: &Candidate,
         walk: &mut Walk,
         call: &mut F,
+        span: Option<&AttemptSpan>,
     ) -> Result<T, ProviderError>
     where
         F: FnMut(&Candidate, Duration) -> Fut,
@@ -150,13 +153,14 @@ impl Router {
         let now = Instant::now();
         self.budgets.count_request(&cand.provider, now, &self.metrics);
         let budget = cand.timeouts.attempt.min(walk.deadline - now);
-        let result = match tokio::time::timeout(budget, call(cand, budget)).await {
-            Ok(r) => r,
-            Err(_) => Err(ProviderError::new(
-                ErrorClass::Timeout,
-                format!("attempt timed out after {} ms", budget.as_millis()),
-            )),
-        };
+        let result =
+            match tokio::time::timeout(budget, telemetry::within_attempt(span, call(cand, budget))).await {
+                Ok(r) => r,
+                Err(_) => Err(ProviderError::new(
+                    ErrorClass::Timeout,
+                    format!("attempt timed out after {} ms", budget.as_millis()),
+                )),
+            };
         let took = now.elapsed();
         walk.upstream_wait += took;
         self.metrics
@@ -248,8 +252,17 @@ impl Router {
                     self.pass_over(&mut walk, cand, skip);
                     continue 'candidates;
                 }
+                let fallback = walk.last_failure.as_ref().map(|(from, reason)| Fallback {
+                    from,
+                    reason: reason.as_str(),
+                });
+                let span = telemetry::attempt(&cand.provider, &cand.model, retries, fallback);
                 self.count_fallback(&mut walk, &cand.provider);
-                let err = match self.attempt(cand, &mut walk, &mut call).await {
+                let result = self.attempt(cand, &mut walk, &mut call, span.as_ref()).await;
+                if let Some(s) = span {
+                    s.end(result.as_ref().err().map(|e| e.class.as_str()));
+                }
+                let err = match result {
                     Ok(value) => {
                         if settle == Settle::OnAnswer {
                             self.record_success(&cand.provider);
