@@ -42,6 +42,8 @@ label_enum!(
         Embeddings => "embeddings",
         /// `GET /v1/models`.
         Models => "models",
+        /// `POST /v1/responses`.
+        Responses => "responses",
         /// `POST /api/assistants/generate`.
         AssistantsGenerate => "assistants_generate",
         /// `/admin/*`.
