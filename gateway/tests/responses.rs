@@ -50,11 +50,9 @@ fn deltas(evs: &[(String, Value)]) -> String {
 
 /// Every event names its type in `event:` and `type`, with `sequence_number` 0, 1, 2...
 fn assert_grammar(evs: &[(String, Value)]) {
-    let mut seq = 0;
-    for (name, v) in evs.iter().filter(|(_, v)| v.is_object()) {
+    for (seq, (name, v)) in evs.iter().filter(|(_, v)| v.is_object()).enumerate() {
         assert_eq!(name, v["type"].as_str().unwrap(), "{v}");
         assert_eq!(v["sequence_number"], seq, "{v}");
-        seq += 1;
     }
     assert_eq!(evs[0].1["type"], "response.created", "{evs:?}");
 }
