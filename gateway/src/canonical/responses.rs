@@ -1178,3 +1178,512 @@ impl StreamWriter {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::canonical::{Choice, ChunkChoice, Delta, ToolCallDelta};
+
+    fn ok(body: Value) -> Translated {
+        translate(&body).unwrap_or_else(|e| panic!("{e:?}: {body}"))
+    }
+
+    fn rejected(body: Value) -> Rejected {
+        match translate(&body) {
+            Ok(t) => panic!("accepted: {:?}", t.chat),
+            Err(e) => e,
+        }
+    }
+
+    #[test]
+    fn a_string_input_and_instructions_are_system_then_user() {
+        let t = ok(
+            json!({"model": "default", "input": "hi", "instructions": "Be brief.", "store": false,
+            "max_output_tokens": 50, "temperature": 0.2, "top_p": 0.9, "unknown": [1]}),
+        );
+        let m = &t.chat.messages;
+        assert_eq!(m.len(), 2);
+        assert_eq!((m[0].role, m[0].text()), (Role::System, "Be brief.".to_string()));
+        assert_eq!((m[1].role, m[1].text()), (Role::User, "hi".to_string()));
+        assert_eq!(t.chat.max_tokens, Some(50));
+        assert_eq!(t.chat.temperature, Some(0.2));
+        assert_eq!(t.chat.top_p, Some(0.9));
+        assert!(!t.chat.stream);
+        assert!(
+            t.chat.extra.is_empty(),
+            "unknown fields never go upstream: {:?}",
+            t.chat.extra
+        );
+        assert_eq!(t.echo.instructions, json!("Be brief."));
+        assert_eq!(t.echo.max_output_tokens, json!(50));
+    }
+
+    #[test]
+    fn a_stream_asks_for_usage() {
+        let t = ok(json!({"model": "m", "input": "hi", "stream": true}));
+        assert!(t.chat.stream && t.chat.include_usage());
+    }
+
+    #[test]
+    fn items_become_messages_tool_calls_and_tool_results() {
+        let t = ok(json!({"model": "m", "input": [
+            {"role": "developer", "content": "sys"},
+            {"type": "message", "role": "user", "content": [
+                {"type": "input_text", "text": "look"},
+                {"type": "input_image", "image_url": "data:image/png;base64,AAAA", "detail": "low"}]},
+            {"type": "reasoning", "id": "rs_1", "summary": []},
+            {"role": "assistant", "id": "msg_1", "status": "completed",
+             "content": [{"type": "output_text", "text": "Checking.", "annotations": []}]},
+            {"type": "function_call", "id": "fc_1", "call_id": "call_a", "name": "f", "arguments": "{\"x\":1}"},
+            {"type": "function_call", "call_id": "call_b", "name": "g", "arguments": "{}"},
+            {"type": "function_call_output", "call_id": "call_a", "output": "one"},
+            {"type": "function_call_output", "call_id": "call_b", "output": [{"type": "input_text", "text": "two"}]}
+        ]}));
+        let m = &t.chat.messages;
+        assert_eq!(m.len(), 5, "{m:?}");
+        assert_eq!(m[0].role, Role::System);
+        assert_eq!(
+            m[1].content,
+            Some(json!([{"type": "text", "text": "look"},
+                {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA", "detail": "low"}}]))
+        );
+        assert_eq!(m[2].role, Role::Assistant);
+        assert_eq!(m[2].text(), "Checking.");
+        let calls = m[2].tool_calls.as_ref().unwrap();
+        assert_eq!(calls.len(), 2, "consecutive calls share the assistant message");
+        assert_eq!(
+            (calls[0].id.as_str(), calls[0].function.name.as_str()),
+            ("call_a", "f")
+        );
+        assert_eq!(calls[0].function.arguments, "{\"x\":1}");
+        assert_eq!(calls[1].id, "call_b");
+        assert_eq!(
+            (m[3].role, m[3].tool_call_id.as_deref(), m[3].text()),
+            (Role::Tool, Some("call_a"), "one".into())
+        );
+        assert_eq!(
+            (m[4].tool_call_id.as_deref(), m[4].text()),
+            (Some("call_b"), "two".into())
+        );
+    }
+
+    #[test]
+    fn function_tools_are_nested_and_hosted_tools_dropped() {
+        let t = ok(
+            json!({"model": "m", "input": "hi", "parallel_tool_calls": false, "tool_choice": "required",
+            "tools": [{"type": "web_search"}, {"type": "web_search"},
+                {"type": "function", "name": "f", "description": "d", "parameters": {"type": "object"}, "strict": true},
+                {"type": "file_search", "vector_store_ids": []}]}),
+        );
+        assert_eq!(
+            t.chat.tools,
+            Some(vec![
+                json!({"type": "function", "function": {"name": "f", "description": "d",
+                "parameters": {"type": "object"}, "strict": true}})
+            ])
+        );
+        assert_eq!(t.dropped_tools, ["web_search", "file_search"]);
+        assert_eq!(t.chat.tool_choice, Some(json!("required")));
+        assert_eq!(t.chat.extra["parallel_tool_calls"], json!(false));
+        assert_eq!(t.echo.tools.len(), 1);
+        // Only hosted tools: no tools and no tool_choice upstream.
+        let t = ok(
+            json!({"model": "m", "input": "hi", "tools": [{"type": "web_search"}], "tool_choice": "auto"}),
+        );
+        assert_eq!((t.chat.tools, t.chat.tool_choice), (None, None));
+        assert_eq!(t.dropped_tools, ["web_search"]);
+    }
+
+    #[test]
+    fn tool_choice_forms() {
+        let tools = json!([{"type": "function", "name": "f"}, {"type": "function", "name": "g"}]);
+        let t = ok(
+            json!({"model": "m", "input": "hi", "tools": tools, "tool_choice": {"type": "function", "name": "g"}}),
+        );
+        assert_eq!(
+            t.chat.tool_choice,
+            Some(json!({"type": "function", "function": {"name": "g"}}))
+        );
+        let t = ok(json!({"model": "m", "input": "hi", "tools": tools,
+            "tool_choice": {"type": "allowed_tools", "mode": "required", "tools": [{"type": "function", "name": "f"}]}}));
+        assert_eq!(t.chat.tool_choice, Some(json!("required")));
+        assert_eq!(t.chat.tools.unwrap().len(), 1);
+        let e = rejected(
+            json!({"model": "m", "input": "hi", "tools": tools, "tool_choice": {"type": "web_search"}}),
+        );
+        assert_eq!(
+            (e.code, e.param.as_str()),
+            ("unsupported_tool", "tool_choice.type")
+        );
+        let e = rejected(
+            json!({"model": "m", "input": "hi", "tools": tools, "tool_choice": {"type": "function", "name": "h"}}),
+        );
+        assert_eq!(e.param, "tool_choice.name");
+    }
+
+    #[test]
+    fn text_format_becomes_response_format() {
+        let schema = json!({"type": "object", "properties": {"a": {"type": "string"}}});
+        let t = ok(json!({"model": "m", "input": "hi",
+            "text": {"format": {"type": "json_schema", "name": "s", "schema": schema, "strict": true}, "verbosity": "low"}}));
+        assert_eq!(
+            t.chat.extra["response_format"],
+            json!({"type": "json_schema", "json_schema": {"name": "s", "schema": schema, "strict": true}})
+        );
+        assert_eq!(t.echo.text["format"]["name"], "s");
+        let t = ok(json!({"model": "m", "input": "hi", "text": {"format": {"type": "json_object"}}}));
+        assert_eq!(t.chat.extra["response_format"], json!({"type": "json_object"}));
+        let t = ok(json!({"model": "m", "input": "hi", "text": {"format": {"type": "text"}}}));
+        assert!(!t.chat.extra.contains_key("response_format"));
+    }
+
+    #[test]
+    fn rejections_name_the_field() {
+        for (body, code, param) in [
+            (
+                json!({"model": "m", "input": "hi", "previous_response_id": "resp_1"}),
+                "previous_response_not_found",
+                "previous_response_id",
+            ),
+            (
+                json!({"model": "m", "input": "hi", "conversation": {"id": "c"}}),
+                "previous_response_not_found",
+                "conversation",
+            ),
+            (
+                json!({"model": "m", "input": "hi", "background": true}),
+                "unsupported_parameter",
+                "background",
+            ),
+            (
+                json!({"model": "m", "input": "hi", "background": "yes"}),
+                "invalid_request",
+                "background",
+            ),
+            (json!({"model": 3, "input": "hi"}), "invalid_request", "model"),
+            (
+                json!({"model": "m", "input": {"role": "user"}}),
+                "invalid_request",
+                "input",
+            ),
+            (
+                json!({"model": "m", "input": ["hi"]}),
+                "invalid_request",
+                "input[0]",
+            ),
+            (
+                json!({"model": "m", "input": [{"role": "robot", "content": "x"}]}),
+                "invalid_request",
+                "input[0].role",
+            ),
+            (
+                json!({"model": "m", "input": [{"role": "user", "content": 5}]}),
+                "invalid_request",
+                "input[0].content",
+            ),
+            (
+                json!({"model": "m", "input": [{"role": "user", "content": [{"type": "input_audio"}]}]}),
+                "unsupported_content",
+                "input[0].content[0].type",
+            ),
+            (
+                json!({"model": "m", "input": [{"role": "user", "content": [{"type": "input_image", "file_id": "f"}]}]}),
+                "unsupported_content",
+                "input[0].content[0]",
+            ),
+            (
+                json!({"model": "m", "input": [{"type": "function_call", "name": "f"}]}),
+                "invalid_request",
+                "input[0].call_id",
+            ),
+            (
+                json!({"model": "m", "input": [{"type": "web_search_call", "id": "w"}]}),
+                "unsupported_input_item",
+                "input[0].type",
+            ),
+            (
+                json!({"model": "m", "input": "hi", "tools": {"type": "function"}}),
+                "invalid_request",
+                "tools",
+            ),
+            (
+                json!({"model": "m", "input": "hi", "tools": [{"type": "rocket"}]}),
+                "unsupported_tool",
+                "tools[0].type",
+            ),
+            (
+                json!({"model": "m", "input": "hi", "tools": [{"type": "function", "name": "f", "parameters": "x"}]}),
+                "invalid_request",
+                "tools[0].parameters",
+            ),
+            (
+                json!({"model": "m", "input": "hi", "max_output_tokens": 0}),
+                "invalid_request",
+                "max_output_tokens",
+            ),
+            (
+                json!({"model": "m", "input": "hi", "top_p": "x"}),
+                "invalid_request",
+                "top_p",
+            ),
+            (
+                json!({"model": "m", "input": "hi", "metadata": {"a": 1}}),
+                "invalid_request",
+                "metadata.a",
+            ),
+            (
+                json!({"model": "m", "input": "hi", "text": {"format": {"type": "xml"}}}),
+                "invalid_request",
+                "text.format.type",
+            ),
+            (
+                json!({"model": "m", "input": [{"type": "reasoning"}]}),
+                "invalid_request",
+                "input",
+            ),
+        ] {
+            let e = rejected(body.clone());
+            assert_eq!((e.code, e.param.as_str()), (code, param), "{body}: {}", e.message);
+        }
+    }
+
+    fn answer(message: Message, finish: &str) -> ChatResponse {
+        ChatResponse {
+            id: "chatcmpl-1".into(),
+            object: "chat.completion".into(),
+            created: 1,
+            model: "gpt-4o-mini".into(),
+            choices: vec![Choice {
+                index: 0,
+                message,
+                finish_reason: Some(finish.into()),
+            }],
+            usage: Some(Usage::new(10, 5)),
+            raw: None,
+        }
+    }
+
+    fn frame() -> Frame {
+        Frame::new(Echo {
+            tool_choice: json!("auto"),
+            parallel_tool_calls: true,
+            metadata: json!({}),
+            text: json!({"format": {"type": "text"}}),
+            ..Echo::default()
+        })
+    }
+
+    #[test]
+    fn a_text_answer_is_a_completed_message_with_usage() {
+        let f = frame();
+        let v = response_object(
+            &f,
+            &answer(Message::plain(Role::Assistant, "Hello".into()), "stop"),
+        );
+        assert_eq!(v["id"], f.id.as_str());
+        assert!(f.id.starts_with("resp_"));
+        assert_eq!(
+            (v["object"].as_str(), v["status"].as_str()),
+            (Some("response"), Some("completed"))
+        );
+        assert_eq!(v["model"], "gpt-4o-mini");
+        assert_eq!(
+            v["output"][0]["content"][0],
+            json!({"type": "output_text", "text": "Hello", "annotations": [], "logprobs": []})
+        );
+        assert_eq!(v["usage"]["input_tokens"], 10);
+        assert_eq!(v["usage"]["output_tokens"], 5);
+        assert_eq!(v["usage"]["total_tokens"], 15);
+        assert_eq!(v["usage"]["input_tokens_details"]["cache_write_tokens"], 0);
+        assert!(v["incomplete_details"].is_null() && v["error"].is_null());
+    }
+
+    #[test]
+    fn tool_calls_are_function_call_items_and_finish_reasons_map_to_status() {
+        let mut m = Message::plain(Role::Assistant, String::new());
+        m.content = None;
+        m.tool_calls = Some(vec![
+            ToolCall {
+                id: "call_1".into(),
+                kind: "function".into(),
+                function: ToolFunction {
+                    name: "f".into(),
+                    arguments: "{\"a\":1}".into(),
+                },
+            },
+            ToolCall {
+                id: String::new(),
+                kind: "function".into(),
+                function: ToolFunction {
+                    name: "g".into(),
+                    arguments: "{}".into(),
+                },
+            },
+        ]);
+        let v = response_object(&frame(), &answer(m, "tool_calls"));
+        let out = v["output"].as_array().unwrap();
+        assert_eq!(out.len(), 2, "no message item for empty text: {v}");
+        assert_eq!(
+            (out[0]["type"].as_str(), out[0]["call_id"].as_str()),
+            (Some("function_call"), Some("call_1"))
+        );
+        assert_eq!(out[0]["arguments"], "{\"a\":1}");
+        assert!(out[0]["id"].as_str().unwrap().starts_with("fc_"));
+        assert!(
+            out[1]["call_id"].as_str().unwrap().starts_with("call_"),
+            "a call without id gets one"
+        );
+        assert_eq!(v["status"], "completed");
+        for (finish, status, reason) in [
+            ("stop", "completed", Value::Null),
+            ("tool_calls", "completed", Value::Null),
+            ("function_call", "completed", Value::Null),
+            ("length", "incomplete", json!({"reason": "max_output_tokens"})),
+            (
+                "content_filter",
+                "incomplete",
+                json!({"reason": "content_filter"}),
+            ),
+        ] {
+            assert_eq!(status_of(Some(finish)), (status, reason), "{finish}");
+        }
+    }
+
+    fn sse_types(s: &str) -> Vec<Value> {
+        s.lines()
+            .filter_map(|l| l.strip_prefix("data: "))
+            .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+            .collect()
+    }
+
+    fn text_chunk(t: &str) -> ChatChunk {
+        ChatChunk::with_delta(
+            "c",
+            1,
+            "m",
+            Delta {
+                content: Some(t.into()),
+                ..Delta::default()
+            },
+            None,
+        )
+    }
+
+    fn call_chunk(index: u32, id: Option<&str>, name: Option<&str>, args: &str) -> ChatChunk {
+        let mut f = json!({"arguments": args});
+        if let Some(n) = name {
+            f["name"] = json!(n);
+        }
+        let delta = Delta {
+            tool_calls: Some(vec![ToolCallDelta {
+                index,
+                id: id.map(str::to_string),
+                kind: None,
+                function: Some(f),
+            }]),
+            ..Delta::default()
+        };
+        ChatChunk::with_delta("c", 1, "m", delta, None)
+    }
+
+    #[test]
+    fn a_stream_of_text_then_calls_is_the_event_grammar() {
+        let mut w = StreamWriter::new(frame());
+        let mut out = String::new();
+        out += &w.chunk(&text_chunk("Check"));
+        out += &w.chunk(&text_chunk("ing."));
+        out += &w.chunk(&call_chunk(0, Some("call_1"), Some("f"), "{\"a\""));
+        out += &w.chunk(&call_chunk(1, Some("call_2"), Some("g"), "{}"));
+        out += &w.chunk(&call_chunk(0, None, None, ":1}"));
+        let mut last = ChatChunk::with_delta("c", 1, "m", Delta::default(), Some("tool_calls".into()));
+        last.usage = Some(Usage::new(7, 3));
+        out += &w.chunk(&last);
+        out += &w.complete();
+        assert!(out.ends_with("data: [DONE]\n\n"));
+        let evs = sse_types(&out);
+        let types: Vec<&str> = evs.iter().map(|v| v["type"].as_str().unwrap()).collect();
+        assert_eq!(
+            types,
+            [
+                "response.created",
+                "response.in_progress",
+                "response.output_item.added",
+                "response.content_part.added",
+                "response.output_text.delta",
+                "response.output_text.delta",
+                "response.output_text.done",
+                "response.content_part.done",
+                "response.output_item.done",
+                "response.output_item.added",
+                "response.function_call_arguments.delta",
+                "response.output_item.added",
+                "response.function_call_arguments.delta",
+                "response.function_call_arguments.delta",
+                "response.function_call_arguments.done",
+                "response.output_item.done",
+                "response.function_call_arguments.done",
+                "response.output_item.done",
+                "response.completed",
+            ]
+        );
+        for (i, v) in evs.iter().enumerate() {
+            assert_eq!(v["sequence_number"], i, "{v}");
+        }
+        let done = &evs.last().unwrap()["response"];
+        assert_eq!(done["status"], "completed");
+        assert_eq!(done["output"][0]["content"][0]["text"], "Checking.");
+        assert_eq!(done["output"][1]["arguments"], "{\"a\":1}");
+        assert_eq!(done["output"][1]["call_id"], "call_1");
+        assert_eq!(done["output"][2]["name"], "g");
+        assert_eq!(done["usage"]["total_tokens"], 10);
+        // Interleaved argument deltas name their own items.
+        assert_eq!(evs[13]["output_index"], 1);
+        assert_eq!(evs[13]["item_id"], done["output"][1]["id"]);
+    }
+
+    #[test]
+    fn a_stream_cut_at_length_is_incomplete_and_a_broken_one_failed() {
+        let mut w = StreamWriter::new(frame());
+        let mut out = w.chunk(&text_chunk("Hel"));
+        out += &w.chunk(&ChatChunk::with_delta(
+            "c",
+            1,
+            "m",
+            Delta::default(),
+            Some("length".into()),
+        ));
+        out += &w.complete();
+        let evs = sse_types(&out);
+        let end = &evs.last().unwrap();
+        assert_eq!(end["type"], "response.incomplete");
+        assert_eq!(
+            end["response"]["incomplete_details"]["reason"],
+            "max_output_tokens"
+        );
+
+        let mut w = StreamWriter::new(frame());
+        let mut out = w.chunk(&text_chunk("Hel"));
+        out += &w.fail("upstream_stream_broken", "kimi stopped");
+        assert!(!out.contains("[DONE]") && !out.contains("response.completed"));
+        let evs = sse_types(&out);
+        let n = evs.len();
+        assert_eq!(evs[n - 2]["type"], "error");
+        assert_eq!(evs[n - 2]["error"]["code"], "upstream_stream_broken");
+        assert_eq!(evs[n - 1]["type"], "response.failed");
+        assert_eq!(evs[n - 1]["response"]["error"]["code"], "server_error");
+        assert_eq!(evs[n - 1]["response"]["output"][0]["status"], "incomplete");
+        assert_eq!(evs[n - 1]["response"]["output"][0]["content"][0]["text"], "Hel");
+    }
+
+    #[test]
+    fn chunks_of_other_choices_and_empty_deltas_open_nothing() {
+        let mut w = StreamWriter::new(frame());
+        let mut c = text_chunk("x");
+        if let Some(ChunkChoice { index, .. }) = c.choices.first_mut() {
+            *index = 1;
+        }
+        let out = w.chunk(&c) + &w.chunk(&text_chunk(""));
+        let types: Vec<Value> = sse_types(&out).into_iter().map(|v| v["type"].clone()).collect();
+        assert_eq!(types, [json!("response.created"), json!("response.in_progress")]);
+    }
+}
