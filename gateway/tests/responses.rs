@@ -424,3 +424,44 @@ async fn what_the_gateway_cannot_honour_or_parse_is_a_400_naming_the_field() {
     let upstream: usize = PROVIDERS.iter().map(|(p, _)| s.fakes[p].journal().len()).sum();
     assert_eq!(upstream, 0, "no 400 reaches a provider");
 }
+
+#[tokio::test]
+async fn dropped_hosted_tools_are_counted_and_refused_when_configured() {
+    let s = stand().await;
+    let body = json!({"model": "default", "input": "hi", "tools": [{"type": "web_search"}]});
+    let r = call(&s.app, "POST", "/v1/responses", Some(body.clone()), &[]).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.header("x-llm-dropped-tools"), "web_search");
+    let sent = s.fakes["openai"].journal().last().unwrap().body_json().unwrap();
+    assert!(
+        sent.get("tools").is_none() && sent.get("tool_choice").is_none(),
+        "{sent}"
+    );
+    let m = metrics(&s.app).await;
+    let dropped = |tool| {
+        sample(
+            &m,
+            "llm_gateway_dropped_tools_total",
+            &[("route", "responses"), ("tool", tool)],
+        )
+    };
+    assert_eq!(dropped("web_search"), 1.0, "{m}");
+    assert_eq!(dropped("file_search"), 0.0, "{m}");
+    assert!(
+        m.contains("llm_gateway_dropped_tools_total{route=\"responses\",tool=\"file_search\"} 0"),
+        "{m}"
+    );
+
+    let fakes = fakes().await;
+    let text = format!(
+        "{}\nresponses: {{ hosted_tools: reject }}\n",
+        yaml(&fakes, "openai, kimi", "", "compatible")
+    );
+    let (_, app) = gateway(&text);
+    let r = call(&app, "POST", "/v1/responses", Some(body), &[]).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    let v = r.json();
+    assert_eq!(v["error"]["code"], "unsupported_tool", "{v}");
+    assert_eq!(v["error"]["param"], "tools[0].type", "{v}");
+    assert!(r.header("x-llm-dropped-tools").is_empty());
+}

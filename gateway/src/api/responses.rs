@@ -16,6 +16,8 @@ use serde_json::Value;
 
 use super::{parse_body, split, ApiError, AppState};
 use crate::canonical::responses::{self, Frame, Rejected, StreamWriter};
+use crate::config::HostedTools;
+use crate::metrics::{DroppedToolLabels, HostedTool, Route};
 use crate::pipeline::{self, headers, Event, EventStream, Opts};
 
 /// Response header: the hosted tools (`web_search`, ...) left out of the upstream call, comma-separated.
@@ -50,7 +52,17 @@ pub(crate) async fn responses(
         |_| Ok(()),
         Value::is_object,
     )?;
-    let t = responses::translate(&body)?;
+    let reject = state.config.responses.hosted_tools == HostedTools::Reject;
+    let t = responses::translate(&body, reject)?;
+    for kind in &t.dropped_tools {
+        if let Some(tool) = HostedTool::of(kind) {
+            let labels = DroppedToolLabels {
+                route: Route::Responses,
+                tool,
+            };
+            state.metrics.dropped_tools.get_or_create(&labels).inc();
+        }
+    }
     let opts = Opts::from_headers(&headers);
     let frame = Frame::new(t.echo);
     let mut resp = if t.chat.stream {

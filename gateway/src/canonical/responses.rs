@@ -74,29 +74,9 @@ pub struct Translated {
     pub echo: Echo,
 }
 
-/// Tool types the providers cannot run: left out of the upstream call.
-const HOSTED_TOOLS: &[&str] = &[
-    "web_search",
-    "web_search_preview",
-    "web_search_2025_08_26",
-    "web_search_preview_2025_03_11",
-    "file_search",
-    "code_interpreter",
-    "computer",
-    "computer_use",
-    "computer_use_preview",
-    "mcp",
-    "image_generation",
-    "shell",
-    "local_shell",
-    "apply_patch",
-    "custom",
-    "tool_search",
-    "namespace",
-];
-
+/// Whether a tool type is a hosted tool the providers cannot run (left out of the upstream call or refused).
 fn is_hosted(kind: &str) -> bool {
-    HOSTED_TOOLS.contains(&kind) || kind.starts_with("web_search") || kind.starts_with("computer")
+    crate::metrics::HostedTool::of(kind).is_some()
 }
 
 fn type_name(v: &Value) -> &'static str {
@@ -158,8 +138,9 @@ fn str_field<'a>(obj: &'a Map<String, Value>, key: &str, at: &str) -> Result<&'a
     }
 }
 
-/// Translates a Responses request body (a JSON object) to the canonical chat request.
-pub fn translate(body: &Value) -> Result<Translated, Rejected> {
+/// Translates a Responses request body (a JSON object) to the canonical chat request. Hosted tools are left
+/// out (and listed), or with `reject_hosted` a 400 `unsupported_tool` naming the first one.
+pub fn translate(body: &Value, reject_hosted: bool) -> Result<Translated, Rejected> {
     let Some(body) = body.as_object() else {
         return Err(bad("", "request body must be a JSON object"));
     };
@@ -227,7 +208,7 @@ pub fn translate(body: &Value) -> Result<Translated, Rejected> {
     if messages.iter().all(|m| m.role == Role::System) {
         return Err(bad("input", "'input' has no message: the prompt is empty"));
     }
-    let (tools, echo_tools, dropped_tools) = tools(body)?;
+    let (tools, echo_tools, dropped_tools) = tools(body, reject_hosted)?;
     let (tool_choice, tools) = tool_choice(body, tools)?;
     let parallel = opt_bool(body, "parallel_tool_calls")?;
     let temperature = opt_number(body, "temperature")?;
@@ -517,7 +498,7 @@ fn content_part(p: &Value, at: &str, role: Role) -> Result<Value, Rejected> {
 type ToolsOut = (Option<Vec<Value>>, Vec<Value>, Vec<String>);
 
 /// Function tools as chat tools; the echo of the served tools; the hosted tools left out.
-fn tools(body: &Map<String, Value>) -> Result<ToolsOut, Rejected> {
+fn tools(body: &Map<String, Value>, reject_hosted: bool) -> Result<ToolsOut, Rejected> {
     let list = match present(body, "tools") {
         None => return Ok((None, Vec::new(), Vec::new())),
         Some(Value::Array(a)) => a,
@@ -541,16 +522,21 @@ fn tools(body: &Map<String, Value>) -> Result<ToolsOut, Rejected> {
         };
         let kind = str_field(obj, "type", &at)?;
         if kind != "function" {
-            if is_hosted(kind) {
+            if is_hosted(kind) && !reject_hosted {
                 if !dropped.iter().any(|d| d == kind) {
                     dropped.push(kind.to_string());
                 }
                 continue;
             }
+            let why = if is_hosted(kind) {
+                "a hosted tool the providers cannot run (responses.hosted_tools: reject)"
+            } else {
+                "not a tool type the gateway knows"
+            };
             return Err(unsupported(
                 "unsupported_tool",
                 format!("{at}.type"),
-                format!("'{at}': tools of type '{kind}' are not supported"),
+                format!("'{at}': tools of type '{kind}' are not supported: {why}"),
             ));
         }
         let name = str_field(obj, "name", &at)?;
@@ -1185,11 +1171,11 @@ mod tests {
     use crate::canonical::{Choice, ChunkChoice, Delta, ToolCallDelta};
 
     fn ok(body: Value) -> Translated {
-        translate(&body).unwrap_or_else(|e| panic!("{e:?}: {body}"))
+        translate(&body, false).unwrap_or_else(|e| panic!("{e:?}: {body}"))
     }
 
     fn rejected(body: Value) -> Rejected {
-        match translate(&body) {
+        match translate(&body, false) {
             Ok(t) => panic!("accepted: {:?}", t.chat),
             Err(e) => e,
         }
@@ -1292,6 +1278,16 @@ mod tests {
         );
         assert_eq!((t.chat.tools, t.chat.tool_choice), (None, None));
         assert_eq!(t.dropped_tools, ["web_search"]);
+    }
+
+    #[test]
+    fn hosted_tools_are_refused_when_configured() {
+        let body = json!({"model": "m", "input": "hi",
+            "tools": [{"type": "function", "name": "f"}, {"type": "web_search_preview"}]});
+        let e = translate(&body, true).unwrap_err();
+        assert_eq!((e.code, e.param.as_str()), ("unsupported_tool", "tools[1].type"));
+        assert!(e.message.contains("hosted"), "{}", e.message);
+        assert_eq!(ok(body).dropped_tools, ["web_search_preview"]);
     }
 
     #[test]

@@ -297,6 +297,25 @@ pub struct Config {
     pub clients: Vec<ClientKey>,
     /// Connectivity probes (`None`: off).
     pub connectivity: Option<ConnectivityConfig>,
+    /// `POST /v1/responses` settings.
+    pub responses: ResponsesConfig,
+}
+
+/// `responses:`: the Responses surface.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ResponsesConfig {
+    /// What to do with hosted tools (`web_search`, ...) the providers cannot run.
+    pub hosted_tools: HostedTools,
+}
+
+/// `responses.hosted_tools`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum HostedTools {
+    /// Leave them out of the upstream call and name them in `X-LLM-Dropped-Tools` (default).
+    #[default]
+    Drop,
+    /// A 400 `unsupported_tool` naming the first one.
+    Reject,
 }
 
 /// Capabilities of one provider model set in config (`models.<logical>.<provider>: { model, ... }`); each

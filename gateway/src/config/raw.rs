@@ -28,6 +28,16 @@ pub(crate) struct RawConfig {
     pub(crate) limits: RawLimits,
     /// Connectivity probes (absent: no probes).
     pub(crate) connectivity: Option<RawConnectivity>,
+    /// The Responses surface.
+    #[serde(default)]
+    pub(crate) responses: RawResponses,
+}
+
+/// `responses:`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawResponses {
+    pub(crate) hosted_tools: Option<String>,
 }
 
 /// `offline:`.

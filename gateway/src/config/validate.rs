@@ -143,6 +143,17 @@ pub(crate) fn validate(raw: RawConfig, env: EnvLookup<'_>) -> Result<Config, Vec
     let cache = super::tiers::cache(&mut p, &raw.cache);
     let clients = super::tiers::clients(&mut p, &raw.limits, env);
     let connectivity = super::tiers::connectivity(&mut p, raw.connectivity.as_ref());
+    let hosted_tools = match raw.responses.hosted_tools.as_deref() {
+        None | Some("drop") => super::HostedTools::Drop,
+        Some("reject") => super::HostedTools::Reject,
+        Some(v) => {
+            p.push(
+                "responses.hosted_tools",
+                format!("unknown value {v:?}; expected drop or reject"),
+            );
+            super::HostedTools::Drop
+        }
+    };
 
     if p.0.is_empty() {
         if let Some(listen) = listen {
@@ -169,6 +180,7 @@ pub(crate) fn validate(raw: RawConfig, env: EnvLookup<'_>) -> Result<Config, Vec
                 cache,
                 clients,
                 connectivity,
+                responses: super::ResponsesConfig { hosted_tools },
             });
         }
     }

@@ -80,6 +80,8 @@ pub struct Metrics {
     /// `llm_gateway_connections_shed_total`: connections closed at accept because a listener was full
     /// (`server.max_connections` plus the health reserve).
     pub connections_shed: Counter,
+    /// `llm_gateway_dropped_tools_total{route,tool}`: hosted tools left out of upstream calls.
+    pub dropped_tools: Family<DroppedToolLabels, Counter>,
 }
 
 impl Metrics {
@@ -107,6 +109,7 @@ impl Metrics {
             reachable: Family::default(),
             secret_present: Family::default(),
             connections_shed: Counter::default(),
+            dropped_tools: Family::default(),
             registry: Registry::default(),
         };
         r.register(
@@ -205,6 +208,19 @@ impl Metrics {
             "Connections closed at accept because the listener was at server.max_connections",
             m.connections_shed.clone(),
         );
+        r.register(
+            "dropped_tools",
+            "Hosted tools (web_search, ...) left out of upstream calls, by route and tool",
+            m.dropped_tools.clone(),
+        );
+        for tool in HostedTool::ALL {
+            m.dropped_tools
+                .get_or_create(&DroppedToolLabels {
+                    route: Route::Responses,
+                    tool: *tool,
+                })
+                .inc_by(0);
+        }
         for p in providers {
             m.breaker_state
                 .get_or_create(&ProviderLabels {
