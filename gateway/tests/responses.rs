@@ -465,3 +465,70 @@ async fn dropped_hosted_tools_are_counted_and_refused_when_configured() {
     assert_eq!(v["error"]["param"], "tools[0].type", "{v}");
     assert!(r.header("x-llm-dropped-tools").is_empty());
 }
+
+#[tokio::test]
+async fn the_chat_routes_pipeline_serves_it_cache_continue_and_client_keys() {
+    // Cache: a deterministic request is answered from the cache the second time, on this route as on chat.
+    let s = stand().await;
+    let mut body = plain(json!("Say hello to the gateway"));
+    body["temperature"] = json!(0);
+    let first = call(&s.app, "POST", "/v1/responses", Some(body.clone()), &[]).await;
+    assert_eq!(first.header("x-llm-source"), "provider", "{}", first.body);
+    let again = call(&s.app, "POST", "/v1/responses", Some(body.clone()), &[]).await;
+    assert_eq!(again.status, 200, "{}", again.body);
+    assert_eq!(again.header("x-llm-source"), "cache");
+    assert_eq!(again.header("x-llm-cache"), "hit");
+    assert_eq!(
+        again.json()["output"][0]["content"][0]["text"],
+        first.json()["output"][0]["content"][0]["text"]
+    );
+    assert_ne!(
+        again.json()["id"],
+        first.json()["id"],
+        "every response has its own id"
+    );
+    body["stream"] = json!(true);
+    let streamed = call(&s.app, "POST", "/v1/responses", Some(body), &[]).await;
+    assert_eq!(streamed.header("x-llm-source"), "cache");
+    let evs = events(&streamed.body);
+    assert_grammar(&evs);
+    assert_eq!(
+        deltas(&evs),
+        first.json()["output"][0]["content"][0]["text"].as_str().unwrap()
+    );
+
+    // stream_failure: continue finishes a cut answer on the next provider, ending completed.
+    let s = stand_with("openai, kimi", "  stream_failure: continue\n", "compatible").await;
+    s.fakes["openai"]
+        .add_fault(
+            FaultSpec::new(FaultKind::TruncatedStream)
+                .times(1)
+                .after_chunks(2),
+        )
+        .unwrap();
+    let r = call(&s.app, "POST", "/v1/responses", Some(streamed_body()), &[]).await;
+    let evs = events(&r.body);
+    assert_grammar(&evs);
+    let t = types(&evs);
+    assert!(t.contains(&"response.completed".to_string()), "{}", r.body);
+    assert!(!t.contains(&"response.failed".to_string()), "{}", r.body);
+    let text = deltas(&evs);
+    assert!(text.starts_with("[openai]") && text.contains("[kimi]"), "{text}");
+
+    // Client keys: the route sits behind the same layer as /v1/chat/completions.
+    let fakes = fakes().await;
+    let text = format!(
+        "{}limits:\n  clients:\n    - {{ name: team, key: {{ value: team-key-123456 }} }}\n",
+        yaml(&fakes, "openai, kimi", "", "compatible")
+    );
+    let (_, app) = gateway(&text);
+    let r = call(&app, "POST", "/v1/responses", Some(plain(json!("hi"))), &[]).await;
+    assert_eq!(r.status, 401, "{}", r.body);
+    let auth = [("authorization", "Bearer team-key-123456")];
+    let r = call(&app, "POST", "/v1/responses", Some(plain(json!("hi"))), &auth).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+}
+
+fn streamed_body() -> Value {
+    streamed(json!("Say hello to the gateway"))
+}

@@ -417,10 +417,10 @@ fn message_item(obj: &Map<String, Value>, at: &str, out: &mut Vec<Message>) -> R
             for (j, p) in parts.iter().enumerate() {
                 chat_parts.push(content_part(p, &format!("{at}.content[{j}]"), role)?);
             }
-            if role == Role::User {
+            if role == Role::User && chat_parts.iter().any(|p| p["type"] != "text") {
                 Value::Array(chat_parts)
             } else {
-                // System and assistant text: one string (images only in user messages).
+                // Text only: one string, which every provider takes (images only in user messages).
                 let text: String = chat_parts
                     .iter()
                     .filter_map(|p| p.get("text").and_then(Value::as_str))
@@ -1234,6 +1234,13 @@ mod tests {
                 {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA", "detail": "low"}}]))
         );
         assert_eq!(m[2].role, Role::Assistant);
+        let t2 = ok(json!({"model": "m", "input": [{"role": "user", "content": [
+            {"type": "input_text", "text": "a"}, {"type": "input_text", "text": "b"}]}]}));
+        assert_eq!(
+            t2.chat.messages[0].content,
+            Some(json!("ab")),
+            "text-only parts become one string"
+        );
         assert_eq!(m[2].text(), "Checking.");
         let calls = m[2].tool_calls.as_ref().unwrap();
         assert_eq!(calls.len(), 2, "consecutive calls share the assistant message");
