@@ -532,3 +532,20 @@ async fn the_chat_routes_pipeline_serves_it_cache_continue_and_client_keys() {
 fn streamed_body() -> Value {
     streamed(json!("Say hello to the gateway"))
 }
+
+#[tokio::test]
+async fn when_every_provider_fails_the_error_lists_the_attempts_as_gateway_attempts() {
+    let s = stand_with("openai, kimi", "", "compatible").await;
+    for p in ["openai", "kimi", "ollama"] {
+        s.fakes[p]
+            .add_fault(FaultSpec::new(FaultKind::DropConnection))
+            .unwrap();
+    }
+    let r = call(&s.app, "POST", "/v1/responses", Some(plain(json!("hi"))), &[]).await;
+    assert!(r.status.is_server_error(), "{}", r.body);
+    let v = r.json();
+    assert!(v["error"]["code"].is_string(), "{v}");
+    let attempts = v["gateway_attempts"].as_array().unwrap();
+    assert_eq!(attempts[0]["provider"], "openai", "{v}");
+    assert_eq!(v["gateway_attempts"], v["error"]["attempts"]);
+}

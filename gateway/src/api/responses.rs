@@ -19,6 +19,7 @@ use crate::canonical::responses::{self, Frame, Rejected, StreamWriter};
 use crate::config::HostedTools;
 use crate::metrics::{DroppedToolLabels, HostedTool, Route};
 use crate::pipeline::{self, headers, Event, EventStream, Opts};
+use crate::providers::ErrorClass;
 
 /// Response header: the hosted tools (`web_search`, ...) left out of the upstream call, comma-separated.
 pub(crate) const DROPPED_TOOLS: &str = "x-llm-dropped-tools";
@@ -65,16 +66,25 @@ pub(crate) async fn responses(
     }
     let opts = Opts::from_headers(&headers);
     let frame = Frame::new(t.echo);
-    let mut resp = if t.chat.stream {
-        let streamed = pipeline::chat_stream(&state, t.chat, &opts).await?;
-        let mut resp = sse(streamed.events, StreamWriter::new(frame));
-        headers::apply(&state, &mut resp, &streamed.meta);
-        resp
+    let served = if t.chat.stream {
+        pipeline::chat_stream(&state, t.chat, &opts)
+            .await
+            .map(|streamed| {
+                let mut resp = sse(streamed.events, StreamWriter::new(frame));
+                headers::apply(&state, &mut resp, &streamed.meta);
+                resp
+            })
     } else {
-        let answer = pipeline::chat(&state, &t.chat, &opts).await?;
-        let mut resp = Json(responses::response_object(&frame, answer.response())).into_response();
-        headers::apply(&state, &mut resp, &answer.meta());
-        resp
+        pipeline::chat(&state, &t.chat, &opts).await.map(|answer| {
+            let object = responses::response_object(&frame, answer.response());
+            let mut resp = Json(object).into_response();
+            headers::apply(&state, &mut resp, &answer.meta());
+            resp
+        })
+    };
+    let mut resp = match served {
+        Ok(resp) => resp,
+        Err(e) => with_gateway_attempts(e.into_response()).await,
     };
     if !t.dropped_tools.is_empty() {
         if let Ok(v) = HeaderValue::from_str(&t.dropped_tools.join(", ")) {
@@ -82,6 +92,35 @@ pub(crate) async fn responses(
         }
     }
     Ok(resp)
+}
+
+/// An error answer of the pipeline with its attempt list also as the top-level `gateway_attempts` (the agent
+/// surfaces' field; the SDKs build error models leniently and ignore it).
+async fn with_gateway_attempts(resp: Response) -> Response {
+    let (mut parts, body) = resp.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, 1024 * 1024).await else {
+        return Response::from_parts(parts, Body::empty());
+    };
+    let Ok(mut v) = serde_json::from_slice::<Value>(&bytes) else {
+        return Response::from_parts(parts, Body::from(bytes));
+    };
+    let attempts = v.pointer("/error/attempts").cloned();
+    match (attempts, v.as_object_mut()) {
+        (Some(a), Some(obj)) => {
+            obj.insert("gateway_attempts".into(), a);
+        }
+        _ => return Response::from_parts(parts, Body::from(bytes)),
+    }
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from(v.to_string()))
+}
+
+/// The `response.failed` error code (the Responses enum) of a provider's failure.
+fn failed_code(class: ErrorClass) -> &'static str {
+    match class {
+        ErrorClass::RateLimited | ErrorClass::QuotaExhausted => "rate_limit_exceeded",
+        _ => "server_error",
+    }
 }
 
 /// The bytes of one pipeline event in the Responses grammar; `true` once the stream has its terminal event.
@@ -93,12 +132,13 @@ fn render(w: &mut StreamWriter, ev: Event) -> (String, bool) {
         }
         Event::Failed { provider, error } => {
             let message = format!("upstream stream from {provider} broke: {}", error.message);
-            (w.fail("upstream_stream_broken", &message), true)
+            let code = failed_code(error.class);
+            (w.fail("upstream_stream_broken", &message, code), true)
         }
-        Event::ShuttingDown => (
-            w.fail("shutting_down", "the gateway is shutting down; retry the request"),
-            true,
-        ),
+        Event::ShuttingDown => {
+            let message = "the gateway is shutting down; retry the request";
+            (w.fail("shutting_down", message, "server_error"), true)
+        }
         Event::Done => (w.complete(), true),
     }
 }
@@ -110,10 +150,10 @@ fn sse(events: EventStream, writer: StreamWriter) -> Response {
         let (mut events, mut w) = st?;
         let (out, ended) = match events.next().await {
             Some(ev) => render(&mut w, ev),
-            None => (
-                w.fail("upstream_stream_broken", "the answer ended without a final event"),
-                true,
-            ),
+            None => {
+                let message = "the answer ended without a final event";
+                (w.fail("upstream_stream_broken", message, "server_error"), true)
+            }
         };
         let next = (!ended).then_some((events, w));
         Some((Ok::<Bytes, Infallible>(Bytes::from(out)), next))

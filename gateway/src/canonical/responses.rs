@@ -1144,9 +1144,10 @@ impl StreamWriter {
         out
     }
 
-    /// The end of a broken stream: an `error` event (flat and nested shapes), then `response.failed` with the
-    /// items so far; never `response.completed`, no `[DONE]`.
-    pub fn fail(&mut self, code: &str, message: &str) -> String {
+    /// The end of a broken stream: an `error` event with the gateway's `code` (flat and nested shapes), then
+    /// `response.failed` with the items so far and `error.code` from the Responses enum (`server_error`,
+    /// `rate_limit_exceeded`); never `response.completed`, no `[DONE]`.
+    pub fn fail(&mut self, code: &str, message: &str, response_code: &str) -> String {
         let mut out = String::new();
         self.start(&mut out);
         self.emit(
@@ -1158,7 +1159,7 @@ impl StreamWriter {
         let r = self.snapshot(
             "failed",
             Value::Null,
-            json!({"code": "server_error", "message": message}),
+            json!({"code": response_code, "message": message}),
         );
         self.emit(&mut out, "response.failed", json!({"response": r}));
         out
@@ -1666,7 +1667,7 @@ mod tests {
 
         let mut w = StreamWriter::new(frame());
         let mut out = w.chunk(&text_chunk("Hel"));
-        out += &w.fail("upstream_stream_broken", "kimi stopped");
+        out += &w.fail("upstream_stream_broken", "kimi stopped", "server_error");
         assert!(!out.contains("[DONE]") && !out.contains("response.completed"));
         let evs = sse_types(&out);
         let n = evs.len();
