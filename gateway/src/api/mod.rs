@@ -21,6 +21,7 @@ mod chat;
 mod client;
 mod embeddings;
 pub mod error;
+mod responses;
 mod sse;
 
 use std::collections::BTreeMap;
@@ -133,6 +134,7 @@ pub fn app(state: Arc<AppState>) -> axum::Router {
     // `limits.clients` there is no layer at all (the set of keys is fixed for the process's life).
     let mut client_routes = axum::Router::new()
         .route("/v1/chat/completions", post(chat::chat_completions))
+        .route("/v1/responses", post(responses::responses))
         .route("/v1/embeddings", post(embeddings::embeddings))
         .route("/v1/models", get(admin::models))
         .route("/v1/models/{*id}", get(admin::model))
@@ -210,6 +212,7 @@ async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) ->
 fn route_of(path: Option<&MatchedPath>) -> Route {
     match path.map(MatchedPath::as_str) {
         Some("/v1/chat/completions") => Route::ChatCompletions,
+        Some("/v1/responses") => Route::Responses,
         Some("/v1/embeddings") => Route::Embeddings,
         Some("/v1/models" | "/v1/models/{*id}") => Route::Models,
         Some("/api/assistants/generate") => Route::AssistantsGenerate,

@@ -303,6 +303,8 @@ pub struct Config {
     pub mcp: McpConfig,
     /// OpenTelemetry trace export (`None`: off).
     pub telemetry: Option<OtlpConfig>,
+    /// `POST /v1/responses` settings.
+    pub responses: ResponsesConfig,
 }
 
 /// `mcp:` after validation: the Streamable HTTP MCP endpoint `/mcp` (`llm-gateway mcp` on stdio needs none of it).
@@ -325,6 +327,23 @@ impl Default for McpConfig {
             allowed_origins: None,
         }
     }
+}
+
+/// `responses:`: the Responses surface.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ResponsesConfig {
+    /// What to do with hosted tools (`web_search`, ...) the providers cannot run.
+    pub hosted_tools: HostedTools,
+}
+
+/// `responses.hosted_tools`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum HostedTools {
+    /// Leave them out of the upstream call and name them in `X-LLM-Dropped-Tools` (default).
+    #[default]
+    Drop,
+    /// A 400 `unsupported_tool` naming the first one.
+    Reject,
 }
 
 /// Capabilities of one provider model set in config (`models.<logical>.<provider>: { model, ... }`); each

@@ -33,6 +33,9 @@ pub(crate) struct RawConfig {
     pub(crate) mcp: RawMcp,
     /// Trace export (absent: the standard `OTEL_EXPORTER_OTLP_*` variables decide; off without them).
     pub(crate) telemetry: Option<super::telemetry::RawTelemetry>,
+    /// The Responses surface.
+    #[serde(default)]
+    pub(crate) responses: RawResponses,
 }
 
 /// `mcp:`.
@@ -42,6 +45,13 @@ pub(crate) struct RawMcp {
     pub(crate) enabled: Option<bool>,
     pub(crate) allowed_hosts: Option<Vec<String>>,
     pub(crate) allowed_origins: Option<Vec<String>>,
+}
+
+/// `responses:`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawResponses {
+    pub(crate) hosted_tools: Option<String>,
 }
 
 /// `offline:`.

@@ -145,6 +145,17 @@ pub(crate) fn validate(raw: RawConfig, env: EnvLookup<'_>) -> Result<Config, Vec
     let connectivity = super::tiers::connectivity(&mut p, raw.connectivity.as_ref());
     let mcp = mcp(&mut p, &raw.mcp);
     let telemetry = super::telemetry::otlp(&mut p, raw.telemetry.as_ref(), env);
+    let hosted_tools = match raw.responses.hosted_tools.as_deref() {
+        None | Some("drop") => super::HostedTools::Drop,
+        Some("reject") => super::HostedTools::Reject,
+        Some(v) => {
+            p.push(
+                "responses.hosted_tools",
+                format!("unknown value {v:?}; expected drop or reject"),
+            );
+            super::HostedTools::Drop
+        }
+    };
 
     if p.0.is_empty() {
         if let Some(listen) = listen {
@@ -173,6 +184,7 @@ pub(crate) fn validate(raw: RawConfig, env: EnvLookup<'_>) -> Result<Config, Vec
                 connectivity,
                 mcp,
                 telemetry,
+                responses: super::ResponsesConfig { hosted_tools },
             });
         }
     }

@@ -42,6 +42,8 @@ label_enum!(
         Embeddings => "embeddings",
         /// `GET /v1/models`.
         Models => "models",
+        /// `POST /v1/responses`.
+        Responses => "responses",
         /// `POST /api/assistants/generate`.
         AssistantsGenerate => "assistants_generate",
         /// `/admin/*`.
@@ -52,6 +54,49 @@ label_enum!(
         Other => "other",
     }
 );
+
+label_enum!(
+    /// A hosted tool type of the Responses API that no provider runs (the `tool` of `dropped_tools_total`).
+    HostedTool {
+        /// `web_search`, `web_search_preview`, ...
+        WebSearch => "web_search",
+        /// `file_search`.
+        FileSearch => "file_search",
+        /// `code_interpreter`.
+        CodeInterpreter => "code_interpreter",
+        /// `computer`, `computer_use_preview`, ...
+        Computer => "computer",
+        /// `mcp`.
+        Mcp => "mcp",
+        /// `image_generation`.
+        ImageGeneration => "image_generation",
+        /// `shell`.
+        Shell => "shell",
+        /// `local_shell`.
+        LocalShell => "local_shell",
+        /// `apply_patch`.
+        ApplyPatch => "apply_patch",
+        /// `custom`.
+        Custom => "custom",
+        /// `tool_search`.
+        ToolSearch => "tool_search",
+        /// `namespace` (tool groups).
+        Namespace => "namespace",
+    }
+);
+
+impl HostedTool {
+    /// The hosted tool a Responses tool `type` is, if it is one.
+    pub fn of(kind: &str) -> Option<HostedTool> {
+        if kind.starts_with("web_search") {
+            return Some(HostedTool::WebSearch);
+        }
+        if kind.starts_with("computer") {
+            return Some(HostedTool::Computer);
+        }
+        HostedTool::from_label(kind.as_bytes())
+    }
+}
 
 label_enum!(
     /// Who answered (`X-LLM-Source`).
@@ -293,6 +338,15 @@ pub struct McpLabels {
     pub tool: McpTool,
     /// Outcome.
     pub outcome: McpOutcome,
+}
+
+/// `{route,tool}` of `llm_gateway_dropped_tools_total`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct DroppedToolLabels {
+    /// Route.
+    pub route: Route,
+    /// The hosted tool left out.
+    pub tool: HostedTool,
 }
 
 /// `{route}`.

@@ -85,6 +85,8 @@ pub struct Metrics {
     /// `llm_gateway_trace_spans_dropped_total`: finished spans not exported (export queue full, export failed or
     /// after shutdown); always 0 with traces off.
     pub spans_dropped: Counter,
+    /// `llm_gateway_dropped_tools_total{route,tool}`: hosted tools left out of upstream calls.
+    pub dropped_tools: Family<DroppedToolLabels, Counter>,
 }
 
 impl Metrics {
@@ -114,6 +116,7 @@ impl Metrics {
             secret_present: Family::default(),
             connections_shed: Counter::default(),
             spans_dropped: Counter::default(),
+            dropped_tools: Family::default(),
             registry: Registry::default(),
         };
         r.register(
@@ -222,6 +225,19 @@ impl Metrics {
             "Finished trace spans not exported: the export queue was full, the export failed, or after shutdown",
             m.spans_dropped.clone(),
         );
+        r.register(
+            "dropped_tools",
+            "Hosted tools (web_search, ...) left out of upstream calls, by route and tool",
+            m.dropped_tools.clone(),
+        );
+        for tool in HostedTool::ALL {
+            m.dropped_tools
+                .get_or_create(&DroppedToolLabels {
+                    route: Route::Responses,
+                    tool: *tool,
+                })
+                .inc_by(0);
+        }
         for p in providers {
             m.breaker_state
                 .get_or_create(&ProviderLabels {
