@@ -84,7 +84,7 @@ pub(crate) async fn responses(
     };
     let mut resp = match served {
         Ok(resp) => resp,
-        Err(e) => with_gateway_attempts(e.into_response()).await,
+        Err(e) => with_gateway_attempts(in_responses_terms(e).into_response()).await,
     };
     if !t.dropped_tools.is_empty() {
         if let Ok(v) = HeaderValue::from_str(&t.dropped_tools.join(", ")) {
@@ -92,6 +92,36 @@ pub(crate) async fn responses(
         }
     }
     Ok(resp)
+}
+
+/// The chat field a pipeline error names, as the Responses field the client sent (`messages[2].content` ->
+/// `input`, `max_tokens` -> `max_output_tokens`, `response_format` -> `text.format`).
+fn responses_param(param: &str) -> String {
+    let head = param.split(['.', '[']).next().unwrap_or(param);
+    match head {
+        "messages" => "input".into(),
+        "max_tokens" | "max_completion_tokens" => "max_output_tokens".into(),
+        "response_format" => format!("text.format{}", &param[head.len()..]),
+        _ => param.to_string(),
+    }
+}
+
+fn in_responses_terms(e: ApiError) -> ApiError {
+    match e {
+        ApiError::InvalidRequest {
+            message,
+            param: Some(p),
+        } => ApiError::InvalidRequest {
+            message,
+            param: Some(responses_param(&p)),
+        },
+        ApiError::Unsupported { code, message, param } => ApiError::Unsupported {
+            code,
+            message,
+            param: responses_param(&param),
+        },
+        other => other,
+    }
 }
 
 /// An error answer of the pipeline with its attempt list also as the top-level `gateway_attempts` (the agent
@@ -168,4 +198,21 @@ fn sse(events: EventStream, writer: StreamWriter) -> Response {
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     h.insert("x-accel-buffering", HeaderValue::from_static("no"));
     resp
+}
+
+#[cfg(test)]
+mod param_tests {
+    use super::responses_param;
+
+    #[test]
+    fn chat_fields_are_named_as_the_responses_client_sent_them() {
+        assert_eq!(responses_param("messages"), "input");
+        assert_eq!(responses_param("messages[1].content[0]"), "input");
+        assert_eq!(responses_param("max_tokens"), "max_output_tokens");
+        assert_eq!(
+            responses_param("response_format.json_schema.schema"),
+            "text.format.json_schema.schema"
+        );
+        assert_eq!(responses_param("temperature"), "temperature");
+    }
 }
