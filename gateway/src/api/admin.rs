@@ -16,7 +16,19 @@ use crate::config::Mode;
 use crate::router::BreakerState;
 
 /// `GET /v1/models`: logical models, then concrete provider models.
-pub(crate) async fn models(State(state): State<Arc<AppState>>) -> Json<Value> {
+pub(crate) async fn models(
+    State(state): State<Arc<AppState>>,
+    headers: axum::http::HeaderMap,
+    uri: axum::http::Uri,
+) -> Json<Value> {
+    if headers.contains_key(super::messages::ANTHROPIC_VERSION) {
+        return Json(super::messages::model_list(&state, uri.query()));
+    }
+    Json(openai_models(&state))
+}
+
+/// The OpenAI model list: logical models, then every concrete model.
+fn openai_models(state: &AppState) -> Value {
     let created = 1_700_000_000u64;
     let mut data: Vec<Value> = state
         .router
@@ -27,20 +39,37 @@ pub(crate) async fn models(State(state): State<Arc<AppState>>) -> Json<Value> {
     for (provider, model) in state.router.planner().concrete_models() {
         data.push(json!({"id": model, "object": "model", "created": created, "owned_by": provider}));
     }
-    Json(json!({"object": "list", "data": data}))
+    json!({"object": "list", "data": data})
 }
 
 /// `GET /v1/models/{id}`: one entry of the list, or 404 `model_not_found`.
 pub(crate) async fn model(
     State(state): State<Arc<AppState>>,
+    headers: axum::http::HeaderMap,
     axum::extract::Path(id): axum::extract::Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let Json(list) = models(State(state)).await;
+    if headers.contains_key(super::messages::ANTHROPIC_VERSION) {
+        let logical = state.router.planner().logical_models().any(|m| *m == id);
+        return match state.config.aliases.resolve(&id) {
+            Some(l) => Ok(Json(super::messages::model_info(
+                &id,
+                &format!("{id} (gateway model {l})"),
+            ))),
+            None if logical => Ok(Json(super::messages::model_info(&id, &format!("Gateway {id}")))),
+            None => Err(ApiError::Plan(crate::router::PlanError::UnknownModel(id))),
+        };
+    }
+    let list = openai_models(&state);
     list["data"]
         .as_array()
         .and_then(|d| d.iter().find(|m| m["id"] == id.as_str()).cloned())
         .map(Json)
         .ok_or(ApiError::Plan(crate::router::PlanError::UnknownModel(id)))
+}
+
+/// `GET /` (and `HEAD /`, which Claude Code sends first): what answers here.
+pub(crate) async fn root() -> Json<Value> {
+    Json(json!({"service": "llm-gateway", "status": "ok"}))
 }
 
 /// Liveness.

@@ -21,6 +21,7 @@ mod chat;
 mod client;
 mod embeddings;
 pub mod error;
+mod messages;
 mod responses;
 mod sse;
 
@@ -135,6 +136,8 @@ pub fn app(state: Arc<AppState>) -> axum::Router {
     let mut client_routes = axum::Router::new()
         .route("/v1/chat/completions", post(chat::chat_completions))
         .route("/v1/responses", post(responses::responses))
+        .route("/v1/messages", post(messages::messages))
+        .route("/v1/messages/count_tokens", post(messages::count_tokens))
         .route("/v1/embeddings", post(embeddings::embeddings))
         .route("/v1/models", get(admin::models))
         .route("/v1/models/{*id}", get(admin::model))
@@ -145,6 +148,8 @@ pub fn app(state: Arc<AppState>) -> axum::Router {
             client::require_client_key,
         ));
     }
+    // Anthropic-shaped routes answer errors in Anthropic's shape, the client key's 401 and 429 included.
+    let client_routes = client_routes.layer(middleware::from_fn(messages::anthropic_errors));
     let mut router = axum::Router::new().merge(client_routes);
     if state.config.mcp.enabled {
         // `/mcp`: Host and Origin first (DNS rebinding, browsers), then the client key as on `/v1/*`; the admin
@@ -162,6 +167,7 @@ pub fn app(state: Arc<AppState>) -> axum::Router {
         )));
     }
     router
+        .route("/", get(admin::root))
         .route("/healthz", get(admin::healthz))
         .route("/readyz", get(admin::readyz))
         .route("/metrics", get(admin::metrics))
@@ -213,6 +219,8 @@ fn route_of(path: Option<&MatchedPath>) -> Route {
     match path.map(MatchedPath::as_str) {
         Some("/v1/chat/completions") => Route::ChatCompletions,
         Some("/v1/responses") => Route::Responses,
+        Some("/v1/messages") => Route::Messages,
+        Some("/v1/messages/count_tokens") => Route::CountTokens,
         Some("/v1/embeddings") => Route::Embeddings,
         Some("/v1/models" | "/v1/models/{*id}") => Route::Models,
         Some("/api/assistants/generate") => Route::AssistantsGenerate,
@@ -224,19 +232,28 @@ fn route_of(path: Option<&MatchedPath>) -> Route {
 async fn record_request(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
     let start = Instant::now();
     let route = route_of(req.extensions().get::<MatchedPath>());
-    // Keep a sane client request id (for correlation), else make one.
-    let request_id = req
+    // Keep a sane client request id (for correlation), else make one; handlers see it in the request's
+    // headers (the Anthropic error body carries it).
+    let sane = req
         .headers()
         .get(headers::REQUEST_ID)
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
-        .map(str::to_string)
-        .unwrap_or_else(|| crate::canonical::new_id("req"));
+        .filter(|v| !v.is_empty() && v.len() <= 128 && v.as_bytes().iter().all(u8::is_ascii_graphic))
+        .cloned();
+    let mut req = req;
+    let request_id = match sane {
+        Some(v) => Some(v),
+        None => HeaderValue::from_str(&crate::canonical::new_id("req")).ok(),
+    };
+    if let Some(v) = &request_id {
+        req.headers_mut().insert(headers::REQUEST_ID, v.clone());
+    }
     let method = req.method().clone();
     let mut resp = next.run(req).await;
-    if let Ok(v) = HeaderValue::from_str(&request_id) {
+    let request_id = request_id.map(|v| {
+        let id = v.to_str().unwrap_or_default().to_string();
         resp.headers_mut().insert(headers::REQUEST_ID, v);
-    }
+        id
+    });
     let status = resp.status().as_u16();
     if !matches!(route, Route::Other | Route::Admin) || resp.status().is_client_error() {
         // The `X-LLM-Source` header says who answered (an extension would cost a map allocation per request).
@@ -268,7 +285,7 @@ async fn record_request(State(state): State<Arc<AppState>>, req: Request, next: 
                 .to_string()
         };
         tracing::info!(
-            request_id,
+            request_id = request_id.as_deref().unwrap_or("-"),
             %method,
             route = route.as_str(),
             status,

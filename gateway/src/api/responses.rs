@@ -2,23 +2,21 @@
 //! ([`crate::canonical::responses`]), call the answer pipeline, render the Responses object or event grammar.
 //! Fallback, cache, limits, breakers and the offline tier are the pipeline's, exactly as on the chat route.
 
-use std::convert::Infallible;
 use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use bytes::Bytes;
-use futures::StreamExt;
 use serde_json::Value;
 
+use super::sse::{grammar_response, Grammar};
 use super::{parse_body, split, ApiError, AppState};
 use crate::canonical::responses::{self, Frame, Rejected, StreamWriter};
 use crate::config::HostedTools;
 use crate::metrics::{DroppedToolLabels, HostedTool, Route};
-use crate::pipeline::{self, headers, Event, EventStream, Opts};
+use crate::pipeline::{self, headers, Event, Opts};
 use crate::providers::ErrorClass;
 
 /// Response header: the hosted tools (`web_search`, ...) left out of the upstream call, comma-separated.
@@ -70,7 +68,7 @@ pub(crate) async fn responses(
         pipeline::chat_stream(&state, t.chat, &opts)
             .await
             .map(|streamed| {
-                let mut resp = sse(streamed.events, StreamWriter::new(frame));
+                let mut resp = grammar_response(streamed.events, StreamWriter::new(frame));
                 headers::apply(&state, &mut resp, &streamed.meta);
                 resp
             })
@@ -153,51 +151,30 @@ fn failed_code(class: ErrorClass) -> &'static str {
     }
 }
 
-/// The bytes of one pipeline event in the Responses grammar; `true` once the stream has its terminal event.
-fn render(w: &mut StreamWriter, ev: Event) -> (String, bool) {
-    match ev {
-        Event::Chunk(c) => (w.chunk(&c), false),
-        Event::Continued { to, after, .. } => {
-            (format!(": continued on {to} after {}\n\n", after.as_str()), false)
-        }
-        Event::Failed { provider, error } => {
-            let message = format!("upstream stream from {provider} broke: {}", error.message);
-            let code = failed_code(error.class);
-            (w.fail("upstream_stream_broken", &message, code), true)
-        }
-        Event::ShuttingDown => {
-            let message = "the gateway is shutting down; retry the request";
-            (w.fail("shutting_down", message, "server_error"), true)
-        }
-        Event::Done => (w.complete(), true),
-    }
-}
-
-/// The streaming response: every event rendered; a stream that ends without a terminal event ends with
-/// `response.failed`, so a client never takes a cut answer for a whole one.
-fn sse(events: EventStream, writer: StreamWriter) -> Response {
-    let body = futures::stream::unfold(Some((events, writer)), |st| async move {
-        let (mut events, mut w) = st?;
-        let (out, ended) = match events.next().await {
-            Some(ev) => render(&mut w, ev),
-            None => {
-                let message = "the answer ended without a final event";
-                (w.fail("upstream_stream_broken", message, "server_error"), true)
+impl Grammar for StreamWriter {
+    fn render(&mut self, ev: Event) -> (String, bool) {
+        match ev {
+            Event::Chunk(c) => (self.chunk(&c), false),
+            Event::Continued { to, after, .. } => {
+                (format!(": continued on {to} after {}\n\n", after.as_str()), false)
             }
-        };
-        let next = (!ended).then_some((events, w));
-        Some((Ok::<Bytes, Infallible>(Bytes::from(out)), next))
-    });
-    let mut resp = Response::new(Body::from_stream(body));
-    *resp.status_mut() = StatusCode::OK;
-    let h = resp.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream"),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
-    resp
+            Event::Failed { provider, error } => {
+                let message = format!("upstream stream from {provider} broke: {}", error.message);
+                let code = failed_code(error.class);
+                (self.fail("upstream_stream_broken", &message, code), true)
+            }
+            Event::ShuttingDown => {
+                let message = "the gateway is shutting down; retry the request";
+                (self.fail("shutting_down", message, "server_error"), true)
+            }
+            Event::Done => (self.complete(), true),
+        }
+    }
+
+    fn unterminated(&mut self) -> String {
+        let message = "the answer ended without a final event";
+        self.fail("upstream_stream_broken", message, "server_error")
+    }
 }
 
 #[cfg(test)]

@@ -71,7 +71,35 @@ pub(crate) fn shutting_down_event() -> Bytes {
 pub(crate) fn response(events: EventStream, include_usage: bool) -> Response {
     let body =
         events.filter_map(move |ev| async move { render(ev, include_usage).map(Ok::<Bytes, Infallible>) });
-    let mut resp = Response::new(Body::from_stream(body));
+    event_stream(Body::from_stream(body))
+}
+
+/// An agent surface's event grammar (Responses, Messages): the bytes of each pipeline event.
+pub(crate) trait Grammar: Send + 'static {
+    /// The bytes of one event; `true` once the stream has its terminal event.
+    fn render(&mut self, ev: Event) -> (String, bool);
+    /// The terminal failure of a stream that ended without a terminal event, so a client never takes a cut
+    /// answer for a whole one.
+    fn unterminated(&mut self) -> String;
+}
+
+/// The streaming response of an agent surface: every event rendered by `grammar`, up to its terminal one.
+pub(crate) fn grammar_response<G: Grammar>(events: EventStream, grammar: G) -> Response {
+    let body = futures::stream::unfold(Some((events, grammar)), |st| async move {
+        let (mut events, mut g) = st?;
+        let (out, ended) = match events.next().await {
+            Some(ev) => g.render(ev),
+            None => (g.unterminated(), true),
+        };
+        let next = (!ended).then_some((events, g));
+        Some((Ok::<Bytes, Infallible>(Bytes::from(out)), next))
+    });
+    event_stream(Body::from_stream(body))
+}
+
+/// A 200 `text/event-stream` response, unbuffered by proxies.
+fn event_stream(body: Body) -> Response {
+    let mut resp = Response::new(body);
     *resp.status_mut() = StatusCode::OK;
     let h = resp.headers_mut();
     h.insert(

@@ -2,6 +2,8 @@
 
 mod chat;
 mod embeddings;
+mod fields;
+pub mod messages;
 pub mod responses;
 pub mod validate;
 

@@ -2,6 +2,7 @@
 //!
 //! Every unknown key is an error naming its YAML path; `validate` reports every problem at once.
 
+mod aliases;
 mod policy;
 mod raw;
 mod secrets;
@@ -20,6 +21,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 pub use crate::offline::OfflineConfig;
+pub use aliases::Aliases;
 pub use secrets::{Secret, SecretSource};
 pub use telemetry::OtlpConfig;
 pub use tiers::{CacheConfig, CacheScope, ClientKey, ConnectivityConfig, ProviderLimits};
@@ -285,6 +287,8 @@ pub struct Config {
     pub mode: Mode,
     /// Logical model -> provider name -> provider model name.
     pub models: BTreeMap<String, BTreeMap<String, String>>,
+    /// Other names (and `*` patterns) of logical models, e.g. `claude-*` for Anthropic clients.
+    pub aliases: Aliases,
     /// Logical model -> provider name -> capabilities set in config (over the defaults), where any is set.
     pub model_caps: BTreeMap<String, BTreeMap<String, CapsOverride>>,
     /// Providers by name.
@@ -352,6 +356,8 @@ pub enum HostedTools {
 pub struct CapsOverride {
     /// Context window in tokens.
     pub context_window: Option<u32>,
+    /// Most output tokens of one answer (a larger `max_tokens` is lowered to it).
+    pub max_output_tokens: Option<u32>,
     /// Images.
     pub vision: Option<crate::providers::capabilities::Vision>,
     /// Function tools.
@@ -374,6 +380,9 @@ impl CapsOverride {
     ) -> crate::providers::capabilities::Caps {
         if let Some(w) = self.context_window {
             caps.context_window = Some(w);
+        }
+        if let Some(n) = self.max_output_tokens {
+            caps.max_output_tokens = Some(n);
         }
         if let Some(v) = self.vision {
             caps.vision = v;

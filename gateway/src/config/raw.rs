@@ -13,6 +13,9 @@ pub(crate) struct RawConfig {
     pub(crate) mode: Option<String>,
     #[serde(default)]
     pub(crate) models: BTreeMap<String, BTreeMap<String, RawModelRef>>,
+    /// Alias or `*` pattern -> logical model.
+    #[serde(default)]
+    pub(crate) aliases: BTreeMap<String, String>,
     #[serde(default)]
     pub(crate) providers: BTreeMap<String, RawProvider>,
     #[serde(default)]
@@ -247,6 +250,8 @@ pub(crate) struct RawModelDetail {
     pub(crate) model: String,
     /// Tokens; a context-length failure skips later candidates whose window is not larger.
     pub(crate) context_window: Option<u32>,
+    /// Most output tokens of one answer; a request's larger `max_tokens` is lowered to it.
+    pub(crate) max_output_tokens: Option<u32>,
     /// Takes image parts: `true`, `false` or `data_urls` (inline images only).
     pub(crate) vision: Option<RawVision>,
     /// Takes function tools.

@@ -139,6 +139,7 @@ pub(crate) fn validate(raw: RawConfig, env: EnvLookup<'_>) -> Result<Config, Vec
     }
     check_order(&mut p, &policy.order, &raw.providers);
     let (models, model_caps) = check_models(&mut p, &raw.models, &raw.providers);
+    let aliases = super::aliases::aliases(&mut p, &raw.aliases, &models);
     let offline = super::tiers::offline(&mut p, &raw.offline);
     let cache = super::tiers::cache(&mut p, &raw.cache);
     let clients = super::tiers::clients(&mut p, &raw.limits, env);
@@ -175,6 +176,7 @@ pub(crate) fn validate(raw: RawConfig, env: EnvLookup<'_>) -> Result<Config, Vec
                 server,
                 mode,
                 models,
+                aliases,
                 model_caps,
                 providers,
                 policy,
@@ -484,7 +486,11 @@ fn check_models(
 
 fn caps_override(p: &mut Problems, path: &str, d: &super::raw::RawModelDetail) -> CapsOverride {
     use crate::providers::capabilities::{Structured, Vision};
-    for (key, v) in [("context_window", d.context_window), ("dimensions", d.dimensions)] {
+    for (key, v) in [
+        ("context_window", d.context_window),
+        ("max_output_tokens", d.max_output_tokens),
+        ("dimensions", d.dimensions),
+    ] {
         if v == Some(0) {
             p.push(format!("{path}.{key}"), "must be greater than zero");
         }
@@ -517,6 +523,7 @@ fn caps_override(p: &mut Problems, path: &str, d: &super::raw::RawModelDetail) -
     }
     CapsOverride {
         context_window: d.context_window.filter(|w| *w > 0),
+        max_output_tokens: d.max_output_tokens.filter(|n| *n > 0),
         vision,
         tools: d.tools,
         structured,

@@ -44,6 +44,10 @@ label_enum!(
         Models => "models",
         /// `POST /v1/responses`.
         Responses => "responses",
+        /// `POST /v1/messages`.
+        Messages => "messages",
+        /// `POST /v1/messages/count_tokens`.
+        CountTokens => "count_tokens",
         /// `POST /api/assistants/generate`.
         AssistantsGenerate => "assistants_generate",
         /// `/admin/*`.

@@ -15,6 +15,7 @@ mod needs;
 mod stream;
 mod tiers;
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use axum::http::HeaderMap;
@@ -25,7 +26,7 @@ use crate::cache;
 use crate::canonical::{validate, ChatRequest, ChatResponse, EmbeddingsRequest, EmbeddingsResponse, Usage};
 use crate::config::Mode;
 use crate::metrics::{OfflineSource, Source};
-use crate::providers::capabilities::Needs;
+use crate::providers::capabilities::{Caps, Needs};
 use crate::providers::{ErrorClass, ProviderError};
 use crate::router::{PlanError, RouteError, Served, Settle};
 use crate::telemetry::{self, Operation, RequestSpan};
@@ -273,6 +274,35 @@ fn missed(req: &ChatRequest) -> Option<Vec<String>> {
     tiers::last_user_text(req).map(|t| vec![t])
 }
 
+/// The request as `caps`' model can take it: a `max_tokens` (or `max_completion_tokens`) above the model's
+/// output limit, or else its context window, is lowered to it, so an agent's 64,000 does not make a provider
+/// refuse the request (`../shared/AGENT_APIS.md` §4). Borrowed when nothing changes.
+fn fit<'a>(req: &'a ChatRequest, caps: &Caps) -> Cow<'a, ChatRequest> {
+    let Some(limit) = caps.max_output_tokens.or(caps.context_window) else {
+        return Cow::Borrowed(req);
+    };
+    let over = |v: Option<u32>| v.is_some_and(|n| n > limit);
+    if !over(req.max_tokens) && !over(req.max_completion_tokens) {
+        return Cow::Borrowed(req);
+    }
+    let mut r = req.clone();
+    for v in [&mut r.max_tokens, &mut r.max_completion_tokens] {
+        if over(*v) {
+            *v = Some(limit);
+        }
+    }
+    Cow::Owned(r)
+}
+
+/// An estimate of the input tokens of `req` (its messages, and its tool definitions as the model sees them),
+/// for `count_tokens`: the prompt estimate of the capability check plus the tools' JSON, a quarter token per
+/// character, and a few tokens of framing per message.
+pub fn estimate_input_tokens(req: &ChatRequest) -> u64 {
+    let prompt = u64::from(needs::chat(req).prompt_tokens);
+    let tools: usize = req.tools.iter().flatten().map(|t| t.to_string().len()).sum();
+    prompt + (tools / 4) as u64 + 3 * req.messages.len() as u64
+}
+
 fn check(req: &ChatRequest) -> Result<(), ApiError> {
     validate::chat(req).map_err(ApiError::from)
 }
@@ -352,9 +382,10 @@ async fn chat_untraced(state: &Arc<AppState>, req: &ChatRequest, opts: &Opts) ->
                 let provider = state.provider(&cand.provider).cloned();
                 let model = cand.model.clone();
                 let name = cand.provider.clone();
+                let req = fit(req, &cand.caps);
                 async move {
                     let p = provider.ok_or_else(|| no_adapter(&name))?;
-                    let r = p.adapter.chat(req, &model).await.map(tool_calls_finish);
+                    let r = p.adapter.chat(&req, &model).await.map(tool_calls_finish);
                     if let Ok(resp) = &r {
                         telemetry::record_answer(Some(&resp.model), resp.usage.as_ref(), Operation::Chat);
                         telemetry::record_finish_reasons(

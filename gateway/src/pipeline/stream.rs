@@ -117,6 +117,7 @@ pub(crate) async fn open(
             let name = cand.provider.clone();
             let metrics = state.metrics.clone();
             let first_token = cand.timeouts.first_token;
+            let req = super::fit(req, &cand.caps);
             async move {
                 let t0 = Instant::now();
                 let p = provider.ok_or_else(|| super::no_adapter(&name))?;
@@ -124,7 +125,7 @@ pub(crate) async fn open(
                 // headers is as late as one that holds back its first chunk.
                 let wait = first_token.min(budget);
                 let first = tokio::time::timeout(wait, async {
-                    let mut stream = p.adapter.chat_stream(req, &model).await?;
+                    let mut stream = p.adapter.chat_stream(&req, &model).await?;
                     let mut held = Vec::new();
                     loop {
                         match stream.next().await {

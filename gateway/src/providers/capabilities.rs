@@ -58,6 +58,9 @@ pub struct Caps {
     pub structured: Structured,
     /// Context window in tokens, when known.
     pub context_window: Option<u32>,
+    /// Most tokens one answer may have, when known: a request's `max_tokens` above it is lowered to it for this
+    /// model (agents ask for 32,000-64,000 whatever the model; a provider would refuse the request).
+    pub max_output_tokens: Option<u32>,
     /// Embeddings: the vector space (vectors of two spaces never mix); by default the model name.
     pub space: String,
     /// Embeddings: the vector size, when known.
@@ -227,10 +230,33 @@ pub fn defaults(kind: ProviderKind, qwen_api: QwenApi, model: &str) -> Caps {
         tools,
         structured,
         context_window,
+        max_output_tokens: output_limit(kind, &lower),
         space: m.to_string(),
         dimensions: embedding_dimensions(m),
         dimensions_param,
         token_input: kind == ProviderKind::OpenAi,
+    }
+}
+
+/// The most output tokens a known model gives in one answer (the providers' model pages), else `None`.
+fn output_limit(kind: ProviderKind, lower: &str) -> Option<u32> {
+    match kind {
+        ProviderKind::OpenAi => match lower {
+            m if starts(m, &["gpt-4.1"]) => Some(32_768),
+            m if starts(m, &["gpt-4o"]) => Some(16_384),
+            m if starts(m, &["gpt-5", "o1", "o3", "o4"]) => Some(100_000),
+            m if starts(m, &["gpt-4-turbo", "gpt-3.5"]) => Some(4_096),
+            _ => None,
+        },
+        ProviderKind::Qwen => match lower {
+            m if starts(m, &["qwen-max", "qwen-plus", "qwen-turbo", "qwen-vl"]) => Some(8_192),
+            _ => None,
+        },
+        ProviderKind::Kimi => match lower {
+            m if starts(m, &["kimi-k2"]) => Some(32_768),
+            _ => None,
+        },
+        ProviderKind::GigaChat | ProviderKind::Ollama => None,
     }
 }
 

@@ -72,6 +72,7 @@ pub struct Planner {
     order: Vec<Slot>,
     models: BTreeMap<String, BTreeMap<String, String>>,
     caps: BTreeMap<String, BTreeMap<String, CapsOverride>>,
+    aliases: crate::config::Aliases,
 }
 
 impl Planner {
@@ -96,6 +97,7 @@ impl Planner {
             order,
             models: cfg.models.clone(),
             caps: cfg.model_caps.clone(),
+            aliases: cfg.aliases.clone(),
         }
     }
 
@@ -103,6 +105,9 @@ impl Planner {
     /// whether the client named the model itself.
     fn mapping(&self, model: &str) -> Option<(BTreeMap<String, String>, bool)> {
         if let Some(map) = self.models.get(model) {
+            return Some((map.clone(), false));
+        }
+        if let Some(map) = self.aliases.resolve(model).and_then(|l| self.models.get(l)) {
             return Some((map.clone(), false));
         }
         // `provider/model` names any model of one configured provider, mapped or not.

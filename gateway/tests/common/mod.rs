@@ -94,6 +94,7 @@ models:
   default: {{ openai: gpt-4o-mini, kimi: moonshot-v1-8k, qwen: qwen-plus, gigachat: GigaChat, ollama: llama3.2 }}
   embeddings: {{ openai: text-embedding-3-small, qwen: text-embedding-v3, gigachat: Embeddings, ollama: all-minilm }}
   embeddings-local: {{ ollama: all-minilm }}
+aliases: {{ claude-sonnet-4-5: default, "claude-*": default }}
 providers:
   openai: {{ kind: openai, base_url: "{}", secret: {{ value: sk-test-openai-secret }} }}
   kimi: {{ kind: kimi, base_url: "{}", secret: {{ value: sk-test-kimi-secret }} }}
