@@ -30,6 +30,7 @@ async fn openai_sdk_against_the_gateway() {
         "no:cacheprovider",
         "test_openai_client.py",
         "test_openai_responses.py",
+        "test_anthropic_messages.py",
     ])
     .current_dir(llm_mocks::testing::workspace_root().join("gateway/tests/sdk"))
     .env("LLM_GATEWAY_URL", format!("http://{addr}/v1"));
@@ -39,6 +40,9 @@ async fn openai_sdk_against_the_gateway() {
     for v in [
         "OPENAI_BASE_URL",
         "OPENAI_API_KEY",
+        "ANTHROPIC_BASE_URL",
+        "ANTHROPIC_API_KEY",
+        "ANTHROPIC_AUTH_TOKEN",
         "HTTP_PROXY",
         "HTTPS_PROXY",
         "http_proxy",
