@@ -380,13 +380,15 @@ fn content_block(b: &Value, at: &str) -> Result<Option<Value>, Rejected> {
                     format!("data:{media};base64,{data}")
                 }
                 "url" => str_field(src, "url", &src_at)?.to_string(),
-                other => return Err(unsupported(
-                    "unsupported_content",
-                    format!("{src_at}.type"),
-                    format!(
+                other => {
+                    return Err(unsupported(
+                        "unsupported_content",
+                        format!("{src_at}.type"),
+                        format!(
                         "'{src_at}': image sources of type '{other}' are not supported (send base64 or url)"
                     ),
-                )),
+                    ))
+                }
             };
             Ok(Some(json!({"type": "image_url", "image_url": {"url": url}})))
         }

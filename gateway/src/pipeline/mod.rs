@@ -275,11 +275,20 @@ fn missed(req: &ChatRequest) -> Option<Vec<String>> {
 }
 
 /// The request as `caps`' model can take it: a `max_tokens` (or `max_completion_tokens`) above the model's
-/// output limit, or else its context window, is lowered to it, so an agent's 64,000 does not make a provider
-/// refuse the request (`../shared/AGENT_APIS.md` §4). Borrowed when nothing changes.
-fn fit<'a>(req: &'a ChatRequest, caps: &Caps) -> Cow<'a, ChatRequest> {
-    let Some(limit) = caps.max_output_tokens.or(caps.context_window) else {
-        return Cow::Borrowed(req);
+/// output limit, or above what its context window leaves after the prompt, is lowered to it, so an agent's
+/// 64,000 does not make a provider refuse the request (`../shared/AGENT_APIS.md` §4). `prompt_tokens` is the
+/// request's estimate (a quarter token per character, low for most scripts): twice it is kept for the prompt.
+/// Borrowed when nothing changes.
+fn fit<'a>(req: &'a ChatRequest, caps: &Caps, prompt_tokens: u32) -> Cow<'a, ChatRequest> {
+    /// The least a lowered `max_tokens` leaves for an answer.
+    const FLOOR: u32 = 256;
+    let room = caps
+        .context_window
+        .map(|w| w.saturating_sub(prompt_tokens.saturating_mul(2)).max(FLOOR));
+    let limit = match (caps.max_output_tokens, room) {
+        (Some(a), Some(b)) => a.min(b),
+        (Some(a), None) | (None, Some(a)) => a,
+        (None, None) => return Cow::Borrowed(req),
     };
     let over = |v: Option<u32>| v.is_some_and(|n| n > limit);
     if !over(req.max_tokens) && !over(req.max_completion_tokens) {
@@ -382,7 +391,7 @@ async fn chat_untraced(state: &Arc<AppState>, req: &ChatRequest, opts: &Opts) ->
                 let provider = state.provider(&cand.provider).cloned();
                 let model = cand.model.clone();
                 let name = cand.provider.clone();
-                let req = fit(req, &cand.caps);
+                let req = fit(req, &cand.caps, needs.prompt_tokens);
                 async move {
                     let p = provider.ok_or_else(|| no_adapter(&name))?;
                     let r = p.adapter.chat(&req, &model).await.map(tool_calls_finish);
@@ -536,5 +545,43 @@ async fn embeddings_untraced(
             run.finish(&e.meta, None);
             Ok(e)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{ProviderKind, QwenApi};
+    use crate::providers::capabilities::defaults;
+
+    fn asking(n: u32) -> ChatRequest {
+        serde_json::from_value(serde_json::json!({"model": "m", "max_tokens": n,
+            "messages": [{"role": "user", "content": "hi"}]}))
+        .unwrap()
+    }
+
+    #[test]
+    fn max_tokens_is_lowered_to_what_the_model_can_give() {
+        let gpt = defaults(ProviderKind::OpenAi, QwenApi::Compatible, "gpt-4o-mini");
+        assert_eq!(fit(&asking(64_000), &gpt, 10).max_tokens, Some(16_384));
+        assert!(matches!(fit(&asking(1_000), &gpt, 10), Cow::Borrowed(_)));
+        // An 8k window: the prompt's share (twice its estimate) is kept free.
+        let kimi = defaults(ProviderKind::Kimi, QwenApi::Compatible, "moonshot-v1-8k");
+        assert_eq!(fit(&asking(32_000), &kimi, 1_000).max_tokens, Some(6_192));
+        assert_eq!(
+            fit(&asking(32_000), &kimi, 9_000).max_tokens,
+            Some(256),
+            "a floor, never zero"
+        );
+        // Nothing known: unchanged.
+        let ollama = defaults(ProviderKind::Ollama, QwenApi::Compatible, "some-model");
+        assert_eq!(fit(&asking(64_000), &ollama, 10).max_tokens, Some(64_000));
+        let mut both = asking(64_000);
+        both.max_completion_tokens = Some(50_000);
+        let f = fit(&both, &gpt, 10);
+        assert_eq!(
+            (f.max_tokens, f.max_completion_tokens),
+            (Some(16_384), Some(16_384))
+        );
     }
 }

@@ -117,7 +117,7 @@ pub(crate) async fn open(
             let name = cand.provider.clone();
             let metrics = state.metrics.clone();
             let first_token = cand.timeouts.first_token;
-            let req = super::fit(req, &cand.caps);
+            let req = super::fit(req, &cand.caps, needs.prompt_tokens);
             async move {
                 let t0 = Instant::now();
                 let p = provider.ok_or_else(|| super::no_adapter(&name))?;
