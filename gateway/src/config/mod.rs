@@ -5,6 +5,7 @@
 mod policy;
 mod raw;
 mod secrets;
+mod state;
 #[cfg(test)]
 mod tests;
 mod tiers;
@@ -20,6 +21,7 @@ use serde::Serialize;
 
 pub use crate::offline::OfflineConfig;
 pub use secrets::{Secret, SecretSource};
+pub use state::{redact_url, OnError, RedisStateConfig, StateBackendKind, StateConfig};
 pub use tiers::{CacheConfig, CacheScope, ClientKey, ConnectivityConfig, ProviderLimits};
 
 /// Runtime mode: which tiers the router may use.
@@ -297,6 +299,8 @@ pub struct Config {
     pub clients: Vec<ClientKey>,
     /// Connectivity probes (`None`: off).
     pub connectivity: Option<ConnectivityConfig>,
+    /// Shared state backend (memory by default).
+    pub state: StateConfig,
 }
 
 /// Capabilities of one provider model set in config (`models.<logical>.<provider>: { model, ... }`); each
@@ -426,6 +430,7 @@ impl Config {
         providers
             .chain(clients)
             .chain(self.server.admin_token.as_ref())
+            .chain(self.state.redis.as_ref().map(|r| &r.url))
             .map(|s| s.expose().to_string())
             .collect()
     }

@@ -143,6 +143,7 @@ pub(crate) fn validate(raw: RawConfig, env: EnvLookup<'_>) -> Result<Config, Vec
     let cache = super::tiers::cache(&mut p, &raw.cache);
     let clients = super::tiers::clients(&mut p, &raw.limits, env);
     let connectivity = super::tiers::connectivity(&mut p, raw.connectivity.as_ref());
+    let state = super::state::state(&mut p, &raw.state);
 
     if p.0.is_empty() {
         if let Some(listen) = listen {
@@ -169,6 +170,7 @@ pub(crate) fn validate(raw: RawConfig, env: EnvLookup<'_>) -> Result<Config, Vec
                 cache,
                 clients,
                 connectivity,
+                state,
             });
         }
     }
