@@ -9,13 +9,18 @@
 //!   any gateway on the machine.
 //! - [`load`]: open-loop generation at a fixed arrival rate (latency measured from the intended send time,
 //!   so there is no coordinated omission) and closed-loop throughput ceilings.
+//! - [`peers`]: peer gateways (TensorZero, Portkey, LiteLLM) installed from their registries and run on
+//!   loopback beside the gateway (`--peer`).
+//! - [`streams`]: time to first token, time between chunks, memory per open stream.
 //! - [`stats`]: latency percentiles.
 //! - [`suite`]: the measurements of the load benchmark; [`report`]: its Markdown and JSON.
 
 pub mod cpus;
 pub mod forwarder;
 pub mod load;
+pub mod peers;
 pub mod procs;
 pub mod report;
 pub mod stats;
+pub mod streams;
 pub mod suite;

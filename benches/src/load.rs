@@ -21,7 +21,12 @@ pub struct Target {
 impl Target {
     /// A chat completion to `base` (a server root) for `model`.
     pub fn chat(base: &str, model: &str, prompt: &str) -> Target {
-        let body = serde_json::json!({"model": model, "stream": false,
+        Target::chat_with(base, model, prompt, false)
+    }
+
+    /// A chat completion, streamed (`"stream": true`) or not.
+    pub fn chat_with(base: &str, model: &str, prompt: &str, stream: bool) -> Target {
+        let body = serde_json::json!({"model": model, "stream": stream,
             "messages": [{"role": "user", "content": prompt}]});
         Target {
             url: format!("{}/v1/chat/completions", base.trim_end_matches('/')),

@@ -19,12 +19,12 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Measure overhead (fake direct, bare forwarder, gateway, optional peer), throughput ceilings, the
-    /// gateway's memory and fallback latency; write Markdown and JSON under --out.
+    /// Measure overhead (fake direct, bare forwarder, gateway, optional peers), throughput ceilings, the
+    /// gateway's memory, fallback latency, offline answers and streams; write Markdown and JSON under --out.
     ///
     /// Needs the release binaries next to this one:
     /// `cargo build --release -p llm-gateway -p llm-mocks -p llm-benches`.
-    Load(LoadArgs),
+    Load(Box<LoadArgs>),
     /// Run the bare forwarder (used by `load`; handy to measure by hand).
     Forwarder {
         /// Root URL to forward to.
@@ -49,7 +49,7 @@ struct LoadArgs {
     #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
     slice: Duration,
     /// Run only these parts (comma-separated).
-    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [suite::Part::Overhead, suite::Part::Fallback, suite::Part::Offline])]
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [suite::Part::Overhead, suite::Part::Fallback, suite::Part::Offline, suite::Part::Streams])]
     only: Vec<suite::Part>,
     /// Length of each throughput-ceiling run.
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
@@ -57,7 +57,29 @@ struct LoadArgs {
     /// Requests in flight for the throughput ceilings.
     #[arg(long, default_value_t = 64)]
     concurrency: usize,
-    /// Another OpenAI-compatible gateway to measure with the same load. Point its OpenAI upstream at the
+    /// A peer gateway to install (once, at a pinned version, under --peers-dir), configure against the fakes,
+    /// start on loopback, pin with the gateway and measure in the same tables (overhead, ceilings, fallback,
+    /// streams); stopped at the end. Repeatable. One that fails to install or start is reported with the reason
+    /// and the run goes on. Needs python3 (tensorzero, litellm) or node and npm (portkey).
+    #[arg(long = "peer", value_enum)]
+    peers: Vec<llm_benches::peers::PeerKind>,
+    /// Where peers are installed [default: $LLM_BENCHES_PEERS_DIR, else ~/.cache/llm-benches/peers].
+    #[arg(long)]
+    peers_dir: Option<PathBuf>,
+    /// Numbers of concurrent streams of the stream part.
+    #[arg(long, value_delimiter = ',', default_value = "10,100,1000")]
+    stream_levels: Vec<usize>,
+    /// How long each target is streamed to at each number of streams (cut into slices taken round-robin).
+    #[arg(long, default_value = "4s", value_parser = humantime::parse_duration)]
+    stream_duration: Duration,
+    /// The pause between the chunks of a stream, and before its first (like the fakes' `stream_delay_ms`):
+    /// 50 ms, about the pace of a hosted model sending a few tokens per event.
+    #[arg(long, default_value = "50ms", value_parser = humantime::parse_duration)]
+    stream_delay: Duration,
+    /// Content chunks per stream (32 × 50 ms: a 1.6 s answer).
+    #[arg(long, default_value_t = 32)]
+    stream_chunks: usize,
+    /// Another OpenAI-compatible gateway, started by hand, to measure with the same load. Point its OpenAI upstream at the
     /// bench's fake beforehand: start the peer with `http://127.0.0.1:<--fake-port>/v1` as its OpenAI base URL
     /// (any API key) and pass `--fake-port`.
     #[arg(long)]
@@ -108,12 +130,25 @@ async fn load(a: LoadArgs) -> ExitCode {
         fallback_rate: a.fallback_rate,
         fallback_duration: a.fallback_duration,
         cpus: a.cpus,
+        peers: a.peers,
+        peers_dir: a.peers_dir.unwrap_or_else(llm_benches::peers::default_dir),
+        stream_levels: a.stream_levels.into_iter().filter(|&n| n > 0).collect(),
+        stream_duration: a.stream_duration,
+        stream_delay: a.stream_delay,
+        stream_chunks: a.stream_chunks,
         progress: true,
     };
-    let results = match suite::run(&opts).await {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("llm-benches: {e}");
+    // On Ctrl-C the run is dropped, which stops every server and peer it started.
+    let results = tokio::select! {
+        r = suite::run(&opts) => match r {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("llm-benches: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+        _ = tokio::signal::ctrl_c() => {
+            eprintln!("llm-benches: interrupted");
             return ExitCode::FAILURE;
         }
     };
@@ -155,6 +190,10 @@ async fn serve_forwarder(upstream: String, listen: String) -> ExitCode {
     if let Ok(addr) = listener.local_addr() {
         println!("forwarder http://{addr} -> {upstream}");
     }
+    // Without TCP_NODELAY a stream's small writes wait for the client's delayed ACK (40 ms on Linux).
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     match axum::serve(listener, app).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -174,7 +213,7 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
-        Command::Load(a) => rt.block_on(load(a)),
+        Command::Load(a) => rt.block_on(load(*a)),
         Command::Forwarder { upstream, listen } => rt.block_on(serve_forwarder(upstream, listen)),
     }
 }

@@ -146,9 +146,14 @@ pub fn free_port() -> Result<u16, ProcError> {
     Ok(l.local_addr().map_err(io("finding a free port"))?.port())
 }
 
-async fn wait_http(child: &mut Child, url: &str, what: &str) -> Result<(), ProcError> {
-    let client = reqwest::Client::new();
-    for _ in 0..200 {
+/// Waits until `url` gives any HTTP answer, for at most `within`; fails early when `child` exits.
+pub async fn wait_http(child: &mut Child, url: &str, what: &str, within: Duration) -> Result<(), ProcError> {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .build()
+        .unwrap_or_default();
+    let tries = (within.as_millis() / 50).max(1);
+    for _ in 0..tries {
         if let Ok(Some(status)) = child.try_wait() {
             return Err(ProcError::NotReady(format!(
                 "{what} exited ({status}) before answering {url}"
@@ -161,7 +166,7 @@ async fn wait_http(child: &mut Child, url: &str, what: &str) -> Result<(), ProcE
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     Err(ProcError::NotReady(format!(
-        "{what} did not answer {url} within 10 s"
+        "{what} did not answer {url} within {within:?}"
     )))
 }
 
@@ -197,7 +202,13 @@ pub async fn gateway(config: &str, workers: Option<usize>) -> Result<Server, Pro
         urls: vec![("gateway".into(), url.clone())],
         temp: Some(path),
     };
-    wait_http(&mut server.child, &format!("{url}/healthz"), "llm-gateway").await?;
+    wait_http(
+        &mut server.child,
+        &format!("{url}/healthz"),
+        "llm-gateway",
+        Duration::from_secs(10),
+    )
+    .await?;
     Ok(server)
 }
 
@@ -224,6 +235,12 @@ pub async fn forwarder(upstream: &str, workers: Option<usize>) -> Result<Server,
         temp: None,
     };
     // Any answer means it is up (it forwards /v1/models to the fake).
-    wait_http(&mut server.child, &format!("{url}/v1/models"), "the forwarder").await?;
+    wait_http(
+        &mut server.child,
+        &format!("{url}/v1/models"),
+        "the forwarder",
+        Duration::from_secs(10),
+    )
+    .await?;
     Ok(server)
 }

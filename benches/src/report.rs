@@ -23,13 +23,23 @@ pub fn markdown(r: &Results) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "# Load benchmark\n\nStarted {} on {}.\nCPUs: {}.\n",
+        "# Load benchmark\n\nStarted {} on {}.\nCPUs: {}.",
         r.started, r.machine, r.cpus
     );
+    if let [start, end] = r.load_average.as_slice() {
+        let _ = writeln!(
+            s,
+            "Load average (1, 5, 15 min): {start} at the start, {end} at the end (other work on the machine)."
+        );
+    }
+    let _ = writeln!(s);
+    if !r.peers.is_empty() {
+        peers(&mut s, r);
+    }
     if !r.overhead.is_empty() {
         overhead(&mut s, r);
     }
-    if !r.fallback.is_empty() {
+    if !r.fallback.is_empty() || !r.peer_fallback.is_empty() {
         fallback(&mut s, r);
     }
     if let Some(l) = &r.offline {
@@ -47,7 +57,31 @@ pub fn markdown(r: &Results) -> String {
             l.count, l.errors, l.p50_ms, l.p99_ms, l.p999_ms
         );
     }
+    if !r.streams.is_empty() || !r.stream_memory.is_empty() {
+        streams(&mut s, r);
+    }
     s
+}
+
+fn peers(s: &mut String, r: &Results) {
+    let _ = writeln!(
+        s,
+        "## Peers\n\n| peer | package | installed | measured |\n|---|---|---|---|"
+    );
+    for p in &r.peers {
+        let measured = match &p.failure {
+            None => "yes".to_string(),
+            Some(f) => format!("**no**: {}", f.replace('|', "\\|")),
+        };
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {measured} |",
+            p.name,
+            p.package,
+            p.version.as_deref().unwrap_or("no")
+        );
+    }
+    let _ = writeln!(s);
 }
 
 fn overhead(s: &mut String, r: &Results) {
@@ -70,21 +104,38 @@ fn overhead(s: &mut String, r: &Results) {
     }
     let mut rates: Vec<u32> = r.overhead.iter().map(|x| x.rate).collect();
     rates.dedup();
-    let _ = writeln!(s, "\n| rate | forwarder added p50 / p99 ms | gateway added p50 / p99 ms | gateway ÷ forwarder p50 / p99 |");
-    let _ = writeln!(s, "|---:|---:|---:|---:|");
+    let _ = writeln!(
+        s,
+        "\nAdded latency: a target's percentile minus the fake's own (`direct`) at the same rate.\n\n\
+         | rate | target | added p50 ms | added p99 ms | ÷ forwarder p50 / p99 |\n|---:|---|---:|---:|---:|"
+    );
     for rate in rates {
-        if let (Some(d), Some(f), Some(g)) = (
-            row_of(r, "direct", rate),
-            row_of(r, "forwarder", rate),
-            row_of(r, "gateway", rate),
-        ) {
-            let (f50, f99) = (f.p50_ms - d.p50_ms, f.p99_ms - d.p99_ms);
-            let (g50, g99) = (g.p50_ms - d.p50_ms, g.p99_ms - d.p99_ms);
+        let (Some(d), Some(f)) = (row_of(r, "direct", rate), row_of(r, "forwarder", rate)) else {
+            continue;
+        };
+        let (f50, f99) = (f.p50_ms - d.p50_ms, f.p99_ms - d.p99_ms);
+        for x in r
+            .overhead
+            .iter()
+            .filter(|x| x.rate == rate && x.target != "direct")
+        {
+            let (a50, a99) = (x.latency.p50_ms - d.p50_ms, x.latency.p99_ms - d.p99_ms);
+            // An open loop above a target's ceiling measures its queue, which grows with the run's length.
+            let over = r
+                .ceilings
+                .iter()
+                .any(|(t, c)| *t == x.target && *c > 0.0 && *c < f64::from(rate));
             let _ = writeln!(
                 s,
-                "| {rate} | {f50:.3} / {f99:.3} | {g50:.3} / {g99:.3} | {} / {} |",
-                ratio(g50, f50),
-                ratio(g99, f99)
+                "| {rate} | {}{} | {a50:.3} | {a99:.3} | {} / {} |",
+                x.target,
+                if over {
+                    " (rate above its ceiling: queueing)"
+                } else {
+                    ""
+                },
+                ratio(a50, f50),
+                ratio(a99, f99)
             );
         }
     }
@@ -144,6 +195,188 @@ fn fallback(s: &mut String, r: &Results) {
             x.case, l.count, l.errors, l.p50_ms, l.p99_ms, a50, a99
         );
     }
+    if r.peer_fallback.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        s,
+        "\n### Peers' fallback (a refusing primary, then the backup; added: over the same peer's backup alone)\n\n\
+         | target | case | requests | errors | p50 ms | p99 ms | p50 added ms | p99 added ms |\n\
+         |---|---|---:|---:|---:|---:|---:|---:|"
+    );
+    let mut rows: Vec<(&str, &str, crate::stats::Summary, Option<crate::stats::Summary>)> = Vec::new();
+    if let (Some(b), Some(f)) = (
+        r.fallback.first(),
+        r.fallback.iter().find(|x| x.case.starts_with("primary refuses")),
+    ) {
+        rows.push(("gateway", "backup alone", b.latency, None));
+        rows.push((
+            "gateway",
+            "primary refuses connections",
+            f.latency,
+            Some(b.latency),
+        ));
+    }
+    for x in &r.peer_fallback {
+        let base = r
+            .peer_fallback
+            .iter()
+            .find(|b| b.peer == x.peer && b.case == "backup alone" && x.case != "backup alone")
+            .map(|b| b.latency);
+        rows.push((&x.peer, &x.case, x.latency, base));
+    }
+    for (target, case, l, base) in rows {
+        let added = |v: f64, b: Option<f64>| b.map(|b| format!("{:.3}", v - b)).unwrap_or_else(|| "".into());
+        let _ = writeln!(
+            s,
+            "| {target} | {case} | {} | {} | {:.3} | {:.3} | {} | {} |",
+            l.count,
+            l.errors,
+            l.p50_ms,
+            l.p99_ms,
+            added(l.p50_ms, base.map(|b| b.p50_ms)),
+            added(l.p99_ms, base.map(|b| b.p99_ms))
+        );
+    }
+}
+
+/// The stream targets: the gateway's added time to first token within 1.5× the forwarder's at p99, and what it
+/// adds to each later chunk's latency under 0.1 ms at p99.
+const TTFT_RATIO_TARGET: f64 = 1.5;
+const CHUNK_ADDED_TARGET_MS: f64 = 0.1;
+
+fn streams(s: &mut String, r: &Results) {
+    let _ = writeln!(s, "\n## Streams\n");
+    if let Some(st) = &r.stream_setup {
+        let _ = writeln!(
+            s,
+            "Each stream: {} content chunks {} ms apart (the first {} ms in), from the bench's stamping upstream. \
+             TTFT: sending the request to reading the first content chunk. Chunk latency: the upstream writing a \
+             later chunk to the client reading it (each chunk carries its send time). Gap: between consecutive \
+             chunks as read (it also carries the upstream timer's 1 ms jitter). Added: a target's percentile \
+             minus the upstream's own (`direct`) with as many streams.\n",
+            st.chunks, st.delay_ms, st.delay_ms
+        );
+    }
+    if !r.streams.is_empty() {
+        let _ = writeln!(
+            s,
+            "| streams | target | streams done | failed | TTFT p50 ms | TTFT p99 ms | chunk latency p50 ms | p99 ms | p99.9 ms | gap p50 ms | gap p99 ms |\n\
+             |---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        );
+        for x in &r.streams {
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} |",
+                x.concurrency,
+                x.target,
+                x.ttft.count,
+                x.ttft.errors,
+                x.ttft.p50_ms,
+                x.ttft.p99_ms,
+                x.chunk_latency.p50_ms,
+                x.chunk_latency.p99_ms,
+                x.chunk_latency.p999_ms,
+                x.gap.p50_ms,
+                x.gap.p99_ms
+            );
+        }
+        let _ = writeln!(
+            s,
+            "\n| streams | target | added TTFT p50 / p99 ms | added TTFT p99 ÷ forwarder's | added chunk latency p50 / p99 ms |\n\
+             |---:|---|---:|---:|---:|"
+        );
+        let mut levels: Vec<usize> = r.streams.iter().map(|x| x.concurrency).collect();
+        levels.dedup();
+        let mut verdicts = Vec::new();
+        for level in levels {
+            let at = |t: &str| r.streams.iter().find(|x| x.concurrency == level && x.target == t);
+            let (Some(d), Some(f)) = (at("direct"), at("forwarder")) else {
+                continue;
+            };
+            let f99 = f.ttft.p99_ms - d.ttft.p99_ms;
+            for x in r
+                .streams
+                .iter()
+                .filter(|x| x.concurrency == level && x.target != "direct")
+            {
+                let (t50, t99) = (x.ttft.p50_ms - d.ttft.p50_ms, x.ttft.p99_ms - d.ttft.p99_ms);
+                let (c50, c99) = (
+                    x.chunk_latency.p50_ms - d.chunk_latency.p50_ms,
+                    x.chunk_latency.p99_ms - d.chunk_latency.p99_ms,
+                );
+                let _ = writeln!(
+                    s,
+                    "| {level} | {} | {t50:.3} / {t99:.3} | {} | {c50:.3} / {c99:.3} |",
+                    x.target,
+                    ratio(t99, f99)
+                );
+                if x.target == "gateway" {
+                    let fc99 = f.chunk_latency.p99_ms - d.chunk_latency.p99_ms;
+                    verdicts.push(stream_verdict(level, t99, f99, c99, fc99));
+                }
+            }
+        }
+        let _ = writeln!(s);
+        for v in verdicts {
+            let _ = writeln!(s, "{v}");
+        }
+    }
+    if !r.stream_memory.is_empty() {
+        let _ = writeln!(
+            s,
+            "\nMemory with streams open (a fresh server each time, the upstream pausing 1 s between chunks so that \
+             all are open at once; read when every stream has had its first chunk or failed; per stream: (VmRSS \
+             open − before) ÷ streams open):\n\n\
+             | server | streams | open | failed | VmRSS before MB | VmRSS open MB | per open stream KB |\n\
+             |---|---:|---:|---:|---:|---:|---:|"
+        );
+        for m in &r.stream_memory {
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} | {:.1} | {:.1} | {} |",
+                m.target,
+                m.open.streams,
+                m.open.open,
+                m.open.failed,
+                m.open.before_bytes as f64 / 1e6,
+                m.open.open_bytes as f64 / 1e6,
+                m.per_stream_bytes
+                    .map(|b| format!("{:.1}", b / 1e3))
+                    .unwrap_or_else(|| "n/a".into())
+            );
+        }
+    }
+}
+
+/// One line on the gateway's stream targets at `level` streams (added ms at p99: TTFT of the gateway and the
+/// forwarder, chunk latency of the gateway and the forwarder).
+pub fn stream_verdict(level: usize, ttft99: f64, fwd_ttft99: f64, chunk99: f64, fwd_chunk99: f64) -> String {
+    let ttft = if fwd_ttft99 > 0.0 {
+        let x = ttft99 / fwd_ttft99;
+        let met = if x <= TTFT_RATIO_TARGET {
+            "met"
+        } else {
+            "**missed**"
+        };
+        format!(
+            "added TTFT p99 {ttft99:.3} ms = {x:.2}× the forwarder's {fwd_ttft99:.3} ms (target ≤ {TTFT_RATIO_TARGET}×: {met})"
+        )
+    } else {
+        // A forwarder adding nothing measurable leaves no ratio: then the gateway must add nothing either.
+        let met = if ttft99 <= 0.0 { "met" } else { "**missed**" };
+        format!(
+            "added TTFT p99 {ttft99:.3} ms, the forwarder's {fwd_ttft99:.3} ms (within noise; target ≤ {TTFT_RATIO_TARGET}× the forwarder's: {met})"
+        )
+    };
+    let met = if chunk99 < CHUNK_ADDED_TARGET_MS {
+        "met"
+    } else {
+        "**missed**"
+    };
+    format!(
+        "- {level} streams: gateway {ttft}; added chunk latency p99 {chunk99:.3} ms, the forwarder's {fwd_chunk99:.3} ms (target < {CHUNK_ADDED_TARGET_MS} ms: {met})."
+    )
 }
 
 #[cfg(test)]
@@ -173,6 +406,154 @@ mod tests {
         );
         r.ceilings[0].1 = 35_000.0;
         assert!(!markdown(&r).contains("bounds these ceilings"));
+    }
+
+    fn summary(ms: &[f64]) -> crate::stats::Summary {
+        let mut s = Samples::default();
+        for m in ms {
+            s.record(Duration::from_secs_f64(m / 1000.0));
+        }
+        s.summary()
+    }
+
+    #[test]
+    fn peers_share_the_tables_and_a_failed_one_says_why() {
+        let mut r = Results::new(String::new(), String::new(), String::new());
+        r.peers = vec![
+            crate::suite::PeerRow {
+                name: "litellm".into(),
+                package: "PyPI litellm[proxy]==1.100.5".into(),
+                version: Some("1.100.5".into()),
+                failure: None,
+            },
+            crate::suite::PeerRow {
+                name: "portkey".into(),
+                package: "npm @portkey-ai/gateway@1.15.2".into(),
+                version: None,
+                failure: Some("install failed: npm install exited with 1 | E404".into()),
+            },
+        ];
+        for (target, ms) in [
+            ("direct", 1.0),
+            ("forwarder", 1.5),
+            ("gateway", 1.6),
+            ("litellm", 12.0),
+        ] {
+            r.overhead.push(crate::suite::RateRow {
+                target: target.into(),
+                rate: 1000,
+                latency: summary(&[ms]),
+            });
+        }
+        r.ceilings = vec![("gateway".into(), 9000.0), ("litellm".into(), 140.0)];
+        r.fallback.push(crate::suite::FallbackRow {
+            case: "backup alone (primary skipped by X-LLM-Provider)".into(),
+            latency: summary(&[0.4]),
+        });
+        r.fallback.push(crate::suite::FallbackRow {
+            case: "primary refuses connections".into(),
+            latency: summary(&[0.5]),
+        });
+        for (case, ms) in [("backup alone", 80.0), ("primary refuses connections", 2000.0)] {
+            r.peer_fallback.push(crate::suite::PeerFallbackRow {
+                peer: "litellm".into(),
+                case: case.into(),
+                latency: summary(&[ms]),
+            });
+        }
+        let md = markdown(&r);
+        assert!(
+            md.contains("| litellm | PyPI litellm[proxy]==1.100.5 | 1.100.5 | yes |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| portkey | npm @portkey-ai/gateway@1.15.2 | no | **no**: install failed: npm install exited with 1 \\| E404 |"),
+            "the reason, with its table-breaking | escaped:\n{md}"
+        );
+        assert!(
+            md.contains("| 1000 | gateway | 0.600 | 0.600 | 1.20× / 1.20× |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| 1000 | litellm (rate above its ceiling: queueing) | 11.000 |"),
+            "{md}"
+        );
+        assert!(md.contains("| litellm | primary refuses connections | 1 | 0 | 2000.000 | 2000.000 | 1920.000 | 1920.000 |"), "{md}");
+        assert!(
+            md.contains("| gateway | primary refuses connections | 1 | 0 | 0.500 | 0.500 | 0.100 | 0.100 |"),
+            "{md}"
+        );
+    }
+
+    #[test]
+    fn stream_targets_are_judged_against_the_forwarder_and_0_1_ms() {
+        let met = stream_verdict(100, 1.2, 1.0, 0.05, 0.04);
+        assert!(
+            met.contains("1.20× the forwarder's 1.000 ms (target ≤ 1.5×: met)"),
+            "{met}"
+        );
+        assert!(
+            met.contains("added chunk latency p99 0.050 ms, the forwarder's 0.040 ms (target < 0.1 ms: met)"),
+            "{met}"
+        );
+        let missed = stream_verdict(1000, 3.1, 2.0, 0.1, 0.0);
+        assert!(
+            missed.contains("1.55× the forwarder's 2.000 ms (target ≤ 1.5×: **missed**)"),
+            "{missed}"
+        );
+        assert!(missed.contains("(target < 0.1 ms: **missed**)"), "{missed}");
+        // A forwarder within noise (≤ 0 added) leaves no ratio: the gateway must add nothing either.
+        assert!(stream_verdict(10, -0.2, -0.5, 0.0, 0.0)
+            .contains("within noise; target ≤ 1.5× the forwarder's: met"));
+        assert!(stream_verdict(10, 0.3, -0.5, 0.0, 0.0)
+            .contains("within noise; target ≤ 1.5× the forwarder's: **missed**"));
+    }
+
+    #[test]
+    fn the_stream_section_shows_each_target_and_the_memory_per_open_stream() {
+        let mut r = Results::new(String::new(), String::new(), String::new());
+        r.stream_setup = Some(crate::suite::StreamSetup {
+            delay_ms: 50,
+            chunks: 32,
+        });
+        for (target, ttft, chunk) in [
+            ("direct", 51.0, 0.1),
+            ("forwarder", 51.5, 0.15),
+            ("gateway", 51.6, 0.16),
+        ] {
+            r.streams.push(crate::suite::StreamRow {
+                target: target.into(),
+                concurrency: 10,
+                ttft: summary(&[ttft]),
+                gap: summary(&[50.0]),
+                chunk_latency: summary(&[chunk]),
+            });
+        }
+        r.stream_memory.push(crate::suite::MemoryRow {
+            target: "gateway".into(),
+            open: crate::streams::OpenStreams {
+                streams: 1000,
+                open: 1000,
+                failed: 0,
+                before_bytes: 20_000_000,
+                open_bytes: 70_000_000,
+            },
+            per_stream_bytes: Some(50_000.0),
+        });
+        let md = markdown(&r);
+        assert!(md.contains("32 content chunks 50 ms apart"), "{md}");
+        assert!(
+            md.contains("| 10 | gateway | 0.600 / 0.600 | 1.20× | 0.060 / 0.060 |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("- 10 streams: gateway added TTFT p99 0.600 ms = 1.20×"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| gateway | 1000 | 1000 | 0 | 20.0 | 70.0 | 50.0 |"),
+            "{md}"
+        );
     }
 
     #[test]

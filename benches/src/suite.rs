@@ -1,11 +1,15 @@
 //! The load benchmark's measurements: (a) overhead of the gateway against the fake directly and a bare
 //! forwarder, with throughput ceilings and the gateway's peak memory; (b) fallback latency for each way the
-//! primary can fail, against the backup's own latency; (c) offline-answer latency.
+//! primary can fail, against the backup's own latency; (c) offline-answer latency; (d) streams: time to first
+//! token, time between chunks and memory per open stream. Peer gateways (`--peer`) get the same load in (a), (b)
+//! and (d).
 
 use crate::cpus::{self, CpuMode, Layout};
 use crate::load::{self, Target};
+use crate::peers::{self, Peer, PeerKind};
 use crate::procs::{self, ProcError, Server};
 use crate::stats::{Samples, Summary};
+use crate::streams;
 use llm_chaos::toxics::{ResetPeer, Timeout};
 use llm_chaos::{NewProxy, NewToxic, ServerConfig, Stream, ToxicKind};
 use serde::Serialize;
@@ -41,6 +45,18 @@ pub struct Options {
     pub fallback_duration: Duration,
     /// Whether the load and the server under test run on disjoint CPUs.
     pub cpus: CpuMode,
+    /// Peer gateways to install, start and measure beside the gateway.
+    pub peers: Vec<PeerKind>,
+    /// Where the peers are installed.
+    pub peers_dir: std::path::PathBuf,
+    /// Numbers of concurrent streams of the stream part.
+    pub stream_levels: Vec<usize>,
+    /// How long each target is measured at each number of streams.
+    pub stream_duration: Duration,
+    /// The pause between the chunks of a stream (and before the first).
+    pub stream_delay: Duration,
+    /// Content chunks per stream.
+    pub stream_chunks: usize,
     /// Print progress to stderr.
     pub progress: bool,
 }
@@ -54,6 +70,8 @@ pub enum Part {
     Fallback,
     /// (c): offline-package answers.
     Offline,
+    /// (d): streams: time to first token, between chunks, memory per open stream.
+    Streams,
 }
 
 /// Errors of a benchmark run.
@@ -90,6 +108,9 @@ pub struct Results {
     pub machine: String,
     /// Where the processes ran (`--cpus`).
     pub cpus: String,
+    /// The machine's load averages (1, 5, 15 min, `/proc/loadavg`) at the start and at the end: other work on a
+    /// shared machine shows here.
+    pub load_average: Vec<String>,
     /// Open-loop latencies per target and rate.
     pub overhead: Vec<RateRow>,
     /// Closed-loop throughput ceilings, requests per second, per target.
@@ -102,6 +123,75 @@ pub struct Results {
     pub fallback: Vec<FallbackRow>,
     /// An offline-package answer end to end (gateway in offline mode, the sample package).
     pub offline: Option<Summary>,
+    /// The peers asked for, and whether each was measured.
+    pub peers: Vec<PeerRow>,
+    /// Each peer's fallback: its backup alone, and a refusing primary then the backup.
+    pub peer_fallback: Vec<PeerFallbackRow>,
+    /// The stream part's settings.
+    pub stream_setup: Option<StreamSetup>,
+    /// Streams per target and number of concurrent streams.
+    pub streams: Vec<StreamRow>,
+    /// Memory with streams open, per server and number of streams.
+    pub stream_memory: Vec<MemoryRow>,
+}
+
+/// A peer and what became of it.
+#[derive(Debug, Clone, Serialize)]
+pub struct PeerRow {
+    /// `tensorzero`, `portkey`, `litellm`.
+    pub name: String,
+    /// Registry and pinned version.
+    pub package: String,
+    /// The version installed, when it was.
+    pub version: Option<String>,
+    /// Why it was not measured (`None`: measured).
+    pub failure: Option<String>,
+}
+
+/// One fallback case of a peer.
+#[derive(Debug, Clone, Serialize)]
+pub struct PeerFallbackRow {
+    /// Which peer.
+    pub peer: String,
+    /// `backup alone` or `primary refuses connections`.
+    pub case: String,
+    /// Latencies.
+    pub latency: Summary,
+}
+
+/// How the streams were made.
+#[derive(Debug, Clone, Serialize)]
+pub struct StreamSetup {
+    /// The upstream's pause between chunks.
+    pub delay_ms: u64,
+    /// Content chunks per stream.
+    pub chunks: usize,
+}
+
+/// One target at one number of concurrent streams.
+#[derive(Debug, Clone, Serialize)]
+pub struct StreamRow {
+    /// `direct`, `forwarder`, `gateway` or a peer.
+    pub target: String,
+    /// Streams open at once.
+    pub concurrency: usize,
+    /// Time to first token, one sample per stream (errors: failed streams).
+    pub ttft: Summary,
+    /// Time between chunks.
+    pub gap: Summary,
+    /// Each chunk's latency after the first, from the upstream sending it to the client reading it.
+    pub chunk_latency: Summary,
+}
+
+/// A server's memory with streams open.
+#[derive(Debug, Clone, Serialize)]
+pub struct MemoryRow {
+    /// `gateway` or `forwarder`.
+    pub target: String,
+    /// The measurement.
+    pub open: streams::OpenStreams,
+    /// (VmRSS open − before) / streams open, bytes.
+    pub per_stream_bytes: Option<f64>,
 }
 
 impl Results {
@@ -111,12 +201,18 @@ impl Results {
             started,
             machine,
             cpus,
+            load_average: Vec::new(),
             overhead: Vec::new(),
             ceilings: Vec::new(),
             gateway_peak_rss_bytes: None,
             gateway_overhead_metric_p50_s: None,
             fallback: Vec::new(),
             offline: None,
+            peers: Vec::new(),
+            peer_fallback: Vec::new(),
+            stream_setup: None,
+            streams: Vec::new(),
+            stream_memory: Vec::new(),
         }
     }
 }
@@ -190,11 +286,25 @@ pub fn histogram_p50(metrics: &str, name: &str) -> Option<f64> {
     buckets.iter().find(|(_, c)| *c >= total / 2.0).map(|(le, _)| *le)
 }
 
-/// (a): direct, forwarder, gateway (and peer) at each rate; ceilings; gateway memory and overhead metric.
-async fn overhead(o: &Options, place: &Placement, r: &mut Results) -> Result<(), BenchError> {
-    let fakes = procs::fakes(&[("openai", o.fake_port)]).await?;
-    let fake = fakes.url_of("openai").unwrap_or_default().to_string();
-    say(o, &format!("the OpenAI fake answers at {fake}/v1"));
+/// A target for a peer's route.
+fn peer_target(p: &Peer, route: &peers::Route, prompt: &str, stream: bool) -> Target {
+    let mut t = Target::chat_with(&p.routes.base, &route.model, prompt, stream);
+    for (k, v) in &route.headers {
+        t = t.with_header(k, v);
+    }
+    t
+}
+
+/// (a): direct, forwarder, gateway (and peers) at each rate, all on the OpenAI fake at `fake`; ceilings;
+/// gateway memory and overhead metric.
+async fn overhead(
+    o: &Options,
+    place: &Placement,
+    fake: &str,
+    running: &[Peer],
+    r: &mut Results,
+) -> Result<(), BenchError> {
+    let fake = fake.to_string();
     let fwd = place.forwarder(&fake).await?;
     let gw = place.gateway(&gateway_config(&fake, None, "5s")).await?;
     let client = load::client()?;
@@ -209,6 +319,9 @@ async fn overhead(o: &Options, place: &Placement, r: &mut Results) -> Result<(),
             place.pin(pid, "the peer")?;
         }
         targets.push(("peer", Target::chat(peer, &o.peer_model, prompt)));
+    }
+    for p in running {
+        targets.push((p.kind.name(), peer_target(p, &p.routes.main, prompt, false)));
     }
     for (name, t) in &targets {
         say(o, &format!("warming up {name}"));
@@ -259,7 +372,7 @@ async fn overhead(o: &Options, place: &Placement, r: &mut Results) -> Result<(),
         let c = load::ceiling(&client, t, o.concurrency, o.ceiling_duration).await;
         r.ceilings.push((name.to_string(), c));
     }
-    drop((gw, fwd, fakes));
+    drop((gw, fwd));
     Ok(())
 }
 
@@ -289,8 +402,14 @@ impl Failure {
     }
 }
 
-/// (b): each failure of the primary on a fresh gateway, against the backup's own latency.
-async fn fallback(o: &Options, place: &Placement, r: &mut Results) -> Result<(), BenchError> {
+/// (b): each failure of the primary on a fresh gateway, against the backup's own latency; then each peer's
+/// backup alone and refusing primary.
+async fn fallback(
+    o: &Options,
+    place: &Placement,
+    running: &[Peer],
+    r: &mut Results,
+) -> Result<(), BenchError> {
     let fakes = procs::fakes(&[("openai", 0), ("kimi", 0)]).await?;
     let openai = fakes.url_of("openai").unwrap_or_default().to_string();
     let kimi = fakes.url_of("kimi").unwrap_or_default().to_string();
@@ -383,6 +502,23 @@ async fn fallback(o: &Options, place: &Placement, r: &mut Results) -> Result<(),
         drop(gw);
     }
     chaos.shutdown().await;
+    for p in running.iter().filter(|p| p.kind.has_fallback()) {
+        for (case, route) in [
+            ("backup alone", &p.routes.backup_alone),
+            ("primary refuses connections", &p.routes.fallback),
+        ] {
+            say(o, &format!("fallback: {}, {case}", p.kind.name()));
+            let t = peer_target(p, route, "fallback latency", false);
+            let latency = load::open_loop(&http, &t, o.fallback_rate, o.fallback_duration)
+                .await
+                .summary();
+            r.peer_fallback.push(PeerFallbackRow {
+                peer: p.kind.name().to_string(),
+                case: case.to_string(),
+                latency,
+            });
+        }
+    }
     Ok(())
 }
 
@@ -417,6 +553,206 @@ async fn offline(o: &Options, place: &Placement, r: &mut Results) -> Result<(), 
     Ok(())
 }
 
+/// The pause between chunks while the memory of open streams is read: long enough that every stream is still
+/// open when the last one has started.
+const MEMORY_STREAM_DELAY: Duration = Duration::from_secs(1);
+
+/// (d): streams from the stamping upstream ([`streams::upstream`]) through each target at each number of
+/// concurrent streams, round-robin as in (a); then the gateway's (and the forwarder's) memory per open stream,
+/// each number of streams on a fresh server.
+async fn streams_part(
+    o: &Options,
+    place: &Placement,
+    up: &streams::Upstream,
+    running: &[Peer],
+    r: &mut Results,
+) -> Result<(), BenchError> {
+    let src = up.url.as_str();
+    up.set_delay(o.stream_delay);
+    let config = gateway_config(src, None, "20s");
+    let fwd = place.forwarder(src).await?;
+    let gw = place.gateway(&config).await?;
+    let prompt = "Сделай SQL-фильтр по продажам и объясни каждый шаг";
+    let mut targets = vec![
+        (
+            "direct".to_string(),
+            Target::chat_with(src, "gpt-4o-mini", prompt, true),
+        ),
+        (
+            "forwarder".to_string(),
+            Target::chat_with(fwd.url(), "gpt-4o-mini", prompt, true),
+        ),
+        (
+            "gateway".to_string(),
+            Target::chat_with(gw.url(), "default", prompt, true),
+        ),
+    ];
+    for p in running {
+        targets.push((
+            p.kind.name().to_string(),
+            peer_target(p, &p.routes.stream, prompt, true),
+        ));
+    }
+    let limit = Duration::from_secs(30);
+    let chunks = o.stream_chunks.max(1);
+    let length = o.stream_delay * chunks as u32;
+    r.stream_setup = Some(StreamSetup {
+        delay_ms: o.stream_delay.as_millis() as u64,
+        chunks,
+    });
+    // Slices of at least two stream lengths, so each worker finishes a stream or more in each.
+    let slice = o.slice.max(length * 2);
+    let rounds = (o.stream_duration.as_secs_f64() / slice.as_secs_f64())
+        .round()
+        .max(1.0) as u32;
+    for &level in &o.stream_levels {
+        let client = load::client()?;
+        for (name, t) in &targets {
+            say(o, &format!("streams: warming up {name} with {level} streams"));
+            streams::concurrent(&client, t, level, length, length, limit).await;
+        }
+        say(
+            o,
+            &format!(
+                "streams: {level} at once, {chunks} chunks {:?} apart, {rounds} rounds of {slice:?} per target",
+                o.stream_delay
+            ),
+        );
+        let mut merged = vec![streams::StreamSamples::default(); targets.len()];
+        for _ in 0..rounds {
+            for ((_, t), m) in targets.iter().zip(&mut merged) {
+                m.merge(streams::concurrent(&client, t, level, slice, length, limit).await);
+            }
+        }
+        for ((name, _), m) in targets.iter().zip(merged) {
+            r.streams.push(StreamRow {
+                target: name.clone(),
+                concurrency: level,
+                ttft: m.ttft.summary(),
+                gap: m.gaps.summary(),
+                chunk_latency: m.latency.summary(),
+            });
+        }
+    }
+    drop((gw, fwd));
+    // Memory: slow streams, so that all are open at once.
+    up.set_delay(MEMORY_STREAM_DELAY);
+    for &level in &o.stream_levels {
+        for name in ["forwarder", "gateway"] {
+            say(o, &format!("streams: {name} memory with {level} open"));
+            let server = if name == "gateway" {
+                place.gateway(&config).await?
+            } else {
+                place.forwarder(src).await?
+            };
+            let model = if name == "gateway" {
+                "default"
+            } else {
+                "gpt-4o-mini"
+            };
+            let client = load::client()?;
+            // Warm: the first requests set up what every request then shares.
+            load::sequential(
+                &client,
+                &Target::chat(server.url(), model, prompt),
+                3,
+                Duration::ZERO,
+            )
+            .await;
+            let t = Target::chat_with(server.url(), model, prompt, true);
+            if let Some(m) = streams::memory(&client, &t, level, server.pid(), Duration::from_secs(30)).await
+            {
+                r.stream_memory.push(MemoryRow {
+                    target: name.to_string(),
+                    per_stream_bytes: m.per_stream_bytes(),
+                    open: m,
+                });
+            }
+        }
+    }
+    up.set_delay(o.stream_delay);
+    Ok(())
+}
+
+/// Installs and starts the peers against `u`, pinned with the servers under test; one that fails is reported
+/// in `r.peers` with the reason, and the others go on.
+async fn start_peers(o: &Options, place: &Placement, u: &peers::Upstreams, r: &mut Results) -> Vec<Peer> {
+    let mut kinds = o.peers.clone();
+    kinds.sort_unstable();
+    kinds.dedup();
+    let mut running = Vec::new();
+    let http = load::client().ok();
+    for kind in kinds {
+        say(
+            o,
+            &format!(
+                "peer {}: installing {} under {} (once) and starting it",
+                kind.name(),
+                kind.package(),
+                o.peers_dir.display()
+            ),
+        );
+        let mut row = PeerRow {
+            name: kind.name().to_string(),
+            package: kind.package(),
+            version: None,
+            failure: None,
+        };
+        let started = match peers::install(kind, &o.peers_dir).await {
+            Ok(v) => {
+                row.version = Some(v.clone());
+                peers::start(kind, &o.peers_dir, v, u).await
+            }
+            Err(e) => Err(e),
+        };
+        match started {
+            Ok(p) => {
+                let pinned = p
+                    .pids()
+                    .into_iter()
+                    .try_for_each(|pid| place.pin(pid, &format!("the peer {}", kind.name())));
+                let answered = match &http {
+                    Some(h) => check(h, &peer_target(&p, &p.routes.main, "hi", false)).await,
+                    None => Err("no HTTP client".into()),
+                };
+                match (pinned, answered) {
+                    (Err(e), _) => row.failure = Some(e.to_string()),
+                    (_, Err(e)) => row.failure = Some(format!("{e}; log: {}", p.log_tail())),
+                    (Ok(()), Ok(())) => running.push(p),
+                }
+            }
+            Err(e) => row.failure = Some(e.to_string()),
+        }
+        if let Some(f) = &row.failure {
+            say(o, &format!("peer {}: not measured: {f}", kind.name()));
+        }
+        r.peers.push(row);
+    }
+    running
+}
+
+/// One request that must succeed before a peer is measured.
+async fn check(http: &reqwest::Client, t: &Target) -> Result<(), String> {
+    let mut rb = http
+        .post(&t.url)
+        .header("content-type", "application/json")
+        .body(t.body.clone());
+    for (k, v) in &t.headers {
+        rb = rb.header(k, v);
+    }
+    let resp = rb
+        .send()
+        .await
+        .map_err(|e| format!("first request failed: {e}"))?;
+    let status = resp.status();
+    let body = resp.text().await.unwrap_or_default();
+    if !status.is_success() {
+        let head: String = body.chars().take(300).collect();
+        return Err(format!("first request answered {status}: {head}"));
+    }
+    Ok(())
+}
+
 /// Runs every measurement.
 pub async fn run(o: &Options) -> Result<Results, BenchError> {
     // The machine before pinning: afterwards this process sees only the load's CPUs.
@@ -428,15 +764,68 @@ pub async fn run(o: &Options) -> Result<Results, BenchError> {
         machine,
         place.describe.clone(),
     );
-    if o.parts.contains(&Part::Overhead) {
-        overhead(o, &place, &mut r).await?;
+    r.load_average.extend(load_average());
+    let has = |p: Part| o.parts.contains(&p);
+    let with_peers =
+        !o.peers.is_empty() && (has(Part::Overhead) || has(Part::Fallback) || has(Part::Streams));
+    // The OpenAI fake of (a), which the peers are pointed at too.
+    let main_fake = if has(Part::Overhead) || with_peers {
+        let f = procs::fakes(&[("openai", o.fake_port)]).await?;
+        say(o, &format!("the OpenAI fake answers at {}/v1", f.url()));
+        Some(f)
+    } else {
+        None
+    };
+    let fake = main_fake
+        .as_ref()
+        .map(|f| f.url().to_string())
+        .unwrap_or_default();
+    let mut running = Vec::new();
+    let mut backup = None;
+    // The stream part's upstream, in this process (on the load's CPUs).
+    let stream_up = if has(Part::Streams) {
+        let up = streams::upstream(o.stream_chunks, o.stream_delay)
+            .await
+            .map_err(|source| ProcError::Io {
+                what: "starting the stream upstream".into(),
+                source,
+            })?;
+        Some(up)
+    } else {
+        None
+    };
+    if with_peers {
+        let b = procs::fakes(&[("openai", 0)]).await?;
+        let u = peers::Upstreams {
+            primary: fake.clone(),
+            refused: format!("http://127.0.0.1:{}", procs::free_port()?),
+            backup: b.url().to_string(),
+            streams: stream_up
+                .as_ref()
+                .map(|u| u.url.clone())
+                .unwrap_or_else(|| fake.clone()),
+        };
+        backup = Some(b);
+        running = start_peers(o, &place, &u, &mut r).await;
     }
-    if o.parts.contains(&Part::Fallback) {
-        fallback(o, &place, &mut r).await?;
+    if has(Part::Overhead) {
+        overhead(o, &place, &fake, &running, &mut r).await?;
     }
-    if o.parts.contains(&Part::Offline) {
+    if has(Part::Fallback) {
+        fallback(o, &place, &running, &mut r).await?;
+    }
+    if has(Part::Offline) {
         offline(o, &place, &mut r).await?;
     }
+    if let Some(up) = &stream_up {
+        streams_part(o, &place, up, &running, &mut r).await?;
+    }
+    for p in running {
+        say(o, &format!("stopping {}", p.kind.name()));
+        drop(p);
+    }
+    drop((backup, main_fake));
+    r.load_average.extend(load_average());
     Ok(r)
 }
 
@@ -511,6 +900,12 @@ impl Placement {
         }
         Ok(())
     }
+}
+
+/// `/proc/loadavg`'s three load averages.
+fn load_average() -> Option<String> {
+    let text = std::fs::read_to_string("/proc/loadavg").ok()?;
+    Some(text.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
 }
 
 fn machine() -> String {

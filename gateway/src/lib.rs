@@ -20,6 +20,8 @@
 //! - [`ops`]: the operator commands `smoke`, `offline-dry-run`, `offline build` and `incident-report`.
 //! - [`metrics`]: every instrument, labels from closed enums.
 //! - [`server`]: listeners, graceful shutdown, connectivity probes.
+//! - [`telemetry`]: OpenTelemetry traces (a span per request, a child per provider attempt, W3C propagation),
+//!   exported over OTLP/HTTP from a bounded queue; off unless configured.
 //!
 //! Tests build the app with [`app`] and call it with `oneshot`; `server::run` takes a bound listener (port 0).
 
@@ -30,6 +32,7 @@ pub mod cache;
 pub mod canonical;
 pub mod config;
 pub mod limits;
+pub mod mcp;
 pub mod metrics;
 pub mod offline;
 pub mod ops;
@@ -37,5 +40,6 @@ pub mod pipeline;
 pub mod providers;
 pub mod router;
 pub mod server;
+pub mod telemetry;
 
 pub use api::{app, AppState};

@@ -64,6 +64,18 @@ enum Command {
         #[arg(long, default_value = "output/llm_offline_dry_run.json")]
         report: PathBuf,
     },
+    /// The MCP server `LLMProviderTool` on stdin/stdout (for desktop MCP clients): the gateway in this process,
+    /// or with --gateway-url a running gateway over its REST API. Logs go to stderr. The admin token of admin
+    /// tools comes from LLM_MCP_ADMIN_TOKEN, the client key for --gateway-url from LLM_MCP_API_KEY.
+    Mcp {
+        /// Config file (with --gateway-url: the file that gateway runs with, for llm_smoke and the offline
+        /// packages).
+        #[arg(long, env = "LLM_GATEWAY_CONFIG", default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        /// A running gateway, e.g. http://127.0.0.1:6001 (default: the gateway in this process).
+        #[arg(long)]
+        gateway_url: Option<String>,
+    },
     /// Offline packages: `offline build`.
     #[command(subcommand)]
     Offline(OfflineCommand),
@@ -201,6 +213,7 @@ fn main() -> ExitCode {
             full,
             report,
         } => block_on(smoke(&config, provider.as_deref(), full, &report)),
+        Command::Mcp { config, gateway_url } => block_on(mcp(&config, gateway_url.as_deref())),
         Command::OfflineDryRun {
             config,
             prompts,
@@ -437,6 +450,46 @@ async fn smoke(path: &Path, provider: Option<&str>, full: bool, report: &Path) -
     }
 }
 
+async fn mcp(path: &Path, gateway_url: Option<&str>) -> ExitCode {
+    use llm_gateway::mcp;
+    let cfg = match Config::load(path, &process_env) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+    let admin_token = env(mcp::ADMIN_TOKEN_ENV);
+    let backend = match gateway_url {
+        Some(url) => match mcp::Remote::new(url, cfg, env(mcp::API_KEY_ENV), admin_token.clone()) {
+            Ok(r) => mcp::Backend::Remote(Box::new(r)),
+            Err(e) => {
+                eprintln!("{e}");
+                return ExitCode::FAILURE;
+            }
+        },
+        None => match AppState::new(cfg) {
+            Ok(s) => {
+                server::start_probes(&s);
+                mcp::Backend::Local(s)
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                return ExitCode::FAILURE;
+            }
+        },
+    };
+    let tool = mcp::LlmProviderTool::new(std::sync::Arc::new(backend), admin_token);
+    match mcp::serve_stdio(tool).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 async fn dry_run(path: &Path, prompts: Option<&Path>, report: &Path) -> ExitCode {
     let cfg = match Config::load(path, &process_env) {
         Ok(c) => c,
@@ -571,7 +624,13 @@ fn serve(path: &std::path::Path, listen: Option<std::net::SocketAddr>) -> ExitCo
             .and_then(|l| l.local_addr().ok())
             .or(maddr);
         tracing::info!(%addr, metrics = ?maddr, "llm-gateway listening");
-        match server::run(listener, metrics_listener, state, shutdown_signal()).await {
+        let telemetry = state.telemetry.clone();
+        let served = server::run(listener, metrics_listener, state, shutdown_signal()).await;
+        if let Some(t) = telemetry {
+            // The last spans, within 2 s: a collector that is down does not hold the exit longer.
+            let _ = tokio::task::spawn_blocking(move || t.shutdown(std::time::Duration::from_secs(2))).await;
+        }
+        match served {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("server error: {e}");

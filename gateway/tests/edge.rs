@@ -102,7 +102,7 @@ async fn rejections_made_outside_the_handlers_are_openai_errors() {
     );
     let gw = start(&text, false).await;
     let a = gw.addr;
-    let r = exchange(a, &get("/v1/responses")).await;
+    let r = exchange(a, &get("/v1/no-such-route")).await;
     assert_eq!((status(&r), error_code(&r).as_str()), (404, "not_found"), "{r}");
     let r = exchange(a, &get("/v1/completions")).await;
     assert_eq!(status(&r), 404, "{r}");

@@ -29,6 +29,7 @@ async fn openai_sdk_against_the_gateway() {
         "-p",
         "no:cacheprovider",
         "test_openai_client.py",
+        "test_openai_responses.py",
     ])
     .current_dir(llm_mocks::testing::workspace_root().join("gateway/tests/sdk"))
     .env("LLM_GATEWAY_URL", format!("http://{addr}/v1"));

@@ -154,6 +154,7 @@ fn body_of(load: &Load, prompt: &str) -> Value {
         }
         Route::Assistants => json!({"prompt": prompt, "model": load.model}),
         Route::Embeddings => json!({"model": load.model, "input": prompt}),
+        Route::Mcp => return mcp_body(load, prompt),
     };
     if let (Some(m), false) = (load.max_tokens, load.route == Route::Embeddings) {
         b["max_tokens"] = json!(m);
@@ -162,6 +163,84 @@ fn body_of(load: &Load, prompt: &str) -> Value {
         b[k] = v.clone();
     }
     b
+}
+
+/// Protocol metadata of a stateless (2026-07-28) MCP request.
+const MCP_VERSION: &str = "2026-07-28";
+
+/// A `tools/call` of `llm_generate`: the prompt, the load's model and `max_tokens`, its `X-LLM-Provider` header as
+/// `provider`, and its `body` fields merged into the arguments.
+fn mcp_body(load: &Load, prompt: &str) -> Value {
+    let mut args = json!({"prompt": prompt, "model": load.model});
+    if let Some(m) = load.max_tokens {
+        args["max_tokens"] = json!(m);
+    }
+    if let Some((_, p)) = load
+        .headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("x-llm-provider"))
+    {
+        args["provider"] = json!(p);
+    }
+    for (k, v) in &load.body {
+        args[k] = v.clone();
+    }
+    json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
+        "name": "llm_generate",
+        "arguments": args,
+        "_meta": {
+            "io.modelcontextprotocol/protocolVersion": MCP_VERSION,
+            "io.modelcontextprotocol/clientCapabilities": {},
+            "io.modelcontextprotocol/clientInfo": {"name": "llm-scenarios", "version": env!("CARGO_PKG_VERSION")},
+        },
+    }})
+}
+
+/// The JSON-RPC answer in an MCP response body: the body itself, or the first SSE `data:` event that is one.
+fn mcp_message(text: &str) -> Option<Value> {
+    if let Ok(v) = serde_json::from_str::<Value>(text) {
+        return Some(v);
+    }
+    text.lines()
+        .filter_map(|l| l.trim_end().strip_prefix("data:"))
+        .filter_map(|d| serde_json::from_str::<Value>(d.trim()).ok())
+        .find(|v| v.get("result").is_some() || v.get("error").is_some())
+}
+
+/// Fills `s` from an MCP answer: who answered from `structuredContent`; a tool error's gateway code (`code X` in
+/// its message, else `tool_error`); a JSON-RPC error as `jsonrpc_<code>`.
+fn record_mcp(s: &mut Sample, text: &str) {
+    let Some(msg) = mcp_message(text) else {
+        s.error = Some("2xx body is not an MCP answer".into());
+        return;
+    };
+    if let Some(e) = msg.get("error") {
+        let code = e.get("code").and_then(Value::as_i64).unwrap_or(0);
+        s.error_code = Some(format!("jsonrpc_{code}"));
+        return;
+    }
+    let r = &msg["result"];
+    if r["isError"].as_bool() == Some(true) {
+        let text = r.pointer("/content/0/text").and_then(Value::as_str).unwrap_or("");
+        let code = text
+            .split_once("code ")
+            .map(|(_, rest)| {
+                rest.chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect::<String>()
+            })
+            .filter(|c| !c.is_empty());
+        s.error_code = Some(code.unwrap_or_else(|| "tool_error".into()));
+        return;
+    }
+    let out = &r["structuredContent"];
+    s.provider = out["provider"].as_str().map(str::to_string);
+    s.source = out["source"].as_str().map(str::to_string);
+    s.fallbacks = out["fallbacks"]
+        .as_u64()
+        .and_then(|f| u32::try_from(f).ok())
+        .unwrap_or(0);
+    s.ok = out.is_object() && s.error.is_none();
 }
 
 /// Sends request number `i` and records it.
@@ -176,12 +255,20 @@ async fn one(t: &Target, load: &Load, i: u64) -> Sample {
         Route::Chat => "/v1/chat/completions",
         Route::Assistants => "/api/assistants/generate",
         Route::Embeddings => "/v1/embeddings",
+        Route::Mcp => "/mcp",
     };
     let mut req = t
         .http
         .post(format!("{}{path}", t.gateway_url))
         .timeout(load.timeout)
         .json(&body_of(load, prompt));
+    if load.route == Route::Mcp {
+        req = req
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-protocol-version", MCP_VERSION)
+            .header("mcp-method", "tools/call")
+            .header("mcp-name", "llm_generate");
+    }
     for (k, v) in &load.headers {
         req = req.header(k, v);
     }
@@ -223,7 +310,9 @@ async fn one(t: &Target, load: &Load, i: u64) -> Sample {
                 }
             }
             let text = String::from_utf8_lossy(&body);
-            if streamed {
+            if load.route == Route::Mcp && resp_ok(s.status) {
+                record_mcp(&mut s, &text);
+            } else if streamed {
                 let (end, code) = classify_stream(&text);
                 s.stream = Some(end);
                 s.error_code = code;

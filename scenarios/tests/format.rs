@@ -223,3 +223,23 @@ fn duplicate_phase_names_and_provider_headers() {
         "1 problem(s):\n  - phases[0].load.headers.X-LLM-Provider: unknown provider \"openia\"; expected one of gigachat, kimi, ollama, openai, qwen"
     );
 }
+
+#[test]
+fn mcp_load_is_route_mcp_or_api_mcp() {
+    let from = "load: { requests: 10, concurrency: 2 }";
+    for to in [
+        "load: { requests: 10, concurrency: 2, api: mcp }",
+        "load: { requests: 10, concurrency: 2, route: mcp }",
+    ] {
+        let sc = mutated(from, to).unwrap();
+        let load = &sc.steady_state.as_ref().unwrap().load;
+        assert_eq!(load.route, format::Route::Mcp, "{to}");
+    }
+    let e = error(
+        from,
+        "load: { requests: 10, concurrency: 2, api: mcp, stream: true }",
+    );
+    assert!(e.contains("only the chat route streams"), "{e}");
+    let e = error(from, "load: { requests: 10, concurrency: 2, api: grpc }");
+    assert!(e.contains("expected chat, assistants, embeddings or mcp"), "{e}");
+}

@@ -61,6 +61,7 @@ suite! {
     embeddings_fallback_same_space => "25_embeddings_fallback_same_space.yaml",
     vision_and_tools_fallback => "26_vision_and_tools_fallback.yaml",
     cut_streams_open_the_breaker => "27_cut_streams_open_the_breaker.yaml",
+    mcp_primary_quota_exhausted => "28_mcp_primary_quota_exhausted.yaml",
 }
 
 fn planned(sc: &Scenario) -> u64 {

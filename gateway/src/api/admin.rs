@@ -96,6 +96,11 @@ pub(crate) async fn metrics(State(state): State<Arc<AppState>>) -> Response {
 
 /// `GET /admin/providers`: breaker, cooldown, last error per provider. Secrets appear only as present/absent.
 pub(crate) async fn providers(State(state): State<Arc<AppState>>) -> Json<Value> {
+    Json(providers_json(&state))
+}
+
+/// The body of `GET /admin/providers` (also the MCP tool `llm_providers`).
+pub(crate) fn providers_json(state: &AppState) -> Value {
     let list: Vec<Value> = state
         .router
         .snapshot()
@@ -118,12 +123,12 @@ pub(crate) async fn providers(State(state): State<Arc<AppState>>) -> Json<Value>
             })
         })
         .collect();
-    Json(json!({
+    json!({
         "mode": state.router.mode().as_str(),
         "degraded": state.router.connectivity().degraded(),
         "cache_entries": state.cache.entry_count(),
         "providers": list,
-    }))
+    })
 }
 
 /// A URL without user info or query (both could carry credentials).
@@ -156,18 +161,20 @@ pub(crate) async fn set_mode(
         |_| Ok(()),
         |_: &ModeBody| true,
     )?;
-    let mode = Mode::parse(&b.mode).ok_or_else(|| {
-        ApiError::BadAdminInput(format!(
-            "unknown mode {:?}; expected auto, remote or offline",
-            b.mode
-        ))
-    })?;
+    let mode = parse_mode(&b.mode)?;
     let previous = state.router.mode();
     state.router.set_mode(mode);
     tracing::info!(from = previous.as_str(), to = mode.as_str(), "mode switched");
     Ok(Json(
         json!({"mode": mode.as_str(), "previous": previous.as_str()}),
     ))
+}
+
+/// A mode name as `POST /admin/mode` (and the MCP tool `llm_set_mode`) accepts it.
+pub(crate) fn parse_mode(name: &str) -> Result<Mode, ApiError> {
+    Mode::parse(name).ok_or_else(|| {
+        ApiError::BadAdminInput(format!("unknown mode {name:?}; expected auto, remote or offline"))
+    })
 }
 
 /// `GET /admin/mode`.
@@ -224,6 +231,17 @@ pub(crate) fn is_loopback(ip: std::net::IpAddr) -> bool {
         std::net::IpAddr::V4(v4) => v4.is_loopback(),
         std::net::IpAddr::V6(v6) => {
             v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
+    }
+}
+
+/// Whether `given` opens the admin surface: always when no `server.admin_token` is configured, else only the
+/// token itself (compared in constant time).
+pub(crate) fn admin_allowed(state: &AppState, given: Option<&str>) -> bool {
+    match &state.config.server.admin_token {
+        None => true,
+        Some(token) => {
+            crate::limits::constant_time_eq(given.unwrap_or("").as_bytes(), token.expose().as_bytes())
         }
     }
 }

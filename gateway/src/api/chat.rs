@@ -133,8 +133,17 @@ pub(crate) async fn assistants_generate(
         |g: &GenerateRequest| !g.prompt.trim().is_empty(),
     )?;
     let opts = Opts::from_headers(&headers);
-    let answer = pipeline::chat(&state, &g.into_chat(), &opts).await?;
+    let answer = generate(&state, g, &opts).await?;
     let mut resp = Json(generate_result(&answer)).into_response();
     headers::apply(&state, &mut resp, &answer.meta());
     Ok(resp)
+}
+
+/// The assistants route's answer through the whole pipeline (also the MCP tool `llm_generate`).
+pub(crate) async fn generate(
+    state: &Arc<AppState>,
+    g: GenerateRequest,
+    opts: &Opts,
+) -> Result<Answer, ApiError> {
+    pipeline::chat(state, &g.into_chat(), opts).await
 }

@@ -53,6 +53,9 @@ pub(crate) async fn require_client_key(
             return Err(ApiError::ClientRateLimited { limit, retry_after });
         }
     };
+    // Who the request is, for handlers that count tokens themselves (the MCP tool `llm_generate`).
+    let mut req = req;
+    req.extensions_mut().insert(id);
     let resp = next.run(req).await;
     if let Some(u) = resp.extensions().get::<Usage>() {
         let total = u.total_tokens.max(u.prompt_tokens + u.completion_tokens);

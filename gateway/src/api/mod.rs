@@ -12,12 +12,16 @@
 //! Outside the router, `server.rs` checks the head size (431) and the health reserve (503) per connection, records
 //! the peer address (`ConnectInfo`) and times the request body. Unknown paths (404) and methods (405, with `Allow`)
 //! are answered by the router's fallbacks, as OpenAI-shaped errors like every other rejection.
+//!
+//! `/mcp` (with `mcp.enabled`) has its own stack under layer 1: `Host` and `Origin` validation (403), then the
+//! client key as on `/v1/*`, then rmcp's Streamable HTTP service (its own body limit, the same size).
 
 mod admin;
 mod chat;
 mod client;
 mod embeddings;
 pub mod error;
+mod responses;
 mod sse;
 
 use std::collections::BTreeMap;
@@ -40,7 +44,8 @@ use crate::offline::OfflineStore;
 use crate::pipeline::headers;
 use crate::providers::{self, ClientBuildError, Provider};
 use crate::router::Router;
-pub(crate) use admin::is_loopback;
+pub(crate) use admin::{admin_allowed, is_loopback, parse_mode, providers_json};
+pub(crate) use chat::{generate, generate_result, GenerateRequest};
 pub use error::ApiError;
 
 /// Everything handlers share.
@@ -62,6 +67,8 @@ pub struct AppState {
     pub clients: ClientLimits,
     /// Serving, draining, closing: `/readyz` and the streams follow it.
     pub lifecycle: crate::server::Lifecycle,
+    /// OpenTelemetry trace export (`None`: off).
+    pub telemetry: Option<crate::telemetry::Telemetry>,
 }
 
 impl AppState {
@@ -89,6 +96,19 @@ impl AppState {
         offline.set_miss_secrets(config.secret_values());
         let cache = ResponseCache::new(&config.cache);
         let clients = ClientLimits::new(&config.clients);
+        // Export problems never stop the gateway: it serves without traces and says why.
+        let telemetry = config.telemetry.as_ref().and_then(|o| {
+            match crate::telemetry::Telemetry::start(&config, metrics.spans_dropped.clone()) {
+                Ok(t) => {
+                    tracing::info!(endpoint = %o.endpoint, "OpenTelemetry traces exported over OTLP/HTTP");
+                    Some(t)
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "OpenTelemetry traces are off");
+                    None
+                }
+            }
+        });
         Ok(Arc::new(AppState {
             config,
             router,
@@ -98,6 +118,7 @@ impl AppState {
             cache,
             clients,
             lifecycle: crate::server::Lifecycle::default(),
+            telemetry,
         }))
     }
 
@@ -113,6 +134,7 @@ pub fn app(state: Arc<AppState>) -> axum::Router {
     // `limits.clients` there is no layer at all (the set of keys is fixed for the process's life).
     let mut client_routes = axum::Router::new()
         .route("/v1/chat/completions", post(chat::chat_completions))
+        .route("/v1/responses", post(responses::responses))
         .route("/v1/embeddings", post(embeddings::embeddings))
         .route("/v1/models", get(admin::models))
         .route("/v1/models/{*id}", get(admin::model))
@@ -123,8 +145,23 @@ pub fn app(state: Arc<AppState>) -> axum::Router {
             client::require_client_key,
         ));
     }
-    axum::Router::new()
-        .merge(client_routes)
+    let mut router = axum::Router::new().merge(client_routes);
+    if state.config.mcp.enabled {
+        // `/mcp`: Host and Origin first (DNS rebinding, browsers), then the client key as on `/v1/*`; the admin
+        // token of admin tools is checked per tool call.
+        let mut mcp = crate::mcp::http::routes(&state);
+        if state.clients.enabled() {
+            mcp = mcp.layer(middleware::from_fn_with_state(
+                state.clone(),
+                client::require_client_key,
+            ));
+        }
+        router = router.merge(mcp.layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::mcp::http::guard,
+        )));
+    }
+    router
         .route("/healthz", get(admin::healthz))
         .route("/readyz", get(admin::readyz))
         .route("/metrics", get(admin::metrics))
@@ -175,6 +212,7 @@ async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) ->
 fn route_of(path: Option<&MatchedPath>) -> Route {
     match path.map(MatchedPath::as_str) {
         Some("/v1/chat/completions") => Route::ChatCompletions,
+        Some("/v1/responses") => Route::Responses,
         Some("/v1/embeddings") => Route::Embeddings,
         Some("/v1/models" | "/v1/models/{*id}") => Route::Models,
         Some("/api/assistants/generate") => Route::AssistantsGenerate,

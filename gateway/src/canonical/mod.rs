@@ -2,6 +2,7 @@
 
 mod chat;
 mod embeddings;
+pub mod responses;
 pub mod validate;
 
 pub use chat::{

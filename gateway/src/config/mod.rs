@@ -6,6 +6,7 @@ mod policy;
 mod raw;
 mod secrets;
 mod state;
+mod telemetry;
 #[cfg(test)]
 mod tests;
 mod tiers;
@@ -22,6 +23,7 @@ use serde::Serialize;
 pub use crate::offline::OfflineConfig;
 pub use secrets::{Secret, SecretSource};
 pub use state::{redact_url, OnError, RedisStateConfig, StateBackendKind, StateConfig};
+pub use telemetry::OtlpConfig;
 pub use tiers::{CacheConfig, CacheScope, ClientKey, ConnectivityConfig, ProviderLimits};
 
 /// Runtime mode: which tiers the router may use.
@@ -301,6 +303,51 @@ pub struct Config {
     pub connectivity: Option<ConnectivityConfig>,
     /// Shared state backend (memory by default).
     pub state: StateConfig,
+    /// The MCP server at `/mcp` on the API listener.
+    pub mcp: McpConfig,
+    /// OpenTelemetry trace export (`None`: off).
+    pub telemetry: Option<OtlpConfig>,
+    /// `POST /v1/responses` settings.
+    pub responses: ResponsesConfig,
+}
+
+/// `mcp:` after validation: the Streamable HTTP MCP endpoint `/mcp` (`llm-gateway mcp` on stdio needs none of it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct McpConfig {
+    /// Serve `/mcp` (default false).
+    pub enabled: bool,
+    /// `Host` values accepted (DNS-rebinding guard), `host` or `host:port`; default loopback names.
+    pub allowed_hosts: Vec<String>,
+    /// `Origin` values accepted when a request carries one (`scheme://host[:port]`); `None` (the default): only
+    /// loopback origins, on any port.
+    pub allowed_origins: Option<Vec<String>>,
+}
+
+impl Default for McpConfig {
+    fn default() -> McpConfig {
+        McpConfig {
+            enabled: false,
+            allowed_hosts: ["localhost", "127.0.0.1", "::1"].map(String::from).to_vec(),
+            allowed_origins: None,
+        }
+    }
+}
+
+/// `responses:`: the Responses surface.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ResponsesConfig {
+    /// What to do with hosted tools (`web_search`, ...) the providers cannot run.
+    pub hosted_tools: HostedTools,
+}
+
+/// `responses.hosted_tools`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum HostedTools {
+    /// Leave them out of the upstream call and name them in `X-LLM-Dropped-Tools` (default).
+    #[default]
+    Drop,
+    /// A 400 `unsupported_tool` naming the first one.
+    Reject,
 }
 
 /// Capabilities of one provider model set in config (`models.<logical>.<provider>: { model, ... }`); each

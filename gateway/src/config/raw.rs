@@ -31,6 +31,30 @@ pub(crate) struct RawConfig {
     /// Shared state backend (absent: memory).
     #[serde(default)]
     pub(crate) state: RawState,
+    /// The MCP server at `/mcp`.
+    #[serde(default)]
+    pub(crate) mcp: RawMcp,
+    /// Trace export (absent: the standard `OTEL_EXPORTER_OTLP_*` variables decide; off without them).
+    pub(crate) telemetry: Option<super::telemetry::RawTelemetry>,
+    /// The Responses surface.
+    #[serde(default)]
+    pub(crate) responses: RawResponses,
+}
+
+/// `mcp:`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawMcp {
+    pub(crate) enabled: Option<bool>,
+    pub(crate) allowed_hosts: Option<Vec<String>>,
+    pub(crate) allowed_origins: Option<Vec<String>>,
+}
+
+/// `responses:`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawResponses {
+    pub(crate) hosted_tools: Option<String>,
 }
 
 /// `state:`.

@@ -144,6 +144,19 @@ pub(crate) fn validate(raw: RawConfig, env: EnvLookup<'_>) -> Result<Config, Vec
     let clients = super::tiers::clients(&mut p, &raw.limits, env);
     let connectivity = super::tiers::connectivity(&mut p, raw.connectivity.as_ref());
     let state = super::state::state(&mut p, &raw.state);
+    let mcp = mcp(&mut p, &raw.mcp);
+    let telemetry = super::telemetry::otlp(&mut p, raw.telemetry.as_ref(), env);
+    let hosted_tools = match raw.responses.hosted_tools.as_deref() {
+        None | Some("drop") => super::HostedTools::Drop,
+        Some("reject") => super::HostedTools::Reject,
+        Some(v) => {
+            p.push(
+                "responses.hosted_tools",
+                format!("unknown value {v:?}; expected drop or reject"),
+            );
+            super::HostedTools::Drop
+        }
+    };
 
     if p.0.is_empty() {
         if let Some(listen) = listen {
@@ -171,10 +184,59 @@ pub(crate) fn validate(raw: RawConfig, env: EnvLookup<'_>) -> Result<Config, Vec
                 clients,
                 connectivity,
                 state,
+                mcp,
+                telemetry,
+                responses: super::ResponsesConfig { hosted_tools },
             });
         }
     }
     Err(p.0)
+}
+
+fn mcp(p: &mut Problems, raw: &super::raw::RawMcp) -> super::McpConfig {
+    let mut out = super::McpConfig {
+        enabled: raw.enabled.unwrap_or(false),
+        ..Default::default()
+    };
+    if let Some(hosts) = &raw.allowed_hosts {
+        if hosts.is_empty() {
+            p.push(
+                "mcp.allowed_hosts",
+                "must list at least one host (an empty list would accept any Host header)",
+            );
+        }
+        for (i, h) in hosts.iter().enumerate() {
+            let bare = h.trim().trim_start_matches('[').trim_end_matches(']');
+            let ok = !h.trim().is_empty()
+                && (axum::http::uri::Authority::try_from(h.trim()).is_ok()
+                    || bare.parse::<std::net::Ipv6Addr>().is_ok());
+            if !ok || h.contains(['/', '*']) {
+                p.push(
+                    format!("mcp.allowed_hosts[{i}]"),
+                    format!("{h:?} is not a host or host:port"),
+                );
+            }
+        }
+        out.allowed_hosts = hosts.iter().map(|h| h.trim().to_string()).collect();
+    }
+    if let Some(origins) = &raw.allowed_origins {
+        for (i, o) in origins.iter().enumerate() {
+            let ok = reqwest::Url::parse(o).is_ok_and(|u| {
+                matches!(u.scheme(), "http" | "https")
+                    && u.host_str().is_some()
+                    && u.path() == "/"
+                    && !o.ends_with('/')
+            });
+            if !ok {
+                p.push(
+                    format!("mcp.allowed_origins[{i}]"),
+                    format!("{o:?} is not an origin (scheme://host[:port], no path)"),
+                );
+            }
+        }
+        out.allowed_origins = Some(origins.clone());
+    }
+    out
 }
 
 fn mode(p: &mut Problems, configured: Option<&str>, env: EnvLookup<'_>) -> Mode {

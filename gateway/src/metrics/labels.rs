@@ -42,14 +42,61 @@ label_enum!(
         Embeddings => "embeddings",
         /// `GET /v1/models`.
         Models => "models",
+        /// `POST /v1/responses`.
+        Responses => "responses",
         /// `POST /api/assistants/generate`.
         AssistantsGenerate => "assistants_generate",
         /// `/admin/*`.
         Admin => "admin",
+        /// The MCP tool `llm_generate` (stdio or `/mcp`).
+        Mcp => "mcp",
         /// Anything else.
         Other => "other",
     }
 );
+
+label_enum!(
+    /// A hosted tool type of the Responses API that no provider runs (the `tool` of `dropped_tools_total`).
+    HostedTool {
+        /// `web_search`, `web_search_preview`, ...
+        WebSearch => "web_search",
+        /// `file_search`.
+        FileSearch => "file_search",
+        /// `code_interpreter`.
+        CodeInterpreter => "code_interpreter",
+        /// `computer`, `computer_use_preview`, ...
+        Computer => "computer",
+        /// `mcp`.
+        Mcp => "mcp",
+        /// `image_generation`.
+        ImageGeneration => "image_generation",
+        /// `shell`.
+        Shell => "shell",
+        /// `local_shell`.
+        LocalShell => "local_shell",
+        /// `apply_patch`.
+        ApplyPatch => "apply_patch",
+        /// `custom`.
+        Custom => "custom",
+        /// `tool_search`.
+        ToolSearch => "tool_search",
+        /// `namespace` (tool groups).
+        Namespace => "namespace",
+    }
+);
+
+impl HostedTool {
+    /// The hosted tool a Responses tool `type` is, if it is one.
+    pub fn of(kind: &str) -> Option<HostedTool> {
+        if kind.starts_with("web_search") {
+            return Some(HostedTool::WebSearch);
+        }
+        if kind.starts_with("computer") {
+            return Some(HostedTool::Computer);
+        }
+        HostedTool::from_label(kind.as_bytes())
+    }
+}
 
 label_enum!(
     /// Who answered (`X-LLM-Source`).
@@ -248,6 +295,58 @@ pub struct TokenLabels {
     pub provider: String,
     /// Prompt or completion.
     pub kind: TokenKind,
+}
+
+label_enum!(
+    /// An MCP tool of the `LLMProviderTool` server.
+    McpTool {
+        /// `llm_generate`.
+        Generate => "llm_generate",
+        /// `llm_providers`.
+        Providers => "llm_providers",
+        /// `llm_explain_route`.
+        ExplainRoute => "llm_explain_route",
+        /// `llm_offline_lookup`.
+        OfflineLookup => "llm_offline_lookup",
+        /// `llm_smoke`.
+        Smoke => "llm_smoke",
+        /// `llm_mode`.
+        Mode => "llm_mode",
+        /// `llm_set_mode`.
+        SetMode => "llm_set_mode",
+    }
+);
+
+label_enum!(
+    /// How an MCP tool call ended.
+    McpOutcome {
+        /// A result without `isError`.
+        Ok => "ok",
+        /// The arguments were wrong (an `isError` result naming the field).
+        InvalidArguments => "invalid_arguments",
+        /// An admin tool without a valid admin token.
+        Unauthorized => "unauthorized",
+        /// The tool ran and failed (every provider down, unknown model, an offline miss...): an `isError` result.
+        Failed => "failed",
+    }
+);
+
+/// `{tool,outcome}`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct McpLabels {
+    /// Tool.
+    pub tool: McpTool,
+    /// Outcome.
+    pub outcome: McpOutcome,
+}
+
+/// `{route,tool}` of `llm_gateway_dropped_tools_total`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct DroppedToolLabels {
+    /// Route.
+    pub route: Route,
+    /// The hosted tool left out.
+    pub tool: HostedTool,
 }
 
 /// `{route}`.

@@ -80,6 +80,13 @@ pub struct Metrics {
     /// `llm_gateway_connections_shed_total`: connections closed at accept because a listener was full
     /// (`server.max_connections` plus the health reserve).
     pub connections_shed: Counter,
+    /// `llm_gateway_mcp_tool_calls_total{tool,outcome}`: MCP tool calls (stdio and `/mcp`).
+    pub mcp_tool_calls: Family<McpLabels, Counter>,
+    /// `llm_gateway_trace_spans_dropped_total`: finished spans not exported (export queue full, export failed or
+    /// after shutdown); always 0 with traces off.
+    pub spans_dropped: Counter,
+    /// `llm_gateway_dropped_tools_total{route,tool}`: hosted tools left out of upstream calls.
+    pub dropped_tools: Family<DroppedToolLabels, Counter>,
 }
 
 impl Metrics {
@@ -105,8 +112,11 @@ impl Metrics {
             budget_used: Family::default(),
             budget_limit: Family::default(),
             reachable: Family::default(),
+            mcp_tool_calls: Family::default(),
             secret_present: Family::default(),
             connections_shed: Counter::default(),
+            spans_dropped: Counter::default(),
+            dropped_tools: Family::default(),
             registry: Registry::default(),
         };
         r.register(
@@ -205,6 +215,29 @@ impl Metrics {
             "Connections closed at accept because the listener was at server.max_connections",
             m.connections_shed.clone(),
         );
+        r.register(
+            "mcp_tool_calls",
+            "MCP tool calls by tool and outcome",
+            m.mcp_tool_calls.clone(),
+        );
+        r.register(
+            "trace_spans_dropped",
+            "Finished trace spans not exported: the export queue was full, the export failed, or after shutdown",
+            m.spans_dropped.clone(),
+        );
+        r.register(
+            "dropped_tools",
+            "Hosted tools (web_search, ...) left out of upstream calls, by route and tool",
+            m.dropped_tools.clone(),
+        );
+        for tool in HostedTool::ALL {
+            m.dropped_tools
+                .get_or_create(&DroppedToolLabels {
+                    route: Route::Responses,
+                    tool: *tool,
+                })
+                .inc_by(0);
+        }
         for p in providers {
             m.breaker_state
                 .get_or_create(&ProviderLabels {
@@ -246,6 +279,12 @@ impl Metrics {
         }
         for scope in [Scope::Client, Scope::Provider] {
             let _ = m.rate_limited.get_or_create(&ScopeLabels { scope });
+        }
+        for &tool in McpTool::ALL {
+            let _ = m.mcp_tool_calls.get_or_create(&McpLabels {
+                tool,
+                outcome: McpOutcome::Ok,
+            });
         }
         m.set_mode(mode);
         Metrics { registry: r, ..m }

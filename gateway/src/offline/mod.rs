@@ -206,7 +206,22 @@ impl OfflineStore {
 
     /// The best entry for `text`, or `None`.
     pub fn lookup(&self, text: &str) -> Option<Hit<'_>> {
-        let m = self.index.lookup(text, self.threshold)?;
+        self.lookup_at(text, self.threshold)
+    }
+
+    /// The best entry for `text` whatever its score (`None` only when no entry shares anything with it): what
+    /// `lookup` would weigh against `match_threshold`, for explaining an offline miss.
+    pub fn best(&self, text: &str) -> Option<Hit<'_>> {
+        self.lookup_at(text, f32::MIN_POSITIVE)
+    }
+
+    /// `offline.match_threshold`.
+    pub fn threshold(&self) -> f32 {
+        self.threshold
+    }
+
+    fn lookup_at(&self, text: &str, threshold: f32) -> Option<Hit<'_>> {
+        let m = self.index.lookup(text, threshold)?;
         let (pi, entry) = self.entries.get(m.entry as usize)?;
         Some(Hit {
             package: self.manifests.get(*pi)?,

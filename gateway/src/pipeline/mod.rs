@@ -28,6 +28,7 @@ use crate::metrics::{OfflineSource, Source};
 use crate::providers::capabilities::Needs;
 use crate::providers::{ErrorClass, ProviderError};
 use crate::router::{PlanError, RouteError, Served, Settle};
+use crate::telemetry::{self, Operation, RequestSpan};
 pub use stream::{Event, EventStream, Streamed};
 pub use tiers::CacheControl;
 
@@ -38,6 +39,8 @@ pub struct Opts {
     pub preferred: Option<String>,
     /// `Cache-Control` directives.
     pub cache: CacheControl,
+    /// The client's W3C trace context (`traceparent`): the request's span becomes its child.
+    pub trace_parent: Option<opentelemetry::trace::SpanContext>,
 }
 
 impl Opts {
@@ -50,6 +53,7 @@ impl Opts {
                 .map(|s| s.trim().to_ascii_lowercase())
                 .filter(|s| !s.is_empty()),
             cache: CacheControl::from_headers(h),
+            trace_parent: telemetry::client_parent(h),
         }
     }
 }
@@ -273,9 +277,66 @@ fn check(req: &ChatRequest) -> Result<(), ApiError> {
     validate::chat(req).map_err(ApiError::from)
 }
 
+/// The request's span, when traces are on.
+fn request_span(state: &AppState, op: Operation, model: &str, opts: &Opts) -> Option<RequestSpan> {
+    let t = state.telemetry.as_ref()?;
+    Some(t.request(op, model, opts.trace_parent.as_ref()))
+}
+
+/// Ends the request's span with who answered.
+fn end_span(span: Option<RequestSpan>, meta: Result<(&Meta, Option<&str>), &ApiError>) {
+    let Some(span) = span else { return };
+    let outcome = match meta {
+        Ok((m, response_model)) => telemetry::Outcome {
+            tier: Some(m.source.as_str()),
+            provider: matches!(m.source, Source::Provider | Source::Local).then_some(m.provider.as_str()),
+            response_model,
+            usage: m.usage,
+            fallbacks: m.fallbacks,
+            error: None,
+        },
+        Err(e) => telemetry::Outcome {
+            error: Some(error_type(e)),
+            ..Default::default()
+        },
+    };
+    span.end(outcome);
+}
+
+/// `error.type` of a failed request: low-cardinality names of what the client was told.
+fn error_type(e: &ApiError) -> &'static str {
+    match e {
+        ApiError::InvalidJson(_) | ApiError::InvalidRequest { .. } | ApiError::MissingMessages => {
+            "invalid_request"
+        }
+        ApiError::Unsupported { .. } => "unsupported",
+        ApiError::Plan(PlanError::UnknownModel(_)) => "model_not_found",
+        ApiError::Plan(PlanError::UnknownProvider(_)) => "provider_not_found",
+        ApiError::Plan(PlanError::NoCandidates { .. }) => "no_provider_in_mode",
+        ApiError::Route(RouteError::Rejected { error, .. }) => error.class.as_str(),
+        ApiError::Route(RouteError::Unservable { .. }) => "unservable",
+        ApiError::Route(RouteError::AllFailed { deadline: true, .. }) => "deadline_exceeded",
+        ApiError::Route(RouteError::AllFailed { .. }) | ApiError::OfflineMiss(_) => "all_providers_failed",
+        _ => "_OTHER",
+    }
+}
+
 /// A non-stream chat answer: a fresh cache hit, else the providers (the answer is stored), else a stale cache
-/// answer or an offline package.
+/// answer or an offline package. Traced as one span when traces are on.
 pub async fn chat(state: &Arc<AppState>, req: &ChatRequest, opts: &Opts) -> Result<Answer, ApiError> {
+    let span = request_span(state, Operation::Chat, &req.model, opts);
+    let r = telemetry::within(span.as_ref(), chat_untraced(state, req, opts)).await;
+    if span.is_some() {
+        let meta = r.as_ref().map(|a| (a.meta(), a.response().model.as_str()));
+        end_span(
+            span,
+            meta.as_ref().map(|(m, model)| (m, Some(*model))).map_err(|e| *e),
+        );
+    }
+    r
+}
+
+async fn chat_untraced(state: &Arc<AppState>, req: &ChatRequest, opts: &Opts) -> Result<Answer, ApiError> {
     check(req)?;
     let run = Run::new(state);
     let key = state.cache.eligible(req).then(|| cache::key(req));
@@ -293,7 +354,14 @@ pub async fn chat(state: &Arc<AppState>, req: &ChatRequest, opts: &Opts) -> Resu
                 let name = cand.provider.clone();
                 async move {
                     let p = provider.ok_or_else(|| no_adapter(&name))?;
-                    p.adapter.chat(req, &model).await.map(tool_calls_finish)
+                    let r = p.adapter.chat(req, &model).await.map(tool_calls_finish);
+                    if let Ok(resp) = &r {
+                        telemetry::record_answer(Some(&resp.model), resp.usage.as_ref(), Operation::Chat);
+                        telemetry::record_finish_reasons(
+                            resp.choices.iter().filter_map(|c| c.finish_reason.as_deref()),
+                        );
+                    }
+                    r
                 }
             })
             .await
@@ -321,8 +389,29 @@ pub async fn chat(state: &Arc<AppState>, req: &ChatRequest, opts: &Opts) -> Resu
 }
 
 /// A streamed chat answer: a provider's stream once it produced its first token (failover is free until then),
-/// or a whole answer (cache, package) as a stream of the same events.
+/// or a whole answer (cache, package) as a stream of the same events. Traced as one span when traces are on,
+/// from the request to the stream's end (its usage, a break, a continuation on another provider).
 pub async fn chat_stream(state: &Arc<AppState>, req: ChatRequest, opts: &Opts) -> Result<Streamed, ApiError> {
+    let Some(span) = request_span(state, Operation::Chat, &req.model, opts) else {
+        return chat_stream_untraced(state, req, opts).await;
+    };
+    match span.within(chat_stream_untraced(state, req, opts)).await {
+        Ok(mut s) => {
+            s.events = stream::traced(s.events, span, s.meta.clone());
+            Ok(s)
+        }
+        Err(e) => {
+            end_span(Some(span), Err(&e));
+            Err(e)
+        }
+    }
+}
+
+async fn chat_stream_untraced(
+    state: &Arc<AppState>,
+    req: ChatRequest,
+    opts: &Opts,
+) -> Result<Streamed, ApiError> {
     check(&req)?;
     let run = Run::new(state);
     let key = state.cache.eligible(&req).then(|| cache::key(&req));
@@ -355,8 +444,23 @@ pub async fn chat_stream(state: &Arc<AppState>, req: ChatRequest, opts: &Opts) -
 }
 
 /// An embeddings answer, only ever from the request's own vector space: the providers of that space, then an
-/// offline package's stored vectors of the same size (not in `remote` mode).
+/// offline package's stored vectors of the same size (not in `remote` mode). Traced as one span when traces
+/// are on.
 pub async fn embeddings(
+    state: &Arc<AppState>,
+    req: &EmbeddingsRequest,
+    opts: &Opts,
+) -> Result<Embedded, ApiError> {
+    let span = request_span(state, Operation::Embeddings, &req.model, opts);
+    let r = telemetry::within(span.as_ref(), embeddings_untraced(state, req, opts)).await;
+    end_span(
+        span,
+        r.as_ref().map(|e| (&e.meta, Some(e.response.model.as_str()))),
+    );
+    r
+}
+
+async fn embeddings_untraced(
     state: &Arc<AppState>,
     req: &EmbeddingsRequest,
     opts: &Opts,
@@ -372,7 +476,12 @@ pub async fn embeddings(
                 let name = cand.provider.clone();
                 async move {
                     let p = provider.ok_or_else(|| no_adapter(&name))?;
-                    p.adapter.embed(req, &model).await
+                    let r = p.adapter.embed(req, &model).await;
+                    if let Ok(resp) = &r {
+                        let usage = Usage::new(resp.usage.prompt_tokens, 0);
+                        telemetry::record_answer(Some(&resp.model), Some(&usage), Operation::Embeddings);
+                    }
+                    r
                 }
             })
             .await

@@ -17,11 +17,14 @@ use super::{Answer, Meta};
 use crate::api::AppState;
 use crate::canonical::{ChatChunk, ChatRequest, ChatResponse, Delta, Message, Role, ToolCallDelta};
 use crate::config::StreamFailurePolicy;
+use crate::metrics::Source;
 use crate::metrics::{FallbackLabels, Outcome, ProviderLabels};
 use crate::providers::capabilities::Needs;
 use crate::providers::{ChunkStream, ErrorClass, ProviderError};
 use crate::router::{Candidate, RouteError, Served, Settle};
 use crate::server::Phase;
+use crate::telemetry::RequestSpan;
+use opentelemetry::context::FutureExt as _;
 
 /// One step of a streamed answer.
 #[derive(Debug, Clone)]
@@ -379,6 +382,74 @@ pub(crate) fn live(
         meta,
         events: Box::pin(events),
     }
+}
+
+/// What a traced stream learns on its way, for its request span, which it ends when the stream is dropped.
+struct StreamSpan {
+    span: Option<RequestSpan>,
+    meta: Meta,
+    model: Option<String>,
+    error: Option<&'static str>,
+}
+
+impl StreamSpan {
+    fn observe(&mut self, ev: &Event) {
+        match ev {
+            Event::Chunk(c) => {
+                if self.model.is_none() && !c.model.is_empty() {
+                    self.model = Some(c.model.clone());
+                }
+                if c.usage.is_some() {
+                    self.meta.usage = c.usage;
+                }
+            }
+            Event::Continued { to, .. } => {
+                self.meta.provider = to.clone();
+                self.meta.fallbacks += 1;
+                self.model = None;
+            }
+            Event::Failed { error, .. } => self.error = Some(error.class.as_str()),
+            Event::ShuttingDown => self.error = Some("shutting_down"),
+            Event::Done => {}
+        }
+    }
+}
+
+impl Drop for StreamSpan {
+    fn drop(&mut self) {
+        if let Some(span) = self.span.take() {
+            let outcome = crate::telemetry::Outcome {
+                tier: Some(self.meta.source.as_str()),
+                provider: matches!(self.meta.source, Source::Provider | Source::Local)
+                    .then_some(self.meta.provider.as_str()),
+                response_model: self.model.as_deref(),
+                usage: self.meta.usage,
+                fallbacks: self.meta.fallbacks,
+                error: self.error,
+            };
+            span.end(outcome);
+        }
+    }
+}
+
+/// The events polled in the request span's context (a continuation's attempts are its children too), the span
+/// ended with the stream: a clean end, a break, or a client that went away.
+pub(crate) fn traced(events: EventStream, span: RequestSpan, meta: Meta) -> EventStream {
+    let cx = span.context();
+    let mut state = StreamSpan {
+        span: Some(span),
+        meta,
+        model: None,
+        error: None,
+    };
+    Box::pin(
+        events
+            .map(move |ev| {
+                state.observe(&ev);
+                ev
+            })
+            .with_context(cx),
+    )
 }
 
 /// The chunks of a complete answer: role, content, tool calls, finish and usage.

@@ -71,7 +71,10 @@ pub(crate) async fn send(
     classify: Classify,
     secret: Option<&str>,
 ) -> Result<Response, ProviderError> {
-    let resp = rb.send().await.map_err(|e| ProviderError::from_reqwest(&e))?;
+    let resp = crate::telemetry::inject(rb)
+        .send()
+        .await
+        .map_err(|e| ProviderError::from_reqwest(&e))?;
     let status = resp.status().as_u16();
     if (200..300).contains(&status) {
         return Ok(resp);

@@ -12,6 +12,7 @@ use crate::config::ContentFilterPolicy;
 use crate::metrics::{FallbackLabels, Outcome, ProviderLabels};
 use crate::providers::capabilities::Needs;
 use crate::providers::{ErrorClass, ProviderError};
+use crate::telemetry::{self, AttemptSpan, Fallback};
 
 /// The state of one request's walk down its candidates.
 struct Walk {
@@ -54,6 +55,7 @@ impl Router {
     /// failure (if any) to it is counted, and it becomes the `from` of the next one.
     fn pass_over(&self, walk: &mut Walk, cand: &Candidate, skip: Skip) {
         self.metrics.provider_outcome(&cand.provider, skip.outcome);
+        telemetry::skipped(&cand.provider, skip.outcome.as_str(), &skip.message);
         let outcome = skip.outcome;
         walk.attempts.push(AttemptRecord::skipped(&cand.provider, skip));
         walk.passed_over += 1;
@@ -65,10 +67,39 @@ impl Router {
     /// on the request only), then reachability, budget and breaker/cooldown (the breaker check is last: admitting
     /// may make this call the half-open probe).
     fn skip_check(&self, cand: &Candidate, needs: &Needs, walk: &Walk, now: Instant) -> Option<Skip> {
+        if let Some(skip) = self.static_skip(cand, needs, walk.too_long_at, now) {
+            return Some(skip);
+        }
+        let a = self.admit(&cand.provider, now);
+        self.admission_skip(&cand.provider, a, now)
+    }
+
+    /// [`Router::skip_check`] without its side effects (no half-open transition, no probe, no metric): why `cand`
+    /// would be passed over if a request with `needs` came now. For explaining a route without calling anyone.
+    pub fn would_skip(&self, cand: &Candidate, needs: &Needs, now: Instant) -> Option<Skip> {
+        if let Some(skip) = self.static_skip(cand, needs, None, now) {
+            return Some(skip);
+        }
+        let a = self
+            .health
+            .get(&cand.provider)
+            .map_or(Admission::SkipOpen, |h| lock(h).peek(now, &self.policy));
+        self.admission_skip(&cand.provider, a, now)
+    }
+
+    /// The checks before the breaker: capability, context window (`too_long_at`: the largest window that already
+    /// said "too long"), reachability, budget. None of them changes any state.
+    fn static_skip(
+        &self,
+        cand: &Candidate,
+        needs: &Needs,
+        too_long_at: Option<u32>,
+        now: Instant,
+    ) -> Option<Skip> {
         if let Some(r) = cand.caps.refuses(needs) {
             return Some(Skip::new(Outcome::SkippedCapability, r.message));
         }
-        if let (Some(floor), Some(w)) = (walk.too_long_at, cand.caps.context_window) {
+        if let (Some(floor), Some(w)) = (too_long_at, cand.caps.context_window) {
             if w <= floor {
                 let msg = format!("context window {w} is not larger than {floor}, which was too small");
                 return Some(Skip::new(Outcome::SkippedContextWindow, msg));
@@ -82,13 +113,18 @@ impl Router {
             let msg = format!("budget used up for {} ms", wait.as_millis());
             return Some(Skip::new(Outcome::SkippedBudget, msg));
         }
-        match self.admit(&cand.provider, now) {
+        None
+    }
+
+    /// The skip a breaker/cooldown admission means.
+    fn admission_skip(&self, provider: &str, a: Admission, now: Instant) -> Option<Skip> {
+        match a {
             Admission::Allowed { .. } => None,
             Admission::SkipOpen => Some(Skip::new(Outcome::SkippedBreakerOpen, "breaker open".into())),
             Admission::SkipCooldown(until) => {
                 let reason = self
                     .health
-                    .get(&cand.provider)
+                    .get(provider)
                     .and_then(|h| lock(h).cooldown(now))
                     .and_then(|(_, r)| r);
                 let why = reason.map_or("", ErrorClass::as_str);
@@ -101,13 +137,14 @@ impl Router {
         }
     }
 
-    /// One call of `call` on `cand` under its attempt timeout (bounded by the deadline); the time it took counts
-    /// as upstream wait.
+    /// One call of `call` on `cand` under its attempt timeout (bounded by the deadline), inside the attempt's
+    /// span when the request is traced; the time it took counts as upstream wait.
     async fn attempt<T, F, Fut>(
         &self,
         cand: &Candidate,
         walk: &mut Walk,
         call: &mut F,
+        span: Option<&AttemptSpan>,
     ) -> Result<T, ProviderError>
     where
         F: FnMut(&Candidate, Duration) -> Fut,
@@ -116,13 +153,14 @@ impl Router {
         let now = Instant::now();
         self.budgets.count_request(&cand.provider, now, &self.metrics);
         let budget = cand.timeouts.attempt.min(walk.deadline - now);
-        let result = match tokio::time::timeout(budget, call(cand, budget)).await {
-            Ok(r) => r,
-            Err(_) => Err(ProviderError::new(
-                ErrorClass::Timeout,
-                format!("attempt timed out after {} ms", budget.as_millis()),
-            )),
-        };
+        let result =
+            match tokio::time::timeout(budget, telemetry::within_attempt(span, call(cand, budget))).await {
+                Ok(r) => r,
+                Err(_) => Err(ProviderError::new(
+                    ErrorClass::Timeout,
+                    format!("attempt timed out after {} ms", budget.as_millis()),
+                )),
+            };
         let took = now.elapsed();
         walk.upstream_wait += took;
         self.metrics
@@ -214,8 +252,17 @@ impl Router {
                     self.pass_over(&mut walk, cand, skip);
                     continue 'candidates;
                 }
+                let fallback = walk.last_failure.as_ref().map(|(from, reason)| Fallback {
+                    from,
+                    reason: reason.as_str(),
+                });
+                let span = telemetry::attempt(&cand.provider, &cand.model, retries, fallback);
                 self.count_fallback(&mut walk, &cand.provider);
-                let err = match self.attempt(cand, &mut walk, &mut call).await {
+                let result = self.attempt(cand, &mut walk, &mut call, span.as_ref()).await;
+                if let Some(s) = span {
+                    s.end(result.as_ref().err().map(|e| e.class.as_str()));
+                }
+                let err = match result {
                     Ok(value) => {
                         if settle == Settle::OnAnswer {
                             self.record_success(&cand.provider);

@@ -84,32 +84,39 @@ impl Health {
         self.last_error.as_ref()
     }
 
-    /// Decides whether a call may go out now; moves open -> half-open when `open_for` has passed.
-    pub fn admit(&mut self, now: Instant, policy: &Policy) -> Admission {
-        if let Some(until) = self.cooldown_until {
-            if until > now {
-                return Admission::SkipCooldown(until);
-            }
-            self.cooldown_until = None;
-            self.cooldown_reason = None;
+    /// What [`Health::admit`] would answer at `now`, without any of its transitions (an expired cooldown is not
+    /// cleared, open does not move to half-open, no probe starts): for explaining a route without routing.
+    pub fn peek(&self, now: Instant, policy: &Policy) -> Admission {
+        if let Some(until) = self.cooldown_until.filter(|u| *u > now) {
+            return Admission::SkipCooldown(until);
         }
         match self.state {
             BreakerState::Closed => Admission::Allowed { probe: false },
             BreakerState::Open if now >= self.opened_at + policy.breaker.open_for => {
-                self.state = BreakerState::HalfOpen;
-                self.probe_started = Some(now);
                 Admission::Allowed { probe: true }
             }
             BreakerState::Open => Admission::SkipOpen,
             BreakerState::HalfOpen => match self.probe_started {
                 // A probe abandoned (client gone) must not wedge the breaker half-open forever.
                 Some(t) if now < t + policy.breaker.open_for => Admission::SkipOpen,
-                _ => {
-                    self.probe_started = Some(now);
-                    Admission::Allowed { probe: true }
-                }
+                _ => Admission::Allowed { probe: true },
             },
         }
+    }
+
+    /// Decides whether a call may go out now ([`Health::peek`]), then makes it so: an expired cooldown is
+    /// cleared, and an allowed probe moves the breaker to half-open and starts the probe.
+    pub fn admit(&mut self, now: Instant, policy: &Policy) -> Admission {
+        let a = self.peek(now, policy);
+        if self.cooldown_until.is_some_and(|u| u <= now) {
+            self.cooldown_until = None;
+            self.cooldown_reason = None;
+        }
+        if a == (Admission::Allowed { probe: true }) {
+            self.state = BreakerState::HalfOpen;
+            self.probe_started = Some(now);
+        }
+        a
     }
 
     /// Lets the next call be the half-open probe (the probe's answer said nothing about the provider's health).

@@ -141,6 +141,9 @@ pub enum Route {
     Assistants,
     /// `POST /v1/embeddings`.
     Embeddings,
+    /// The MCP tool `llm_generate` on `/mcp` (`api: mcp`): one stateless (2026-07-28) `tools/call` per request;
+    /// who answered comes from the result's `structuredContent`. Needs `mcp: { enabled: true }` in the gateway.
+    Mcp,
 }
 
 /// `load:`.

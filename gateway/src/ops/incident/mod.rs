@@ -29,7 +29,12 @@ pub use render::{clock, render};
 pub const TEMPLATE: &str = include_str!("../../../../docs/templates/offline_incident_report.md");
 
 /// The routes whose requests are counted as traffic (not `/v1/models`, not admin).
-const INFERENCE_ROUTES: [&str; 3] = ["chat_completions", "embeddings", "assistants_generate"];
+const INFERENCE_ROUTES: [&str; 4] = [
+    "chat_completions",
+    "responses",
+    "embeddings",
+    "assistants_generate",
+];
 
 /// The metric families the report reads, and whether the gateway exposes them from its start (absent then
 /// means no data at all) or only after their first event.

@@ -299,10 +299,11 @@ fn load(c: &mut Ctx, at: &str, l: &RawLoad, phase_duration: Option<Duration>) ->
         None | Some("chat") => Route::Chat,
         Some("assistants") => Route::Assistants,
         Some("embeddings") => Route::Embeddings,
+        Some("mcp") => Route::Mcp,
         Some(other) => {
             c.push(
                 format!("{at}.route"),
-                format!("unknown route {other:?}; expected chat, assistants or embeddings"),
+                format!("unknown route {other:?}; expected chat, assistants, embeddings or mcp"),
             );
             Route::Chat
         }
