@@ -56,6 +56,7 @@ pub(crate) async fn readyz(State(state): State<Arc<AppState>>) -> Response {
     let usable: Vec<String> = state
         .router
         .snapshot()
+        .await
         .into_iter()
         .filter(|s| state.config.policy.order.contains(&s.name))
         .filter(|s| {
@@ -84,6 +85,7 @@ pub(crate) async fn readyz(State(state): State<Arc<AppState>>) -> Response {
         "offline_packages": packages,
         "degraded": state.router.connectivity().degraded(),
         "draining": draining,
+        "state_backend": state.router.state_backend().status(),
     });
     (status, Json(body)).into_response()
 }
@@ -96,14 +98,15 @@ pub(crate) async fn metrics(State(state): State<Arc<AppState>>) -> Response {
 
 /// `GET /admin/providers`: breaker, cooldown, last error per provider. Secrets appear only as present/absent.
 pub(crate) async fn providers(State(state): State<Arc<AppState>>) -> Json<Value> {
-    Json(providers_json(&state))
+    Json(providers_json(&state).await)
 }
 
 /// The body of `GET /admin/providers` (also the MCP tool `llm_providers`).
-pub(crate) fn providers_json(state: &AppState) -> Value {
+pub(crate) async fn providers_json(state: &AppState) -> Value {
     let list: Vec<Value> = state
         .router
         .snapshot()
+        .await
         .into_iter()
         .map(|s| {
             let pc = state.config.providers.get(&s.name);
@@ -126,6 +129,7 @@ pub(crate) fn providers_json(state: &AppState) -> Value {
     json!({
         "mode": state.router.mode().as_str(),
         "degraded": state.router.connectivity().degraded(),
+        "state_backend": state.router.state_backend().status(),
         "cache_entries": state.cache.entry_count(),
         "providers": list,
     })

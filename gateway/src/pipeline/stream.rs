@@ -676,7 +676,7 @@ fallback_policy: {{ order: [a, b], deadline: 30s, stall_timeout: 2s, max_stream_
         let s = state(", breaker: { window: 60s, min_requests: 4, failure_ratio: 0.6, open_for: 30s }");
         for i in 0..4 {
             assert_eq!(
-                s.router.snapshot()[0].breaker,
+                s.router.snapshot().await[0].breaker,
                 BreakerState::Closed,
                 "still closed before stream {i}"
             );
@@ -687,7 +687,7 @@ fallback_policy: {{ order: [a, b], deadline: 30s, stall_timeout: 2s, max_stream_
             let evs = events(&s, cut).await;
             assert!(matches!(evs.last(), Some(Event::Failed { .. })));
         }
-        assert_eq!(s.router.snapshot()[0].breaker, BreakerState::Open);
+        assert_eq!(s.router.snapshot().await[0].breaker, BreakerState::Open);
         let cands = s.router.plan("default", Mode::Auto, None).unwrap();
         let served = s
             .router

@@ -66,19 +66,31 @@ impl Router {
     /// Why `cand` must be passed over now without a call, if it must. Capability and context first (they depend
     /// on the request only), then reachability, budget and breaker/cooldown (the breaker check is last: admitting
     /// may make this call the half-open probe).
-    fn skip_check(&self, cand: &Candidate, needs: &Needs, walk: &Walk, now: Instant) -> Option<Skip> {
-        if let Some(skip) = self.static_skip(cand, needs, walk.too_long_at, now) {
+    /// The budget is taken here (one atomic check and count, shared across replicas on Redis) and given back
+    /// when the breaker or a cooldown then skips the candidate.
+    async fn skip_check(&self, cand: &Candidate, needs: &Needs, walk: &Walk, now: Instant) -> Option<Skip> {
+        if let Some(skip) = self.static_skip(cand, needs, walk.too_long_at) {
             return Some(skip);
         }
+        if let Some(wait) = self.budgets.acquire(&cand.provider, now, &self.metrics).await {
+            return Some(budget_skip(wait));
+        }
         let a = self.admit(&cand.provider, now);
-        self.admission_skip(&cand.provider, a, now)
+        let skip = self.admission_skip(&cand.provider, a, now);
+        if skip.is_some() {
+            self.budgets.refund(&cand.provider, &self.metrics).await;
+        }
+        skip
     }
 
     /// [`Router::skip_check`] without its side effects (no half-open transition, no probe, no metric): why `cand`
     /// would be passed over if a request with `needs` came now. For explaining a route without calling anyone.
-    pub fn would_skip(&self, cand: &Candidate, needs: &Needs, now: Instant) -> Option<Skip> {
-        if let Some(skip) = self.static_skip(cand, needs, None, now) {
+    pub async fn would_skip(&self, cand: &Candidate, needs: &Needs, now: Instant) -> Option<Skip> {
+        if let Some(skip) = self.static_skip(cand, needs, None) {
             return Some(skip);
+        }
+        if let Some(wait) = self.budgets.blocked_for(&cand.provider, now).await {
+            return Some(budget_skip(wait));
         }
         let a = self
             .health
@@ -87,15 +99,9 @@ impl Router {
         self.admission_skip(&cand.provider, a, now)
     }
 
-    /// The checks before the breaker: capability, context window (`too_long_at`: the largest window that already
-    /// said "too long"), reachability, budget. None of them changes any state.
-    fn static_skip(
-        &self,
-        cand: &Candidate,
-        needs: &Needs,
-        too_long_at: Option<u32>,
-        now: Instant,
-    ) -> Option<Skip> {
+    /// The checks before the budget and the breaker: capability, context window (`too_long_at`: the largest
+    /// window that already said "too long"), reachability. None of them changes any state.
+    fn static_skip(&self, cand: &Candidate, needs: &Needs, too_long_at: Option<u32>) -> Option<Skip> {
         if let Some(r) = cand.caps.refuses(needs) {
             return Some(Skip::new(Outcome::SkippedCapability, r.message));
         }
@@ -108,10 +114,6 @@ impl Router {
         if !cand.local && !self.connectivity.is_reachable(&cand.provider) {
             let msg = "last connectivity probe failed".to_string();
             return Some(Skip::new(Outcome::SkippedUnreachable, msg));
-        }
-        if let Some(wait) = self.budgets.blocked_for(&cand.provider, now) {
-            let msg = format!("budget used up for {} ms", wait.as_millis());
-            return Some(Skip::new(Outcome::SkippedBudget, msg));
         }
         None
     }
@@ -151,7 +153,6 @@ impl Router {
         Fut: Future<Output = Result<T, ProviderError>>,
     {
         let now = Instant::now();
-        self.budgets.count_request(&cand.provider, now, &self.metrics);
         let budget = cand.timeouts.attempt.min(walk.deadline - now);
         let result =
             match tokio::time::timeout(budget, telemetry::within_attempt(span, call(cand, budget))).await {
@@ -248,7 +249,7 @@ impl Router {
                     deadline_hit = true;
                     break 'candidates;
                 }
-                if let Some(skip) = self.skip_check(cand, needs, &walk, now) {
+                if let Some(skip) = self.skip_check(cand, needs, &walk, now).await {
                     self.pass_over(&mut walk, cand, skip);
                     continue 'candidates;
                 }
@@ -302,17 +303,18 @@ impl Router {
         let attempts = walk.attempts;
         let retry_after = if !attempts.is_empty() && attempts.iter().all(AttemptRecord::is_throttle) {
             let now = Instant::now();
-            candidates
-                .iter()
-                .filter_map(|c| {
-                    let cooldown = self
-                        .health
-                        .get(&c.provider)
-                        .and_then(|h| lock(h).cooldown(now))
-                        .map(|(d, _)| d);
-                    cooldown.max(self.budgets.blocked_for(&c.provider, now))
-                })
-                .min()
+            let mut soonest: Option<Duration> = None;
+            for c in candidates {
+                let cooldown = self
+                    .health
+                    .get(&c.provider)
+                    .and_then(|h| lock(h).cooldown(now))
+                    .map(|(d, _)| d);
+                if let Some(w) = cooldown.max(self.budgets.blocked_for(&c.provider, now).await) {
+                    soonest = Some(soonest.map_or(w, |s| s.min(w)));
+                }
+            }
+            soonest
         } else {
             None
         };
@@ -322,6 +324,11 @@ impl Router {
             retry_after,
         })
     }
+}
+
+fn budget_skip(wait: Duration) -> Skip {
+    let msg = format!("budget used up for {} ms", wait.as_millis());
+    Skip::new(Outcome::SkippedBudget, msg)
 }
 
 /// The request as no candidate can serve it, if so: every candidate refuses what it needs.

@@ -29,6 +29,7 @@ use crate::limits::{BudgetStatus, ProviderBudgets};
 use crate::metrics::{self, Metrics, Outcome, ProviderLabels, Scope, ScopeLabels};
 pub use crate::providers::capabilities::Need;
 use crate::providers::{ErrorClass, ProviderError};
+use crate::state::StateBackend;
 pub use budget::RetryBudget;
 pub use connectivity::Connectivity;
 pub use health::{Admission, BreakerState, Health};
@@ -203,6 +204,7 @@ pub struct Router {
     mode: AtomicU8,
     budgets: ProviderBudgets,
     connectivity: Arc<Connectivity>,
+    backend: StateBackend,
 }
 
 fn lock(m: &Mutex<Health>) -> MutexGuard<'_, Health> {
@@ -250,6 +252,7 @@ pub struct ProviderStatus {
 impl Router {
     /// A router for the config.
     pub fn new(cfg: &Config, metrics: Arc<Metrics>) -> Router {
+        let backend = StateBackend::from_config(&cfg.state, metrics.clone());
         Router {
             policy: cfg.policy.clone(),
             planner: Planner::new(cfg),
@@ -259,7 +262,8 @@ impl Router {
                 .map(|n| (n.clone(), Mutex::new(Health::new())))
                 .collect(),
             budget: RetryBudget::new(&cfg.policy.retries),
-            budgets: ProviderBudgets::new(cfg, &metrics),
+            budgets: ProviderBudgets::with_backend(cfg, &metrics, backend.clone()),
+            backend,
             connectivity: Arc::new(Connectivity::new(
                 cfg.providers
                     .values()
@@ -318,9 +322,14 @@ impl Router {
         &self.connectivity
     }
 
+    /// The state backend (memory or Redis) of limits, budgets, cooldowns, breakers and the mode.
+    pub fn state_backend(&self) -> &StateBackend {
+        &self.backend
+    }
+
     /// Counts tokens of an answer against the provider's budgets.
-    pub fn record_tokens(&self, provider: &str, tokens: u64) {
-        self.budgets.record_tokens(provider, tokens, &self.metrics);
+    pub async fn record_tokens(&self, provider: &str, tokens: u64) {
+        self.budgets.record_tokens(provider, tokens, &self.metrics).await;
     }
 
     /// The planner.
@@ -338,25 +347,32 @@ impl Router {
         self.planner.plan(model, mode, preferred)
     }
 
-    /// Breaker, cooldown and last error per provider.
-    pub fn snapshot(&self) -> Vec<ProviderStatus> {
+    /// Breaker, cooldown, last error and budgets per provider, as this process sees them (shared state, when
+    /// the backend is Redis and answers).
+    pub async fn snapshot(&self) -> Vec<ProviderStatus> {
         let now = Instant::now();
-        self.health
-            .iter()
-            .map(|(name, h)| {
+        let mut out = Vec::with_capacity(self.health.len());
+        for (name, h) in &self.health {
+            let (breaker, cd, last_error) = {
                 let h = lock(h);
                 let cd = h.cooldown(now);
-                ProviderStatus {
-                    name: name.clone(),
-                    breaker: h.state(),
-                    cooldown_remaining_ms: cd.map(|(d, _)| d.as_millis() as u64),
-                    cooldown_reason: cd.and_then(|(_, r)| r),
-                    last_error: h.last_error().map(|e| AttemptRecord::failed(name, e)),
-                    budgets: self.budgets.status(name),
-                    reachable: self.connectivity.is_reachable(name),
-                }
-            })
-            .collect()
+                (
+                    h.state(),
+                    cd,
+                    h.last_error().map(|e| AttemptRecord::failed(name, e)),
+                )
+            };
+            out.push(ProviderStatus {
+                name: name.clone(),
+                breaker,
+                cooldown_remaining_ms: cd.map(|(d, _)| d.as_millis() as u64),
+                cooldown_reason: cd.and_then(|(_, r)| r),
+                last_error,
+                budgets: self.budgets.status(name).await,
+                reachable: self.connectivity.is_reachable(name),
+            });
+        }
+        out
     }
 
     fn set_breaker_metric(&self, provider: &str, state: BreakerState) {

@@ -1,0 +1,344 @@
+//! `state.backend: redis`: several gateways (each an `AppState` with its own listener on port 0, in this process)
+//! share one real `redis-server` started by the test (a free port, no persistence). Limits hold across all of
+//! them: the admitted count stays within the configured limit, not N times it.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use llm_gateway::AppState;
+use llm_mocks::testing::RedisServer;
+use llm_mocks::{FakeServer, Provider};
+use serde_json::Value;
+use tokio::time::Instant;
+
+const KEY: &str = "team-key-123456";
+
+/// A real redis-server, or `None` (skip, with a note) where it is missing outside CI.
+async fn redis() -> Option<RedisServer> {
+    RedisServer::start().await.unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// One gateway serving on its own listener.
+struct Gw {
+    addr: SocketAddr,
+    #[allow(dead_code)]
+    state: Arc<AppState>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+impl Gw {
+    async fn start(yaml: &str) -> Gw {
+        let (state, _) = common::gateway(yaml);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(llm_gateway::server::run(
+            listener,
+            None,
+            state.clone(),
+            async move {
+                let _ = rx.await;
+            },
+        ));
+        Gw {
+            addr,
+            state,
+            stop: Some(tx),
+            task: Some(task),
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.task.take() {
+            let _ = t.await;
+        }
+    }
+}
+
+async fn gateways(n: usize, yaml: &str) -> Vec<Gw> {
+    let mut out = Vec::new();
+    for _ in 0..n {
+        out.push(Gw::start(yaml).await);
+    }
+    out
+}
+
+async fn stop_all(gws: Vec<Gw>) {
+    for g in gws {
+        g.stop().await;
+    }
+}
+
+/// openai then kimi, both fakes; `openai_limits` is the `limits:` of openai (`{}` for none); `clients` the
+/// `limits.clients` entries; the state backend on `redis` under `prefix`.
+fn config(
+    openai: &FakeServer,
+    kimi: &FakeServer,
+    openai_limits: &str,
+    clients: &str,
+    redis: &str,
+    prefix: &str,
+) -> String {
+    format!(
+        r#"
+server: {{ listen: 127.0.0.1:0 }}
+models: {{ default: {{ openai: gpt-4o-mini, kimi: moonshot-v1-8k }} }}
+providers:
+  openai: {{ kind: openai, base_url: "{}", secret: {{ value: sk-test-openai-secret }}, limits: {openai_limits} }}
+  kimi: {{ kind: kimi, base_url: "{}", secret: {{ value: sk-test-kimi-secret }} }}
+fallback_policy:
+  order: [openai, kimi]
+{}
+state:
+  backend: redis
+  redis: {{ url: "{redis}", key_prefix: "{prefix}", timeout: 500ms }}
+{clients}
+"#,
+        openai.base_url(),
+        kimi.base_url(),
+        common::POLICY
+    )
+}
+
+fn client_key(limits: &str) -> String {
+    format!("limits:\n  clients:\n    - {{ name: team, key: {{ value: {KEY} }}{limits} }}\n")
+}
+
+struct Answer {
+    status: u16,
+    provider: String,
+    body: Value,
+}
+
+async fn chat(http: &reqwest::Client, gw: &Gw) -> Answer {
+    let r = http
+        .post(gw.url("/v1/chat/completions"))
+        .bearer_auth(KEY)
+        .json(&common::chat(false))
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let provider = r
+        .headers()
+        .get("x-llm-actual-provider")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let body = r.json().await.unwrap_or(Value::Null);
+    Answer {
+        status,
+        provider,
+        body,
+    }
+}
+
+/// `count` requests at once, spread round-robin over `gws`.
+async fn burst(gws: &[Gw], count: usize) -> Vec<Answer> {
+    let http = reqwest::Client::new();
+    let calls = (0..count).map(|i| {
+        let http = http.clone();
+        let gw = &gws[i % gws.len()];
+        async move { chat(&http, gw).await }
+    });
+    futures::future::join_all(calls).await
+}
+
+async fn admin_providers(gw: &Gw) -> Value {
+    reqwest::get(gw.url("/admin/providers"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// `used` of one budget of openai, as `gw` reads it (from Redis).
+async fn budget_used(gw: &Gw, budget: &str) -> u64 {
+    let v = admin_providers(gw).await;
+    v["providers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "openai")
+        .and_then(|p| p["budgets"].as_array())
+        .and_then(|b| b.iter().find(|b| b["budget"] == budget))
+        .and_then(|b| b["used"].as_u64())
+        .unwrap_or(0)
+}
+
+/// Waits (bounded) until `gw` reads `want` tokens used: provider tokens are counted in a task of their own.
+async fn until_budget_used(gw: &Gw, budget: &str, want: u64) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let used = budget_used(gw, budget).await;
+        if used >= want {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{budget} used {used}, never {want}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+async fn fakes() -> (FakeServer, FakeServer) {
+    (
+        FakeServer::start(Provider::OpenAi).await.unwrap(),
+        FakeServer::start(Provider::Kimi).await.unwrap(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_client_key_requests_per_minute_hold_across_2_and_3_gateways() {
+    let Some(redis) = redis().await else { return };
+    let (openai, kimi) = fakes().await;
+    for n in [2usize, 3] {
+        let yaml = config(
+            &openai,
+            &kimi,
+            "{}",
+            &client_key(", requests_per_minute: 10"),
+            &redis.url(),
+            &format!("rpm{n}:"),
+        );
+        let gws = gateways(n, &yaml).await;
+        let start = Instant::now();
+        let answers = burst(&gws, 60).await;
+        // GCRA: a burst of 10, then one more every 6 s.
+        let allowed = 10 + (start.elapsed().as_secs() / 6) as usize;
+        let ok = answers.iter().filter(|a| a.status == 200).count();
+        let limited = answers.iter().filter(|a| a.status == 429).count();
+        assert!(
+            (10..=allowed).contains(&ok),
+            "{n} gateways admitted {ok} of 60 (limit 10/min)"
+        );
+        assert_eq!(ok + limited, 60, "every other request is a 429");
+        let limited_body = &answers.iter().find(|a| a.status == 429).unwrap().body;
+        assert_eq!(
+            limited_body["error"]["code"], "rate_limit_exceeded",
+            "{limited_body}"
+        );
+        stop_all(gws).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_client_key_tokens_per_minute_hold_across_3_gateways() {
+    let Some(redis) = redis().await else { return };
+    let (openai, kimi) = fakes().await;
+    // One answer's tokens, from a gateway without limits.
+    let probe = gateways(
+        1,
+        &config(&openai, &kimi, "{}", &client_key(""), &redis.url(), "probe:"),
+    )
+    .await;
+    let first = chat(&reqwest::Client::new(), &probe[0]).await;
+    let t = first.body["usage"]["total_tokens"].as_u64().unwrap();
+    stop_all(probe).await;
+    // Room for exactly three answers: the third fills the window, the fourth finds it used up.
+    let limits = format!(", tokens_per_minute: {}", 3 * t - 1);
+    let gws = gateways(
+        3,
+        &config(&openai, &kimi, "{}", &client_key(&limits), &redis.url(), "tpm:"),
+    )
+    .await;
+    let http = reqwest::Client::new();
+    let mut statuses = Vec::new();
+    for i in 0..9 {
+        statuses.push(chat(&http, &gws[i % 3]).await.status);
+    }
+    assert_eq!(
+        statuses,
+        [200, 200, 200, 429, 429, 429, 429, 429, 429],
+        "{t} tokens per answer"
+    );
+    stop_all(gws).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_provider_requests_per_minute_budget_holds_across_2_and_3_gateways() {
+    let Some(redis) = redis().await else { return };
+    let (openai, kimi) = fakes().await;
+    for n in [2usize, 3] {
+        let before = openai.request_count();
+        let yaml = config(
+            &openai,
+            &kimi,
+            "{ requests_per_minute: 5 }",
+            "",
+            &redis.url(),
+            &format!("budget{n}:"),
+        );
+        let gws = gateways(n, &yaml).await;
+        let answers = burst(&gws, 40).await;
+        assert!(
+            answers.iter().all(|a| a.status == 200),
+            "kimi serves past the budget"
+        );
+        let by_openai = answers.iter().filter(|a| a.provider == "openai").count();
+        assert_eq!(
+            by_openai, 5,
+            "{n} gateways: openai served {by_openai} (budget 5/min)"
+        );
+        assert_eq!(
+            openai.request_count() - before,
+            5,
+            "openai was called 5 times, not {n} x 5"
+        );
+        assert_eq!(budget_used(&gws[n - 1], "requests_minute").await, 5);
+        stop_all(gws).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn provider_token_budgets_per_minute_and_per_day_hold_across_3_gateways() {
+    let Some(redis) = redis().await else { return };
+    let (openai, kimi) = fakes().await;
+    let probe = gateways(1, &config(&openai, &kimi, "{}", "", &redis.url(), "probe:")).await;
+    let t = chat(&reqwest::Client::new(), &probe[0]).await.body["usage"]["total_tokens"]
+        .as_u64()
+        .unwrap();
+    stop_all(probe).await;
+    for (budget, field) in [
+        ("tokens_minute", "tokens_per_minute"),
+        ("tokens_day", "tokens_per_day"),
+    ] {
+        // Room for two answers: the second fills the budget, every later request falls back to kimi.
+        let limits = format!("{{ {field}: {} }}", 2 * t - 1);
+        let gws = gateways(
+            3,
+            &config(&openai, &kimi, &limits, "", &redis.url(), &format!("{budget}:")),
+        )
+        .await;
+        let http = reqwest::Client::new();
+        let mut served = Vec::new();
+        let mut used = 0;
+        for i in 0..6 {
+            let a = chat(&http, &gws[i % 3]).await;
+            assert_eq!(a.status, 200);
+            if a.provider == "openai" {
+                used += t;
+                // The next request may go to another gateway: let this one's count land first.
+                until_budget_used(&gws[(i + 1) % 3], budget, used).await;
+            }
+            served.push(a.provider);
+        }
+        assert_eq!(
+            served,
+            ["openai", "openai", "kimi", "kimi", "kimi", "kimi"],
+            "{budget}"
+        );
+        stop_all(gws).await;
+    }
+}
