@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use llm_gateway::AppState;
 use llm_mocks::testing::RedisServer;
-use llm_mocks::{FakeServer, Provider};
+use llm_mocks::{FakeServer, FaultKind, FaultSpec, Provider};
 use serde_json::Value;
 use tokio::time::Instant;
 
@@ -91,6 +91,19 @@ fn config(
     redis: &str,
     prefix: &str,
 ) -> String {
+    config_with(common::POLICY, openai, kimi, openai_limits, clients, redis, prefix)
+}
+
+/// [`config`] under the fallback policy `policy` (`fallback_policy:`'s body).
+fn config_with(
+    policy: &str,
+    openai: &FakeServer,
+    kimi: &FakeServer,
+    openai_limits: &str,
+    clients: &str,
+    redis: &str,
+    prefix: &str,
+) -> String {
     format!(
         r#"
 server: {{ listen: 127.0.0.1:0 }}
@@ -108,7 +121,7 @@ state:
 "#,
         openai.base_url(),
         kimi.base_url(),
-        common::POLICY
+        policy
     )
 }
 
@@ -341,4 +354,101 @@ async fn provider_token_budgets_per_minute_and_per_day_hold_across_3_gateways() 
         );
         stop_all(gws).await;
     }
+}
+
+/// openai's entry of `/admin/providers` on `gw`.
+async fn openai_status(gw: &Gw) -> Value {
+    let v = admin_providers(gw).await;
+    v["providers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "openai")
+        .cloned()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_cooldown_found_by_one_gateway_makes_every_other_skip_that_provider_with_its_reason() {
+    let Some(redis) = redis().await else { return };
+    let (openai, kimi) = fakes().await;
+    let cases = [
+        (FaultKind::QuotaExhausted, None, "quota_exhausted", 600_000),
+        (FaultKind::RateLimited, Some(30), "rate_limited", 30_000),
+        (FaultKind::Auth, None, "auth", 60_000),
+    ];
+    let http = reqwest::Client::new();
+    for (fault, retry_after, reason, cooldown_ms) in cases {
+        openai.clear_faults();
+        let mut spec = FaultSpec::new(fault);
+        spec.retry_after_s = retry_after;
+        openai.add_fault(spec).unwrap();
+        let yaml = config(&openai, &kimi, "{}", "", &redis.url(), &format!("{reason}:"));
+        let gws = gateways(3, &yaml).await;
+        let before = openai.request_count();
+        let first = chat(&http, &gws[0]).await;
+        assert_eq!((first.status, first.provider.as_str()), (200, "kimi"), "{reason}");
+        assert_eq!(openai.request_count() - before, 1, "{reason}: gateway A called openai once");
+        for gw in &gws[1..] {
+            let a = chat(&http, gw).await;
+            assert_eq!((a.status, a.provider.as_str()), (200, "kimi"), "{reason}");
+            let st = openai_status(gw).await;
+            assert_eq!(st["cooldown_reason"], reason, "{st}");
+            let left = st["cooldown_remaining_ms"].as_u64().unwrap();
+            assert!(left > cooldown_ms - 10_000 && left <= cooldown_ms, "{reason}: {left} ms left");
+        }
+        assert_eq!(openai.request_count() - before, 1, "{reason}: gateways B and C skipped openai");
+        stop_all(gws).await;
+    }
+}
+
+/// Opens after 3 calls of which half failed; half-open after 700 ms.
+const BREAKER_POLICY: &str = r#"
+  deadline: 6s
+  connect_timeout: 1s
+  first_token_timeout: 2s
+  stall_timeout: 1s
+  attempt_timeout: 2s
+  retries: { max_retries: 0 }
+  breaker: { window: 30s, min_requests: 3, failure_ratio: 0.5, open_for: 700ms }
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_breaker_opens_for_every_gateway_and_lets_one_half_open_probe_through_across_them() {
+    let Some(redis) = redis().await else { return };
+    let (openai, kimi) = fakes().await;
+    let yaml = config_with(BREAKER_POLICY, &openai, &kimi, "{}", "", &redis.url(), "breaker:");
+    let gws = gateways(3, &yaml).await;
+    let http = reqwest::Client::new();
+    openai.add_fault(FaultSpec::new(FaultKind::DropConnection)).unwrap();
+    // One failure on each gateway: three in the shared window open the breaker.
+    for gw in &gws {
+        let a = chat(&http, gw).await;
+        assert_eq!((a.status, a.provider.as_str()), (200, "kimi"));
+    }
+    assert_eq!(openai.request_count(), 3);
+    for gw in &gws {
+        assert_eq!(openai_status(gw).await["breaker"], "open");
+        assert_eq!(chat(&http, gw).await.provider, "kimi");
+    }
+    assert_eq!(openai.request_count(), 3, "open on every gateway: openai is not called");
+    // After open_for, a slow healthy openai: of many concurrent requests on all gateways one is the probe.
+    openai.clear_faults();
+    let mut slow = FaultSpec::new(FaultKind::Slow);
+    slow.delay_ms = Some(400);
+    openai.add_fault(slow).unwrap();
+    // open_for runs on the Redis server's clock: wait it out.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let answers = burst(&gws, 12).await;
+    assert!(answers.iter().all(|a| a.status == 200));
+    let probes = answers.iter().filter(|a| a.provider == "openai").count();
+    assert_eq!(probes, 1, "one half-open probe across 3 gateways");
+    assert_eq!(openai.request_count(), 4);
+    // The probe succeeded: closed everywhere.
+    openai.clear_faults();
+    for gw in &gws {
+        assert_eq!(openai_status(gw).await["breaker"], "closed");
+        assert_eq!(chat(&http, gw).await.provider, "openai");
+    }
+    stop_all(gws).await;
 }

@@ -303,7 +303,7 @@ impl Body {
             Ok(None) => {
                 self.finished = true;
                 self.settled = true;
-                self.state.router.record_success(&self.provider);
+                self.state.router.record_success(&self.provider).await;
                 return Some(Event::Done);
             }
             Ok(Some(Err(e))) => e,
@@ -316,7 +316,7 @@ impl Body {
             ),
         };
         self.settled = true;
-        self.state.router.record_failure(&self.provider, &err);
+        self.state.router.record_failure(&self.provider, &err).await;
         if left > wait {
             if let Some(ev) = self.resume(&err).await {
                 return Some(ev);

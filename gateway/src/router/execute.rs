@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::{budget, lock, Admission, AttemptRecord, Candidate, RouteError, Router, Served, Settle, Skip};
+use super::{budget, Admission, AttemptRecord, Candidate, RouteError, Router, Served, Settle, Skip};
 use crate::config::ContentFilterPolicy;
 use crate::metrics::{FallbackLabels, Outcome, ProviderLabels};
 use crate::providers::capabilities::Needs;
@@ -75,8 +75,8 @@ impl Router {
         if let Some(wait) = self.budgets.acquire(&cand.provider, now, &self.metrics).await {
             return Some(budget_skip(wait));
         }
-        let a = self.admit(&cand.provider, now);
-        let skip = self.admission_skip(&cand.provider, a, now);
+        let (a, reason) = self.admit(&cand.provider, now).await;
+        let skip = admission_skip(a, reason, now);
         if skip.is_some() {
             self.budgets.refund(&cand.provider, &self.metrics).await;
         }
@@ -92,11 +92,8 @@ impl Router {
         if let Some(wait) = self.budgets.blocked_for(&cand.provider, now).await {
             return Some(budget_skip(wait));
         }
-        let a = self
-            .health
-            .get(&cand.provider)
-            .map_or(Admission::SkipOpen, |h| lock(h).peek(now, &self.policy));
-        self.admission_skip(&cand.provider, a, now)
+        let (a, reason) = self.peek(&cand.provider, now).await;
+        admission_skip(a, reason, now)
     }
 
     /// The checks before the budget and the breaker: capability, context window (`too_long_at`: the largest
@@ -116,27 +113,6 @@ impl Router {
             return Some(Skip::new(Outcome::SkippedUnreachable, msg));
         }
         None
-    }
-
-    /// The skip a breaker/cooldown admission means.
-    fn admission_skip(&self, provider: &str, a: Admission, now: Instant) -> Option<Skip> {
-        match a {
-            Admission::Allowed { .. } => None,
-            Admission::SkipOpen => Some(Skip::new(Outcome::SkippedBreakerOpen, "breaker open".into())),
-            Admission::SkipCooldown(until) => {
-                let reason = self
-                    .health
-                    .get(provider)
-                    .and_then(|h| lock(h).cooldown(now))
-                    .and_then(|(_, r)| r);
-                let why = reason.map_or("", ErrorClass::as_str);
-                Some(Skip {
-                    outcome: Outcome::SkippedCooldown,
-                    reason,
-                    message: format!("cooling down for {} ms after {why}", (until - now).as_millis()),
-                })
-            }
-        }
     }
 
     /// One call of `call` on `cand` under its attempt timeout (bounded by the deadline), inside the attempt's
@@ -181,7 +157,7 @@ impl Router {
         err: ProviderError,
         retries: &mut u32,
     ) -> Next {
-        self.record_failure(&cand.provider, &err);
+        self.record_failure(&cand.provider, &err).await;
         walk.attempts.push(AttemptRecord::failed(&cand.provider, &err));
         let reject = err.class == ErrorClass::BadRequest
             // A model the client named itself does not exist: its 404. A logical model's mapping that a provider
@@ -266,7 +242,7 @@ impl Router {
                 let err = match result {
                     Ok(value) => {
                         if settle == Settle::OnAnswer {
-                            self.record_success(&cand.provider);
+                            self.record_success(&cand.provider).await;
                         }
                         return Ok(Served {
                             value,
@@ -305,11 +281,7 @@ impl Router {
             let now = Instant::now();
             let mut soonest: Option<Duration> = None;
             for c in candidates {
-                let cooldown = self
-                    .health
-                    .get(&c.provider)
-                    .and_then(|h| lock(h).cooldown(now))
-                    .map(|(d, _)| d);
+                let cooldown = self.cooldown_of(&c.provider, now).await;
                 if let Some(w) = cooldown.max(self.budgets.blocked_for(&c.provider, now).await) {
                     soonest = Some(soonest.map_or(w, |s| s.min(w)));
                 }
@@ -323,6 +295,25 @@ impl Router {
             deadline: deadline_hit,
             retry_after,
         })
+    }
+}
+
+/// The skip a breaker/cooldown admission means (`reason`: why it cools down).
+fn admission_skip(a: Admission, reason: Option<ErrorClass>, now: Instant) -> Option<Skip> {
+    match a {
+        Admission::Allowed { .. } => None,
+        Admission::SkipOpen => Some(Skip::new(Outcome::SkippedBreakerOpen, "breaker open".into())),
+        Admission::SkipCooldown(until) => {
+            let why = reason.map_or("", ErrorClass::as_str);
+            Some(Skip {
+                outcome: Outcome::SkippedCooldown,
+                reason,
+                message: format!(
+                    "cooling down for {} ms after {why}",
+                    until.saturating_duration_since(now).as_millis()
+                ),
+            })
+        }
     }
 }
 

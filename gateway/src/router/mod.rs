@@ -13,6 +13,7 @@ pub mod health;
 pub mod plan;
 #[cfg(test)]
 mod proptests;
+mod shared;
 #[cfg(test)]
 mod tests;
 
@@ -353,7 +354,7 @@ impl Router {
         let now = Instant::now();
         let mut out = Vec::with_capacity(self.health.len());
         for (name, h) in &self.health {
-            let (breaker, cd, last_error) = {
+            let (mut breaker, mut cd, last_error) = {
                 let h = lock(h);
                 let cd = h.cooldown(now);
                 (
@@ -362,6 +363,10 @@ impl Router {
                     h.last_error().map(|e| AttemptRecord::failed(name, e)),
                 )
             };
+            if let Some(sh) = self.shared_health(name, true).await {
+                breaker = sh.state;
+                cd = sh.cooldown;
+            }
             out.push(ProviderStatus {
                 name: name.clone(),
                 breaker,
@@ -389,32 +394,78 @@ impl Router {
             .set(v);
     }
 
-    fn admit(&self, provider: &str, now: Instant) -> Admission {
+    /// Whether `provider` may be called now, and the reason of its cooldown if it cools down: the shared
+    /// breaker and cooldown when Redis answers (the half-open probe is then one across all replicas), else this
+    /// replica's own.
+    async fn admit(&self, provider: &str, now: Instant) -> (Admission, Option<ErrorClass>) {
         let Some(h) = self.health.get(provider) else {
-            return Admission::SkipOpen;
+            return (Admission::SkipOpen, None);
         };
+        if let Some(sh) = self.shared_health(provider, false).await {
+            self.set_breaker_metric(provider, sh.state);
+            return (sh.admission, sh.cooldown.and_then(|(_, r)| r));
+        }
         let mut h = lock(h);
         let a = h.admit(now, &self.policy);
         let state = h.state();
+        let reason = h.cooldown(now).and_then(|(_, r)| r);
         drop(h);
         self.set_breaker_metric(provider, state);
-        a
+        (a, reason)
+    }
+
+    /// What [`Router::admit`] would answer, without its transitions.
+    async fn peek(&self, provider: &str, now: Instant) -> (Admission, Option<ErrorClass>) {
+        let Some(h) = self.health.get(provider) else {
+            return (Admission::SkipOpen, None);
+        };
+        if let Some(sh) = self.shared_health(provider, true).await {
+            return (sh.admission, sh.cooldown.and_then(|(_, r)| r));
+        }
+        let h = lock(h);
+        (h.peek(now, &self.policy), h.cooldown(now).and_then(|(_, r)| r))
+    }
+
+    /// The active cooldown of `provider` (shared when Redis answers).
+    async fn cooldown_of(&self, provider: &str, now: Instant) -> Option<Duration> {
+        if let Some(sh) = self.shared_health(provider, true).await {
+            return sh.cooldown.map(|(d, _)| d);
+        }
+        self.health
+            .get(provider)
+            .and_then(|h| lock(h).cooldown(now))
+            .map(|(d, _)| d)
     }
 
     /// Lets the next call to `provider` be the half-open probe (a stream the client left: nothing is recorded).
+    /// Callable where nothing may wait (a `Drop`): the shared release goes out in a task of its own.
     pub fn release(&self, provider: &str) {
         if let Some(h) = self.health.get(provider) {
             lock(h).release_probe();
         }
+        if self.backend.redis().is_some() {
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                let (backend, policy, provider) =
+                    (self.backend.clone(), self.policy.clone(), provider.to_string());
+                rt.spawn(async move {
+                    shared::record(&backend, &policy, &provider, shared::Record::Release).await
+                });
+            }
+        }
     }
 
-    /// Records a success for `provider`.
-    pub fn record_success(&self, provider: &str) {
+    /// Records a success for `provider` (here, and on Redis when shared).
+    pub async fn record_success(&self, provider: &str) {
         if let Some(h) = self.health.get(provider) {
-            let mut h = lock(h);
-            h.record_success(Instant::now(), &self.policy);
-            let state = h.state();
-            drop(h);
+            let mut state = {
+                let mut h = lock(h);
+                h.record_success(Instant::now(), &self.policy);
+                h.state()
+            };
+            let rec = shared::Record::Success;
+            if let Some((s, _)) = shared::record(&self.backend, &self.policy, provider, rec).await {
+                state = s;
+            }
             self.set_breaker_metric(provider, state);
         }
         self.metrics.provider_outcome(provider, Outcome::Success);
@@ -423,10 +474,11 @@ impl Router {
     /// Records a classified failure for `provider` (also used when a stream breaks after its first byte). An
     /// answer about the request (invalid, unknown model, too long, refused content) is counted as an outcome and
     /// nothing else: no breaker count, no cooldown, no last error, no credentials alert.
-    pub fn record_failure(&self, provider: &str, err: &ProviderError) {
+    pub async fn record_failure(&self, provider: &str, err: &ProviderError) {
         if err.class.is_about_request() {
             if let Some(h) = self.health.get(provider) {
                 lock(h).release_probe();
+                shared::record(&self.backend, &self.policy, provider, shared::Record::Release).await;
             }
             self.metrics.provider_outcome(provider, err.class.into());
             tracing::info!(
@@ -438,10 +490,19 @@ impl Router {
             return;
         }
         if let Some(h) = self.health.get(provider) {
-            let mut h = lock(h);
-            let cooling = h.record_failure(Instant::now(), err, &self.policy);
-            let state = h.state();
-            drop(h);
+            let (mut cooling, mut state) = {
+                let mut h = lock(h);
+                let cooling = h.record_failure(Instant::now(), err, &self.policy);
+                (cooling, h.state())
+            };
+            let rec = shared::Record::Failure {
+                class: err.class,
+                breaker: err.class.counts_for_breaker(),
+                cooldown: health::cooldown_for(err, &self.policy),
+            };
+            if let Some(shared) = shared::record(&self.backend, &self.policy, provider, rec).await {
+                (state, cooling) = shared;
+            }
             self.set_breaker_metric(provider, state);
             if cooling {
                 self.metrics.cooldown(provider, err.class.into());
