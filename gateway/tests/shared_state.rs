@@ -25,7 +25,6 @@ async fn redis() -> Option<RedisServer> {
 /// One gateway serving on its own listener.
 struct Gw {
     addr: SocketAddr,
-    #[allow(dead_code)]
     state: Arc<AppState>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
@@ -91,7 +90,15 @@ fn config(
     redis: &str,
     prefix: &str,
 ) -> String {
-    config_with(common::POLICY, openai, kimi, openai_limits, clients, redis, prefix)
+    config_with(
+        common::POLICY,
+        openai,
+        kimi,
+        openai_limits,
+        clients,
+        redis,
+        prefix,
+    )
 }
 
 /// [`config`] under the fallback policy `policy` (`fallback_policy:`'s body).
@@ -388,16 +395,27 @@ async fn a_cooldown_found_by_one_gateway_makes_every_other_skip_that_provider_wi
         let before = openai.request_count();
         let first = chat(&http, &gws[0]).await;
         assert_eq!((first.status, first.provider.as_str()), (200, "kimi"), "{reason}");
-        assert_eq!(openai.request_count() - before, 1, "{reason}: gateway A called openai once");
+        assert_eq!(
+            openai.request_count() - before,
+            1,
+            "{reason}: gateway A called openai once"
+        );
         for gw in &gws[1..] {
             let a = chat(&http, gw).await;
             assert_eq!((a.status, a.provider.as_str()), (200, "kimi"), "{reason}");
             let st = openai_status(gw).await;
             assert_eq!(st["cooldown_reason"], reason, "{st}");
             let left = st["cooldown_remaining_ms"].as_u64().unwrap();
-            assert!(left > cooldown_ms - 10_000 && left <= cooldown_ms, "{reason}: {left} ms left");
+            assert!(
+                left > cooldown_ms - 10_000 && left <= cooldown_ms,
+                "{reason}: {left} ms left"
+            );
         }
-        assert_eq!(openai.request_count() - before, 1, "{reason}: gateways B and C skipped openai");
+        assert_eq!(
+            openai.request_count() - before,
+            1,
+            "{reason}: gateways B and C skipped openai"
+        );
         stop_all(gws).await;
     }
 }
@@ -420,7 +438,9 @@ async fn the_breaker_opens_for_every_gateway_and_lets_one_half_open_probe_throug
     let yaml = config_with(BREAKER_POLICY, &openai, &kimi, "{}", "", &redis.url(), "breaker:");
     let gws = gateways(3, &yaml).await;
     let http = reqwest::Client::new();
-    openai.add_fault(FaultSpec::new(FaultKind::DropConnection)).unwrap();
+    openai
+        .add_fault(FaultSpec::new(FaultKind::DropConnection))
+        .unwrap();
     // One failure on each gateway: three in the shared window open the breaker.
     for gw in &gws {
         let a = chat(&http, gw).await;
@@ -431,7 +451,11 @@ async fn the_breaker_opens_for_every_gateway_and_lets_one_half_open_probe_throug
         assert_eq!(openai_status(gw).await["breaker"], "open");
         assert_eq!(chat(&http, gw).await.provider, "kimi");
     }
-    assert_eq!(openai.request_count(), 3, "open on every gateway: openai is not called");
+    assert_eq!(
+        openai.request_count(),
+        3,
+        "open on every gateway: openai is not called"
+    );
     // After open_for, a slow healthy openai: of many concurrent requests on all gateways one is the probe.
     openai.clear_faults();
     let mut slow = FaultSpec::new(FaultKind::Slow);
@@ -450,5 +474,99 @@ async fn the_breaker_opens_for_every_gateway_and_lets_one_half_open_probe_throug
         assert_eq!(openai_status(gw).await["breaker"], "closed");
         assert_eq!(chat(&http, gw).await.provider, "openai");
     }
+    stop_all(gws).await;
+}
+
+/// The non-zero `state_backend_*` samples of `gw` (for failure messages).
+fn backend_errors(gw: &Gw) -> String {
+    let m = gw.state.metrics.encode();
+    let lines: Vec<&str> = m
+        .lines()
+        .filter(|l| l.starts_with("llm_gateway_state_backend") && !l.ends_with(" 0"))
+        .collect();
+    lines.join("; ")
+}
+
+async fn mode_of(gw: &Gw) -> String {
+    let v: Value = reqwest::get(gw.url("/admin/mode"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    v["mode"].as_str().unwrap().to_string()
+}
+
+async fn set_mode(gw: &Gw, mode: &str) -> Value {
+    reqwest::Client::new()
+        .post(gw.url("/admin/mode"))
+        .json(&serde_json::json!({"mode": mode}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// Waits until every gateway of `gws` runs in `mode`; how long that took.
+async fn until_mode(gws: &[&Gw], mode: &str) -> Duration {
+    let start = Instant::now();
+    loop {
+        let mut all = true;
+        for gw in gws {
+            all &= mode_of(gw).await == mode;
+        }
+        if all {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(3),
+            "not every gateway in {mode}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_mode_switch_on_one_gateway_reaches_all_within_a_second_and_a_later_one_reads_it() {
+    let Some(redis) = redis().await else { return };
+    let (openai, kimi) = fakes().await;
+    let yaml = config(&openai, &kimi, "{}", "", &redis.url(), "mode:");
+    let gws = gateways(3, &yaml).await;
+    let all: Vec<&Gw> = gws.iter().collect();
+    until_mode(&all, "auto").await;
+    let r = set_mode(&gws[0], "offline").await;
+    assert_eq!(
+        r,
+        serde_json::json!({"mode": "offline", "previous": "auto", "shared": true})
+    );
+    let took = until_mode(&all, "offline").await;
+    let errors: Vec<String> = all.iter().map(|g| backend_errors(g)).collect();
+    assert!(
+        took < Duration::from_secs(1),
+        "the switch took {took:?}; backend errors: {errors:?}"
+    );
+    // Offline on B: no remote provider is called (no package, no local tier: 503).
+    let before = openai.request_count() + kimi.request_count();
+    let a = chat(&reqwest::Client::new(), &gws[1]).await;
+    assert_ne!(a.status, 200, "{}", a.body);
+    assert_eq!(openai.request_count() + kimi.request_count(), before);
+    // A replica started now runs in the mode the others run in, whatever its config says.
+    let late = Gw::start(&yaml).await;
+    assert_eq!(late.state.config.mode.as_str(), "auto");
+    let took = until_mode(&[&late], "offline").await;
+    assert!(took < Duration::from_secs(1), "the late replica took {took:?}");
+    // And a switch back from any replica reaches all, the late one included.
+    let r = set_mode(&gws[2], "auto").await;
+    let mut every: Vec<&Gw> = gws.iter().collect();
+    every.push(&late);
+    let took = until_mode(&every, "auto").await;
+    let errors: Vec<String> = every.iter().map(|g| backend_errors(g)).collect();
+    assert!(
+        took < Duration::from_secs(1),
+        "{r} took {took:?}; backend errors: {errors:?}"
+    );
+    late.stop().await;
     stop_all(gws).await;
 }

@@ -167,11 +167,19 @@ pub(crate) async fn set_mode(
     )?;
     let mode = parse_mode(&b.mode)?;
     let previous = state.router.mode();
-    state.router.set_mode(mode);
-    tracing::info!(from = previous.as_str(), to = mode.as_str(), "mode switched");
-    Ok(Json(
-        json!({"mode": mode.as_str(), "previous": previous.as_str()}),
-    ))
+    let shared = state.router.switch_mode(mode).await;
+    tracing::info!(
+        from = previous.as_str(),
+        to = mode.as_str(),
+        ?shared,
+        "mode switched"
+    );
+    let mut body = json!({"mode": mode.as_str(), "previous": previous.as_str()});
+    if let Some(shared) = shared {
+        // Redis: whether the other replicas follow now, or once Redis answers again.
+        body["shared"] = json!(shared);
+    }
+    Ok(Json(body))
 }
 
 /// A mode name as `POST /admin/mode` (and the MCP tool `llm_set_mode`) accepts it.

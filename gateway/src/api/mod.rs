@@ -109,7 +109,7 @@ impl AppState {
                 }
             }
         });
-        Ok(Arc::new(AppState {
+        let state = Arc::new(AppState {
             config,
             router,
             providers,
@@ -119,7 +119,9 @@ impl AppState {
             clients,
             lifecycle: crate::server::Lifecycle::default(),
             telemetry,
-        }))
+        });
+        crate::state::follow_mode(&state);
+        Ok(state)
     }
 
     pub(crate) fn provider(&self, name: &str) -> Option<&Arc<Provider>> {

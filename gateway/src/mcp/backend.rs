@@ -377,14 +377,19 @@ impl Backend {
             Backend::Local(s) => {
                 let m = api::parse_mode(mode).map_err(|e| ToolError::Invalid(e.to_string()))?;
                 let previous = s.router.mode();
-                s.router.set_mode(m);
+                let shared = s.router.switch_mode(m).await;
                 tracing::info!(
                     from = previous.as_str(),
                     to = m.as_str(),
                     via = "mcp",
+                    ?shared,
                     "mode switched"
                 );
-                Ok(json!({"mode": m.as_str(), "previous": previous.as_str()}))
+                let mut body = json!({"mode": m.as_str(), "previous": previous.as_str()});
+                if let Some(shared) = shared {
+                    body["shared"] = json!(shared);
+                }
+                Ok(body)
             }
             Backend::Remote(r) => {
                 r.call(

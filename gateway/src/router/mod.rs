@@ -307,10 +307,23 @@ impl Router {
         mode_from(self.mode.load(Ordering::Relaxed))
     }
 
-    /// Switches mode at run time.
+    /// Switches mode at run time, in this process only.
     pub fn set_mode(&self, mode: Mode) {
         self.mode.store(mode_to(mode), Ordering::Relaxed);
         self.metrics.set_mode(mode);
+    }
+
+    /// Switches mode at run time for every replica: here at once, and on Redis when shared (the other replicas
+    /// follow within [`crate::state::MODE_POLL`]). `Some(true)` when Redis took it, `Some(false)` when it failed
+    /// (the switch is kept here and written once Redis answers), `None` with the memory backend.
+    pub async fn switch_mode(&self, mode: Mode) -> Option<bool> {
+        self.set_mode(mode);
+        let r = self.backend.redis()?;
+        let shared = r.write_mode(mode).await.is_ok();
+        if !shared {
+            r.keep_pending_mode(mode);
+        }
+        Some(shared)
     }
 
     /// The policy.

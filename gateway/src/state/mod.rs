@@ -23,11 +23,15 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use serde::Serialize;
 use tokio::time::Instant;
 
-use crate::config::{OnError, RedisStateConfig, StateConfig};
+use crate::api::AppState;
+use crate::config::{Mode, OnError, RedisStateConfig, StateConfig};
 use crate::metrics::{Metrics, StateOp};
 
 /// After a failed Redis call, how long calls go straight to local state before Redis is tried again.
 pub const RETRY_AFTER: Duration = Duration::from_secs(1);
+
+/// How often a replica reads the shared mode (a switch on one replica reaches all within this, plus a call).
+pub const MODE_POLL: Duration = Duration::from_millis(200);
 
 /// Redis could not answer (error, timeout, or still backing off after one): use local state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,6 +106,8 @@ pub struct RedisState {
     /// The password of the URL, if any: scrubbed from every error text logged.
     password: Option<String>,
     conn: tokio::sync::OnceCell<ConnectionManager>,
+    /// A mode switched here while Redis failed: written when it answers again.
+    pending_mode: Mutex<Option<Mode>>,
     /// After a failure: local state until then.
     retry_at: Mutex<Option<Instant>>,
     degraded: AtomicBool,
@@ -144,6 +150,7 @@ impl RedisState {
             on_error: cfg.on_error,
             password,
             conn: tokio::sync::OnceCell::new(),
+            pending_mode: Mutex::new(None),
             retry_at: Mutex::new(None),
             degraded: AtomicBool::new(false),
             metrics,
@@ -187,22 +194,12 @@ impl RedisState {
     }
 
     fn backing_off(&self) -> bool {
-        let g = match self.retry_at.lock() {
-            Ok(g) => g,
-            Err(p) => p.into_inner(),
-        };
-        g.is_some_and(|t| Instant::now() < t)
+        lock(&self.retry_at).is_some_and(|t| Instant::now() < t)
     }
 
     fn failed(&self, op: StateOp, why: &str) {
         self.metrics.state_error(op);
-        {
-            let mut g = match self.retry_at.lock() {
-                Ok(g) => g,
-                Err(p) => p.into_inner(),
-            };
-            *g = Some(Instant::now() + RETRY_AFTER);
-        }
+        *lock(&self.retry_at) = Some(Instant::now() + RETRY_AFTER);
         let why = match &self.password {
             Some(p) if !p.is_empty() => why.replace(p.as_str(), "***"),
             _ => why.to_string(),
@@ -275,6 +272,101 @@ impl RedisState {
             inv.invoke_async(&mut conn).await
         })
         .await
+    }
+}
+
+impl RedisState {
+    fn mode_key(&self) -> String {
+        self.key("mode")
+    }
+
+    /// Writes the shared mode.
+    pub async fn write_mode(&self, mode: Mode) -> Result<(), Unavailable> {
+        let key = self.mode_key();
+        self.call(StateOp::Mode, |mut conn| async move {
+            redis::cmd("SET")
+                .arg(&key)
+                .arg(mode.as_str())
+                .query_async::<()>(&mut conn)
+                .await
+        })
+        .await
+    }
+
+    /// Reads the shared mode (`None`: never set, or a value no mode has).
+    pub async fn read_mode(&self) -> Result<Option<Mode>, Unavailable> {
+        let key = self.mode_key();
+        let v: Option<String> = self
+            .call(StateOp::Mode, |mut conn| async move {
+                redis::cmd("GET").arg(&key).query_async(&mut conn).await
+            })
+            .await?;
+        Ok(v.as_deref().and_then(Mode::parse))
+    }
+
+    /// Remembers a switch Redis did not take.
+    pub fn keep_pending_mode(&self, mode: Mode) {
+        *lock(&self.pending_mode) = Some(mode);
+    }
+
+    fn take_pending_mode(&self) -> Option<Mode> {
+        lock(&self.pending_mode).take()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    match m.lock() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
+    }
+}
+
+/// With Redis, follows the shared mode: reads it at once (a replica started later takes the mode the others
+/// run in) and every [`MODE_POLL`] after; a switch made here while Redis failed is written first once Redis
+/// answers. The task ends with the state; without a tokio runtime (or without Redis) nothing runs.
+pub fn follow_mode(state: &Arc<AppState>) {
+    if state.router.state_backend().redis().is_none() {
+        return;
+    }
+    let Ok(rt) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    let weak = Arc::downgrade(state);
+    rt.spawn(async move {
+        loop {
+            let Some(state) = weak.upgrade() else {
+                return;
+            };
+            if let Some(r) = state.router.state_backend().redis() {
+                sync_mode(&state, r).await;
+            }
+            drop(state);
+            tokio::time::sleep(MODE_POLL).await;
+        }
+    });
+}
+
+async fn sync_mode(state: &AppState, r: &RedisState) {
+    if let Some(pending) = r.take_pending_mode() {
+        if r.write_mode(pending).await.is_err() {
+            r.keep_pending_mode(pending);
+            return;
+        }
+        tracing::info!(
+            mode = pending.as_str(),
+            "mode switched while Redis failed is now shared"
+        );
+    }
+    if let Ok(Some(m)) = r.read_mode().await {
+        let current = state.router.mode();
+        if m != current {
+            state.router.set_mode(m);
+            tracing::info!(
+                from = current.as_str(),
+                to = m.as_str(),
+                "mode switched by another replica"
+            );
+        }
     }
 }
 
