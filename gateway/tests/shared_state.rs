@@ -570,3 +570,169 @@ async fn a_mode_switch_on_one_gateway_reaches_all_within_a_second_and_a_later_on
     late.stop().await;
     stop_all(gws).await;
 }
+
+async fn readyz(gw: &Gw) -> (u16, Value) {
+    let r = reqwest::get(gw.url("/readyz")).await.unwrap();
+    (r.status().as_u16(), r.json().await.unwrap())
+}
+
+/// Waits (bounded) until `gw` says its backend is degraded (`true`) or healthy again (`false`).
+async fn until_degraded(gw: &Gw, degraded: bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, v) = readyz(gw).await;
+        if v["state_backend"]["degraded"] == degraded {
+            return;
+        }
+        assert!(Instant::now() < deadline, "degraded never became {degraded}: {v}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn errors_total(gw: &Gw) -> f64 {
+    common::sample(
+        &gw.state.metrics.encode(),
+        "llm_gateway_state_backend_errors_total",
+        &[],
+    )
+}
+
+/// `count` requests over `gws`, one after another: every one answered 200 by openai, none slower than `bound`.
+async fn all_served(gws: &[Gw], count: usize, bound: Duration) {
+    let http = reqwest::Client::new();
+    for i in 0..count {
+        let start = Instant::now();
+        let a = chat(&http, &gws[i % gws.len()]).await;
+        let took = start.elapsed();
+        assert_eq!((a.status, a.provider.as_str()), (200, "openai"), "{}", a.body);
+        assert!(took < bound, "request {i} took {took:?}");
+    }
+}
+
+/// The outage checks every degraded-path test makes: requests served, backend said degraded (ready still),
+/// errors counted.
+async fn served_while_degraded(gws: &[Gw]) {
+    all_served(gws, 8, Duration::from_secs(1)).await;
+    for gw in gws {
+        until_degraded(gw, true).await;
+        let (status, v) = readyz(gw).await;
+        assert_eq!(status, 200, "still ready: it serves on local state {v}");
+        assert_eq!(v["state_backend"]["backend"], "redis");
+        let p = admin_providers(gw).await;
+        assert_eq!(p["state_backend"]["degraded"], true, "{p}");
+        assert!(errors_total(gw) > 0.0, "{}", backend_errors(gw));
+    }
+}
+
+/// After recovery: state is shared again (requests on gateway A show in gateway B's budget).
+async fn shared_again(gws: &[Gw]) {
+    for gw in gws {
+        until_degraded(gw, false).await;
+    }
+    let before = budget_used(&gws[1], "requests_minute").await;
+    let http = reqwest::Client::new();
+    for _ in 0..3 {
+        assert_eq!(chat(&http, &gws[0]).await.status, 200);
+    }
+    assert_eq!(budget_used(&gws[1], "requests_minute").await, before + 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn with_redis_killed_every_request_is_served_on_local_state_and_shared_state_returns_with_redis() {
+    let Some(mut redis) = redis().await else { return };
+    let (openai, kimi) = fakes().await;
+    let yaml = config(
+        &openai,
+        &kimi,
+        "{ requests_per_minute: 1000 }",
+        &client_key(", requests_per_minute: 1000"),
+        &redis.url(),
+        "killed:",
+    )
+    .replace("timeout: 500ms", "timeout: 200ms");
+    let gws = gateways(2, &yaml).await;
+    all_served(&gws, 2, Duration::from_secs(1)).await;
+    assert_eq!(readyz(&gws[0]).await.1["state_backend"]["degraded"], false);
+    redis.kill();
+    served_while_degraded(&gws).await;
+    redis.restart().await.unwrap();
+    shared_again(&gws).await;
+    stop_all(gws).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn with_redis_black_holed_behind_the_chaos_proxy_every_request_is_served_within_its_deadline() {
+    use llm_chaos::toxics::Timeout;
+    use llm_chaos::{NewProxy, NewToxic, Server, ServerConfig, ToxicKind};
+    let Some(redis) = redis().await else { return };
+    let (openai, kimi) = fakes().await;
+    let api = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let chaos = Server::start(api, ServerConfig::default()).unwrap();
+    let client = chaos.client().unwrap();
+    let proxy = client
+        .create_proxy(&NewProxy::new("redis", "127.0.0.1:0", redis.addr()))
+        .await
+        .unwrap();
+    let yaml = config(
+        &openai,
+        &kimi,
+        "{ requests_per_minute: 1000 }",
+        &client_key(", requests_per_minute: 1000"),
+        &format!("redis://{}", proxy.listen),
+        "stalled:",
+    )
+    .replace("timeout: 500ms", "timeout: 100ms");
+    let gws = gateways(2, &yaml).await;
+    all_served(&gws, 2, Duration::from_secs(1)).await;
+    assert_eq!(readyz(&gws[0]).await.1["state_backend"]["degraded"], false);
+    // Redis's answers vanish: every call waits until state.redis.timeout.
+    let hole = NewToxic::new(ToxicKind::Timeout(Timeout { timeout: 0 })).named("hole");
+    client.add_toxic("redis", &hole).await.unwrap();
+    served_while_degraded(&gws).await;
+    client.remove_toxic("redis", "hole").await.unwrap();
+    shared_again(&gws).await;
+    stop_all(gws).await;
+    chaos.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn under_fail_closed_a_failing_redis_refuses_limited_keys_and_skips_budgeted_providers() {
+    let Some(mut redis) = redis().await else { return };
+    let (openai, kimi) = fakes().await;
+    let clients = format!(
+        "limits:\n  clients:\n    - {{ name: team, key: {{ value: {KEY} }}, requests_per_minute: 1000 }}\n    - {{ name: free, key: {{ value: free-key-123456 }} }}\n"
+    );
+    let yaml = config(
+        &openai,
+        &kimi,
+        "{ requests_per_minute: 1000 }",
+        &clients,
+        &redis.url(),
+        "closed:",
+    )
+    .replace("timeout: 500ms }", "timeout: 200ms, on_error: fail_closed }");
+    let gws = gateways(2, &yaml).await;
+    let http = reqwest::Client::new();
+    assert_eq!(chat(&http, &gws[0]).await.provider, "openai");
+    redis.kill();
+    let limited = chat(&http, &gws[1]).await;
+    assert_eq!(limited.status, 429, "{}", limited.body);
+    let free = http
+        .post(gws[1].url("/v1/chat/completions"))
+        .bearer_auth("free-key-123456")
+        .json(&common::chat(false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(free.status(), 200);
+    assert_eq!(
+        free.headers()["x-llm-actual-provider"],
+        "kimi",
+        "openai's budget cannot be checked"
+    );
+    assert_eq!(
+        readyz(&gws[1]).await.1["state_backend"]["on_error"],
+        "fail_closed"
+    );
+    stop_all(gws).await;
+}
