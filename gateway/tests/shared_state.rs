@@ -663,7 +663,7 @@ async fn with_redis_killed_every_request_is_served_on_local_state_and_shared_sta
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn with_redis_black_holed_behind_the_chaos_proxy_every_request_is_served_within_its_deadline() {
     use llm_chaos::toxics::Timeout;
-    use llm_chaos::{NewProxy, NewToxic, Server, ServerConfig, ToxicKind};
+    use llm_chaos::{NewProxy, NewToxic, Server, ServerConfig, Stream, ToxicKind};
     let Some(redis) = redis().await else { return };
     let (openai, kimi) = fakes().await;
     let api = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -685,11 +685,24 @@ async fn with_redis_black_holed_behind_the_chaos_proxy_every_request_is_served_w
     let gws = gateways(2, &yaml).await;
     all_served(&gws, 2, Duration::from_secs(1)).await;
     assert_eq!(readyz(&gws[0]).await.1["state_backend"]["degraded"], false);
-    // Redis's answers vanish: every call waits until state.redis.timeout.
-    let hole = NewToxic::new(ToxicKind::Timeout(Timeout { timeout: 0 })).named("hole");
-    client.add_toxic("redis", &hole).await.unwrap();
+    // Redis's answers vanish, then the commands too: every call waits until state.redis.timeout.
+    let hole = |name: &str, stream| {
+        NewToxic::new(ToxicKind::Timeout(Timeout { timeout: 0 }))
+            .named(name)
+            .stream(stream)
+    };
+    client
+        .add_toxic("redis", &hole("down", Stream::Downstream))
+        .await
+        .unwrap();
     served_while_degraded(&gws).await;
-    client.remove_toxic("redis", "hole").await.unwrap();
+    client
+        .add_toxic("redis", &hole("up", Stream::Upstream))
+        .await
+        .unwrap();
+    all_served(&gws, 4, Duration::from_secs(1)).await;
+    client.remove_toxic("redis", "down").await.unwrap();
+    client.remove_toxic("redis", "up").await.unwrap();
     shared_again(&gws).await;
     stop_all(gws).await;
     chaos.shutdown().await;

@@ -105,7 +105,10 @@ pub struct RedisState {
     on_error: OnError,
     /// The password of the URL, if any: scrubbed from every error text logged.
     password: Option<String>,
-    conn: tokio::sync::OnceCell<ConnectionManager>,
+    /// Made on first use, and dropped after a failure: a call that timed out may leave the multiplexed connection
+    /// waiting for answers that never come (a black hole swallows the commands or their replies, and replies are
+    /// matched in order), so the next call after [`RETRY_AFTER`] opens a fresh one.
+    conn: Mutex<Option<ConnectionManager>>,
     /// A mode switched here while Redis failed: written when it answers again.
     pending_mode: Mutex<Option<Mode>>,
     /// After a failure: local state until then.
@@ -149,7 +152,7 @@ impl RedisState {
             timeout: cfg.timeout,
             on_error: cfg.on_error,
             password,
-            conn: tokio::sync::OnceCell::new(),
+            conn: Mutex::new(None),
             pending_mode: Mutex::new(None),
             retry_at: Mutex::new(None),
             degraded: AtomicBool::new(false),
@@ -177,20 +180,20 @@ impl RedisState {
         format!("{}{rest}", self.key_prefix)
     }
 
-    async fn connection(&self) -> redis::RedisResult<ConnectionManager> {
-        let c = self
-            .conn
-            .get_or_try_init(|| async {
-                let cfg = ConnectionManagerConfig::new()
-                    .set_connection_timeout(Some(self.timeout))
-                    .set_response_timeout(Some(self.timeout))
-                    .set_number_of_retries(1)
-                    .set_min_delay(Duration::from_millis(10))
-                    .set_max_delay(Duration::from_millis(200));
-                ConnectionManager::new_lazy_with_config(self.client.clone(), cfg)
-            })
-            .await?;
-        Ok(c.clone())
+    fn connection(&self) -> redis::RedisResult<ConnectionManager> {
+        let mut g = lock(&self.conn);
+        if let Some(c) = g.as_ref() {
+            return Ok(c.clone());
+        }
+        let cfg = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(self.timeout))
+            .set_response_timeout(Some(self.timeout))
+            .set_number_of_retries(1)
+            .set_min_delay(Duration::from_millis(10))
+            .set_max_delay(Duration::from_millis(200));
+        let c = ConnectionManager::new_lazy_with_config(self.client.clone(), cfg)?;
+        *g = Some(c.clone());
+        Ok(c)
     }
 
     fn backing_off(&self) -> bool {
@@ -200,6 +203,8 @@ impl RedisState {
     fn failed(&self, op: StateOp, why: &str) {
         self.metrics.state_error(op);
         *lock(&self.retry_at) = Some(Instant::now() + RETRY_AFTER);
+        // A fresh connection next time (see `conn`).
+        lock(&self.conn).take();
         let why = match &self.password {
             Some(p) if !p.is_empty() => why.replace(p.as_str(), "***"),
             _ => why.to_string(),
@@ -234,7 +239,7 @@ impl RedisState {
             return Err(Unavailable);
         }
         let run = async {
-            let conn = self.connection().await?;
+            let conn = self.connection()?;
             f(conn).await
         };
         match tokio::time::timeout(self.timeout, run).await {
