@@ -21,6 +21,7 @@ command -v npm >/dev/null || pkgs+=(npm)
 command -v promtool >/dev/null && command -v prometheus >/dev/null || pkgs+=(prometheus)
 command -v pkg-config >/dev/null || pkgs+=(pkg-config)
 pkg-config --exists openssl 2>/dev/null || pkgs+=(libssl-dev)
+command -v redis-server >/dev/null || pkgs+=(redis-server)
 if ((${#pkgs[@]})); then
   log "installing Debian packages: ${pkgs[*]}"
   export DEBIAN_FRONTEND=noninteractive

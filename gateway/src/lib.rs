@@ -19,6 +19,8 @@
 //!   grammar.
 //! - [`ops`]: the operator commands `smoke`, `offline-dry-run`, `offline build` and `incident-report`.
 //! - [`metrics`]: every instrument, labels from closed enums.
+//! - [`state`]: the state backend (memory, or Redis shared by replicas) behind limits, budgets, cooldowns,
+//!   breakers and the mode.
 //! - [`server`]: listeners, graceful shutdown, connectivity probes.
 //! - [`telemetry`]: OpenTelemetry traces (a span per request, a child per provider attempt, W3C propagation),
 //!   exported over OTLP/HTTP from a bounded queue; off unless configured.
@@ -40,6 +42,7 @@ pub mod pipeline;
 pub mod providers;
 pub mod router;
 pub mod server;
+pub mod state;
 pub mod telemetry;
 
 pub use api::{app, AppState};

@@ -175,6 +175,17 @@ pub fn open_file_limit() -> Option<usize> {
     line.split_whitespace().nth(3)?.parse().ok()
 }
 
+/// Says where shared state lives (the Redis URL without its password).
+fn log_state_backend(state: &AppState) {
+    if let (Some(r), Some(_)) = (&state.config.state.redis, state.router.state_backend().redis()) {
+        tracing::info!(
+            redis = %r.display_url(),
+            key_prefix = %r.key_prefix,
+            "shared state on Redis: client limits and provider budgets hold across replicas"
+        );
+    }
+}
+
 /// Serves until `shutdown` resolves, then drains (see the module docs).
 pub async fn run(
     listener: TcpListener,
@@ -185,6 +196,7 @@ pub async fn run(
     let grace = state.config.server.shutdown_grace;
     let limits = ConnLimits::new(&state.config.server, open_file_limit());
     warn_if_admin_open(listener.local_addr()?, &state);
+    log_state_backend(&state);
     start_probes(&state);
     let open = Arc::new(Open::default());
     let mut loops = Vec::new();

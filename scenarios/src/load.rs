@@ -56,8 +56,8 @@ pub struct Sample {
 pub struct Target {
     /// HTTP client.
     pub http: reqwest::Client,
-    /// Gateway API base URL.
-    pub gateway_url: String,
+    /// Gateway API base URLs: request `i` goes to `gateway_urls[i % len]` (several replicas share the load).
+    pub gateway_urls: Arc<[String]>,
     /// Scenario seed.
     pub seed: u64,
     /// Stage name stored in each sample.
@@ -243,6 +243,14 @@ fn record_mcp(s: &mut Sample, text: &str) {
     s.ok = out.is_object() && s.error.is_none();
 }
 
+/// The replica request `i` goes to (round robin).
+fn gateway_of(t: &Target, i: u64) -> &str {
+    let n = t.gateway_urls.len().max(1) as u64;
+    t.gateway_urls
+        .get(usize::try_from(i % n).unwrap_or(0))
+        .map_or("", String::as_str)
+}
+
 /// Sends request number `i` and records it.
 async fn one(t: &Target, load: &Load, i: u64) -> Sample {
     let mut rng = fastrand::Rng::with_seed(t.seed.wrapping_mul(0x9e37_79b9_7f4a_7c15).wrapping_add(i));
@@ -259,7 +267,7 @@ async fn one(t: &Target, load: &Load, i: u64) -> Sample {
     };
     let mut req = t
         .http
-        .post(format!("{}{path}", t.gateway_url))
+        .post(format!("{}{path}", gateway_of(t, i)))
         .timeout(load.timeout)
         .json(&body_of(load, prompt));
     if load.route == Route::Mcp {

@@ -186,7 +186,7 @@ async fn stage(
             progress.stage(format!("{} / {}", sc.name, spec.name), total);
             let target = load::Target {
                 http: stand.http.clone(),
-                gateway_url: stand.gateway_url.clone(),
+                gateway_urls: stand.gateway_urls.clone().into(),
                 seed: sc.seed.wrapping_add(spec.index as u64),
                 stage: spec.name.into(),
                 t0,
@@ -331,14 +331,15 @@ pub async fn run_scenario(sc: &Scenario, opts: &RunOptions, progress: &Progress)
         samples: Vec::new(),
         incident_report: None,
     };
-    let stand = match Stand::start(&sc.gateway.parsed, sc.seed, &opts.stand).await {
-        Ok(s) => s,
-        Err(e) => {
-            report.errors.push(format!("the stand did not come up: {e}"));
-            report.wall_seconds = t0.elapsed().as_secs_f64();
-            return report;
-        }
-    };
+    let stand =
+        match Stand::start_replicas(&sc.gateway.parsed, sc.seed, &opts.stand, sc.gateway.replicas).await {
+            Ok(s) => s,
+            Err(e) => {
+                report.errors.push(format!("the stand did not come up: {e}"));
+                report.wall_seconds = t0.elapsed().as_secs_f64();
+                return report;
+            }
+        };
     match &opts.incident_reports {
         Some(dir) => {
             let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();

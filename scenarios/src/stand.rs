@@ -1,17 +1,25 @@
 //! The stand a scenario runs on: one fake per provider of the gateway config, a chaos proxy in front of each (the
-//! embedded server, or a Toxiproxy at a URL), and the gateway (in process, or deployed at a URL).
+//! embedded server, or a Toxiproxy at a URL), and the gateway (in process, or deployed at a URL). With
+//! `gateway.replicas: N` (N > 1) N gateways run in process on one real `redis-server` the stand starts (state
+//! backend `redis`), reached through a chaos proxy named [`REDIS_PROXY`], and the load is spread over them.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use llm_chaos::{Client, NewProxy, Server, ServerConfig, ServerHandle};
-use llm_gateway::config::{Config, ProviderKind};
+use llm_gateway::config::{
+    Config, OnError, ProviderKind, RedisStateConfig, Secret, StateBackendKind, StateConfig,
+};
 use llm_gateway::AppState;
+use llm_mocks::testing::RedisServer;
 use llm_mocks::{FakeServer, Provider};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+
+/// The chaos proxy in front of the replicas' Redis (a fault target: `proxy: redis`).
+pub const REDIS_PROXY: &str = "redis";
 
 /// Where the stand's pieces listen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,10 +90,14 @@ pub struct Stand {
     pub chaos: Client,
     /// Proxy listen addresses by provider name (the proxy has the provider's name).
     pub proxies: BTreeMap<String, String>,
-    /// Gateway API base URL.
+    /// Gateway API base URL (the first replica's).
     pub gateway_url: String,
-    /// Gateway `/metrics` URL.
+    /// Every replica's API base URL (one without replicas).
+    pub gateway_urls: Vec<String>,
+    /// Gateway `/metrics` URL (the first replica's).
     pub metrics_url: String,
+    /// Every replica's `/metrics` URL: a scrape is their texts one after the other, so sums add up over replicas.
+    metrics_urls: Vec<String>,
     /// The gateway's configured mode (what `restore_mode` goes back to).
     pub config_mode: String,
     /// HTTP client for the gateway and its admin routes.
@@ -93,7 +105,9 @@ pub struct Stand {
     /// Bearer token for `/admin/*` (`server.admin_token` of the config), if any.
     admin_token: Option<String>,
     chaos_server: Option<ServerHandle>,
-    gateway: Option<InProcess>,
+    gateways: Vec<InProcess>,
+    /// The replicas' Redis (killed when the stand is dropped).
+    redis: Option<RedisServer>,
 }
 
 impl std::fmt::Debug for Stand {
@@ -143,7 +157,38 @@ async fn bind(addr: &str) -> Result<TcpListener, StandError> {
 impl Stand {
     /// Brings the stand up for `config` and waits until the gateway answers `/healthz`.
     pub async fn start(config: &Config, seed: u64, opts: &StandOptions) -> Result<Stand, StandError> {
+        Stand::start_replicas(config, seed, opts, 1).await
+    }
+
+    /// [`Stand::start`] with `replicas` gateways in process sharing one Redis (more than one needs the ephemeral
+    /// layout and no deployed gateway).
+    pub async fn start_replicas(
+        config: &Config,
+        seed: u64,
+        opts: &StandOptions,
+        replicas: u32,
+    ) -> Result<Stand, StandError> {
         let fixed = opts.layout == Layout::Fixed;
+        let redis = if replicas > 1 {
+            if fixed || opts.gateway_url.is_some() {
+                return Err(StandError::Gateway(
+                    "gateway.replicas above 1 needs the in-process stand (no --gateway-url, not rehearse)"
+                        .into(),
+                ));
+            }
+            match RedisServer::start().await {
+                Ok(Some(r)) => Some(r),
+                Ok(None) => {
+                    return Err(StandError::Gateway(
+                        "gateway.replicas needs redis-server: install Debian's redis-server (scripts/test.sh does)"
+                            .into(),
+                    ))
+                }
+                Err(e) => return Err(StandError::Gateway(e.to_string())),
+            }
+        } else {
+            None
+        };
         let mut fakes = BTreeMap::new();
         for (name, p) in &config.providers {
             let kind = fake_kind(p.kind);
@@ -187,6 +232,9 @@ impl Stand {
             }
             wanted.push(NewProxy::new(name.clone(), listen, fake_addr));
         }
+        if let Some(r) = &redis {
+            wanted.push(NewProxy::new(REDIS_PROXY, "127.0.0.1:0", r.addr()));
+        }
         let created = chaos.populate(&wanted).await?;
         let proxies: BTreeMap<String, String> = created.into_iter().map(|p| (p.name, p.listen)).collect();
         let config_mode = config.mode.as_str().to_string();
@@ -199,12 +247,15 @@ impl Stand {
             chaos,
             proxies,
             gateway_url: String::new(),
+            gateway_urls: Vec::new(),
             metrics_url: String::new(),
+            metrics_urls: Vec::new(),
             config_mode,
             http,
             admin_token: config.server.admin_token.as_ref().map(|t| t.expose().to_string()),
             chaos_server,
-            gateway: None,
+            gateways: Vec::new(),
+            redis,
         };
         if let Some(url) = &opts.gateway_url {
             stand.gateway_url = url.trim_end_matches('/').to_string();
@@ -212,8 +263,16 @@ impl Stand {
                 .gateway_metrics_url
                 .clone()
                 .unwrap_or_else(|| format!("{}/metrics", stand.gateway_url));
+            stand.gateway_urls = vec![stand.gateway_url.clone()];
+            stand.metrics_urls = vec![stand.metrics_url.clone()];
         } else {
-            stand.start_gateway(config.clone(), fixed).await?;
+            let mut cfg = config.clone();
+            if let Some(proxy) = stand.proxies.get(REDIS_PROXY).filter(|_| stand.redis.is_some()) {
+                cfg.state = shared_state(&cfg.state, proxy);
+            }
+            for _ in 0..replicas.max(1) {
+                stand.start_gateway(cfg.clone(), fixed).await?;
+            }
         }
         stand.wait_ready().await?;
         Ok(stand)
@@ -244,11 +303,17 @@ impl Stand {
             (true, Some(m)) => Some(bind(&m.to_string()).await?),
             _ => None,
         };
-        self.gateway_url = format!("http://{addr}");
-        self.metrics_url = match cfg.server.metrics_listen {
+        let gateway_url = format!("http://{addr}");
+        let metrics_url = match cfg.server.metrics_listen {
             Some(m) if fixed => format!("http://{m}/metrics"),
-            _ => format!("{}/metrics", self.gateway_url),
+            _ => format!("{gateway_url}/metrics"),
         };
+        if self.gateway_urls.is_empty() {
+            self.gateway_url.clone_from(&gateway_url);
+            self.metrics_url.clone_from(&metrics_url);
+        }
+        self.gateway_urls.push(gateway_url);
+        self.metrics_urls.push(metrics_url);
         let state: Arc<AppState> = AppState::new(cfg).map_err(|e| StandError::Gateway(e.to_string()))?;
         let (stop, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(llm_gateway::server::run(
@@ -259,13 +324,20 @@ impl Stand {
                 let _ = rx.await;
             },
         ));
-        self.gateway = Some(InProcess { stop, task });
+        self.gateways.push(InProcess { stop, task });
         Ok(())
     }
 
-    /// Polls `/healthz` (explicit readiness, no sleeps on the happy path).
+    /// Polls every replica's `/healthz` (explicit readiness, no sleeps on the happy path).
     async fn wait_ready(&self) -> Result<(), StandError> {
-        let url = format!("{}/healthz", self.gateway_url);
+        for g in &self.gateway_urls {
+            self.wait_one_ready(g).await?;
+        }
+        Ok(())
+    }
+
+    async fn wait_one_ready(&self, gateway_url: &str) -> Result<(), StandError> {
+        let url = format!("{gateway_url}/healthz");
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         loop {
             match self.http.get(&url).timeout(Duration::from_secs(2)).send().await {
@@ -281,7 +353,8 @@ impl Stand {
         }
     }
 
-    /// `POST /admin/mode`.
+    /// `POST /admin/mode` on the first replica. With replicas the switch reaches the others through Redis: this
+    /// waits (bounded) until every replica says it runs in `mode`.
     pub async fn set_mode(&self, mode: &str) -> Result<(), String> {
         let url = format!("{}/admin/mode", self.gateway_url);
         let mut req = self.http.post(&url).json(&serde_json::json!({ "mode": mode }));
@@ -289,25 +362,52 @@ impl Stand {
             req = req.bearer_auth(t);
         }
         let r = req.send().await.map_err(|e| format!("{url}: {e}"))?;
-        if r.status().is_success() {
-            Ok(())
-        } else {
-            Err(format!("{url} answered {}", r.status()))
+        if !r.status().is_success() {
+            return Err(format!("{url} answered {}", r.status()));
         }
+        let deadline = tokio::time::Instant::now() + MODE_REACHES_ALL;
+        for g in self.gateway_urls.iter().skip(1) {
+            loop {
+                if self.mode_of(g).await.as_deref() == Some(mode) {
+                    break;
+                }
+                if tokio::time::Instant::now() >= deadline {
+                    return Err(format!(
+                        "{g} is not in mode {mode} {MODE_REACHES_ALL:?} after the switch"
+                    ));
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        Ok(())
     }
 
-    /// The gateway's metrics text.
-    pub async fn scrape(&self) -> Result<String, String> {
-        let r = self
-            .http
-            .get(&self.metrics_url)
-            .send()
-            .await
-            .map_err(|e| format!("{}: {e}", self.metrics_url))?;
-        if !r.status().is_success() {
-            return Err(format!("{} answered {}", self.metrics_url, r.status()));
+    async fn mode_of(&self, gateway_url: &str) -> Option<String> {
+        let mut req = self.http.get(format!("{gateway_url}/admin/mode"));
+        if let Some(t) = &self.admin_token {
+            req = req.bearer_auth(t);
         }
-        r.text().await.map_err(|e| format!("{}: {e}", self.metrics_url))
+        let v: serde_json::Value = req.send().await.ok()?.json().await.ok()?;
+        v["mode"].as_str().map(str::to_string)
+    }
+
+    /// The gateway's metrics text (every replica's, one after the other).
+    pub async fn scrape(&self) -> Result<String, String> {
+        let mut out = String::new();
+        for url in &self.metrics_urls {
+            let r = self
+                .http
+                .get(url)
+                .send()
+                .await
+                .map_err(|e| format!("{url}: {e}"))?;
+            if !r.status().is_success() {
+                return Err(format!("{url} answered {}", r.status()));
+            }
+            out.push_str(&r.text().await.map_err(|e| format!("{url}: {e}"))?);
+            out.push('\n');
+        }
+        Ok(out)
     }
 
     /// The chaos API URL.
@@ -317,7 +417,7 @@ impl Stand {
 
     /// Stops the gateway (if in process), the proxies (if embedded) and the fakes.
     pub async fn shutdown(mut self) {
-        if let Some(g) = self.gateway.take() {
+        for g in std::mem::take(&mut self.gateways) {
             let _ = g.stop.send(());
             let mut task = g.task;
             if tokio::time::timeout(Duration::from_secs(2), &mut task)
@@ -334,6 +434,29 @@ impl Stand {
                 let _ = self.chaos.delete_proxy(name).await;
             }
         }
+    }
+}
+
+/// A switch on one replica reaches the others within a second (the gateways read the shared mode every 200 ms).
+const MODE_REACHES_ALL: Duration = Duration::from_secs(1);
+
+/// `state:` for replicas: Redis through its chaos proxy at `proxy`, keeping `timeout` and `on_error` when the
+/// scenario's config sets them.
+fn shared_state(configured: &StateConfig, proxy: &str) -> StateConfig {
+    let (timeout, on_error) = configured
+        .redis
+        .as_ref()
+        .map_or((Duration::from_millis(100), OnError::Local), |r| {
+            (r.timeout, r.on_error)
+        });
+    StateConfig {
+        backend: StateBackendKind::Redis,
+        redis: Some(RedisStateConfig {
+            url: Secret::new(format!("redis://{proxy}")),
+            key_prefix: "llm-scenarios:".into(),
+            timeout,
+            on_error,
+        }),
     }
 }
 

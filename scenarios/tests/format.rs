@@ -243,3 +243,46 @@ fn mcp_load_is_route_mcp_or_api_mcp() {
     let e = error(from, "load: { requests: 10, concurrency: 2, api: grpc }");
     assert!(e.contains("expected chat, assistants, embeddings or mcp"), "{e}");
 }
+
+#[test]
+fn replicas_are_bounded_and_bring_the_redis_proxy() {
+    let three = "config: ../../config/llm_gateway_simulation.yaml\n  replicas: 3";
+    let sc = mutated("config: ../../config/llm_gateway_simulation.yaml", three).unwrap();
+    assert_eq!(sc.gateway.replicas, 3);
+    assert_eq!(
+        mutated(
+            "{ proxy: kimi, enabled: false }",
+            "{ proxy: kimi, enabled: false }"
+        )
+        .unwrap()
+        .gateway
+        .replicas,
+        1
+    );
+    assert_eq!(
+        error(
+            "config: ../../config/llm_gateway_simulation.yaml",
+            "config: ../../config/llm_gateway_simulation.yaml\n  replicas: 9"
+        ),
+        "1 problem(s):\n  - gateway.replicas: 9 is out of range; expected 1 to 5"
+    );
+    // `proxy: redis` exists only with replicas, and is never a fake.
+    assert_eq!(
+        error("{ proxy: kimi, enabled: false }", "{ proxy: redis, enabled: false }"),
+        "1 problem(s):\n  - phases[0].faults[1].proxy: unknown proxy \"redis\"; expected one of gigachat, kimi, ollama, openai, qwen or \"*\""
+    );
+    let (path, text) = fixture();
+    let with_redis = text
+        .replace("config: ../../config/llm_gateway_simulation.yaml", three)
+        .replace(
+            "{ proxy: kimi, enabled: false }",
+            "{ proxy: redis, enabled: false }",
+        );
+    assert!(format::parse(&with_redis, &path).is_ok());
+    let fake_redis = with_redis.replace(
+        "{ proxy: redis, enabled: false }",
+        "{ fake: redis, fault: rate_limited }",
+    );
+    let e = format::parse(&fake_redis, &path).unwrap_err().to_string();
+    assert!(e.contains("unknown fake \"redis\""), "{e}");
+}

@@ -62,6 +62,10 @@ suite! {
     vision_and_tools_fallback => "26_vision_and_tools_fallback.yaml",
     cut_streams_open_the_breaker => "27_cut_streams_open_the_breaker.yaml",
     mcp_primary_quota_exhausted => "28_mcp_primary_quota_exhausted.yaml",
+    replicas_client_key_limit => "29_replicas_client_key_limit.yaml",
+    replicas_quota_found_by_one => "30_replicas_quota_found_by_one.yaml",
+    replicas_mode_switch => "31_replicas_mode_switch.yaml",
+    replicas_redis_black_hole => "32_replicas_redis_black_hole.yaml",
 }
 
 fn planned(sc: &Scenario) -> u64 {

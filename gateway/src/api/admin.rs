@@ -85,6 +85,7 @@ pub(crate) async fn readyz(State(state): State<Arc<AppState>>) -> Response {
     let usable: Vec<String> = state
         .router
         .snapshot()
+        .await
         .into_iter()
         .filter(|s| state.config.policy.order.contains(&s.name))
         .filter(|s| {
@@ -113,6 +114,7 @@ pub(crate) async fn readyz(State(state): State<Arc<AppState>>) -> Response {
         "offline_packages": packages,
         "degraded": state.router.connectivity().degraded(),
         "draining": draining,
+        "state_backend": state.router.state_backend().status(),
     });
     (status, Json(body)).into_response()
 }
@@ -125,14 +127,15 @@ pub(crate) async fn metrics(State(state): State<Arc<AppState>>) -> Response {
 
 /// `GET /admin/providers`: breaker, cooldown, last error per provider. Secrets appear only as present/absent.
 pub(crate) async fn providers(State(state): State<Arc<AppState>>) -> Json<Value> {
-    Json(providers_json(&state))
+    Json(providers_json(&state).await)
 }
 
 /// The body of `GET /admin/providers` (also the MCP tool `llm_providers`).
-pub(crate) fn providers_json(state: &AppState) -> Value {
+pub(crate) async fn providers_json(state: &AppState) -> Value {
     let list: Vec<Value> = state
         .router
         .snapshot()
+        .await
         .into_iter()
         .map(|s| {
             let pc = state.config.providers.get(&s.name);
@@ -155,6 +158,7 @@ pub(crate) fn providers_json(state: &AppState) -> Value {
     json!({
         "mode": state.router.mode().as_str(),
         "degraded": state.router.connectivity().degraded(),
+        "state_backend": state.router.state_backend().status(),
         "cache_entries": state.cache.entry_count(),
         "providers": list,
     })
@@ -192,11 +196,19 @@ pub(crate) async fn set_mode(
     )?;
     let mode = parse_mode(&b.mode)?;
     let previous = state.router.mode();
-    state.router.set_mode(mode);
-    tracing::info!(from = previous.as_str(), to = mode.as_str(), "mode switched");
-    Ok(Json(
-        json!({"mode": mode.as_str(), "previous": previous.as_str()}),
-    ))
+    let shared = state.router.switch_mode(mode).await;
+    tracing::info!(
+        from = previous.as_str(),
+        to = mode.as_str(),
+        ?shared,
+        "mode switched"
+    );
+    let mut body = json!({"mode": mode.as_str(), "previous": previous.as_str()});
+    if let Some(shared) = shared {
+        // Redis: whether the other replicas follow now, or once Redis answers again.
+        body["shared"] = json!(shared);
+    }
+    Ok(Json(body))
 }
 
 /// A mode name as `POST /admin/mode` (and the MCP tool `llm_set_mode`) accepts it.

@@ -31,7 +31,7 @@ pub(crate) async fn require_client_key(
         .and_then(|v| std::str::from_utf8(v).ok())
         .or_else(|| h.get("x-api-key").and_then(|v| v.to_str().ok()))
         .map(str::trim);
-    let id = match state.clients.admit(given) {
+    let id = match state.clients.admit(given).await {
         Ok(id) => id,
         Err(Denied::Unauthorized) => return Err(ApiError::ClientUnauthorized),
         Err(Denied::RateLimited {
@@ -59,7 +59,7 @@ pub(crate) async fn require_client_key(
     let resp = next.run(req).await;
     if let Some(u) = resp.extensions().get::<Usage>() {
         let total = u.total_tokens.max(u.prompt_tokens + u.completion_tokens);
-        state.clients.record_tokens(id, total);
+        state.clients.record_tokens(id, total).await;
     }
     Ok(resp)
 }

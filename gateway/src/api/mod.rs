@@ -96,7 +96,7 @@ impl AppState {
         let mut offline = OfflineStore::load(&config.offline);
         offline.set_miss_secrets(config.secret_values());
         let cache = ResponseCache::new(&config.cache);
-        let clients = ClientLimits::new(&config.clients);
+        let clients = ClientLimits::with_backend(&config.clients, router.state_backend().clone());
         // Export problems never stop the gateway: it serves without traces and says why.
         let telemetry = config.telemetry.as_ref().and_then(|o| {
             match crate::telemetry::Telemetry::start(&config, metrics.spans_dropped.clone()) {
@@ -110,7 +110,7 @@ impl AppState {
                 }
             }
         });
-        Ok(Arc::new(AppState {
+        let state = Arc::new(AppState {
             config,
             router,
             providers,
@@ -120,7 +120,9 @@ impl AppState {
             clients,
             lifecycle: crate::server::Lifecycle::default(),
             telemetry,
-        }))
+        });
+        crate::state::follow_mode(&state);
+        Ok(state)
     }
 
     pub(crate) fn provider(&self, name: &str) -> Option<&Arc<Provider>> {

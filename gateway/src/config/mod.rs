@@ -6,6 +6,7 @@ mod aliases;
 mod policy;
 mod raw;
 mod secrets;
+mod state;
 mod telemetry;
 #[cfg(test)]
 mod tests;
@@ -23,6 +24,7 @@ use serde::Serialize;
 pub use crate::offline::OfflineConfig;
 pub use aliases::Aliases;
 pub use secrets::{Secret, SecretSource};
+pub use state::{redact_url, OnError, RedisStateConfig, StateBackendKind, StateConfig};
 pub use telemetry::OtlpConfig;
 pub use tiers::{CacheConfig, CacheScope, ClientKey, ConnectivityConfig, ProviderLimits};
 
@@ -303,6 +305,8 @@ pub struct Config {
     pub clients: Vec<ClientKey>,
     /// Connectivity probes (`None`: off).
     pub connectivity: Option<ConnectivityConfig>,
+    /// Shared state backend (memory by default).
+    pub state: StateConfig,
     /// The MCP server at `/mcp` on the API listener.
     pub mcp: McpConfig,
     /// OpenTelemetry trace export (`None`: off).
@@ -482,6 +486,7 @@ impl Config {
         providers
             .chain(clients)
             .chain(self.server.admin_token.as_ref())
+            .chain(self.state.redis.as_ref().map(|r| &r.url))
             .map(|s| s.expose().to_string())
             .collect()
     }

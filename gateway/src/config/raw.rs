@@ -31,6 +31,9 @@ pub(crate) struct RawConfig {
     pub(crate) limits: RawLimits,
     /// Connectivity probes (absent: no probes).
     pub(crate) connectivity: Option<RawConnectivity>,
+    /// Shared state backend (absent: memory).
+    #[serde(default)]
+    pub(crate) state: RawState,
     /// The MCP server at `/mcp`.
     #[serde(default)]
     pub(crate) mcp: RawMcp,
@@ -55,6 +58,24 @@ pub(crate) struct RawMcp {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawResponses {
     pub(crate) hosted_tools: Option<String>,
+}
+
+/// `state:`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawState {
+    pub(crate) backend: Option<String>,
+    pub(crate) redis: Option<RawRedisState>,
+}
+
+/// `state.redis:`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRedisState {
+    pub(crate) url: Option<String>,
+    pub(crate) key_prefix: Option<String>,
+    pub(crate) timeout: Option<String>,
+    pub(crate) on_error: Option<String>,
 }
 
 /// `offline:`.

@@ -352,3 +352,81 @@ fn a_provider_of_the_order_without_a_secret_reads_0_on_metrics() {
         "{m}"
     );
 }
+
+#[test]
+fn state_defaults_to_memory() {
+    let cfg = Config::from_yaml(SIM, &no_env).unwrap();
+    assert_eq!(cfg.state.backend, super::StateBackendKind::Memory);
+    assert!(cfg.state.redis.is_none());
+}
+
+#[test]
+fn state_redis_parses_and_hides_its_password() {
+    let text = format!(
+        "{SIM}\nstate:\n  backend: redis\n  redis:\n    url: redis://gw:s3cret-pass@10.0.0.5:6379/2\n    key_prefix: \"gw-a:\"\n    timeout: 50ms\n    on_error: fail_closed\n"
+    );
+    let cfg = Config::from_yaml(&text, &no_env).unwrap();
+    assert_eq!(cfg.state.backend, super::StateBackendKind::Redis);
+    let r = cfg.state.redis.as_ref().unwrap();
+    assert_eq!(r.key_prefix, "gw-a:");
+    assert_eq!(r.timeout, Duration::from_millis(50));
+    assert_eq!(r.on_error, super::OnError::FailClosed);
+    assert_eq!(r.url.expose(), "redis://gw:s3cret-pass@10.0.0.5:6379/2");
+    assert_eq!(r.display_url(), "redis://gw:***@10.0.0.5:6379/2");
+    assert!(!format!("{cfg:?}").contains("s3cret-pass"));
+    assert!(cfg.secret_values().iter().any(|s| s.contains("s3cret-pass")));
+    let defaults = format!("{SIM}\nstate:\n  backend: redis\n  redis:\n    url: redis://127.0.0.1:6379\n");
+    let r = Config::from_yaml(&defaults, &no_env)
+        .unwrap()
+        .state
+        .redis
+        .unwrap();
+    assert_eq!(r.key_prefix, "llm-gateway:");
+    assert_eq!(r.timeout, Duration::from_millis(100));
+    assert_eq!(r.on_error, super::OnError::Local);
+}
+
+#[test]
+fn state_unknown_key_names_its_path() {
+    let text =
+        format!("{SIM}\nstate:\n  backend: redis\n  redis:\n    url: redis://127.0.0.1:1\n    pasword: x\n");
+    match Config::from_yaml(&text, &no_env) {
+        Err(ConfigError::Parse { path, message }) => {
+            assert_eq!(path, "state.redis.pasword");
+            assert!(message.contains("unknown field `pasword`"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn state_problems_name_their_paths() {
+    let text = format!(
+        "{SIM}\nstate:\n  backend: etcd\n  redis:\n    url: http://u:hunter2@h:1\n    key_prefix: \"a b\"\n    timeout: 0s\n    on_error: retry\n"
+    );
+    let got = problems(&text);
+    for want in [
+        "state.backend: unknown backend \"etcd\"; expected memory or redis",
+        "state.redis.url: \"http://u:***@h:1\" is not a redis:// or rediss:// URL",
+        "state.redis.key_prefix: must be 1 to 64 characters without spaces or control characters",
+        "state.redis.timeout: must be greater than zero",
+        "state.redis.on_error: unknown value \"retry\"; expected local or fail_closed",
+        "state.redis: set, but state.backend is not redis (set backend: redis or remove it)",
+    ] {
+        assert!(got.iter().any(|g| g == want), "missing {want:?} in {got:?}");
+    }
+    assert!(got.iter().all(|g| !g.contains("hunter2")), "{got:?}");
+    let got = problems(&format!("{SIM}\nstate:\n  backend: redis\n"));
+    assert!(
+        got.iter().any(|g| g.starts_with("state.redis: required")),
+        "{got:?}"
+    );
+    let got = problems(&format!(
+        "{SIM}\nstate:\n  backend: redis\n  redis:\n    url: redis://h:1\n    timeout: 10s\n"
+    ));
+    assert!(
+        got.iter()
+            .any(|g| g.starts_with("state.redis.timeout: 10s is above 5s")),
+        "{got:?}"
+    );
+}

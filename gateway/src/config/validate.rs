@@ -144,6 +144,7 @@ pub(crate) fn validate(raw: RawConfig, env: EnvLookup<'_>) -> Result<Config, Vec
     let cache = super::tiers::cache(&mut p, &raw.cache);
     let clients = super::tiers::clients(&mut p, &raw.limits, env);
     let connectivity = super::tiers::connectivity(&mut p, raw.connectivity.as_ref());
+    let state = super::state::state(&mut p, &raw.state);
     let mcp = mcp(&mut p, &raw.mcp);
     let telemetry = super::telemetry::otlp(&mut p, raw.telemetry.as_ref(), env);
     let hosted_tools = match raw.responses.hosted_tools.as_deref() {
@@ -184,6 +185,7 @@ pub(crate) fn validate(raw: RawConfig, env: EnvLookup<'_>) -> Result<Config, Vec
                 cache,
                 clients,
                 connectivity,
+                state,
                 mcp,
                 telemetry,
                 responses: super::ResponsesConfig { hosted_tools },

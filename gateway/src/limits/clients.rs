@@ -14,6 +14,8 @@ use tokio::time::Instant;
 use super::constant_time_eq;
 use super::window::Window;
 use crate::config::ClientKey;
+use crate::metrics::StateOp;
+use crate::state::{self, scripts, StateBackend};
 
 /// governor on tokio time, so paused-time tests move it like everything else.
 #[derive(Debug, Clone, Copy)]
@@ -34,6 +36,8 @@ type Limiter = RateLimiter<NotKeyed, InMemoryState, TokioClock, NoOpMiddleware<D
 struct Client {
     name: String,
     key: crate::config::Secret,
+    rpm: u32,
+    tpm: u64,
     requests: Option<Limiter>,
     tokens: Option<Mutex<Window>>,
 }
@@ -71,11 +75,17 @@ pub enum Denied {
 pub struct ClientLimits {
     clients: Vec<Client>,
     clock: TokioClock,
+    backend: StateBackend,
 }
 
 impl ClientLimits {
-    /// From config (no clients: the API is open).
+    /// From config (no clients: the API is open), limits in this process.
     pub fn new(keys: &[ClientKey]) -> ClientLimits {
+        ClientLimits::with_backend(keys, StateBackend::memory())
+    }
+
+    /// From config, limits on `backend` (local limits when it is memory, or while Redis fails).
+    pub fn with_backend(keys: &[ClientKey], backend: StateBackend) -> ClientLimits {
         let clock = TokioClock {
             origin: Instant::now(),
         };
@@ -84,6 +94,8 @@ impl ClientLimits {
             .map(|k| Client {
                 name: k.name.clone(),
                 key: k.key.clone(),
+                rpm: k.requests_per_minute.unwrap_or(0),
+                tpm: k.tokens_per_minute.unwrap_or(0),
                 requests: k
                     .requests_per_minute
                     .and_then(NonZeroU32::new)
@@ -93,7 +105,11 @@ impl ClientLimits {
                     .map(|n| Mutex::new(Window::new(n, Duration::from_secs(60)))),
             })
             .collect();
-        ClientLimits { clients, clock }
+        ClientLimits {
+            clients,
+            clock,
+            backend,
+        }
     }
 
     /// True when keys are required.
@@ -107,8 +123,9 @@ impl ClientLimits {
     }
 
     /// Finds the client whose key is `given`, comparing against every key (no early exit), then applies its
-    /// limits (one request counted).
-    pub fn admit(&self, given: Option<&str>) -> Result<ClientId, Denied> {
+    /// limits (one request counted): on Redis when the backend is shared and answers, else locally (or, under
+    /// `on_error: fail_closed`, refused while Redis fails).
+    pub async fn admit(&self, given: Option<&str>) -> Result<ClientId, Denied> {
         let given = given.unwrap_or("").as_bytes();
         let mut found = None;
         for (i, c) in self.clients.iter().enumerate() {
@@ -117,7 +134,52 @@ impl ClientLimits {
             }
         }
         let i = found.ok_or(Denied::Unauthorized)?;
-        let c = &self.clients[i];
+        let Some(c) = self.clients.get(i) else {
+            return Err(Denied::Unauthorized);
+        };
+        if c.rpm == 0 && c.tpm == 0 {
+            return Ok(ClientId(i));
+        }
+        if let Some(r) = self.backend.redis() {
+            let keys = [
+                r.key(&format!("client:{}:rpm", c.name)),
+                r.key(&format!("client:{}:tpm", c.name)),
+            ];
+            let args = [i64::from(c.rpm), i64::try_from(c.tpm).unwrap_or(i64::MAX)];
+            let shared: Result<(i64, i64), _> = r
+                .eval(StateOp::ClientLimit, &scripts::CLIENT_ADMIT, &keys, &args)
+                .await;
+            match shared {
+                Ok((0, _)) => return Ok(ClientId(i)),
+                Ok((which, wait)) => {
+                    return Err(Denied::RateLimited {
+                        client: c.name.clone(),
+                        limit: if which == 2 {
+                            "tokens_per_minute"
+                        } else {
+                            "requests_per_minute"
+                        },
+                        retry_after: state::from_ms(wait),
+                    })
+                }
+                Err(_) if r.fail_closed() => {
+                    return Err(Denied::RateLimited {
+                        client: c.name.clone(),
+                        limit: if c.rpm > 0 {
+                            "requests_per_minute"
+                        } else {
+                            "tokens_per_minute"
+                        },
+                        retry_after: state::RETRY_AFTER,
+                    })
+                }
+                Err(_) => {}
+            }
+        }
+        self.admit_local(i, c)
+    }
+
+    fn admit_local(&self, i: usize, c: &Client) -> Result<ClientId, Denied> {
         if let Some(w) = &c.tokens {
             let mut w = match w.lock() {
                 Ok(g) => g,
@@ -143,9 +205,26 @@ impl ClientLimits {
         Ok(ClientId(i))
     }
 
-    /// Counts the tokens of an answer against the client's tokens/min.
-    pub fn record_tokens(&self, id: ClientId, tokens: u64) {
-        if let Some(w) = self.clients.get(id.0).and_then(|c| c.tokens.as_ref()) {
+    /// Counts the tokens of an answer against the client's tokens/min (on Redis when shared; locally when memory
+    /// or while Redis fails).
+    pub async fn record_tokens(&self, id: ClientId, tokens: u64) {
+        let Some(c) = self.clients.get(id.0) else {
+            return;
+        };
+        if c.tpm == 0 {
+            return;
+        }
+        if let Some(r) = self.backend.redis() {
+            let keys = [r.key(&format!("client:{}:tpm", c.name))];
+            let args = [i64::try_from(tokens).unwrap_or(i64::MAX), 60_000];
+            let shared: Result<Vec<i64>, _> = r
+                .eval(StateOp::ClientLimit, &scripts::WINDOWS_ADD, &keys, &args)
+                .await;
+            if shared.is_ok() {
+                return;
+            }
+        }
+        if let Some(w) = c.tokens.as_ref() {
             let mut w = match w.lock() {
                 Ok(g) => g,
                 Err(p) => p.into_inner(),
@@ -176,11 +255,11 @@ mod tests {
             key("a", "key-aaaaaaaa", Some(2), None),
             key("b", "key-bbbbbbbb", None, Some(100)),
         ]);
-        assert_eq!(l.admit(None), Err(Denied::Unauthorized));
-        assert_eq!(l.admit(Some("key-aaaaaaa")), Err(Denied::Unauthorized));
-        assert_eq!(l.admit(Some("key-aaaaaaaa")), Ok(ClientId(0)));
-        assert_eq!(l.admit(Some("key-aaaaaaaa")), Ok(ClientId(0)));
-        match l.admit(Some("key-aaaaaaaa")) {
+        assert_eq!(l.admit(None).await, Err(Denied::Unauthorized));
+        assert_eq!(l.admit(Some("key-aaaaaaa")).await, Err(Denied::Unauthorized));
+        assert_eq!(l.admit(Some("key-aaaaaaaa")).await, Ok(ClientId(0)));
+        assert_eq!(l.admit(Some("key-aaaaaaaa")).await, Ok(ClientId(0)));
+        match l.admit(Some("key-aaaaaaaa")).await {
             Err(Denied::RateLimited {
                 limit, retry_after, ..
             }) => {
@@ -190,17 +269,17 @@ mod tests {
             other => panic!("{other:?}"),
         }
         tokio::time::advance(Duration::from_secs(30)).await;
-        assert_eq!(l.admit(Some("key-aaaaaaaa")), Ok(ClientId(0)));
-        let b = l.admit(Some("key-bbbbbbbb")).unwrap();
-        l.record_tokens(b, 150);
+        assert_eq!(l.admit(Some("key-aaaaaaaa")).await, Ok(ClientId(0)));
+        let b = l.admit(Some("key-bbbbbbbb")).await.unwrap();
+        l.record_tokens(b, 150).await;
         assert!(matches!(
-            l.admit(Some("key-bbbbbbbb")),
+            l.admit(Some("key-bbbbbbbb")).await,
             Err(Denied::RateLimited {
                 limit: "tokens_per_minute",
                 ..
             })
         ));
         tokio::time::advance(Duration::from_secs(60)).await;
-        assert_eq!(l.admit(Some("key-bbbbbbbb")), Ok(ClientId(1)));
+        assert_eq!(l.admit(Some("key-bbbbbbbb")).await, Ok(ClientId(1)));
     }
 }

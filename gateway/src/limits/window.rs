@@ -55,6 +55,12 @@ impl Window {
         self.used = self.used.saturating_add(n);
     }
 
+    /// Takes back `n` added in the current window (a request counted but not made).
+    pub fn sub(&mut self, now: Instant, n: u64) {
+        self.roll(now);
+        self.used = self.used.saturating_sub(n);
+    }
+
     /// Used so far in the current window.
     pub fn used(&mut self, now: Instant) -> u64 {
         self.roll(now);

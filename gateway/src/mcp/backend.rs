@@ -265,11 +265,11 @@ impl Backend {
 
     /// Counts an answer's tokens against the client key of an HTTP caller (`limits.clients` tokens/min), as the
     /// client-key layer does for `/v1/*` answers.
-    pub fn record_client_tokens(&self, id: crate::limits::ClientId, usage: &Value) {
+    pub async fn record_client_tokens(&self, id: crate::limits::ClientId, usage: &Value) {
         if let Backend::Local(s) = self {
             let n = |k: &str| usage[k].as_u64().unwrap_or(0);
             let total = n("total_tokens").max(n("prompt_tokens") + n("completion_tokens"));
-            s.clients.record_tokens(id, total);
+            s.clients.record_tokens(id, total).await;
         }
     }
 
@@ -352,7 +352,7 @@ impl Backend {
     /// `llm_providers`: `GET /admin/providers`.
     pub async fn providers(&self) -> Result<Value, ToolError> {
         match self {
-            Backend::Local(s) => Ok(api::providers_json(s)),
+            Backend::Local(s) => Ok(api::providers_json(s).await),
             Backend::Remote(r) => {
                 r.call(reqwest::Method::GET, "/admin/providers", None, true, None)
                     .await
@@ -377,14 +377,19 @@ impl Backend {
             Backend::Local(s) => {
                 let m = api::parse_mode(mode).map_err(|e| ToolError::Invalid(e.to_string()))?;
                 let previous = s.router.mode();
-                s.router.set_mode(m);
+                let shared = s.router.switch_mode(m).await;
                 tracing::info!(
                     from = previous.as_str(),
                     to = m.as_str(),
                     via = "mcp",
+                    ?shared,
                     "mode switched"
                 );
-                Ok(json!({"mode": m.as_str(), "previous": previous.as_str()}))
+                let mut body = json!({"mode": m.as_str(), "previous": previous.as_str()});
+                if let Some(shared) = shared {
+                    body["shared"] = json!(shared);
+                }
+                Ok(body)
             }
             Backend::Remote(r) => {
                 r.call(
@@ -514,11 +519,15 @@ impl Backend {
         let now = Instant::now();
         let needs = Needs::default();
         let mut first: Option<String> = None;
+        let mut skips = Vec::with_capacity(plan.len());
+        for c in &plan {
+            skips.push(state.router.would_skip(c, &needs, now).await);
+        }
         let candidates: Vec<Value> = plan
             .iter()
+            .zip(skips)
             .enumerate()
-            .map(|(i, c)| {
-                let skip = state.router.would_skip(c, &needs, now);
+            .map(|(i, (c, skip))| {
                 let (decision, outcome, reason) = match &skip {
                     Some(s) => ("skip", Some(s.outcome.as_str()), s.message.clone()),
                     None => {

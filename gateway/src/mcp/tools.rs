@@ -629,7 +629,7 @@ impl ServerHandler for LlmProviderTool {
             Some(r) => {
                 if let (Some(id), Some(out)) = (client, &r.structured_content) {
                     if r.is_error != Some(true) && request.name == McpTool::Generate.as_str() {
-                        self.backend.record_client_tokens(id, &out["usage"]);
+                        self.backend.record_client_tokens(id, &out["usage"]).await;
                     }
                 }
                 Ok(r.into())

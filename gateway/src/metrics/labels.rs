@@ -408,3 +408,26 @@ pub struct BudgetLabels {
     /// Which budget.
     pub budget: BudgetKind,
 }
+
+label_enum!(
+    /// What a call to the shared state backend was for (the `op` of `state_backend_errors_total`).
+    StateOp {
+        /// A client key's requests/min and tokens/min.
+        ClientLimit => "client_limit",
+        /// A provider's budgets.
+        ProviderBudget => "provider_budget",
+        /// A provider's cooldown.
+        Cooldown => "cooldown",
+        /// A provider's breaker.
+        Breaker => "breaker",
+        /// The mode.
+        Mode => "mode",
+    }
+);
+
+/// `{op}` of `llm_gateway_state_backend_errors_total`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct StateOpLabels {
+    /// What the call was for.
+    pub op: StateOp,
+}

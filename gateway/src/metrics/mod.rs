@@ -87,6 +87,11 @@ pub struct Metrics {
     pub spans_dropped: Counter,
     /// `llm_gateway_dropped_tools_total{route,tool}`: hosted tools left out of upstream calls.
     pub dropped_tools: Family<DroppedToolLabels, Counter>,
+    /// `llm_gateway_state_backend_errors_total{op}`: calls to the shared state backend (Redis) that failed or
+    /// timed out; each fell back to local state.
+    pub state_errors: Family<StateOpLabels, Counter>,
+    /// `llm_gateway_state_backend_degraded`: 1 while the shared state backend fails and state is local.
+    pub state_degraded: Gauge,
 }
 
 impl Metrics {
@@ -117,6 +122,8 @@ impl Metrics {
             connections_shed: Counter::default(),
             spans_dropped: Counter::default(),
             dropped_tools: Family::default(),
+            state_errors: Family::default(),
+            state_degraded: Gauge::default(),
             registry: Registry::default(),
         };
         r.register(
@@ -230,6 +237,19 @@ impl Metrics {
             "Hosted tools (web_search, ...) left out of upstream calls, by route and tool",
             m.dropped_tools.clone(),
         );
+        r.register(
+            "state_backend_errors",
+            "Calls to the shared state backend (Redis) that failed or timed out, by operation",
+            m.state_errors.clone(),
+        );
+        r.register(
+            "state_backend_degraded",
+            "1 while the shared state backend fails and this replica uses its local state",
+            m.state_degraded.clone(),
+        );
+        for &op in StateOp::ALL {
+            let _ = m.state_errors.get_or_create(&StateOpLabels { op });
+        }
         for tool in HostedTool::ALL {
             m.dropped_tools
                 .get_or_create(&DroppedToolLabels {
@@ -288,6 +308,11 @@ impl Metrics {
         }
         m.set_mode(mode);
         Metrics { registry: r, ..m }
+    }
+
+    /// Counts a failed call to the shared state backend.
+    pub fn state_error(&self, op: StateOp) {
+        self.state_errors.get_or_create(&StateOpLabels { op }).inc();
     }
 
     /// Sets the mode gauge.

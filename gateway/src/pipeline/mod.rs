@@ -239,13 +239,20 @@ impl Run<'_> {
     }
 }
 
-/// Counts tokens by provider and kind, and against the provider's budgets.
-pub(crate) fn count_tokens(state: &AppState, provider: &str, usage: &Usage) {
+/// Counts tokens by provider and kind, and against the provider's budgets: at once in memory; on a shared
+/// backend in a task of its own, so an answer (or a stream's chunk) never waits on Redis for its accounting.
+pub(crate) fn count_tokens(state: &Arc<AppState>, provider: &str, usage: &Usage) {
     state.metrics.count_tokens(provider, usage);
     let total = usage
         .total_tokens
         .max(usage.prompt_tokens + usage.completion_tokens);
-    state.router.record_tokens(provider, total);
+    if state.router.state_backend().redis().is_some() {
+        let (state, provider) = (state.clone(), provider.to_string());
+        tokio::spawn(async move { state.router.record_tokens(&provider, total).await });
+    } else {
+        // Memory: nothing in it awaits.
+        let _ = futures::FutureExt::now_or_never(state.router.record_tokens(provider, total));
+    }
 }
 
 fn no_adapter(name: &str) -> ProviderError {

@@ -304,7 +304,7 @@ impl Body {
             Ok(None) => {
                 self.finished = true;
                 self.settled = true;
-                self.state.router.record_success(&self.provider);
+                self.state.router.record_success(&self.provider).await;
                 return Some(Event::Done);
             }
             Ok(Some(Err(e))) => e,
@@ -317,7 +317,7 @@ impl Body {
             ),
         };
         self.settled = true;
-        self.state.router.record_failure(&self.provider, &err);
+        self.state.router.record_failure(&self.provider, &err).await;
         if left > wait {
             if let Some(ev) = self.resume(&err).await {
                 return Some(ev);
@@ -677,7 +677,7 @@ fallback_policy: {{ order: [a, b], deadline: 30s, stall_timeout: 2s, max_stream_
         let s = state(", breaker: { window: 60s, min_requests: 4, failure_ratio: 0.6, open_for: 30s }");
         for i in 0..4 {
             assert_eq!(
-                s.router.snapshot()[0].breaker,
+                s.router.snapshot().await[0].breaker,
                 BreakerState::Closed,
                 "still closed before stream {i}"
             );
@@ -688,7 +688,7 @@ fallback_policy: {{ order: [a, b], deadline: 30s, stall_timeout: 2s, max_stream_
             let evs = events(&s, cut).await;
             assert!(matches!(evs.last(), Some(Event::Failed { .. })));
         }
-        assert_eq!(s.router.snapshot()[0].breaker, BreakerState::Open);
+        assert_eq!(s.router.snapshot().await[0].breaker, BreakerState::Open);
         let cands = s.router.plan("default", Mode::Auto, None).unwrap();
         let served = s
             .router

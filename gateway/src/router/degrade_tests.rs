@@ -150,13 +150,13 @@ async fn provider_budgets_route_to_the_next_provider_before_its_quota_bites() {
         "a's requests/min budget is used up: skipped without a call"
     );
     assert_eq!(res.unwrap(), "b");
-    let st = r.snapshot().into_iter().find(|p| p.name == "a").unwrap();
+    let st = r.snapshot().await.into_iter().find(|p| p.name == "a").unwrap();
     assert_eq!(st.budgets[0].budget, "requests_minute");
     assert_eq!((st.budgets[0].used, st.budgets[0].limit), (2, 2));
     tokio::time::advance(Duration::from_secs(60)).await;
     let (calls, _) = run(&r, &mut vec![]).await;
     assert_eq!(calls, ["a"], "a new minute");
-    r.record_tokens("a", 1500);
+    r.record_tokens("a", 1500).await;
     let (calls, _) = run(&r, &mut vec![]).await;
     assert_eq!(calls, ["b"], "a's tokens/day budget is used up");
     let m = r.metrics.encode();

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::{budget, lock, Admission, AttemptRecord, Candidate, RouteError, Router, Served, Settle, Skip};
+use super::{budget, Admission, AttemptRecord, Candidate, RouteError, Router, Served, Settle, Skip};
 use crate::config::ContentFilterPolicy;
 use crate::metrics::{FallbackLabels, Outcome, ProviderLabels};
 use crate::providers::capabilities::Needs;
@@ -66,36 +66,39 @@ impl Router {
     /// Why `cand` must be passed over now without a call, if it must. Capability and context first (they depend
     /// on the request only), then reachability, budget and breaker/cooldown (the breaker check is last: admitting
     /// may make this call the half-open probe).
-    fn skip_check(&self, cand: &Candidate, needs: &Needs, walk: &Walk, now: Instant) -> Option<Skip> {
-        if let Some(skip) = self.static_skip(cand, needs, walk.too_long_at, now) {
+    /// The budget is taken here (one atomic check and count, shared across replicas on Redis) and given back
+    /// when the breaker or a cooldown then skips the candidate.
+    async fn skip_check(&self, cand: &Candidate, needs: &Needs, walk: &Walk, now: Instant) -> Option<Skip> {
+        if let Some(skip) = self.static_skip(cand, needs, walk.too_long_at) {
             return Some(skip);
         }
-        let a = self.admit(&cand.provider, now);
-        self.admission_skip(&cand.provider, a, now)
+        if let Some(wait) = self.budgets.acquire(&cand.provider, now, &self.metrics).await {
+            return Some(budget_skip(wait));
+        }
+        let (a, reason) = self.admit(&cand.provider, now).await;
+        let skip = admission_skip(a, reason, now);
+        if skip.is_some() {
+            self.budgets.refund(&cand.provider, &self.metrics).await;
+        }
+        skip
     }
 
     /// [`Router::skip_check`] without its side effects (no half-open transition, no probe, no metric): why `cand`
     /// would be passed over if a request with `needs` came now. For explaining a route without calling anyone.
-    pub fn would_skip(&self, cand: &Candidate, needs: &Needs, now: Instant) -> Option<Skip> {
-        if let Some(skip) = self.static_skip(cand, needs, None, now) {
+    pub async fn would_skip(&self, cand: &Candidate, needs: &Needs, now: Instant) -> Option<Skip> {
+        if let Some(skip) = self.static_skip(cand, needs, None) {
             return Some(skip);
         }
-        let a = self
-            .health
-            .get(&cand.provider)
-            .map_or(Admission::SkipOpen, |h| lock(h).peek(now, &self.policy));
-        self.admission_skip(&cand.provider, a, now)
+        if let Some(wait) = self.budgets.blocked_for(&cand.provider, now).await {
+            return Some(budget_skip(wait));
+        }
+        let (a, reason) = self.peek(&cand.provider, now).await;
+        admission_skip(a, reason, now)
     }
 
-    /// The checks before the breaker: capability, context window (`too_long_at`: the largest window that already
-    /// said "too long"), reachability, budget. None of them changes any state.
-    fn static_skip(
-        &self,
-        cand: &Candidate,
-        needs: &Needs,
-        too_long_at: Option<u32>,
-        now: Instant,
-    ) -> Option<Skip> {
+    /// The checks before the budget and the breaker: capability, context window (`too_long_at`: the largest
+    /// window that already said "too long"), reachability. None of them changes any state.
+    fn static_skip(&self, cand: &Candidate, needs: &Needs, too_long_at: Option<u32>) -> Option<Skip> {
         if let Some(r) = cand.caps.refuses(needs) {
             return Some(Skip::new(Outcome::SkippedCapability, r.message));
         }
@@ -109,32 +112,7 @@ impl Router {
             let msg = "last connectivity probe failed".to_string();
             return Some(Skip::new(Outcome::SkippedUnreachable, msg));
         }
-        if let Some(wait) = self.budgets.blocked_for(&cand.provider, now) {
-            let msg = format!("budget used up for {} ms", wait.as_millis());
-            return Some(Skip::new(Outcome::SkippedBudget, msg));
-        }
         None
-    }
-
-    /// The skip a breaker/cooldown admission means.
-    fn admission_skip(&self, provider: &str, a: Admission, now: Instant) -> Option<Skip> {
-        match a {
-            Admission::Allowed { .. } => None,
-            Admission::SkipOpen => Some(Skip::new(Outcome::SkippedBreakerOpen, "breaker open".into())),
-            Admission::SkipCooldown(until) => {
-                let reason = self
-                    .health
-                    .get(provider)
-                    .and_then(|h| lock(h).cooldown(now))
-                    .and_then(|(_, r)| r);
-                let why = reason.map_or("", ErrorClass::as_str);
-                Some(Skip {
-                    outcome: Outcome::SkippedCooldown,
-                    reason,
-                    message: format!("cooling down for {} ms after {why}", (until - now).as_millis()),
-                })
-            }
-        }
     }
 
     /// One call of `call` on `cand` under its attempt timeout (bounded by the deadline), inside the attempt's
@@ -151,7 +129,6 @@ impl Router {
         Fut: Future<Output = Result<T, ProviderError>>,
     {
         let now = Instant::now();
-        self.budgets.count_request(&cand.provider, now, &self.metrics);
         let budget = cand.timeouts.attempt.min(walk.deadline - now);
         let result =
             match tokio::time::timeout(budget, telemetry::within_attempt(span, call(cand, budget))).await {
@@ -180,7 +157,7 @@ impl Router {
         err: ProviderError,
         retries: &mut u32,
     ) -> Next {
-        self.record_failure(&cand.provider, &err);
+        self.record_failure(&cand.provider, &err).await;
         walk.attempts.push(AttemptRecord::failed(&cand.provider, &err));
         let reject = err.class == ErrorClass::BadRequest
             // A model the client named itself does not exist: its 404. A logical model's mapping that a provider
@@ -248,7 +225,7 @@ impl Router {
                     deadline_hit = true;
                     break 'candidates;
                 }
-                if let Some(skip) = self.skip_check(cand, needs, &walk, now) {
+                if let Some(skip) = self.skip_check(cand, needs, &walk, now).await {
                     self.pass_over(&mut walk, cand, skip);
                     continue 'candidates;
                 }
@@ -265,7 +242,7 @@ impl Router {
                 let err = match result {
                     Ok(value) => {
                         if settle == Settle::OnAnswer {
-                            self.record_success(&cand.provider);
+                            self.record_success(&cand.provider).await;
                         }
                         return Ok(Served {
                             value,
@@ -302,17 +279,14 @@ impl Router {
         let attempts = walk.attempts;
         let retry_after = if !attempts.is_empty() && attempts.iter().all(AttemptRecord::is_throttle) {
             let now = Instant::now();
-            candidates
-                .iter()
-                .filter_map(|c| {
-                    let cooldown = self
-                        .health
-                        .get(&c.provider)
-                        .and_then(|h| lock(h).cooldown(now))
-                        .map(|(d, _)| d);
-                    cooldown.max(self.budgets.blocked_for(&c.provider, now))
-                })
-                .min()
+            let mut soonest: Option<Duration> = None;
+            for c in candidates {
+                let cooldown = self.cooldown_of(&c.provider, now).await;
+                if let Some(w) = cooldown.max(self.budgets.blocked_for(&c.provider, now).await) {
+                    soonest = Some(soonest.map_or(w, |s| s.min(w)));
+                }
+            }
+            soonest
         } else {
             None
         };
@@ -322,6 +296,30 @@ impl Router {
             retry_after,
         })
     }
+}
+
+/// The skip a breaker/cooldown admission means (`reason`: why it cools down).
+fn admission_skip(a: Admission, reason: Option<ErrorClass>, now: Instant) -> Option<Skip> {
+    match a {
+        Admission::Allowed { .. } => None,
+        Admission::SkipOpen => Some(Skip::new(Outcome::SkippedBreakerOpen, "breaker open".into())),
+        Admission::SkipCooldown(until) => {
+            let why = reason.map_or("", ErrorClass::as_str);
+            Some(Skip {
+                outcome: Outcome::SkippedCooldown,
+                reason,
+                message: format!(
+                    "cooling down for {} ms after {why}",
+                    until.saturating_duration_since(now).as_millis()
+                ),
+            })
+        }
+    }
+}
+
+fn budget_skip(wait: Duration) -> Skip {
+    let msg = format!("budget used up for {} ms", wait.as_millis());
+    Skip::new(Outcome::SkippedBudget, msg)
 }
 
 /// The request as no candidate can serve it, if so: every candidate refuses what it needs.

@@ -154,17 +154,8 @@ impl Health {
             return false;
         }
         self.last_error = Some(err.clone());
-        let c = &policy.cooldowns;
-        let cooldown = match err.class {
-            ErrorClass::RateLimited => {
-                Some(err.retry_after.unwrap_or(c.rate_limited).min(c.rate_limited_max))
-            }
-            ErrorClass::QuotaExhausted => Some(c.quota_exhausted),
-            ErrorClass::Auth => Some(c.auth),
-            _ => None,
-        };
         let mut cooling = false;
-        if let Some(d) = cooldown.filter(|d| !d.is_zero()) {
+        if let Some(d) = cooldown_for(err, policy) {
             let until = now + d;
             if self.cooldown_until.is_none_or(|u| u < until) {
                 self.cooldown_until = Some(until);
@@ -203,4 +194,16 @@ impl Health {
         self.opened_at = now;
         self.outcomes.clear();
     }
+}
+
+/// The cooldown a failure starts, by class (`None`: none, or zero).
+pub fn cooldown_for(err: &ProviderError, policy: &Policy) -> Option<Duration> {
+    let c = &policy.cooldowns;
+    let d = match err.class {
+        ErrorClass::RateLimited => err.retry_after.unwrap_or(c.rate_limited).min(c.rate_limited_max),
+        ErrorClass::QuotaExhausted => c.quota_exhausted,
+        ErrorClass::Auth => c.auth,
+        _ => return None,
+    };
+    (!d.is_zero()).then_some(d)
 }

@@ -13,6 +13,7 @@ pub mod health;
 pub mod plan;
 #[cfg(test)]
 mod proptests;
+mod shared;
 #[cfg(test)]
 mod tests;
 
@@ -29,6 +30,7 @@ use crate::limits::{BudgetStatus, ProviderBudgets};
 use crate::metrics::{self, Metrics, Outcome, ProviderLabels, Scope, ScopeLabels};
 pub use crate::providers::capabilities::Need;
 use crate::providers::{ErrorClass, ProviderError};
+use crate::state::StateBackend;
 pub use budget::RetryBudget;
 pub use connectivity::Connectivity;
 pub use health::{Admission, BreakerState, Health};
@@ -203,6 +205,7 @@ pub struct Router {
     mode: AtomicU8,
     budgets: ProviderBudgets,
     connectivity: Arc<Connectivity>,
+    backend: StateBackend,
 }
 
 fn lock(m: &Mutex<Health>) -> MutexGuard<'_, Health> {
@@ -250,6 +253,7 @@ pub struct ProviderStatus {
 impl Router {
     /// A router for the config.
     pub fn new(cfg: &Config, metrics: Arc<Metrics>) -> Router {
+        let backend = StateBackend::from_config(&cfg.state, metrics.clone());
         Router {
             policy: cfg.policy.clone(),
             planner: Planner::new(cfg),
@@ -259,7 +263,8 @@ impl Router {
                 .map(|n| (n.clone(), Mutex::new(Health::new())))
                 .collect(),
             budget: RetryBudget::new(&cfg.policy.retries),
-            budgets: ProviderBudgets::new(cfg, &metrics),
+            budgets: ProviderBudgets::with_backend(cfg, &metrics, backend.clone()),
+            backend,
             connectivity: Arc::new(Connectivity::new(
                 cfg.providers
                     .values()
@@ -302,10 +307,23 @@ impl Router {
         mode_from(self.mode.load(Ordering::Relaxed))
     }
 
-    /// Switches mode at run time.
+    /// Switches mode at run time, in this process only.
     pub fn set_mode(&self, mode: Mode) {
         self.mode.store(mode_to(mode), Ordering::Relaxed);
         self.metrics.set_mode(mode);
+    }
+
+    /// Switches mode at run time for every replica: here at once, and on Redis when shared (the other replicas
+    /// follow within [`crate::state::MODE_POLL`]). `Some(true)` when Redis took it, `Some(false)` when it failed
+    /// (the switch is kept here and written once Redis answers), `None` with the memory backend.
+    pub async fn switch_mode(&self, mode: Mode) -> Option<bool> {
+        self.set_mode(mode);
+        let r = self.backend.redis()?;
+        let shared = r.write_mode(mode).await.is_ok();
+        if !shared {
+            r.keep_pending_mode(mode);
+        }
+        Some(shared)
     }
 
     /// The policy.
@@ -318,9 +336,14 @@ impl Router {
         &self.connectivity
     }
 
+    /// The state backend (memory or Redis) of limits, budgets, cooldowns, breakers and the mode.
+    pub fn state_backend(&self) -> &StateBackend {
+        &self.backend
+    }
+
     /// Counts tokens of an answer against the provider's budgets.
-    pub fn record_tokens(&self, provider: &str, tokens: u64) {
-        self.budgets.record_tokens(provider, tokens, &self.metrics);
+    pub async fn record_tokens(&self, provider: &str, tokens: u64) {
+        self.budgets.record_tokens(provider, tokens, &self.metrics).await;
     }
 
     /// The planner.
@@ -338,25 +361,36 @@ impl Router {
         self.planner.plan(model, mode, preferred)
     }
 
-    /// Breaker, cooldown and last error per provider.
-    pub fn snapshot(&self) -> Vec<ProviderStatus> {
+    /// Breaker, cooldown, last error and budgets per provider, as this process sees them (shared state, when
+    /// the backend is Redis and answers).
+    pub async fn snapshot(&self) -> Vec<ProviderStatus> {
         let now = Instant::now();
-        self.health
-            .iter()
-            .map(|(name, h)| {
+        let mut out = Vec::with_capacity(self.health.len());
+        for (name, h) in &self.health {
+            let (mut breaker, mut cd, last_error) = {
                 let h = lock(h);
                 let cd = h.cooldown(now);
-                ProviderStatus {
-                    name: name.clone(),
-                    breaker: h.state(),
-                    cooldown_remaining_ms: cd.map(|(d, _)| d.as_millis() as u64),
-                    cooldown_reason: cd.and_then(|(_, r)| r),
-                    last_error: h.last_error().map(|e| AttemptRecord::failed(name, e)),
-                    budgets: self.budgets.status(name),
-                    reachable: self.connectivity.is_reachable(name),
-                }
-            })
-            .collect()
+                (
+                    h.state(),
+                    cd,
+                    h.last_error().map(|e| AttemptRecord::failed(name, e)),
+                )
+            };
+            if let Some(sh) = self.shared_health(name, true).await {
+                breaker = sh.state;
+                cd = sh.cooldown;
+            }
+            out.push(ProviderStatus {
+                name: name.clone(),
+                breaker,
+                cooldown_remaining_ms: cd.map(|(d, _)| d.as_millis() as u64),
+                cooldown_reason: cd.and_then(|(_, r)| r),
+                last_error,
+                budgets: self.budgets.status(name).await,
+                reachable: self.connectivity.is_reachable(name),
+            });
+        }
+        out
     }
 
     fn set_breaker_metric(&self, provider: &str, state: BreakerState) {
@@ -373,32 +407,78 @@ impl Router {
             .set(v);
     }
 
-    fn admit(&self, provider: &str, now: Instant) -> Admission {
+    /// Whether `provider` may be called now, and the reason of its cooldown if it cools down: the shared
+    /// breaker and cooldown when Redis answers (the half-open probe is then one across all replicas), else this
+    /// replica's own.
+    async fn admit(&self, provider: &str, now: Instant) -> (Admission, Option<ErrorClass>) {
         let Some(h) = self.health.get(provider) else {
-            return Admission::SkipOpen;
+            return (Admission::SkipOpen, None);
         };
+        if let Some(sh) = self.shared_health(provider, false).await {
+            self.set_breaker_metric(provider, sh.state);
+            return (sh.admission, sh.cooldown.and_then(|(_, r)| r));
+        }
         let mut h = lock(h);
         let a = h.admit(now, &self.policy);
         let state = h.state();
+        let reason = h.cooldown(now).and_then(|(_, r)| r);
         drop(h);
         self.set_breaker_metric(provider, state);
-        a
+        (a, reason)
+    }
+
+    /// What [`Router::admit`] would answer, without its transitions.
+    async fn peek(&self, provider: &str, now: Instant) -> (Admission, Option<ErrorClass>) {
+        let Some(h) = self.health.get(provider) else {
+            return (Admission::SkipOpen, None);
+        };
+        if let Some(sh) = self.shared_health(provider, true).await {
+            return (sh.admission, sh.cooldown.and_then(|(_, r)| r));
+        }
+        let h = lock(h);
+        (h.peek(now, &self.policy), h.cooldown(now).and_then(|(_, r)| r))
+    }
+
+    /// The active cooldown of `provider` (shared when Redis answers).
+    async fn cooldown_of(&self, provider: &str, now: Instant) -> Option<Duration> {
+        if let Some(sh) = self.shared_health(provider, true).await {
+            return sh.cooldown.map(|(d, _)| d);
+        }
+        self.health
+            .get(provider)
+            .and_then(|h| lock(h).cooldown(now))
+            .map(|(d, _)| d)
     }
 
     /// Lets the next call to `provider` be the half-open probe (a stream the client left: nothing is recorded).
+    /// Callable where nothing may wait (a `Drop`): the shared release goes out in a task of its own.
     pub fn release(&self, provider: &str) {
         if let Some(h) = self.health.get(provider) {
             lock(h).release_probe();
         }
+        if self.backend.redis().is_some() {
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                let (backend, policy, provider) =
+                    (self.backend.clone(), self.policy.clone(), provider.to_string());
+                rt.spawn(async move {
+                    shared::record(&backend, &policy, &provider, shared::Record::Release).await
+                });
+            }
+        }
     }
 
-    /// Records a success for `provider`.
-    pub fn record_success(&self, provider: &str) {
+    /// Records a success for `provider` (here, and on Redis when shared).
+    pub async fn record_success(&self, provider: &str) {
         if let Some(h) = self.health.get(provider) {
-            let mut h = lock(h);
-            h.record_success(Instant::now(), &self.policy);
-            let state = h.state();
-            drop(h);
+            let mut state = {
+                let mut h = lock(h);
+                h.record_success(Instant::now(), &self.policy);
+                h.state()
+            };
+            let rec = shared::Record::Success;
+            if let Some((s, _)) = shared::record(&self.backend, &self.policy, provider, rec).await {
+                state = s;
+            }
             self.set_breaker_metric(provider, state);
         }
         self.metrics.provider_outcome(provider, Outcome::Success);
@@ -407,10 +487,11 @@ impl Router {
     /// Records a classified failure for `provider` (also used when a stream breaks after its first byte). An
     /// answer about the request (invalid, unknown model, too long, refused content) is counted as an outcome and
     /// nothing else: no breaker count, no cooldown, no last error, no credentials alert.
-    pub fn record_failure(&self, provider: &str, err: &ProviderError) {
+    pub async fn record_failure(&self, provider: &str, err: &ProviderError) {
         if err.class.is_about_request() {
             if let Some(h) = self.health.get(provider) {
                 lock(h).release_probe();
+                shared::record(&self.backend, &self.policy, provider, shared::Record::Release).await;
             }
             self.metrics.provider_outcome(provider, err.class.into());
             tracing::info!(
@@ -422,10 +503,19 @@ impl Router {
             return;
         }
         if let Some(h) = self.health.get(provider) {
-            let mut h = lock(h);
-            let cooling = h.record_failure(Instant::now(), err, &self.policy);
-            let state = h.state();
-            drop(h);
+            let (mut cooling, mut state) = {
+                let mut h = lock(h);
+                let cooling = h.record_failure(Instant::now(), err, &self.policy);
+                (cooling, h.state())
+            };
+            let rec = shared::Record::Failure {
+                class: err.class,
+                breaker: err.class.counts_for_breaker(),
+                cooldown: health::cooldown_for(err, &self.policy),
+            };
+            if let Some(shared) = shared::record(&self.backend, &self.policy, provider, rec).await {
+                (state, cooling) = shared;
+            }
             self.set_breaker_metric(provider, state);
             if cooling {
                 self.metrics.cooldown(provider, err.class.into());

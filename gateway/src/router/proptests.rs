@@ -60,7 +60,7 @@ proptest! {
                     let name = c.provider.clone();
                     calls.lock().unwrap().push(name.clone());
                     // At call time the provider must be admitted: not open, not cooling down.
-                    let snap = rr.snapshot();
+                    let snap = futures::FutureExt::now_or_never(rr.snapshot()).unwrap();
                     let st = snap.iter().find(|s| s.name == name).unwrap();
                     if st.breaker == BreakerState::Open || st.cooldown_remaining_ms.is_some() {
                         violations.lock().unwrap().push(format!("{name} called while {st:?}"));

@@ -223,7 +223,7 @@ async fn retry_after_cools_the_provider_down_capped() {
         Step::Fail(ErrorClass::RateLimited, Some(Duration::from_secs(3600))),
     )];
     let _ = run(&r, &mut script).await;
-    let snap = r.snapshot();
+    let snap = r.snapshot().await;
     let a = snap.iter().find(|p| p.name == "a").unwrap();
     assert_eq!(
         a.cooldown_remaining_ms,
@@ -250,16 +250,16 @@ async fn breaker_opens_half_opens_with_one_probe_and_closes() {
         let mut script = vec![s("a", Step::Fail(ErrorClass::Connect, None))];
         assert_eq!(run(&r, &mut script).await.0, ["a", "b"]);
     }
-    assert_eq!(r.snapshot()[0].breaker, BreakerState::Open);
+    assert_eq!(r.snapshot().await[0].breaker, BreakerState::Open);
     assert_eq!(run(&r, &mut vec![]).await.0, ["b"], "open: skipped");
     tokio::time::advance(Duration::from_secs(20)).await;
     let mut script = vec![s("a", Step::Fail(ErrorClass::Timeout, None))];
     assert_eq!(run(&r, &mut script).await.0, ["a", "b"], "half-open probe fails");
-    assert_eq!(r.snapshot()[0].breaker, BreakerState::Open);
+    assert_eq!(r.snapshot().await[0].breaker, BreakerState::Open);
     assert_eq!(run(&r, &mut vec![]).await.0, ["b"]);
     tokio::time::advance(Duration::from_secs(20)).await;
     assert_eq!(run(&r, &mut vec![]).await.0, ["a"], "probe succeeds");
-    assert_eq!(r.snapshot()[0].breaker, BreakerState::Closed);
+    assert_eq!(r.snapshot().await[0].breaker, BreakerState::Closed);
 }
 
 #[tokio::test(start_paused = true)]

@@ -48,6 +48,8 @@ pub struct GatewaySpec {
     pub parsed: llm_gateway::config::Config,
     /// Whether the scenario has overrides (a deployed gateway cannot take them).
     pub overridden: bool,
+    /// `gateway.replicas`: gateways in process sharing one Redis (1: one gateway, state in memory as configured).
+    pub replicas: u32,
 }
 
 /// `steady_state:`.

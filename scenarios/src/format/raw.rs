@@ -32,6 +32,8 @@ pub(crate) struct RawGateway {
     pub(crate) config: String,
     #[serde(default)]
     pub(crate) overrides: Option<serde_norway::Value>,
+    #[serde(default)]
+    pub(crate) replicas: Option<u32>,
 }
 
 /// `steady_state:`.

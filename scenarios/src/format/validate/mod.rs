@@ -27,10 +27,15 @@ pub(crate) const DEFAULT_PROMPTS: [&str; 8] = [
     "What time zone is Moscow in?",
 ];
 
+/// Upper bound of `gateway.replicas` (each is a gateway in this process on a 2-core machine).
+const MAX_REPLICAS: u32 = 5;
+
 pub(super) struct Ctx {
     problems: Vec<Problem>,
     /// Provider names of the gateway config, when it loaded.
     providers: Option<Vec<String>>,
+    /// Proxies that front no provider (`redis` with `gateway.replicas` above 1).
+    extra_proxies: Vec<String>,
 }
 
 impl Ctx {
@@ -64,13 +69,16 @@ impl Ctx {
         if star && name == "*" {
             return Target::All;
         }
+        let extra: &[String] = if what == "proxy" { &self.extra_proxies } else { &[] };
         if let Some(list) = &self.providers {
-            if !list.iter().any(|p| p == name) {
+            if !list.iter().chain(extra).any(|p| p == name) {
                 let star_text = if star { " or \"*\"" } else { "" };
-                let msg = format!(
-                    "unknown {what} {name:?}; expected one of {}{star_text}",
-                    self.provider_list()
-                );
+                let mut names = self.provider_list();
+                for e in extra {
+                    names.push_str(", ");
+                    names.push_str(e);
+                }
+                let msg = format!("unknown {what} {name:?}; expected one of {names}{star_text}");
                 self.push(path, msg);
             }
         }
@@ -82,6 +90,7 @@ pub(crate) fn validate(raw: RawScenario, file: &Path) -> Result<Scenario, Vec<Pr
     let mut c = Ctx {
         problems: Vec::new(),
         providers: None,
+        extra_proxies: Vec::new(),
     };
     if raw.version != 1 {
         c.push(
@@ -109,14 +118,26 @@ pub(crate) fn validate(raw: RawScenario, file: &Path) -> Result<Scenario, Vec<Pr
     } else {
         base.join(&raw.gateway.config)
     };
+    let replicas = raw.gateway.replicas.unwrap_or(1);
+    if !(1..=MAX_REPLICAS).contains(&replicas) {
+        c.push(
+            "gateway.replicas",
+            format!("{replicas} is out of range; expected 1 to {MAX_REPLICAS}"),
+        );
+    }
     let gateway = match gateway_config::load(&config_path, raw.gateway.overrides.as_ref()) {
         Ok((yaml, parsed)) => {
             c.providers = Some(parsed.providers.keys().cloned().collect());
+            if replicas > 1 {
+                // The chaos proxy in front of the Redis the replicas share.
+                c.extra_proxies.push(crate::stand::REDIS_PROXY.to_string());
+            }
             Some(GatewaySpec {
                 config: config_path,
                 yaml,
                 parsed,
                 overridden: raw.gateway.overrides.is_some(),
+                replicas,
             })
         }
         Err(e) => {
