@@ -1,0 +1,181 @@
+//! Real agent clients against a running gateway (the fakes behind it), each unchanged and pinned: the OpenAI
+//! Agents SDK (`openai-agents` in `.venv/`, tests/requirements.txt). Everything stays on loopback. Under
+//! CI=true a missing tool is a failure, otherwise a note and a skip.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::process::{Command, Output, Stdio};
+
+use llm_mocks::{FakeServer, FaultKind, FaultSpec};
+use serde_json::Value;
+
+/// A gateway served on a free loopback port, in process, with the five fakes behind it.
+struct Running {
+    addr: SocketAddr,
+    fakes: HashMap<&'static str, FakeServer>,
+    stop: tokio::sync::oneshot::Sender<()>,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Running {
+    async fn start() -> Running {
+        let fakes = common::fakes().await;
+        let text = common::yaml(&fakes, "openai, kimi, qwen, gigachat, ollama", "", "compatible");
+        let cfg = llm_gateway::config::Config::from_yaml(&text, &|_| None).unwrap();
+        let state = llm_gateway::AppState::new(cfg).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(llm_gateway::server::run(listener, None, state, async move {
+            let _ = stop_rx.await;
+        }));
+        Running {
+            addr,
+            fakes,
+            stop,
+            server,
+        }
+    }
+
+    fn base_url(&self) -> String {
+        format!("http://{}/v1", self.addr)
+    }
+
+    /// The model calls (chat or native generation) a fake received: (fault that hit it, JSON body).
+    fn model_calls(&self, provider: &str) -> Vec<(Option<&'static str>, Value)> {
+        self.fakes[provider]
+            .journal()
+            .iter()
+            .filter(|e| {
+                e.path.contains("chat") || e.path.contains("generation") || e.path.contains("responses")
+            })
+            .map(|e| (e.fault, e.body_json().unwrap_or(Value::Null)))
+            .collect()
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.server.await;
+    }
+}
+
+/// A child process with a clean environment for loopback: no proxies, no OpenAI variables of the machine.
+fn loopback_command(program: impl AsRef<std::ffi::OsStr>) -> Command {
+    let mut cmd = Command::new(program);
+    for v in [
+        "OPENAI_BASE_URL",
+        "OPENAI_API_KEY",
+        "OPENAI_ORG_ID",
+        "OPENAI_PROJECT_ID",
+        "CODEX_HOME",
+        "CODEX_API_KEY",
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "http_proxy",
+        "https_proxy",
+        "ALL_PROXY",
+        "all_proxy",
+    ] {
+        cmd.env_remove(v);
+    }
+    cmd.env("NO_PROXY", "127.0.0.1,localhost")
+        .env("no_proxy", "127.0.0.1,localhost")
+        .stdin(Stdio::null());
+    cmd
+}
+
+async fn output(mut cmd: Command) -> Output {
+    tokio::task::spawn_blocking(move || cmd.output())
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+/// The last stdout line that is a JSON object (what the client scripts print).
+fn last_json(out: &Output) -> Value {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "client failed ({}):\n{stdout}\n{stderr}",
+        out.status
+    );
+    stdout
+        .lines()
+        .rev()
+        .find_map(|l| serde_json::from_str::<Value>(l).ok().filter(Value::is_object))
+        .unwrap_or_else(|| panic!("no JSON line in the output:\n{stdout}\n{stderr}"))
+}
+
+/// The OpenAI Agents SDK, default Responses mode: one agent, one function tool, `Runner.run`. The primary
+/// (openai) has used up its quota, so the gateway answers both turns (the tool call, then the answer after
+/// the tool's output) from kimi.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agents_sdk_function_tool_through_a_fallback() {
+    let Some(py) = llm_mocks::testing::venv_python().unwrap() else {
+        return;
+    };
+    let gw = Running::start().await;
+    gw.fakes["openai"]
+        .add_fault(FaultSpec::new(FaultKind::QuotaExhausted))
+        .unwrap();
+    let mut cmd = loopback_command(py);
+    cmd.arg("agents_sdk_run.py")
+        .current_dir(llm_mocks::testing::workspace_root().join("gateway/tests/agents"))
+        .env("LLM_GATEWAY_URL", gw.base_url());
+    let out = last_json(&output(cmd).await);
+    println!("{out}");
+
+    // The tool ran once, with the arguments the fake derived from the prompt.
+    assert_eq!(
+        out["calls"],
+        serde_json::json!(["What is the weather in Oslo?"]),
+        "{out}"
+    );
+    // Two model turns: a function call, then the answer; both from the fallback.
+    assert_eq!(out["requests"], 2, "{out}");
+    let items: Vec<&str> = out["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(
+        items,
+        ["tool_call_item", "tool_call_output_item", "message_output_item"],
+        "{out}"
+    );
+    let final_output = out["final_output"].as_str().unwrap();
+    assert!(final_output.starts_with("[kimi] "), "{final_output}");
+    assert!(
+        final_output.contains("What is the weather in Oslo?"),
+        "{final_output}"
+    );
+    assert!(out["total_tokens"].as_u64().unwrap() > 0, "{out}");
+    for id in out["response_ids"].as_array().unwrap() {
+        assert!(id.as_str().unwrap().starts_with("resp_"), "{out}");
+    }
+
+    // The primary was tried and refused; the fallback got both turns, the second with the tool's output.
+    let primary = gw.model_calls("openai");
+    assert!(!primary.is_empty(), "the primary was never tried");
+    assert!(
+        primary.iter().all(|(f, _)| *f == Some("quota_exhausted")),
+        "{primary:?}"
+    );
+    let served = gw.model_calls("kimi");
+    assert_eq!(served.len(), 2, "{served:?}");
+    assert_eq!(served[0].1["tools"][0]["function"]["name"], "get_weather");
+    let last = served[1].1["messages"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(last["role"], "tool", "{last}");
+    assert!(last["content"].as_str().unwrap().contains("overcast"), "{last}");
+    gw.stop().await;
+}
