@@ -1,12 +1,14 @@
 //! Real agent clients against a running gateway (the fakes behind it), each unchanged and pinned: the OpenAI
-//! Agents SDK (`openai-agents` in `.venv/`, tests/requirements.txt). Everything stays on loopback. Under
-//! CI=true a missing tool is a failure, otherwise a note and a skip.
+//! Agents SDK (`openai-agents` in `.venv/`, tests/requirements.txt) and the npm `openai` SDK (in
+//! gateway/tests/node/, installed by `npm ci` in scripts/test.sh). Everything stays on loopback. Under CI=true a
+//! missing tool is a failure, otherwise a note and a skip.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
 use llm_mocks::{FakeServer, FaultKind, FaultSpec};
@@ -110,6 +112,10 @@ fn last_json(out: &Output) -> Value {
         .unwrap_or_else(|| panic!("no JSON line in the output:\n{stdout}\n{stderr}"))
 }
 
+fn node_dir() -> PathBuf {
+    llm_mocks::testing::workspace_root().join("gateway/tests/node")
+}
+
 /// The OpenAI Agents SDK, default Responses mode: one agent, one function tool, `Runner.run`. The primary
 /// (openai) has used up its quota, so the gateway answers both turns (the tool call, then the answer after
 /// the tool's output) from kimi.
@@ -177,5 +183,86 @@ async fn agents_sdk_function_tool_through_a_fallback() {
         .clone();
     assert_eq!(last["role"], "tool", "{last}");
     assert!(last["content"].as_str().unwrap().contains("overcast"), "{last}");
+    gw.stop().await;
+}
+
+/// The npm `openai` SDK: `responses.create`, plain and streamed; the two give the same deterministic text of
+/// the primary fake, and the stream has the grammar the SDK parses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_openai_sdk_responses_plain_and_streamed() {
+    if llm_mocks::testing::npm_package(&node_dir(), "openai")
+        .unwrap()
+        .is_none()
+    {
+        return;
+    }
+    let gw = Running::start().await;
+    let mut cmd = loopback_command("node");
+    cmd.arg("responses_check.mjs")
+        .current_dir(node_dir())
+        .env("LLM_GATEWAY_URL", gw.base_url());
+    let out = last_json(&output(cmd).await);
+    println!("{out}");
+
+    let plain = &out["plain"];
+    assert!(plain["id"].as_str().unwrap().starts_with("resp_"), "{out}");
+    assert_eq!(plain["status"], "completed", "{out}");
+    let text = plain["output_text"].as_str().unwrap();
+    assert!(text.starts_with("[openai] Answer "), "{text}");
+    assert!(text.contains("\"Tell me about fallbacks\""), "{text}");
+    let usage = &plain["usage"];
+    assert!(usage["input_tokens"].as_u64().unwrap() > 0, "{usage}");
+    assert!(usage["output_tokens"].as_u64().unwrap() > 0, "{usage}");
+    assert_eq!(
+        usage["total_tokens"].as_u64().unwrap(),
+        usage["input_tokens"].as_u64().unwrap() + usage["output_tokens"].as_u64().unwrap()
+    );
+
+    let stream = &out["stream"];
+    let types: Vec<&str> = stream["types"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(types.first(), Some(&"response.created"), "{types:?}");
+    assert_eq!(types.last(), Some(&"response.completed"), "{types:?}");
+    assert!(
+        types
+            .iter()
+            .filter(|t| **t == "response.output_text.delta")
+            .count()
+            > 1,
+        "{types:?}"
+    );
+    let delta_at = types
+        .iter()
+        .position(|t| *t == "response.output_text.delta")
+        .unwrap();
+    let added_at = types
+        .iter()
+        .position(|t| *t == "response.output_item.added")
+        .unwrap();
+    assert!(added_at < delta_at, "{types:?}");
+    let seq: Vec<u64> = stream["sequence"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_u64)
+        .collect();
+    assert_eq!(
+        seq,
+        (0..types.len() as u64).collect::<Vec<_>>(),
+        "sequence_number counts from 0"
+    );
+    // Same prompt, same fake: the streamed deltas are the plain answer, and the completed response holds them.
+    assert_eq!(stream["deltas"].as_str().unwrap(), text);
+    assert_eq!(stream["completed_status"], "completed");
+    assert_eq!(stream["completed_text"].as_str().unwrap(), text);
+    assert!(stream["usage"]["total_tokens"].as_u64().unwrap() > 0, "{out}");
+
+    // Both served by the primary, each as one upstream call.
+    assert_eq!(gw.model_calls("openai").len(), 2);
+    assert!(gw.model_calls("kimi").is_empty());
     gw.stop().await;
 }
