@@ -1,7 +1,8 @@
-//! Real agent clients against a running gateway (the fakes behind it), each unchanged and pinned: the OpenAI
-//! Agents SDK (`openai-agents` in `.venv/`, tests/requirements.txt) and the npm `openai` SDK (in
-//! gateway/tests/node/, installed by `npm ci` in scripts/test.sh). Everything stays on loopback. Under CI=true a
-//! missing tool is a failure, otherwise a note and a skip.
+//! Real agent clients against a running gateway (the fakes behind it), each unchanged and pinned:
+//! the OpenAI Agents SDK (`openai-agents` in `.venv/`, tests/requirements.txt), the npm `openai` SDK and the
+//! Codex CLI (`@openai/codex`, its native binary an optional npm dependency; both in gateway/tests/node/,
+//! installed by `npm ci` in scripts/test.sh). Everything stays on loopback. Under CI=true a missing tool is a
+//! failure, otherwise a note and a skip.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -114,6 +115,17 @@ fn last_json(out: &Output) -> Value {
 
 fn node_dir() -> PathBuf {
     llm_mocks::testing::workspace_root().join("gateway/tests/node")
+}
+
+/// A fresh, empty folder under the system temp dir (removed by the test at its end).
+fn scratch(name: &str) -> PathBuf {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let p = std::env::temp_dir().join(format!("llm-gw-{name}-{}-{nanos}", std::process::id()));
+    std::fs::create_dir_all(&p).unwrap();
+    p
 }
 
 /// The OpenAI Agents SDK, default Responses mode: one agent, one function tool, `Runner.run`. The primary
@@ -264,5 +276,148 @@ async fn node_openai_sdk_responses_plain_and_streamed() {
     // Both served by the primary, each as one upstream call.
     assert_eq!(gw.model_calls("openai").len(), 2);
     assert!(gw.model_calls("kimi").is_empty());
+    gw.stop().await;
+}
+
+/// Codex's config for a gateway at `base_url`: a custom provider with the Responses wire (the only one Codex
+/// speaks), the key from `GW_KEY`, and nothing that would leave loopback (no plugins, no analytics, no hosted
+/// web search, no update check). Codex's own retries are off, so a fallback is the gateway's doing.
+fn codex_config(base_url: &str) -> String {
+    format!(
+        r#"model_provider = "gw"
+model = "default"
+approval_policy = "never"
+sandbox_mode = "danger-full-access"
+web_search = "disabled"
+check_for_update_on_startup = false
+
+[model_providers.gw]
+name = "gw"
+base_url = "{base_url}"
+env_key = "GW_KEY"
+wire_api = "responses"
+request_max_retries = 0
+stream_max_retries = 0
+
+[features]
+plugins = false
+
+[analytics]
+enabled = false
+"#
+    )
+}
+
+/// Codex CLI (`codex exec`) with a `wire_api = "responses"` provider pointed at the gateway, while the primary
+/// is overloaded. The fake answers the first turn with a call of the first tool Codex offers (`exec_command`)
+/// whose `cmd` is the prompt, `echo hi`; Codex runs it and sends the history back ending with `function_call`
+/// + `function_call_output`; the fake answers that with text, which Codex prints as its last message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn codex_exec_runs_a_command_through_a_fallback() {
+    if llm_mocks::testing::npm_package(&node_dir(), "@openai/codex")
+        .unwrap()
+        .is_none()
+    {
+        return;
+    }
+    let codex = node_dir().join("node_modules/.bin/codex");
+    let gw = Running::start().await;
+    gw.fakes["openai"]
+        .add_fault(FaultSpec::new(FaultKind::Overloaded))
+        .unwrap();
+    let home = scratch("codex-home");
+    let work = scratch("codex-work");
+    std::fs::write(home.join("config.toml"), codex_config(&gw.base_url())).unwrap();
+    let last_message = home.join("last-message.txt");
+    let mut cmd = loopback_command(&codex);
+    cmd.args([
+        "exec",
+        "--skip-git-repo-check",
+        "--ephemeral",
+        "--json",
+        "--color",
+        "never",
+    ])
+    .args(["--sandbox", "danger-full-access"])
+    .arg("-o")
+    .arg(&last_message)
+    .arg("-C")
+    .arg(&work)
+    .arg("echo hi")
+    .current_dir(&work)
+    .env("CODEX_HOME", &home)
+    .env("HOME", &home)
+    .env("GW_KEY", "gateway-test-key");
+    let out = output(cmd).await;
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let last = std::fs::read_to_string(&last_message).unwrap_or_default();
+    let _ = std::fs::remove_dir_all(&home);
+    let _ = std::fs::remove_dir_all(&work);
+    println!("{stdout}");
+    assert!(
+        out.status.success(),
+        "codex exec failed ({}):\n{stdout}\n{stderr}",
+        out.status
+    );
+    let events: Vec<Value> = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let done: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["type"] == "item.completed")
+        .map(|e| &e["item"])
+        .collect();
+
+    // The command ran and its output went back to the model.
+    let command = done
+        .iter()
+        .find(|i| i["type"] == "command_execution")
+        .unwrap_or_else(|| panic!("no command ran:\n{stdout}"));
+    assert!(
+        command["command"].as_str().unwrap().contains("echo hi"),
+        "{command}"
+    );
+    assert_eq!(command["exit_code"], 0, "{command}");
+    assert_eq!(
+        command["aggregated_output"].as_str().unwrap().trim(),
+        "hi",
+        "{command}"
+    );
+    // The answer to the prompt, from the fallback.
+    let message = done
+        .iter()
+        .rev()
+        .find(|i| i["type"] == "agent_message")
+        .unwrap_or_else(|| panic!("no answer:\n{stdout}"));
+    let text = message["text"].as_str().unwrap();
+    assert!(text.starts_with("[kimi] Answer "), "{text}");
+    assert!(text.contains("\"echo hi\""), "{text}");
+    assert_eq!(last.trim(), text.trim());
+    assert!(events.iter().any(|e| e["type"] == "turn.completed"), "{stdout}");
+
+    // Upstream: the primary refused every turn it was offered; kimi took the tool call turn and then the
+    // turn that ends with the call and its output.
+    let primary = gw.model_calls("openai");
+    assert!(!primary.is_empty(), "the primary was never tried");
+    assert!(
+        primary.iter().all(|(f, _)| *f == Some("overloaded")),
+        "{primary:?}"
+    );
+    let served = gw.model_calls("kimi");
+    assert_eq!(served.len(), 2, "{served:?}");
+    let first = &served[0].1;
+    assert_eq!(first["tools"][0]["function"]["name"], "exec_command", "{first}");
+    let msgs = served[1].1["messages"].as_array().unwrap();
+    let (call, result) = (&msgs[msgs.len() - 2], &msgs[msgs.len() - 1]);
+    assert_eq!(call["role"], "assistant", "{call}");
+    assert_eq!(
+        call["tool_calls"][0]["function"]["name"], "exec_command",
+        "{call}"
+    );
+    assert_eq!(result["role"], "tool", "{result}");
+    assert_eq!(result["tool_call_id"], call["tool_calls"][0]["id"], "{result}");
+    assert!(result["content"].as_str().unwrap().contains("hi"), "{result}");
     gw.stop().await;
 }
