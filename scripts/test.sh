@@ -48,7 +48,7 @@ fi
 export LLM_TEST_PYTHON="$ROOT/.venv/bin/python"
 
 # --- npm packages of third-party client tests --------------------------------------------------------
-for pj in chaos/tests/node/package.json; do
+for pj in chaos/tests/node/package.json gateway/tests/node/package.json; do
   [ -f "$pj" ] || continue
   dir=$(dirname "$pj")
   if [ ! -d "$dir/node_modules" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules" ]; then

@@ -208,4 +208,22 @@ async fn ping(port: u16) -> bool {
         .ok()
         .flatten()
         .unwrap_or(false)
+
+/// An npm package that `scripts/test.sh` installs with `npm ci` into `dir/node_modules` (the folder of a
+/// `package.json` with pinned versions): its folder when installed and `node` is on `PATH`.
+pub fn npm_package(dir: &std::path::Path, package: &str) -> Result<Option<PathBuf>, MissingTool> {
+    if on_path(
+        "node",
+        "install Node.js (scripts/test.sh installs Debian's nodejs)",
+    )?
+    .is_none()
+    {
+        return Ok(None);
+    }
+    let p = dir.join("node_modules").join(package);
+    found_or_skip(
+        p.join("package.json").is_file().then_some(p),
+        &format!("npm package {package} in {}", dir.display()),
+        "run scripts/test.sh, which runs `npm ci` in each folder of its npm list",
+    )
 }
