@@ -208,6 +208,7 @@ async fn ping(port: u16) -> bool {
         .ok()
         .flatten()
         .unwrap_or(false)
+}
 
 /// An npm package that `scripts/test.sh` installs with `npm ci` into `dir/node_modules` (the folder of a
 /// `package.json` with pinned versions): its folder when installed and `node` is on `PATH`.
