@@ -152,12 +152,19 @@ fn body_of(load: &Load, prompt: &str) -> Value {
         Route::Chat => {
             json!({"model": load.model, "stream": load.stream, "messages": [{"role": "user", "content": prompt}]})
         }
+        Route::Responses => json!({"model": load.model, "stream": load.stream, "input": prompt}),
+        Route::Messages => json!({
+            "model": load.model, "stream": load.stream, "max_tokens": load.max_tokens.unwrap_or(256),
+            "messages": [{"role": "user", "content": prompt}],
+        }),
         Route::Assistants => json!({"prompt": prompt, "model": load.model}),
         Route::Embeddings => json!({"model": load.model, "input": prompt}),
         Route::Mcp => return mcp_body(load, prompt),
     };
-    if let (Some(m), false) = (load.max_tokens, load.route == Route::Embeddings) {
-        b["max_tokens"] = json!(m);
+    match (load.max_tokens, load.route) {
+        (_, Route::Embeddings) | (None, _) => {}
+        (Some(m), Route::Responses) => b["max_output_tokens"] = json!(m),
+        (Some(m), _) => b["max_tokens"] = json!(m),
     }
     for (k, v) in &load.body {
         b[k] = v.clone();
@@ -261,6 +268,8 @@ async fn one(t: &Target, load: &Load, i: u64) -> Sample {
         .unwrap_or("hello");
     let path = match load.route {
         Route::Chat => "/v1/chat/completions",
+        Route::Responses => "/v1/responses",
+        Route::Messages => "/v1/messages",
         Route::Assistants => "/api/assistants/generate",
         Route::Embeddings => "/v1/embeddings",
         Route::Mcp => "/mcp",
@@ -321,10 +330,10 @@ async fn one(t: &Target, load: &Load, i: u64) -> Sample {
             if load.route == Route::Mcp && resp_ok(s.status) {
                 record_mcp(&mut s, &text);
             } else if streamed {
-                let (end, code) = classify_stream(&text);
+                let (end, code) = classify_stream(load.route, &text);
                 s.stream = Some(end);
                 s.error_code = code;
-                s.finish_reason = last_finish_reason(&text);
+                s.finish_reason = last_finish_reason(load.route, &text);
                 s.ok = end == StreamEnd::Completed && s.error.is_none();
             } else {
                 if load.stream {
@@ -336,21 +345,15 @@ async fn one(t: &Target, load: &Load, i: u64) -> Sample {
                         Route::Embeddings => v.get("data").is_some_and(Value::is_array),
                         _ => v.is_object(),
                     });
-                    s.finish_reason = v
-                        .as_ref()
-                        .and_then(|v| v.pointer("/choices/0/finish_reason"))
-                        .and_then(Value::as_str)
-                        .map(str::to_string);
+                    s.finish_reason = v.as_ref().and_then(|v| finish_of(load.route, v));
                     if !well_formed && s.error.is_none() {
                         s.error = Some("2xx body is not JSON".into());
                     }
                     s.ok = well_formed && s.error.is_none();
                 } else if let Some(v) = v {
-                    s.error_code = v
-                        .pointer("/error/code")
-                        .and_then(Value::as_str)
-                        .map(str::to_string);
-                    if let Some(list) = v.pointer("/error/attempts").and_then(Value::as_array) {
+                    s.error_code = error_code_of(load.route, &v);
+                    let attempts = v.pointer("/error/attempts").or_else(|| v.get("gateway_attempts"));
+                    if let Some(list) = attempts.and_then(Value::as_array) {
                         s.attempts = list
                             .iter()
                             .filter_map(|a| a.get("provider").and_then(Value::as_str).map(str::to_string))
@@ -380,51 +383,113 @@ fn short_error(e: &reqwest::Error) -> String {
     }
 }
 
-/// The last `finish_reason` of an SSE body's chunks.
-fn last_finish_reason(text: &str) -> Option<String> {
-    text.lines()
-        .rev()
-        .filter_map(|l| l.trim_end().strip_prefix("data:"))
-        .filter_map(|d| serde_json::from_str::<Value>(d.trim()).ok())
-        .filter_map(|v| {
-            v.pointer("/choices/0/finish_reason")
-                .and_then(Value::as_str)
-                .map(str::to_string)
-        })
-        .next()
-}
-
-/// How an SSE body ended, and the error event's code.
-pub fn classify_stream(text: &str) -> (StreamEnd, Option<String>) {
-    let mut done = false;
-    let mut error_at: Option<usize> = None;
-    let mut code = None;
-    let mut pending_error = false;
-    for (i, line) in text.lines().enumerate() {
+/// The `event:` name (empty when absent) and JSON `data:` of each event of an SSE body.
+fn sse_events(text: &str) -> Vec<(&str, Option<Value>, bool)> {
+    let mut out = Vec::new();
+    let mut event = "";
+    for line in text.lines() {
         let line = line.trim_end();
-        if line == "event: error" {
-            pending_error = true;
-            error_at.get_or_insert(i);
+        if let Some(e) = line.strip_prefix("event:") {
+            event = e.trim();
         } else if let Some(d) = line.strip_prefix("data:") {
             let d = d.trim();
-            if d == "[DONE]" {
-                done = true;
-            } else if pending_error || d.starts_with("{\"error\"") {
-                error_at.get_or_insert(i);
-                if code.is_none() {
-                    code = serde_json::from_str::<Value>(d).ok().and_then(|v| {
-                        v.pointer("/error/code")
-                            .and_then(Value::as_str)
-                            .map(str::to_string)
-                    });
-                }
-                pending_error = false;
-            }
+            out.push((event, serde_json::from_str::<Value>(d).ok(), d == "[DONE]"));
         } else if line.is_empty() {
-            pending_error = false;
+            event = "";
         }
     }
-    let end = match (done, error_at.is_some()) {
+    out
+}
+
+/// The gateway's error code in an error body or error event: `error.code` (chat, Responses; also flat `code`),
+/// Anthropic's `error.type` on Messages.
+fn error_code_of(route: Route, v: &Value) -> Option<String> {
+    let code = match route {
+        Route::Messages => v.pointer("/error/type"),
+        _ => v.pointer("/error/code").or_else(|| v.get("code")),
+    };
+    code.and_then(Value::as_str).map(str::to_string)
+}
+
+/// The answer's finish reason in chat terms (`stop`, `length`, `tool_calls`, `content_filter`), from a chat
+/// completion or chunk, a Responses response object, or a Messages message (or its `message_delta`).
+fn finish_of(route: Route, v: &Value) -> Option<String> {
+    let reason = match route {
+        Route::Responses => {
+            let r = v.get("response").unwrap_or(v);
+            match r.get("status").and_then(Value::as_str)? {
+                "incomplete" => match r.pointer("/incomplete_details/reason").and_then(Value::as_str) {
+                    Some("content_filter") => "content_filter",
+                    _ => "length",
+                },
+                "completed" => {
+                    let calls = r
+                        .get("output")
+                        .and_then(Value::as_array)
+                        .is_some_and(|o| o.iter().any(|i| i["type"] == "function_call"));
+                    if calls {
+                        "tool_calls"
+                    } else {
+                        "stop"
+                    }
+                }
+                _ => return None,
+            }
+        }
+        Route::Messages => {
+            let stop = v
+                .get("stop_reason")
+                .or_else(|| v.pointer("/delta/stop_reason"))
+                .and_then(Value::as_str)?;
+            match stop {
+                "max_tokens" => "length",
+                "tool_use" => "tool_calls",
+                "refusal" => "content_filter",
+                _ => "stop",
+            }
+        }
+        _ => v.pointer("/choices/0/finish_reason").and_then(Value::as_str)?,
+    };
+    Some(reason.to_string())
+}
+
+/// The last finish reason of an SSE body's events.
+fn last_finish_reason(route: Route, text: &str) -> Option<String> {
+    sse_events(text)
+        .iter()
+        .rev()
+        .filter_map(|(_, v, _)| v.as_ref())
+        .find_map(|v| finish_of(route, v))
+}
+
+/// How an SSE body of `route` ended, and the first error event's code. Complete: chat's `data: [DONE]`,
+/// Responses' `response.completed` (or `response.incomplete`), Messages' `message_stop`. An error: an `event:
+/// error`, a data object with a top-level `error` (chat), `response.failed` (Responses) or `type: error`.
+pub fn classify_stream(route: Route, text: &str) -> (StreamEnd, Option<String>) {
+    let mut done = false;
+    let mut error = false;
+    let mut code = None;
+    for (event, data, is_done) in sse_events(text) {
+        let ty = data.as_ref().and_then(|v| v.get("type")).and_then(Value::as_str);
+        let is_error = event == "error"
+            || matches!(ty, Some("error" | "response.failed"))
+            || data
+                .as_ref()
+                .is_some_and(|v| route == Route::Chat && v.get("error").is_some());
+        if is_error {
+            error = true;
+            if code.is_none() {
+                code = data.as_ref().and_then(|v| error_code_of(route, v));
+            }
+            continue;
+        }
+        done |= match route {
+            Route::Responses => matches!(ty, Some("response.completed" | "response.incomplete")),
+            Route::Messages => ty == Some("message_stop"),
+            _ => is_done,
+        };
+    }
+    let end = match (done, error) {
         (true, false) => StreamEnd::Completed,
         (false, true) => StreamEnd::ErrorEvent,
         (true, true) => StreamEnd::ErrorThenDone,
@@ -440,17 +505,86 @@ mod tests {
     #[test]
     fn stream_endings() {
         let ok = "data: {\"choices\":[]}\n\ndata: [DONE]\n\n";
-        assert_eq!(classify_stream(ok).0, StreamEnd::Completed);
+        assert_eq!(classify_stream(Route::Chat, ok).0, StreamEnd::Completed);
         let err =
             "data: {\"choices\":[]}\n\nevent: error\ndata: {\"error\":{\"code\":\"stream_interrupted\"}}\n\n";
         assert_eq!(
-            classify_stream(err),
+            classify_stream(Route::Chat, err),
             (StreamEnd::ErrorEvent, Some("stream_interrupted".into()))
         );
-        assert_eq!(classify_stream("data: {\"choices\":[]}\n\n").0, StreamEnd::Cut);
         assert_eq!(
-            classify_stream(&format!("{err}data: [DONE]\n\n")).0,
+            classify_stream(Route::Chat, "data: {\"choices\":[]}\n\n").0,
+            StreamEnd::Cut
+        );
+        assert_eq!(
+            classify_stream(Route::Chat, &format!("{err}data: [DONE]\n\n")).0,
             StreamEnd::ErrorThenDone
+        );
+    }
+
+    #[test]
+    fn responses_and_messages_stream_endings() {
+        let created =
+            "event: response.created\ndata: {\"type\":\"response.created\",\"sequence_number\":0}\n\n";
+        let completed = "event: response.completed\ndata: {\"type\":\"response.completed\",\"response\":{\"status\":\"completed\",\"output\":[{\"type\":\"function_call\"}]}}\n\ndata: [DONE]\n\n";
+        let ok = format!("{created}{completed}");
+        assert_eq!(classify_stream(Route::Responses, &ok).0, StreamEnd::Completed);
+        assert_eq!(
+            last_finish_reason(Route::Responses, &ok).as_deref(),
+            Some("tool_calls")
+        );
+        // [DONE] alone does not complete a Responses stream.
+        assert_eq!(
+            classify_stream(Route::Responses, &format!("{created}data: [DONE]\n\n")).0,
+            StreamEnd::Cut
+        );
+        let failed = format!(
+            "{created}event: error\ndata: {{\"type\":\"error\",\"code\":\"upstream_stream_broken\"}}\n\n\
+             event: response.failed\ndata: {{\"type\":\"response.failed\"}}\n\n"
+        );
+        assert_eq!(
+            classify_stream(Route::Responses, &failed),
+            (StreamEnd::ErrorEvent, Some("upstream_stream_broken".into()))
+        );
+
+        let start = "event: message_start\ndata: {\"type\":\"message_start\"}\n\n";
+        let delta = "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"max_tokens\"}}\n\n";
+        let stop = "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n";
+        let ok = format!("{start}{delta}{stop}");
+        assert_eq!(classify_stream(Route::Messages, &ok).0, StreamEnd::Completed);
+        assert_eq!(
+            last_finish_reason(Route::Messages, &ok).as_deref(),
+            Some("length")
+        );
+        let err = format!(
+            "{start}event: error\ndata: {{\"type\":\"error\",\"error\":{{\"type\":\"overloaded_error\"}}}}\n\n"
+        );
+        assert_eq!(
+            classify_stream(Route::Messages, &err),
+            (StreamEnd::ErrorEvent, Some("overloaded_error".into()))
+        );
+        assert_eq!(classify_stream(Route::Messages, start).0, StreamEnd::Cut);
+    }
+
+    #[test]
+    fn finish_and_error_codes_per_route() {
+        let incomplete =
+            json!({"status": "incomplete", "incomplete_details": {"reason": "max_output_tokens"}});
+        assert_eq!(
+            finish_of(Route::Responses, &incomplete).as_deref(),
+            Some("length")
+        );
+        let msg = json!({"type": "message", "stop_reason": "tool_use"});
+        assert_eq!(finish_of(Route::Messages, &msg).as_deref(), Some("tool_calls"));
+        let anthropic = json!({"type": "error", "error": {"type": "overloaded_error", "message": "x"}});
+        assert_eq!(
+            error_code_of(Route::Messages, &anthropic).as_deref(),
+            Some("overloaded_error")
+        );
+        let openai = json!({"error": {"code": "all_providers_failed"}});
+        assert_eq!(
+            error_code_of(Route::Responses, &openai).as_deref(),
+            Some("all_providers_failed")
         );
     }
 }

@@ -239,9 +239,35 @@ fn mcp_load_is_route_mcp_or_api_mcp() {
         from,
         "load: { requests: 10, concurrency: 2, api: mcp, stream: true }",
     );
-    assert!(e.contains("only the chat route streams"), "{e}");
+    assert!(e.contains("only chat, responses and messages stream"), "{e}");
     let e = error(from, "load: { requests: 10, concurrency: 2, api: grpc }");
-    assert!(e.contains("expected chat, assistants, embeddings or mcp"), "{e}");
+    assert!(
+        e.contains("expected chat, responses, messages, assistants, embeddings or mcp"),
+        "{e}"
+    );
+}
+
+#[test]
+fn agent_api_loads_stream() {
+    let from = "load: { requests: 10, concurrency: 2 }";
+    for (to, route) in [
+        (
+            "load: { requests: 10, concurrency: 2, api: responses, stream: true }",
+            format::Route::Responses,
+        ),
+        (
+            "load: { requests: 10, concurrency: 2, api: messages, stream: true }",
+            format::Route::Messages,
+        ),
+        (
+            "load: { requests: 10, concurrency: 2, route: messages }",
+            format::Route::Messages,
+        ),
+    ] {
+        let sc = mutated(from, to).unwrap();
+        let load = &sc.steady_state.as_ref().unwrap().load;
+        assert_eq!(load.route, route, "{to}");
+    }
 }
 
 #[test]

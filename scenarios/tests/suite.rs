@@ -66,6 +66,10 @@ suite! {
     replicas_quota_found_by_one => "30_replicas_quota_found_by_one.yaml",
     replicas_mode_switch => "31_replicas_mode_switch.yaml",
     replicas_redis_black_hole => "32_replicas_redis_black_hole.yaml",
+    agent_apis_primary_quota_exhausted => "33_agent_apis_primary_quota_exhausted.yaml",
+    agent_apis_stream_cut_after_first_delta => "34_agent_apis_stream_cut_after_first_delta.yaml",
+    agent_apis_no_internet => "35_agent_apis_no_internet.yaml",
+    agent_apis_function_call_round_trip => "36_agent_apis_function_call_round_trip.yaml",
 }
 
 fn planned(sc: &Scenario) -> u64 {

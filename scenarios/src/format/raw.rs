@@ -100,7 +100,7 @@ pub(crate) struct RawLoad {
     pub(crate) rate: Option<f64>,
     #[serde(default)]
     pub(crate) stream: bool,
-    /// `chat`, `assistants`, `embeddings` or `mcp`; `api:` is the same key.
+    /// `chat`, `responses`, `messages`, `assistants`, `embeddings` or `mcp`; `api:` is the same key.
     #[serde(alias = "api")]
     pub(crate) route: Option<String>,
     pub(crate) model: Option<String>,

@@ -137,6 +137,12 @@ pub enum Pacing {
 pub enum Route {
     /// `POST /v1/chat/completions`.
     Chat,
+    /// `POST /v1/responses` (the OpenAI Responses API of Codex and the Agents SDK): the prompt as `input`,
+    /// `max_tokens` as `max_output_tokens`; a stream completes with `response.completed`.
+    Responses,
+    /// `POST /v1/messages` (Anthropic Messages, Claude Code): `max_tokens` required (256 when the load names
+    /// none); a stream completes with `message_stop`; error codes are Anthropic's `error.type`.
+    Messages,
     /// `POST /api/assistants/generate`.
     Assistants,
     /// `POST /v1/embeddings`.

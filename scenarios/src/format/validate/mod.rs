@@ -318,21 +318,25 @@ fn load(c: &mut Ctx, at: &str, l: &RawLoad, phase_duration: Option<Duration>) ->
     };
     let route = match l.route.as_deref() {
         None | Some("chat") => Route::Chat,
+        Some("responses") => Route::Responses,
+        Some("messages") => Route::Messages,
         Some("assistants") => Route::Assistants,
         Some("embeddings") => Route::Embeddings,
         Some("mcp") => Route::Mcp,
         Some(other) => {
             c.push(
                 format!("{at}.route"),
-                format!("unknown route {other:?}; expected chat, assistants, embeddings or mcp"),
+                format!(
+                    "unknown route {other:?}; expected chat, responses, messages, assistants, embeddings or mcp"
+                ),
             );
             Route::Chat
         }
     };
-    if route != Route::Chat && l.stream {
+    if !matches!(route, Route::Chat | Route::Responses | Route::Messages) && l.stream {
         c.push(
             format!("{at}.stream"),
-            "only the chat route streams; expected stream: false or route: chat",
+            "only chat, responses and messages stream; expected stream: false or one of those routes",
         );
     }
     let body = match &l.body {
