@@ -1,7 +1,7 @@
 //! Real agent clients against a running gateway (the fakes behind it), each unchanged and pinned:
-//! the OpenAI Agents SDK (`openai-agents` in `.venv/`, tests/requirements.txt), the npm `openai` SDK and the
-//! Codex CLI (`@openai/codex`, its native binary an optional npm dependency; both in gateway/tests/node/,
-//! installed by `npm ci` in scripts/test.sh). Everything stays on loopback. Under CI=true a missing tool is a
+//! the OpenAI Agents SDK (`openai-agents` in `.venv/`, tests/requirements.txt), the npm `openai` SDK, the
+//! Codex CLI (`@openai/codex`) and Claude Code (`@anthropic-ai/claude-code`), the CLIs' native binaries
+//! optional npm dependencies; all in gateway/tests/node/, installed by `npm ci` in scripts/test.sh). Everything stays on loopback. Under CI=true a missing tool is a
 //! failure, otherwise a note and a skip.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -419,5 +419,112 @@ async fn codex_exec_runs_a_command_through_a_fallback() {
     assert_eq!(result["role"], "tool", "{result}");
     assert_eq!(result["tool_call_id"], call["tool_calls"][0]["id"], "{result}");
     assert!(result["content"].as_str().unwrap().contains("hi"), "{result}");
+    gw.stop().await;
+}
+
+/// Claude Code (`claude -p`) with `ANTHROPIC_BASE_URL` at the gateway, while the primary is overloaded. It
+/// is offered one tool (`--tools Bash`, allowed without a prompt by `--allowedTools Bash`: root may not skip
+/// permissions); the fake answers the first turn with a `tool_use` of Bash whose `command` is the prompt,
+/// `echo hi`; Claude Code runs it and sends the `tool_result` in the next user turn; the fake answers that
+/// with text, Claude Code's result. The model id is a `claude-*` id the gateway's aliases map to `default`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claude_code_runs_a_tool_through_a_fallback() {
+    if llm_mocks::testing::npm_package(&node_dir(), "@anthropic-ai/claude-code")
+        .unwrap()
+        .is_none()
+    {
+        return;
+    }
+    let claude = node_dir().join("node_modules/.bin/claude");
+    let gw = Running::start().await;
+    gw.fakes["openai"]
+        .add_fault(FaultSpec::new(FaultKind::Overloaded))
+        .unwrap();
+    let home = scratch("claude-home");
+    let work = scratch("claude-work");
+    let mut cmd = loopback_command(&claude);
+    cmd.args(["-p", "echo hi", "--output-format", "stream-json", "--verbose"])
+        .args(["--model", "claude-sonnet-4-5", "--tools", "Bash"])
+        .args(["--allowedTools", "Bash", "--max-turns", "4"])
+        .current_dir(&work)
+        .env("HOME", &home)
+        .env("CLAUDE_CONFIG_DIR", home.join(".claude"))
+        .env("ANTHROPIC_BASE_URL", format!("http://{}", gw.addr))
+        .env("ANTHROPIC_API_KEY", "gateway-test-key")
+        .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
+        .env("DISABLE_AUTOUPDATER", "1")
+        .env("DISABLE_TELEMETRY", "1")
+        .env_remove("ANTHROPIC_AUTH_TOKEN")
+        .env_remove("ANTHROPIC_MODEL")
+        .env_remove("CLAUDE_CODE_USE_BEDROCK")
+        .env_remove("CLAUDE_CODE_USE_VERTEX");
+    let out = output(cmd).await;
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let _ = std::fs::remove_dir_all(&home);
+    let _ = std::fs::remove_dir_all(&work);
+    assert!(
+        out.status.success(),
+        "claude -p failed ({}):\n{stdout}\n{stderr}",
+        out.status
+    );
+    let events: Vec<Value> = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    // Claude Code asked for Bash with the prompt as its command, and got the command's output back.
+    let blocks: Vec<&Value> = events
+        .iter()
+        .filter_map(|e| e["message"]["content"].as_array())
+        .flatten()
+        .collect();
+    let tool_use = blocks
+        .iter()
+        .find(|b| b["type"] == "tool_use")
+        .unwrap_or_else(|| panic!("no tool_use:\n{stdout}\n{stderr}"));
+    assert_eq!(tool_use["name"], "Bash", "{tool_use}");
+    assert_eq!(tool_use["input"]["command"], "echo hi", "{tool_use}");
+    let tool_result = blocks
+        .iter()
+        .find(|b| b["type"] == "tool_result")
+        .unwrap_or_else(|| panic!("no tool_result:\n{stdout}"));
+    assert_eq!(tool_result["tool_use_id"], tool_use["id"], "{tool_result}");
+    assert_ne!(tool_result["is_error"], true, "{tool_result}");
+    // The result is the fallback's answer to the turn after the tool's output.
+    let result = events
+        .iter()
+        .rev()
+        .find(|e| e["type"] == "result")
+        .unwrap_or_else(|| panic!("no result:\n{stdout}"));
+    assert_eq!(result["subtype"], "success", "{result}");
+    assert_eq!(result["is_error"], false, "{result}");
+    assert!(
+        result["result"].as_str().unwrap().starts_with("[kimi] Answer "),
+        "{result}"
+    );
+
+    // Upstream: the primary refused every turn it was offered; kimi answered them, the last one ending with
+    // the tool's output as a tool message.
+    let primary = gw.model_calls("openai");
+    assert!(!primary.is_empty(), "the primary was never tried");
+    assert!(
+        primary.iter().all(|(f, _)| *f == Some("overloaded")),
+        "{primary:?}"
+    );
+    let served = gw.model_calls("kimi");
+    let last = served.last().map(|(_, b)| b).unwrap();
+    let msgs = last["messages"].as_array().unwrap();
+    let result_msg = msgs.last().unwrap();
+    assert_eq!(result_msg["role"], "tool", "{result_msg}");
+    assert!(
+        result_msg["content"].as_str().unwrap_or("").contains("hi"),
+        "{result_msg}"
+    );
+    assert!(
+        served
+            .iter()
+            .any(|(_, b)| b["tools"][0]["function"]["name"] == "Bash"),
+        "{served:?}"
+    );
     gw.stop().await;
 }
