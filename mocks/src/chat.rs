@@ -212,15 +212,23 @@ impl ChatRequest {
         })
     }
 
-    /// The text the answer responds to: the last user message (or the last message of any role).
+    /// The text the answer responds to: the last user message (or the last message of any role), without the
+    /// `<system-reminder>` context that Claude Code and the Claude Agent SDK put before the user's words (a
+    /// model reads it as context, not as the question).
     pub(crate) fn prompt(&self) -> &str {
-        self.messages
+        let text = self
+            .messages
             .iter()
             .rev()
             .find(|m| m.role == "user")
             .or_else(|| self.messages.last())
             .map(|m| m.text.as_str())
-            .unwrap_or("")
+            .unwrap_or("");
+        const END: &str = "</system-reminder>";
+        match text.rfind(END).map(|i| text[i + END.len()..].trim()) {
+            Some(rest) if !rest.is_empty() => rest,
+            _ => text,
+        }
     }
 
     /// Prompt tokens: every message's text plus a few tokens of framing each.
@@ -370,6 +378,18 @@ mod tests {
             req(json!({"model":"m","messages":[]})).unwrap_err().param,
             Some("messages")
         );
+    }
+
+    #[test]
+    fn system_reminders_are_not_the_prompt() {
+        let r = req(json!({"model": "m", "messages": [{"role": "user", "content": [
+            {"type": "text", "text": "<system-reminder>\nAs you answer the user\n</system-reminder>"},
+            {"type": "text", "text": "echo hi"}]}]}))
+        .unwrap();
+        assert_eq!(r.prompt(), "echo hi");
+        let only = req(json!({"model": "m", "messages": [{"role": "user", "content": "<system-reminder>x</system-reminder>"}]}))
+            .unwrap();
+        assert_eq!(only.prompt(), "<system-reminder>x</system-reminder>");
     }
 
     #[test]
