@@ -528,3 +528,67 @@ async fn claude_code_runs_a_tool_through_a_fallback() {
     );
     gw.stop().await;
 }
+
+/// The npm `openai` SDK streaming Responses while the primary's stream breaks: after the first delta the SDK
+/// raises (the gateway ends the stream with `error` and `response.failed`, never `response.completed`);
+/// before it, kimi serves the whole stream and the SDK sees nothing of the failure.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_openai_sdk_stream_broken_before_and_after_the_first_delta() {
+    if llm_mocks::testing::npm_package(&node_dir(), "openai")
+        .unwrap()
+        .is_none()
+    {
+        return;
+    }
+    let gw = Running::start().await;
+    let run = || {
+        let mut cmd = loopback_command("node");
+        cmd.arg("responses_check.mjs")
+            .current_dir(node_dir())
+            .env("LLM_GATEWAY_URL", gw.base_url())
+            .env("MODE", "stream_only");
+        cmd
+    };
+
+    gw.fakes["openai"]
+        .add_fault(
+            FaultSpec::new(FaultKind::TruncatedStream)
+                .times(1)
+                .after_chunks(2),
+        )
+        .unwrap();
+    let after = last_json(&output(run()).await);
+    println!("{after}");
+    assert!(after["raised"].is_object(), "the SDK did not raise: {after}");
+    assert!(!after["deltas"].as_str().unwrap().is_empty(), "{after}");
+    let types: Vec<&str> = after["types"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(!types.contains(&"response.completed"), "{types:?}");
+    assert!(gw.model_calls("kimi").is_empty(), "no failover after a delta");
+
+    gw.fakes["openai"]
+        .add_fault(
+            FaultSpec::new(FaultKind::TruncatedStream)
+                .times(1)
+                .after_chunks(0),
+        )
+        .unwrap();
+    let before = last_json(&output(run()).await);
+    println!("{before}");
+    assert!(before["raised"].is_null(), "{before}");
+    assert!(
+        before["deltas"].as_str().unwrap().starts_with("[kimi] Answer "),
+        "{before}"
+    );
+    assert_eq!(
+        before["types"].as_array().unwrap().last().unwrap(),
+        "response.completed",
+        "{before}"
+    );
+    assert_eq!(gw.model_calls("kimi").len(), 1);
+    gw.stop().await;
+}
