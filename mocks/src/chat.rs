@@ -1,7 +1,8 @@
 //! A provider-neutral view of a chat request and the deterministic answer the fakes give to it.
 
-use crate::content::{answer, count_tokens, limit_tokens};
+use crate::content::{answer, chunks, count_tokens, limit_tokens};
 use crate::provider::Provider;
+use crate::structured::{instance, OutputFormat};
 use serde_json::{json, Map, Value};
 
 /// One message: role and its text (parts arrays flattened).
@@ -38,6 +39,8 @@ pub(crate) struct ChatRequest {
     pub(crate) tools: Vec<ToolDef>,
     pub(crate) tool_choice: ToolChoice,
     pub(crate) temperature: Option<f64>,
+    /// What the text must be: prose, any JSON object, or an instance of a schema.
+    pub(crate) format: OutputFormat,
 }
 
 /// A request problem: which parameter and what is wrong with it.
@@ -200,6 +203,7 @@ impl ChatRequest {
             })?),
         };
         let tool_choice = parse_choice(body.get("tool_choice").or_else(|| body.get("function_call")));
+        let format = crate::structured::response_format(body.get("response_format"))?;
         Ok(ChatRequest {
             model,
             messages,
@@ -209,6 +213,7 @@ impl ChatRequest {
             tools: parse_tools(body),
             tool_choice,
             temperature,
+            format,
         })
     }
 
@@ -259,6 +264,24 @@ impl ChatRequest {
                 finish: Finish::ToolCalls,
                 prompt_tokens,
                 completion_tokens,
+                json: false,
+            };
+        }
+        let structured = match &self.format {
+            OutputFormat::Text => None,
+            OutputFormat::JsonObject => Some(json!({"answer": answer(provider, self.prompt())})),
+            OutputFormat::JsonSchema { schema, .. } => Some(instance(schema, None)),
+        };
+        if let Some(v) = structured {
+            // Structured output is never cut: a partial JSON document helps no one rehearse.
+            let text = v.to_string();
+            return Answer {
+                completion_tokens: count_tokens(&text),
+                text,
+                tool_call: None,
+                finish: Finish::Stop,
+                prompt_tokens,
+                json: true,
             };
         }
         let full = answer(provider, self.prompt());
@@ -270,6 +293,7 @@ impl ChatRequest {
             finish: if cut { Finish::Length } else { Finish::Stop },
             prompt_tokens,
             completion_tokens,
+            json: false,
         }
     }
 }
@@ -291,9 +315,20 @@ pub(crate) struct Answer {
     pub(crate) finish: Finish,
     pub(crate) prompt_tokens: u32,
     pub(crate) completion_tokens: u32,
+    /// The text is a JSON document (structured output): streams split it by characters, not words.
+    pub(crate) json: bool,
 }
 
 impl Answer {
+    /// The text as stream pieces: a few words each, or 16 characters each for JSON; joined they give the text.
+    pub(crate) fn pieces(&self) -> Vec<String> {
+        if !self.json {
+            return chunks(&self.text);
+        }
+        let chars: Vec<char> = self.text.chars().collect();
+        chars.chunks(16).map(|c| c.iter().collect()).collect()
+    }
+
     /// OpenAI's `finish_reason` for it.
     pub(crate) fn openai_finish(&self) -> &'static str {
         match self.finish {
@@ -308,34 +343,14 @@ impl Answer {
     }
 }
 
-/// Arguments that satisfy a JSON schema's required properties, derived from the prompt.
+/// Arguments for a tool call: an instance of the tool's `parameters` schema whose free-form strings echo the start
+/// of the prompt.
 pub(crate) fn arguments_for(schema: &Value, prompt: &str) -> Value {
-    let props = schema.get("properties").and_then(Value::as_object);
-    let Some(props) = props else { return json!({}) };
-    let required: Vec<&str> = schema
-        .get("required")
-        .and_then(Value::as_array)
-        .map(|r| r.iter().filter_map(Value::as_str).collect())
-        .unwrap_or_else(|| props.keys().map(String::as_str).collect());
     let snippet: String = prompt.chars().take(40).collect();
-    let mut out = Map::new();
-    for name in required {
-        let p = props.get(name).cloned().unwrap_or(Value::Null);
-        let v = if let Some(first) = p.get("enum").and_then(Value::as_array).and_then(|e| e.first()) {
-            first.clone()
-        } else {
-            match p.get("type").and_then(Value::as_str) {
-                Some("integer") => json!(1),
-                Some("number") => json!(1.5),
-                Some("boolean") => json!(true),
-                Some("array") => json!([]),
-                Some("object") => json!({}),
-                _ => Value::String(snippet.clone()),
-            }
-        };
-        out.insert(name.to_string(), v);
+    match instance(schema, Some(&snippet)) {
+        v @ Value::Object(_) => v,
+        _ => json!({}),
     }
-    Value::Object(out)
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@ use super::openai_errors::{render, stream_error_event, Dialect, Problem};
 use super::openai_misc::{common_headers, request_or_problem};
 use super::shared::{after_chunks, fault_delay, first_half};
 use crate::chat::{Answer, ChatRequest, Invalid};
-use crate::content::{chunks, hex_id, unix_now, uuid_like};
+use crate::content::{hex_id, unix_now, uuid_like};
 use crate::fault::{FaultKind, FaultSpec};
 use crate::http::{delayed, json, raw, sse, sse_data};
 use crate::server::Faults;
@@ -261,10 +261,7 @@ fn stream(f: &Frame, a: &Answer, chat: &ChatRequest, filtered: bool, end: Stream
             }
             v
         }
-        None => chunks(&a.text)
-            .into_iter()
-            .map(|p| json!({"content": p}))
-            .collect(),
+        None => a.pieces().into_iter().map(|p| json!({"content": p})).collect(),
     };
     for (i, delta) in pieces.into_iter().enumerate() {
         if end != StreamEnd::Done && i >= limit {
