@@ -156,7 +156,8 @@ fn unsupported(d: Dialect, body: &serde_json::Map<String, Value>) -> Result<(), 
     }
 }
 
-fn validate(d: Dialect, chat: ChatRequest) -> Result<ChatRequest, Problem> {
+/// Checks the model, the temperature range and the context window (chat and Responses).
+pub(crate) fn validate(d: Dialect, chat: ChatRequest) -> Result<ChatRequest, Problem> {
     let Some(model) = d.provider().find_model(&chat.model) else {
         return Err(Problem::ModelNotFound(chat.model));
     };
