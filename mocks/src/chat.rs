@@ -150,6 +150,64 @@ fn parse_choice(v: Option<&Value>) -> ToolChoice {
     }
 }
 
+/// `tools`/`functions` must be arrays of objects, `tool_choice`/`function_call` a known string or an object.
+fn check_tool_types(body: &Map<String, Value>) -> Result<(), Invalid> {
+    use crate::structured::type_name;
+    for key in ["tools", "functions"] {
+        let param = if key == "tools" { "tools" } else { "functions" };
+        match body.get(key) {
+            None | Some(Value::Null) => {}
+            Some(Value::Array(items)) => {
+                if let Some((i, t)) = items.iter().enumerate().find(|(_, t)| !t.is_object()) {
+                    return Err(Invalid::new(
+                        Some(param),
+                        format!(
+                            "Invalid type for '{key}[{i}]': expected an object, but got {} instead.",
+                            type_name(t)
+                        ),
+                    ));
+                }
+            }
+            Some(v) => {
+                return Err(Invalid::new(
+                    Some(param),
+                    format!(
+                        "Invalid type for '{key}': expected an array, but got {} instead.",
+                        type_name(v)
+                    ),
+                ))
+            }
+        }
+    }
+    for key in ["tool_choice", "function_call"] {
+        let param = if key == "tool_choice" {
+            "tool_choice"
+        } else {
+            "function_call"
+        };
+        match body.get(key) {
+            None | Some(Value::Null) | Some(Value::Object(_)) => {}
+            Some(Value::String(s)) if matches!(s.as_str(), "auto" | "none" | "required") => {}
+            Some(Value::String(s)) => {
+                return Err(Invalid::new(
+                    Some(param),
+                    format!("Invalid value: '{s}'. Supported values are: 'none', 'auto', and 'required'."),
+                ))
+            }
+            Some(v) => {
+                return Err(Invalid::new(
+                    Some(param),
+                    format!(
+                        "Invalid type for '{key}': expected a string or an object, but got {} instead.",
+                        type_name(v)
+                    ),
+                ))
+            }
+        }
+    }
+    Ok(())
+}
+
 impl ChatRequest {
     /// Reads an OpenAI-shaped body (GigaChat's `functions`/`function_call` and Ollama's `options`
     /// are understood too).
@@ -202,6 +260,7 @@ impl ChatRequest {
                 )
             })?),
         };
+        check_tool_types(body)?;
         let tool_choice = parse_choice(body.get("tool_choice").or_else(|| body.get("function_call")));
         let format = crate::structured::response_format(body.get("response_format"))?;
         Ok(ChatRequest {
@@ -405,6 +464,35 @@ mod tests {
         )
         .unwrap();
         assert!(r.answer(Provider::OpenAi).tool_call.is_none());
+    }
+
+    #[test]
+    fn tool_fields_of_the_wrong_type_are_named() {
+        let m = json!([{"role": "user", "content": "x"}]);
+        for (k, v) in [
+            ("tools", json!({})),
+            ("tools", json!([1])),
+            ("functions", json!("f")),
+            ("tool_choice", json!(3)),
+            ("tool_choice", json!("always")),
+            ("function_call", json!([])),
+        ] {
+            let mut b = json!({"model": "m", "messages": m});
+            b[k] = v;
+            assert_eq!(req(b).unwrap_err().param, Some(k));
+        }
+    }
+
+    #[test]
+    fn structured_answers_are_json_in_character_pieces() {
+        let r = req(json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "max_tokens": 2,
+            "response_format": {"type": "json_schema", "json_schema": {"name": "A", "schema": {"type": "object",
+            "properties": {"title": {"type": "string"}, "n": {"type": "integer"}}}}}})).unwrap();
+        let a = r.answer(Provider::OpenAi);
+        assert_eq!(a.text, r#"{"n":1,"title":"example title"}"#);
+        assert_eq!(a.finish, Finish::Stop, "never cut");
+        assert!(a.pieces().len() > 1);
+        assert_eq!(a.pieces().concat(), a.text);
     }
 
     #[test]
