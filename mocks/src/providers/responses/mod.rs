@@ -8,6 +8,7 @@
 //! requests get a body cut in half for both; `content_filter` is an `incomplete` response (reason
 //! `content_filter`) at OpenAI and a refusal at Ollama; `slow` and `drop_connection` are applied by the server.
 
+mod options;
 mod render;
 mod request;
 

@@ -1,5 +1,5 @@
 //! Structured output: a deterministic instance of a JSON Schema as SDKs emit it (pydantic, zod, hand-written), and
-//! the output formats a chat request can ask for (`response_format`, Responses `text.format`, Ollama `format`).
+//! the output formats a chat request can ask for (`format`: `response_format`, Responses `text.format`, Ollama `format`).
 //!
 //! The generator fills every property (strict mode requires all), takes `const`, the first `enum` value, `default`,
 //! the first branch of `anyOf`/`oneOf`, the merge of `allOf`, follows `$ref` into `#/$defs`, `#/definitions` or any
@@ -7,7 +7,6 @@
 //! `minLength`/`maxLength`, `minimum`/`maximum` (also exclusive), `multipleOf` and the common `format`s. Anything
 //! it does not know (`pattern`, `not`, `if`) is ignored; no input makes it panic.
 
-use crate::chat::Invalid;
 use serde_json::{json, Map, Value};
 use std::cell::Cell;
 
@@ -20,16 +19,9 @@ const MAX_ITEMS: u64 = 32;
 /// At most this many values in one instance (a wide recursive schema would otherwise grow exponentially).
 const MAX_NODES: u32 = 5_000;
 
-/// What a request asks the assistant's text to be.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) enum OutputFormat {
-    /// Prose (the default).
-    Text,
-    /// Any JSON object (`json_object`, Ollama `format: "json"`).
-    JsonObject,
-    /// An instance of this schema.
-    JsonSchema { name: String, schema: Value },
-}
+mod format;
+
+pub(crate) use format::{response_format, schema_format, type_name, OutputFormat};
 
 /// A deterministic instance of `schema`. Free-form strings are `text` when given (a tool call echoes the prompt),
 /// else derived from the property name.
@@ -390,100 +382,6 @@ fn number(s: &Map<String, Value>, i: u64) -> Value {
     json!(v)
 }
 
-/// Reads an OpenAI-shaped `response_format`: nested `{type:"json_schema", json_schema:{name, schema, strict}}`,
-/// GigaChat's flat `{type:"json_schema", schema, strict}`, `{type:"json_object"}`, `{type:"text"}`.
-pub(crate) fn response_format(v: Option<&Value>) -> Result<OutputFormat, Invalid> {
-    let p = Some("response_format");
-    let o = match v {
-        None | Some(Value::Null) => return Ok(OutputFormat::Text),
-        Some(Value::Object(o)) => o,
-        Some(other) => {
-            return Err(Invalid::new(
-                p,
-                format!(
-                    "Invalid type for 'response_format': expected an object, but got {} instead.",
-                    type_name(other)
-                ),
-            ))
-        }
-    };
-    match o.get("type").and_then(Value::as_str) {
-        Some("text") => Ok(OutputFormat::Text),
-        Some("json_object") => Ok(OutputFormat::JsonObject),
-        Some("json_schema") => {
-            let (holder, at) = match o.get("json_schema") {
-                Some(Value::Object(js)) => (js, "response_format.json_schema"),
-                Some(_) => {
-                    return Err(Invalid::new(
-                        p,
-                        "Invalid type for 'response_format.json_schema': expected an object.",
-                    ))
-                }
-                None if o.contains_key("schema") => (o, "response_format"),
-                None => {
-                    return Err(Invalid::new(
-                        p,
-                        "Missing required parameter: 'response_format.json_schema'.",
-                    ))
-                }
-            };
-            schema_format(holder, at).map_err(|m| Invalid::new(p, m))
-        }
-        Some(t) => Err(Invalid::new(
-            p,
-            format!("Invalid value: '{t}'. Supported values are: 'text', 'json_object', and 'json_schema'."),
-        )),
-        None => Err(Invalid::new(
-            p,
-            "Missing required parameter: 'response_format.type'.",
-        )),
-    }
-}
-
-/// `name` and `schema` of a json_schema format object (`at` names it in messages).
-pub(crate) fn schema_format(o: &Map<String, Value>, at: &str) -> Result<OutputFormat, String> {
-    let name = match o.get("name") {
-        None | Some(Value::Null) => "response".to_string(),
-        Some(Value::String(n)) => n.clone(),
-        Some(v) => {
-            return Err(format!(
-                "Invalid type for '{at}.name': expected a string, but got {} instead.",
-                type_name(v)
-            ))
-        }
-    };
-    let schema = match o.get("schema") {
-        Some(s @ (Value::Object(_) | Value::Bool(true))) => s.clone(),
-        None | Some(Value::Null) => json!({}),
-        Some(v) => {
-            return Err(format!(
-                "Invalid type for '{at}.schema': expected an object, but got {} instead.",
-                type_name(v)
-            ))
-        }
-    };
-    if let Some(v) = o.get("strict").filter(|v| !v.is_null() && !v.is_boolean()) {
-        return Err(format!(
-            "Invalid type for '{at}.strict': expected a boolean, but got {} instead.",
-            type_name(v)
-        ));
-    }
-    Ok(OutputFormat::JsonSchema { name, schema })
-}
-
-/// OpenAI's words for a JSON value's type in "Invalid type" messages.
-pub(crate) fn type_name(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(n) if n.is_i64() || n.is_u64() => "an integer",
-        Value::Number(_) => "a decimal",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -669,41 +567,5 @@ mod tests {
         let s = json!({"type": "object", "properties": {"q": {"type": "string"}, "n": {"type": "integer"}}});
         assert_eq!(gen(s.clone()), gen(s.clone()));
         assert_eq!(instance(&s, Some("hi there")), json!({"q": "hi there", "n": 1}));
-    }
-
-    #[test]
-    fn response_formats_parse_and_reject_bad_types() {
-        let nested = json!({"type": "json_schema", "json_schema": {"name": "X", "schema": {"type": "object"}, "strict": true}});
-        assert!(matches!(
-            response_format(Some(&nested)),
-            Ok(OutputFormat::JsonSchema { .. })
-        ));
-        let flat = json!({"type": "json_schema", "schema": {"type": "object"}});
-        assert!(matches!(
-            response_format(Some(&flat)),
-            Ok(OutputFormat::JsonSchema { .. })
-        ));
-        assert_eq!(
-            response_format(Some(&json!({"type": "json_object"}))).unwrap(),
-            OutputFormat::JsonObject
-        );
-        assert_eq!(response_format(None).unwrap(), OutputFormat::Text);
-        for bad in [
-            json!(5),
-            json!("json"),
-            json!({"type": 1}),
-            json!({"type": "yaml"}),
-            json!({"type": "json_schema"}),
-            json!({"type": "json_schema", "json_schema": {"name": 3, "schema": {}}}),
-            json!({"type": "json_schema", "json_schema": {"name": "x", "schema": []}}),
-            json!({"type": "json_schema", "json_schema": {"name": "x", "strict": "yes"}}),
-            json!({"type": "json_schema", "json_schema": "x"}),
-        ] {
-            assert_eq!(
-                response_format(Some(&bad)).unwrap_err().param,
-                Some("response_format"),
-                "{bad}"
-            );
-        }
     }
 }
