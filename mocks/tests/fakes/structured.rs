@@ -196,3 +196,53 @@ async fn dashscope_native_and_gigachat_forms() {
     assert_eq!(call["name"], "Event", "{}", r.text);
     check(&call["arguments"].to_string());
 }
+
+/// Structured-output and tool fields of every type on every chat route: an answer or a 4xx, never a 5xx.
+#[tokio::test]
+async fn any_value_in_structured_fields_is_answered() {
+    let values = [
+        json!(null),
+        json!(true),
+        json!(-1),
+        json!(1.5),
+        json!("json"),
+        json!([]),
+        json!({}),
+        json!([1]),
+        json!({"type": "json_schema"}),
+        json!({"type": "json_schema", "json_schema": {"schema": {"$ref": "#"}}}),
+        json!({"type": "function", "function": {"name": 1}}),
+        json!([{"type": "function", "function": {"name": "f", "parameters": 3}}]),
+    ];
+    let fields = [
+        "response_format",
+        "tools",
+        "tool_choice",
+        "functions",
+        "function_call",
+        "format",
+    ];
+    let g = start(Provider::GigaChat).await;
+    let token = giga_token(&g).await;
+    let mut surfaces: Vec<(llm_mocks::FakeServer, &str, &str, Option<String>)> = Vec::new();
+    for (p, path, model) in OPENAI_SHAPED {
+        surfaces.push((start(p).await, path, model, Some("k".into())));
+    }
+    surfaces.push((start(Provider::Ollama).await, "/api/chat", "llama3.2", None));
+    surfaces.push((g, "/api/v1/chat/completions", "GigaChat", Some(token)));
+    for (f, path, model, key) in &surfaces {
+        for field in fields {
+            for v in &values {
+                let mut body = chat_body(model, "x", false);
+                body[field] = v.clone();
+                let r = post(f, path, key.as_deref(), body).await;
+                assert!(
+                    r.status == 200 || (400..500).contains(&r.status),
+                    "{path} {field}={v}: {} {}",
+                    r.status,
+                    r.text
+                );
+            }
+        }
+    }
+}
