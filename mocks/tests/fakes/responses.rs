@@ -645,3 +645,28 @@ async fn any_value_in_any_field_is_answered() {
         }
     }
 }
+
+#[tokio::test]
+async fn stream_delay_paces_responses_events_and_kimi_has_no_responses_route() {
+    let f = start(Provider::OpenAi).await;
+    post(&f, "/__mock/settings", None, json!({"stream_delay_ms": 20})).await;
+    let t0 = tokio::time::Instant::now();
+    let r = create(
+        &f,
+        json!({"model": "gpt-4o-mini", "input": "pace me", "stream": true}),
+    )
+    .await;
+    let events = sse_events(&r.text).len() as u32;
+    assert!(events > 8);
+    assert!(
+        t0.elapsed() >= std::time::Duration::from_millis(20) * (events - 2),
+        "{:?}",
+        t0.elapsed()
+    );
+    let k = start(Provider::Kimi).await;
+    let r = create(&k, json!({"model": "moonshot-v1-8k", "input": "x"})).await;
+    assert_eq!(
+        (r.status, r.json()["error"].as_str()),
+        (404, Some("url.not_found"))
+    );
+}
