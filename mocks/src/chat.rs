@@ -1,7 +1,8 @@
 //! A provider-neutral view of a chat request and the deterministic answer the fakes give to it.
 
-use crate::content::{answer, count_tokens, limit_tokens};
+use crate::content::{answer, chunks, count_tokens, limit_tokens};
 use crate::provider::Provider;
+use crate::structured::{instance, OutputFormat};
 use serde_json::{json, Map, Value};
 
 /// One message: role and its text (parts arrays flattened).
@@ -38,6 +39,8 @@ pub(crate) struct ChatRequest {
     pub(crate) tools: Vec<ToolDef>,
     pub(crate) tool_choice: ToolChoice,
     pub(crate) temperature: Option<f64>,
+    /// What the text must be: prose, any JSON object, or an instance of a schema.
+    pub(crate) format: OutputFormat,
 }
 
 /// A request problem: which parameter and what is wrong with it.
@@ -147,6 +150,64 @@ fn parse_choice(v: Option<&Value>) -> ToolChoice {
     }
 }
 
+/// `tools`/`functions` must be arrays of objects, `tool_choice`/`function_call` a known string or an object.
+fn check_tool_types(body: &Map<String, Value>) -> Result<(), Invalid> {
+    use crate::structured::type_name;
+    for key in ["tools", "functions"] {
+        let param = if key == "tools" { "tools" } else { "functions" };
+        match body.get(key) {
+            None | Some(Value::Null) => {}
+            Some(Value::Array(items)) => {
+                if let Some((i, t)) = items.iter().enumerate().find(|(_, t)| !t.is_object()) {
+                    return Err(Invalid::new(
+                        Some(param),
+                        format!(
+                            "Invalid type for '{key}[{i}]': expected an object, but got {} instead.",
+                            type_name(t)
+                        ),
+                    ));
+                }
+            }
+            Some(v) => {
+                return Err(Invalid::new(
+                    Some(param),
+                    format!(
+                        "Invalid type for '{key}': expected an array, but got {} instead.",
+                        type_name(v)
+                    ),
+                ))
+            }
+        }
+    }
+    for key in ["tool_choice", "function_call"] {
+        let param = if key == "tool_choice" {
+            "tool_choice"
+        } else {
+            "function_call"
+        };
+        match body.get(key) {
+            None | Some(Value::Null) | Some(Value::Object(_)) => {}
+            Some(Value::String(s)) if matches!(s.as_str(), "auto" | "none" | "required") => {}
+            Some(Value::String(s)) => {
+                return Err(Invalid::new(
+                    Some(param),
+                    format!("Invalid value: '{s}'. Supported values are: 'none', 'auto', and 'required'."),
+                ))
+            }
+            Some(v) => {
+                return Err(Invalid::new(
+                    Some(param),
+                    format!(
+                        "Invalid type for '{key}': expected a string or an object, but got {} instead.",
+                        type_name(v)
+                    ),
+                ))
+            }
+        }
+    }
+    Ok(())
+}
+
 impl ChatRequest {
     /// Reads an OpenAI-shaped body (GigaChat's `functions`/`function_call` and Ollama's `options`
     /// are understood too).
@@ -199,7 +260,9 @@ impl ChatRequest {
                 )
             })?),
         };
+        check_tool_types(body)?;
         let tool_choice = parse_choice(body.get("tool_choice").or_else(|| body.get("function_call")));
+        let format = crate::structured::response_format(body.get("response_format"))?;
         Ok(ChatRequest {
             model,
             messages,
@@ -209,6 +272,7 @@ impl ChatRequest {
             tools: parse_tools(body),
             tool_choice,
             temperature,
+            format,
         })
     }
 
@@ -267,6 +331,24 @@ impl ChatRequest {
                 finish: Finish::ToolCalls,
                 prompt_tokens,
                 completion_tokens,
+                json: false,
+            };
+        }
+        let structured = match &self.format {
+            OutputFormat::Text => None,
+            OutputFormat::JsonObject => Some(json!({"answer": answer(provider, self.prompt())})),
+            OutputFormat::JsonSchema { schema, .. } => Some(instance(schema, None)),
+        };
+        if let Some(v) = structured {
+            // Structured output is never cut: a partial JSON document helps no one rehearse.
+            let text = v.to_string();
+            return Answer {
+                completion_tokens: count_tokens(&text),
+                text,
+                tool_call: None,
+                finish: Finish::Stop,
+                prompt_tokens,
+                json: true,
             };
         }
         let full = answer(provider, self.prompt());
@@ -278,6 +360,7 @@ impl ChatRequest {
             finish: if cut { Finish::Length } else { Finish::Stop },
             prompt_tokens,
             completion_tokens,
+            json: false,
         }
     }
 }
@@ -299,9 +382,20 @@ pub(crate) struct Answer {
     pub(crate) finish: Finish,
     pub(crate) prompt_tokens: u32,
     pub(crate) completion_tokens: u32,
+    /// The text is a JSON document (structured output): streams split it by characters, not words.
+    pub(crate) json: bool,
 }
 
 impl Answer {
+    /// The text as stream pieces: a few words each, or 16 characters each for JSON; joined they give the text.
+    pub(crate) fn pieces(&self) -> Vec<String> {
+        if !self.json {
+            return chunks(&self.text);
+        }
+        let chars: Vec<char> = self.text.chars().collect();
+        chars.chunks(16).map(|c| c.iter().collect()).collect()
+    }
+
     /// OpenAI's `finish_reason` for it.
     pub(crate) fn openai_finish(&self) -> &'static str {
         match self.finish {
@@ -316,34 +410,14 @@ impl Answer {
     }
 }
 
-/// Arguments that satisfy a JSON schema's required properties, derived from the prompt.
+/// Arguments for a tool call: an instance of the tool's `parameters` schema whose free-form strings echo the start
+/// of the prompt.
 pub(crate) fn arguments_for(schema: &Value, prompt: &str) -> Value {
-    let props = schema.get("properties").and_then(Value::as_object);
-    let Some(props) = props else { return json!({}) };
-    let required: Vec<&str> = schema
-        .get("required")
-        .and_then(Value::as_array)
-        .map(|r| r.iter().filter_map(Value::as_str).collect())
-        .unwrap_or_else(|| props.keys().map(String::as_str).collect());
     let snippet: String = prompt.chars().take(40).collect();
-    let mut out = Map::new();
-    for name in required {
-        let p = props.get(name).cloned().unwrap_or(Value::Null);
-        let v = if let Some(first) = p.get("enum").and_then(Value::as_array).and_then(|e| e.first()) {
-            first.clone()
-        } else {
-            match p.get("type").and_then(Value::as_str) {
-                Some("integer") => json!(1),
-                Some("number") => json!(1.5),
-                Some("boolean") => json!(true),
-                Some("array") => json!([]),
-                Some("object") => json!({}),
-                _ => Value::String(snippet.clone()),
-            }
-        };
-        out.insert(name.to_string(), v);
+    match instance(schema, Some(&snippet)) {
+        v @ Value::Object(_) => v,
+        _ => json!({}),
     }
-    Value::Object(out)
 }
 
 #[cfg(test)]
@@ -410,6 +484,35 @@ mod tests {
         )
         .unwrap();
         assert!(r.answer(Provider::OpenAi).tool_call.is_none());
+    }
+
+    #[test]
+    fn tool_fields_of_the_wrong_type_are_named() {
+        let m = json!([{"role": "user", "content": "x"}]);
+        for (k, v) in [
+            ("tools", json!({})),
+            ("tools", json!([1])),
+            ("functions", json!("f")),
+            ("tool_choice", json!(3)),
+            ("tool_choice", json!("always")),
+            ("function_call", json!([])),
+        ] {
+            let mut b = json!({"model": "m", "messages": m});
+            b[k] = v;
+            assert_eq!(req(b).unwrap_err().param, Some(k));
+        }
+    }
+
+    #[test]
+    fn structured_answers_are_json_in_character_pieces() {
+        let r = req(json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "max_tokens": 2,
+            "response_format": {"type": "json_schema", "json_schema": {"name": "A", "schema": {"type": "object",
+            "properties": {"title": {"type": "string"}, "n": {"type": "integer"}}}}}})).unwrap();
+        let a = r.answer(Provider::OpenAi);
+        assert_eq!(a.text, r#"{"n":1,"title":"example title"}"#);
+        assert_eq!(a.finish, Finish::Stop, "never cut");
+        assert!(a.pieces().len() > 1);
+        assert_eq!(a.pieces().concat(), a.text);
     }
 
     #[test]

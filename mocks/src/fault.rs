@@ -111,7 +111,9 @@ pub struct FaultSpec {
     /// Seconds to advertise in `Retry-After` (rate limits and overloads).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_after_s: Option<u64>,
-    /// For stream faults: how many content pieces go out before the stream breaks (default 2).
+    /// For stream faults: how many content pieces go out before the stream breaks (default 2). On a
+    /// `/v1/responses` stream, setting it also makes `rate_limited`, `quota_exhausted`, `overloaded` and
+    /// `server_error` arrive in-stream (`error` + `response.failed` after this many deltas) instead of as HTTP errors.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub after_chunks: Option<u64>,
     /// For `slow`: the delay before the answer in ms (default 5000). Other faults: delay before the fault.

@@ -11,7 +11,9 @@
 //!   (faults, settings, issued tokens); [`journal`]: what each fake received, secrets masked.
 //! - `admin`: the `/__mock/...` admin API on each fake's port.
 //! - [`testing`]: finding the outside tools tests need (fail under CI, skip elsewhere).
-//! - [`content`]: deterministic answers, token counts, embeddings and ids.
+//! - [`content`]: deterministic answers, token counts, embeddings and ids; `structured`: deterministic
+//!   instances of JSON schemas for structured output (`response_format`, `text.format`, forced tool calls).
+//! - `providers/responses`: `POST /v1/responses` of the OpenAI and Ollama fakes, on the same answers as chat.
 //!
 //! Answers are a function of the provider and the prompt: they start with `[provider]`, so a test can
 //! tell who answered.
@@ -32,6 +34,7 @@ mod admin;
 mod chat;
 mod http;
 mod providers;
+mod structured;
 
 pub use admin::ADMIN_PREFIX;
 pub use fault::{FaultError, FaultKind, FaultSpec, InstalledFault};

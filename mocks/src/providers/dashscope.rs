@@ -5,7 +5,7 @@
 use super::shared::embedding_dims;
 use super::shared::{after_chunks, fault_delay, first_half};
 use crate::chat::{content_text, parse_messages, Answer, ChatRequest, Finish, Message, ToolChoice};
-use crate::content::{chunks, count_tokens, embedding, hex_id, uuid_like};
+use crate::content::{count_tokens, embedding, hex_id, uuid_like};
 use crate::fault::{FaultKind, FaultSpec};
 use crate::http::{bearer, body_object, delayed, header, json, raw};
 use crate::provider::Provider;
@@ -132,6 +132,8 @@ fn chat_request(body: &Map<String, Value>) -> Result<(ChatRequest, bool, bool), 
         tools: Vec::new(),
         tool_choice: ToolChoice::Auto,
         temperature: params.get("temperature").and_then(Value::as_f64),
+        format: crate::structured::response_format(params.get("response_format"))
+            .map_err(|_| "Invalid parameter: response_format must be {\"type\": \"text\" | \"json_object\" | \"json_schema\", ...}")?,
     };
     if let Some(tools) = params.get("tools") {
         let mut m = Map::new();
@@ -254,7 +256,7 @@ fn stream(
     let pieces = if a.tool_call.is_some() {
         Vec::new()
     } else {
-        chunks(&a.text)
+        a.pieces()
     };
     let mut so_far = String::new();
     let mut n = 0;

@@ -5,7 +5,7 @@ use super::shared::{after_chunks, fault_delay, first_half};
 use super::shared::{embedding_dims, embedding_inputs};
 use super::{PathMatch, Route as RouteDef};
 use crate::chat::{Answer, ChatRequest, Finish};
-use crate::content::{chunks, count_tokens, embedding, unix_now, uuid_like};
+use crate::content::{count_tokens, embedding, unix_now, uuid_like};
 use crate::fault::{FaultKind, FaultSpec};
 use crate::http::{bearer, body_object, delayed, header, json, raw, sse, sse_data};
 use crate::provider::Provider;
@@ -355,7 +355,8 @@ fn stream(
         c["choices"] = json!([choice]);
         c.to_string()
     };
-    let mut pieces: Vec<Value> = chunks(&a.text)
+    let mut pieces: Vec<Value> = a
+        .pieces()
         .into_iter()
         .map(|p| json!({"content": p, "role": "assistant"}))
         .collect();

@@ -10,6 +10,7 @@ pub(crate) mod ollama;
 pub(crate) mod openai_chat;
 pub(crate) mod openai_errors;
 pub(crate) mod openai_misc;
+pub(crate) mod responses;
 pub(crate) mod shared;
 
 use crate::provider::Provider;
@@ -23,6 +24,8 @@ pub(crate) use openai_errors::{Dialect, Problem};
 pub(crate) enum Endpoint {
     /// OpenAI-shaped chat completions in a dialect.
     Chat(Dialect),
+    /// OpenAI's Responses API (`POST /v1/responses`) in a dialect (OpenAI, Ollama `/v1`).
+    Responses(Dialect),
     /// OpenAI-shaped embeddings.
     Embeddings(Dialect),
     /// OpenAI-shaped model list.
@@ -49,6 +52,7 @@ impl Endpoint {
     pub(crate) fn is_inference(self) -> bool {
         match self {
             Endpoint::Chat(_)
+            | Endpoint::Responses(_)
             | Endpoint::Embeddings(_)
             | Endpoint::QwenGeneration
             | Endpoint::QwenEmbedding => true,
@@ -149,7 +153,15 @@ fn openai_family(paths: FamilyPaths, d: Dialect) -> Vec<Route> {
 pub(crate) fn routes(provider: Provider) -> Vec<Route> {
     use PathMatch::*;
     match provider {
-        Provider::OpenAi => openai_family(V1, Dialect::OpenAi),
+        Provider::OpenAi => {
+            let mut r = openai_family(V1, Dialect::OpenAi);
+            r.push(route(
+                "POST",
+                Exact("/v1/responses"),
+                Endpoint::Responses(Dialect::OpenAi),
+            ));
+            r
+        }
         Provider::Kimi => {
             let mut r = openai_family(V1, Dialect::Kimi);
             r.push(route("GET", Exact("/v1/users/me/balance"), Endpoint::KimiBalance));
@@ -173,6 +185,11 @@ pub(crate) fn routes(provider: Provider) -> Vec<Route> {
         Provider::Ollama => {
             let mut r = ollama::routes();
             r.extend(openai_family(V1, Dialect::OllamaV1));
+            r.push(route(
+                "POST",
+                Exact("/v1/responses"),
+                Endpoint::Responses(Dialect::OllamaV1),
+            ));
             r
         }
     }
@@ -227,6 +244,7 @@ pub(crate) fn handle(
 ) -> ResponseTemplate {
     match endpoint {
         Endpoint::Chat(d) => openai_chat::chat(state, d, req, faults),
+        Endpoint::Responses(d) => responses::responses(state, d, req, faults),
         Endpoint::Embeddings(d) => openai_misc::embeddings(state, d, req, faults),
         Endpoint::Models(d) => openai_misc::models(state, d, req),
         Endpoint::Model(d) => openai_misc::model(state, d, req),

@@ -5,12 +5,13 @@ use super::shared::{after_chunks, fault_delay, first_half};
 use super::shared::{embedding_dims, embedding_inputs};
 use super::{PathMatch, Route as RouteDef};
 use crate::chat::{Answer, ChatRequest, Finish};
-use crate::content::{chunks, count_tokens, embedding, fnv1a, hex_id, rfc3339_nanos};
+use crate::content::{count_tokens, embedding, fnv1a, hex_id, rfc3339_nanos};
 use crate::fault::{FaultKind, FaultSpec};
 use crate::http::{body_object, delayed, json, raw, BodyError};
 use crate::provider::Provider;
 use crate::server::Faults;
 use crate::state::State;
+use crate::structured::OutputFormat;
 use crate::wire::{Request, ResponseTemplate};
 use serde_json::{json, Map, Value};
 use std::time::SystemTime;
@@ -291,7 +292,7 @@ fn inference(
     let pieces = if a.tool_call.is_some() {
         vec![String::new()]
     } else {
-        chunks(&a.text)
+        a.pieces()
     };
     let broken = matches!(
         kind,
@@ -331,7 +332,26 @@ fn chat_request(route: Route, body: &Map<String, Value>) -> Result<ChatRequest, 
         // An empty chat loads the model, as with Ollama.
         m.insert("messages".into(), json!([{"role": "user", "content": ""}]));
     }
-    ChatRequest::parse(&m, true).map_err(|i| i.message)
+    // Ollama's structured output is `format`: "json" or a JSON schema object (`response_format` is /v1 only).
+    m.remove("response_format");
+    let format = match body.get("format") {
+        None | Some(Value::Null) => OutputFormat::Text,
+        Some(Value::String(s)) if s.is_empty() => OutputFormat::Text,
+        Some(Value::String(s)) if s == "json" => OutputFormat::JsonObject,
+        Some(schema @ Value::Object(_)) => OutputFormat::JsonSchema {
+            name: "format".into(),
+            schema: schema.clone(),
+        },
+        Some(Value::String(s)) => {
+            return Err(format!(
+                "invalid format: {s:?}: expected \"json\" or a JSON schema"
+            ))
+        }
+        Some(_) => return Err("invalid JSON schema in format".into()),
+    };
+    let mut chat = ChatRequest::parse(&m, true).map_err(|i| i.message)?;
+    chat.format = format;
+    Ok(chat)
 }
 
 fn embed(body: &Map<String, Value>, model: &str) -> ResponseTemplate {

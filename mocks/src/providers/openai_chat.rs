@@ -5,7 +5,7 @@ use super::openai_errors::{render, stream_error_event, Dialect, Problem};
 use super::openai_misc::{common_headers, request_or_problem};
 use super::shared::{after_chunks, fault_delay, first_half};
 use crate::chat::{Answer, ChatRequest, Invalid};
-use crate::content::{chunks, hex_id, unix_now, uuid_like};
+use crate::content::{hex_id, unix_now, uuid_like};
 use crate::fault::{FaultKind, FaultSpec};
 use crate::http::{delayed, json, raw, sse, sse_data};
 use crate::server::Faults;
@@ -156,7 +156,8 @@ fn unsupported(d: Dialect, body: &serde_json::Map<String, Value>) -> Result<(), 
     }
 }
 
-fn validate(d: Dialect, chat: ChatRequest) -> Result<ChatRequest, Problem> {
+/// Checks the model, the temperature range and the context window (chat and Responses).
+pub(crate) fn validate(d: Dialect, chat: ChatRequest) -> Result<ChatRequest, Problem> {
     let Some(model) = d.provider().find_model(&chat.model) else {
         return Err(Problem::ModelNotFound(chat.model));
     };
@@ -261,10 +262,7 @@ fn stream(f: &Frame, a: &Answer, chat: &ChatRequest, filtered: bool, end: Stream
             }
             v
         }
-        None => chunks(&a.text)
-            .into_iter()
-            .map(|p| json!({"content": p}))
-            .collect(),
+        None => a.pieces().into_iter().map(|p| json!({"content": p})).collect(),
     };
     for (i, delta) in pieces.into_iter().enumerate() {
         if end != StreamEnd::Done && i >= limit {

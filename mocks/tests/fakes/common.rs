@@ -121,3 +121,148 @@ pub async fn giga_token(fake: &FakeServer) -> String {
 pub fn chat_body(model: &str, prompt: &str, stream: bool) -> Value {
     serde_json::json!({"model": model, "stream": stream, "messages": [{"role": "user", "content": prompt}]})
 }
+
+/// A tiny JSON Schema check for the fakes' structured output: type, properties, required, additionalProperties:
+/// false, enum, const, items, minItems/maxItems, anyOf/oneOf, allOf and `$ref` into the root. Returns the first
+/// problem as a path.
+pub fn check_schema(root: &Value, schema: &Value, v: &Value, at: &str) -> Result<(), String> {
+    let Some(s) = schema.as_object() else {
+        return Ok(());
+    };
+    if let Some(r) = s.get("$ref").and_then(Value::as_str) {
+        let target = root
+            .pointer(r.trim_start_matches('#'))
+            .ok_or(format!("{at}: bad ref {r}"))?;
+        check_schema(root, target, v, at)?;
+    }
+    if let Some(c) = s.get("const") {
+        if c != v {
+            return Err(format!("{at}: {v} is not const {c}"));
+        }
+    }
+    if let Some(e) = s.get("enum").and_then(Value::as_array) {
+        if !e.contains(v) {
+            return Err(format!("{at}: {v} not in enum"));
+        }
+    }
+    for key in ["anyOf", "oneOf"] {
+        if let Some(bs) = s.get(key).and_then(Value::as_array) {
+            if !bs.iter().any(|b| check_schema(root, b, v, at).is_ok()) {
+                return Err(format!("{at}: {v} matches no branch of {key}"));
+            }
+        }
+    }
+    if let Some(bs) = s.get("allOf").and_then(Value::as_array) {
+        for b in bs {
+            check_schema(root, b, v, at)?;
+        }
+    }
+    let types: Vec<&str> = match s.get("type") {
+        Some(Value::String(t)) => vec![t.as_str()],
+        Some(Value::Array(ts)) => ts.iter().filter_map(Value::as_str).collect(),
+        _ => vec![],
+    };
+    let is = |t: &str| match t {
+        "object" => v.is_object(),
+        "array" => v.is_array(),
+        "string" => v.is_string(),
+        "integer" => v.is_i64() || v.is_u64(),
+        "number" => v.is_number(),
+        "boolean" => v.is_boolean(),
+        "null" => v.is_null(),
+        _ => true,
+    };
+    if !types.is_empty() && !types.iter().any(|t| is(t)) {
+        return Err(format!("{at}: {v} is not of type {types:?}"));
+    }
+    if let Some(o) = v.as_object() {
+        let props = s.get("properties").and_then(Value::as_object);
+        for r in s.get("required").and_then(Value::as_array).into_iter().flatten() {
+            let r = r.as_str().unwrap_or("");
+            if !o.contains_key(r) {
+                return Err(format!("{at}: missing required {r}"));
+            }
+        }
+        for (k, val) in o {
+            match props.and_then(|p| p.get(k)) {
+                Some(p) => check_schema(root, p, val, &format!("{at}.{k}"))?,
+                None if s.get("additionalProperties") == Some(&Value::Bool(false)) => {
+                    return Err(format!("{at}: unexpected property {k}"))
+                }
+                None => {}
+            }
+        }
+    }
+    if let Some(a) = v.as_array() {
+        if let Some(min) = s.get("minItems").and_then(Value::as_u64) {
+            if (a.len() as u64) < min {
+                return Err(format!("{at}: fewer than {min} items"));
+            }
+        }
+        if let Some(max) = s.get("maxItems").and_then(Value::as_u64) {
+            if (a.len() as u64) > max {
+                return Err(format!("{at}: more than {max} items"));
+            }
+        }
+        if let Some(items) = s.get("items") {
+            for (i, x) in a.iter().enumerate() {
+                check_schema(root, items, x, &format!("{at}[{i}]"))?;
+            }
+        }
+    }
+    if let (Some(n), Some(min)) = (v.as_f64(), s.get("minimum").and_then(Value::as_f64)) {
+        if n < min {
+            return Err(format!("{at}: {n} below minimum {min}"));
+        }
+    }
+    if let (Some(n), Some(max)) = (v.as_f64(), s.get("maximum").and_then(Value::as_f64)) {
+        if n > max {
+            return Err(format!("{at}: {n} above maximum {max}"));
+        }
+    }
+    if let (Some(t), Some(min)) = (v.as_str(), s.get("minLength").and_then(Value::as_u64)) {
+        if (t.chars().count() as u64) < min {
+            return Err(format!("{at}: shorter than {min}"));
+        }
+    }
+    Ok(())
+}
+
+/// A pydantic-style schema: nested model by `$ref`, an enum, a list, an optional field, strict.
+pub fn event_schema() -> Value {
+    serde_json::json!({
+        "$defs": {
+            "Kind": {"enum": ["meeting", "call"], "title": "Kind", "type": "string"},
+            "Place": {"type": "object", "title": "Place", "additionalProperties": false,
+                "properties": {"city": {"type": "string"}, "floor": {"type": "integer", "minimum": 1}},
+                "required": ["city", "floor"]}
+        },
+        "type": "object", "title": "Event", "additionalProperties": false,
+        "properties": {
+            "name": {"type": "string", "title": "Name"},
+            "kind": {"$ref": "#/$defs/Kind"},
+            "place": {"$ref": "#/$defs/Place"},
+            "attendees": {"type": "array", "items": {"type": "string", "format": "email"}, "minItems": 2},
+            "starts": {"type": "string", "format": "date-time"},
+            "note": {"anyOf": [{"type": "string"}, {"type": "null"}], "default": null}
+        },
+        "required": ["name", "kind", "place", "attendees", "starts", "note"]
+    })
+}
+
+/// Parses an SSE body with `event:` lines into (event name, data JSON) pairs.
+pub fn sse_events(text: &str) -> Vec<(String, Value)> {
+    text.split("\n\n")
+        .filter(|b| !b.trim().is_empty())
+        .map(|b| {
+            let event = b
+                .lines()
+                .find_map(|l| l.strip_prefix("event: "))
+                .unwrap_or("")
+                .to_string();
+            let data = b.lines().find_map(|l| l.strip_prefix("data: ")).unwrap_or("");
+            let v = serde_json::from_str(data).unwrap_or(Value::String(data.to_string()));
+            (event, v)
+        })
+        .collect()
+}

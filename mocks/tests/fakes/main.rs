@@ -14,5 +14,7 @@ mod faults;
 mod gigachat;
 mod ollama;
 mod openai;
+mod responses;
 mod sdk;
 mod streaming;
+mod structured;

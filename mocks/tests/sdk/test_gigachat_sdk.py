@@ -114,3 +114,30 @@ def test_models_embeddings_tokens_balance():
     t = g.tokens_count(["hello world"])
     assert t[0].tokens > 0
     assert g.get_balance().balance[0].value > 0
+
+
+def test_chat_parse_structured_output():
+    import enum
+    from typing import List, Optional
+
+    import pydantic
+
+    class Kind(str, enum.Enum):
+        meeting = "meeting"
+        call = "call"
+
+    class Place(pydantic.BaseModel):
+        city: str
+        floor: int
+
+    class Event(pydantic.BaseModel):
+        name: str
+        kind: Kind
+        place: Place
+        attendees: List[str]
+        note: Optional[str] = None
+
+    completion, event = giga().chat_parse("Plan a meeting", response_format=Event)
+    assert isinstance(event, Event) and event.kind == Kind.meeting
+    sent = [e["body"] for e in journal("gigachat") if e["path"] == "/api/v1/chat/completions"][-1]
+    assert sent["response_format"]["type"] == "json_schema" and "schema" in sent["response_format"]

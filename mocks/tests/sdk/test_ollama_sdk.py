@@ -62,3 +62,45 @@ def test_mid_stream_error_line_raises():
     fault("ollama", fault="stream_error", times=1, after_chunks=2)
     with pytest.raises(ollama.ResponseError):
         list(client().chat(model="llama3.2", messages=[{"role": "user", "content": "x"}], stream=True))
+
+
+# --- Structured output (issue 14) ---
+
+import enum
+import json
+from typing import List, Optional
+
+import pydantic
+
+
+class Kind(str, enum.Enum):
+    meeting = "meeting"
+    call = "call"
+
+
+class Place(pydantic.BaseModel):
+    city: str
+    floor: int
+
+
+class Event(pydantic.BaseModel):
+    name: str
+    kind: Kind
+    place: Place
+    attendees: List[str]
+    note: Optional[str] = None
+
+
+def test_chat_format_schema_gives_a_valid_instance():
+    r = client().chat(model="llama3.2", messages=[{"role": "user", "content": "Plan a meeting"}],
+                      format=Event.model_json_schema())
+    event = Event.model_validate_json(r.message.content)
+    assert event.kind == Kind.meeting
+    parts = list(client().chat(model="llama3.2", messages=[{"role": "user", "content": "Plan a meeting"}],
+                               format=Event.model_json_schema(), stream=True))
+    assert "".join(p.message.content for p in parts) == r.message.content
+
+
+def test_chat_format_json():
+    r = client().chat(model="llama3.2", messages=[{"role": "user", "content": "x"}], format="json")
+    assert isinstance(json.loads(r.message.content), dict)

@@ -210,3 +210,124 @@ def test_missing_key_is_authentication_error():
                       default_headers={"Authorization": "Basic"})
     with pytest.raises(openai.AuthenticationError):
         c.chat.completions.create(model="moonshot-v1-8k", messages=[{"role": "user", "content": "x"}])
+
+
+# --- Responses API and structured output (issue 14) ---
+
+import enum
+import json
+from typing import List, Optional
+
+import pydantic
+
+RESPONSES = {"openai": "gpt-4o-mini", "ollama": "llama3.2"}
+WEATHER = [{"type": "function", "name": "get_weather", "description": "Weather in a city",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"],
+                           "additionalProperties": False}, "strict": True}]
+
+
+class Kind(str, enum.Enum):
+    meeting = "meeting"
+    call = "call"
+
+
+class Place(pydantic.BaseModel):
+    city: str
+    floor: int
+
+
+class Event(pydantic.BaseModel):
+    name: str
+    kind: Kind
+    place: Place
+    attendees: List[str]
+    note: Optional[str] = None
+
+
+@pytest.mark.parametrize("provider", list(RESPONSES))
+def test_responses_create(provider):
+    c = client(provider)
+    r = c.responses.create(model=RESPONSES[provider], input="Hello", instructions="Be brief.")
+    assert r.id.startswith("resp_") and r.status == "completed"
+    assert r.output_text.startswith(f"[{provider}] ")
+    assert r.usage.total_tokens == r.usage.input_tokens + r.usage.output_tokens
+    chat = c.chat.completions.create(model=RESPONSES[provider], messages=[{"role": "user", "content": "Hello"}])
+    assert r.output_text == chat.choices[0].message.content
+
+
+@pytest.mark.parametrize("provider", list(RESPONSES))
+def test_responses_stream(provider):
+    c = client(provider)
+    with c.responses.stream(model=RESPONSES[provider], input="Stream it") as stream:
+        deltas = [e.delta for e in stream if e.type == "response.output_text.delta"]
+        final = stream.get_final_response()
+    assert len(deltas) > 3
+    assert "".join(deltas) == final.output_text
+    raw = list(c.responses.create(model=RESPONSES[provider], input="Stream it", stream=True))
+    seq = [e.sequence_number for e in raw]
+    assert seq == list(range(len(raw)))
+    assert raw[0].type == "response.created" and raw[-1].type == "response.completed"
+
+
+def test_responses_function_call_round_trip():
+    c = client("openai")
+    r = c.responses.create(model="gpt-4o-mini", input="Weather in Oslo?", tools=WEATHER)
+    call = r.output[0]
+    assert call.type == "function_call" and call.name == "get_weather"
+    assert isinstance(json.loads(call.arguments)["city"], str)
+    history = [{"role": "user", "content": "Weather in Oslo?"}, call.model_dump(exclude_none=True),
+               {"type": "function_call_output", "call_id": call.call_id, "output": "sunny"}]
+    r = c.responses.create(model="gpt-4o-mini", input=history, tools=WEATHER)
+    assert r.output_text.startswith("[openai] ")
+
+
+@pytest.mark.parametrize("provider", list(RESPONSES))
+def test_responses_parse_text_format(provider):
+    r = client(provider).responses.parse(model=RESPONSES[provider], input="Plan a meeting", text_format=Event)
+    event = r.output_parsed
+    assert isinstance(event, Event) and event.kind == Kind.meeting and isinstance(event.place, Place)
+    assert event.attendees
+
+
+@pytest.mark.parametrize("provider", list(SURFACES))
+def test_chat_completions_parse(provider):
+    r = client(provider).chat.completions.parse(
+        model=model(provider), messages=[{"role": "user", "content": "Plan a meeting"}], response_format=Event)
+    event = r.choices[0].message.parsed
+    assert isinstance(event, Event) and isinstance(event.place.floor, int)
+
+
+@pytest.mark.parametrize("provider", list(SURFACES))
+def test_forced_tool_choice_arguments_parse_with_the_model(provider):
+    tools = [{"type": "function", "function": {"name": "noise", "parameters": {"type": "object", "properties": {}}}},
+             openai.pydantic_function_tool(Event)]
+    r = client(provider).chat.completions.create(
+        model=model(provider), messages=[{"role": "user", "content": "Plan a meeting"}], tools=tools,
+        tool_choice={"type": "function", "function": {"name": "Event"}})
+    call = r.choices[0].message.tool_calls[0]
+    assert call.function.name == "Event"
+    Event.model_validate_json(call.function.arguments)
+
+
+def test_responses_faults():
+    c = client("openai")
+    fault("openai", fault="quota_exhausted", times=1)
+    with pytest.raises(openai.RateLimitError) as info:
+        c.responses.create(model="gpt-4o-mini", input="x")
+    assert info.value.code == "insufficient_quota"
+    # In-stream after response.created: the SDK raises at the error event.
+    fault("openai", fault="stream_error", times=1, after_chunks=2)
+    seen = []
+    with pytest.raises(openai.APIError):
+        with c.responses.stream(model="gpt-4o-mini", input="x") as stream:
+            for e in stream:
+                seen.append(e.type)
+    assert seen[0] == "response.created" and seen.count("response.output_text.delta") == 2
+    # Cut with no terminal event: the SDK has no final response.
+    fault("openai", fault="truncated_stream", times=1, after_chunks=2)
+    with pytest.raises(Exception):
+        with c.responses.stream(model="gpt-4o-mini", input="x") as stream:
+            stream.get_final_response()
+    fault("openai", fault="drop_connection", times=1)
+    with pytest.raises(openai.APIConnectionError):
+        c.responses.create(model="gpt-4o-mini", input="x")
