@@ -412,12 +412,19 @@ impl Answer {
 
 /// Arguments for a tool call: an instance of the tool's `parameters` schema whose free-form strings echo the start
 /// of the prompt.
+///
+/// Only the `required` properties are given when the schema lists them, as a model calls a tool: an agent's
+/// optional switches (Claude Code's `run_in_background`, Codex's `yield_time_ms`, ...) keep their defaults. A
+/// strict schema lists every property as required, so it still gets them all.
 pub(crate) fn arguments_for(schema: &Value, prompt: &str) -> Value {
     let snippet: String = prompt.chars().take(40).collect();
-    match instance(schema, Some(&snippet)) {
-        v @ Value::Object(_) => v,
-        _ => json!({}),
+    let Value::Object(mut args) = instance(schema, Some(&snippet)) else {
+        return json!({});
+    };
+    if let Some(required) = schema.get("required").and_then(Value::as_array) {
+        args.retain(|k, _| required.iter().any(|r| r.as_str() == Some(k.as_str())));
     }
+    Value::Object(args)
 }
 
 #[cfg(test)]
