@@ -2,8 +2,12 @@
 
 Started by gateway/tests/sdk.rs like test_openai_client.py: LLM_GATEWAY_URL is the gateway's /v1 base.
 """
+from enum import Enum
+from typing import Optional
+
 import openai
 import pytest
+from pydantic import BaseModel
 
 from test_openai_client import clear, fault, gateway
 
@@ -91,6 +95,33 @@ def test_responses_stream_cut_before_the_first_delta_is_served_by_the_next_provi
         assert final.output_text.startswith("[kimi]")
     finally:
         clear("openai")
+
+
+class Unit(str, Enum):
+    celsius = "celsius"
+    fahrenheit = "fahrenheit"
+
+
+class Place(BaseModel):
+    city: str
+    country: str
+
+
+class Forecast(BaseModel):
+    place: Place
+    unit: Unit
+    highs: list[int]
+    note: Optional[str] = None
+
+
+def test_responses_parse_with_a_pydantic_model():
+    # text.format json_schema goes up as response_format; the answer is parsed into the model by the SDK.
+    r = gateway().responses.parse(model="default", input="Forecast for Oslo", text_format=Forecast)
+    assert r.status == "completed"
+    f = r.output_parsed
+    assert isinstance(f, Forecast), r
+    assert isinstance(f.place, Place) and isinstance(f.unit, Unit)
+    assert all(isinstance(h, int) for h in f.highs)
 
 
 def test_responses_errors_are_openai_shaped():
