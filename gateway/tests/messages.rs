@@ -674,3 +674,33 @@ async fn the_messages_route_is_counted_in_metrics() {
         "{m}"
     );
 }
+
+/// `stream_failure: continue` on the Messages grammar: a stream cut after its first delta is finished by the next
+/// provider and ends with `message_delta` and `message_stop`, never an error event.
+#[tokio::test]
+async fn stream_failure_continue_finishes_a_cut_stream_on_the_next_provider() {
+    let s = stand_with("openai, kimi", "  stream_failure: continue\n", "compatible").await;
+    s.fakes["openai"]
+        .add_fault(
+            FaultSpec::new(FaultKind::TruncatedStream)
+                .times(1)
+                .after_chunks(2),
+        )
+        .unwrap();
+    let r = call(
+        &s.app,
+        "POST",
+        "/v1/messages",
+        Some(streamed(json!("hello"))),
+        &[V],
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let evs = events(&r.body);
+    assert_grammar(&evs);
+    let n = names(&evs);
+    assert!(!n.contains(&"error"), "{n:?}");
+    assert_eq!(n.last(), Some(&"message_stop"), "{n:?}");
+    let text = text_of(&evs);
+    assert!(text.starts_with("[openai]") && text.contains("[kimi]"), "{text}");
+}
