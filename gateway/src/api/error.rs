@@ -93,6 +93,28 @@ pub enum ApiError {
     },
 }
 
+impl ApiError {
+    /// The same error with the field it names (`param`) renamed by `f`: a surface that translated the request
+    /// names the field as its client sent it, not the chat field it became.
+    pub(crate) fn map_param(self, f: impl Fn(&str) -> String) -> ApiError {
+        match self {
+            ApiError::InvalidRequest {
+                message,
+                param: Some(p),
+            } => ApiError::InvalidRequest {
+                message,
+                param: Some(f(&p)),
+            },
+            ApiError::Unsupported { code, message, param } => ApiError::Unsupported {
+                code,
+                message,
+                param: f(&param),
+            },
+            other => other,
+        }
+    }
+}
+
 impl From<Invalid> for ApiError {
     fn from(e: Invalid) -> ApiError {
         match e.kind {

@@ -50,7 +50,7 @@ pub(crate) async fn messages(State(state): State<Arc<AppState>>, req: Request) -
             resp
         })
     };
-    served.map_err(in_messages_terms)
+    served.map_err(|e| e.map_param(messages_param))
 }
 
 /// `POST /v1/messages/count_tokens`: `{"input_tokens": N}`, the gateway's own estimate of the prompt as the
@@ -86,24 +86,6 @@ fn messages_param(param: &str) -> String {
         "max_completion_tokens" => "max_tokens".into(),
         "response_format" => "output_config.format".into(),
         _ => param.to_string(),
-    }
-}
-
-fn in_messages_terms(e: ApiError) -> ApiError {
-    match e {
-        ApiError::InvalidRequest {
-            message,
-            param: Some(p),
-        } => ApiError::InvalidRequest {
-            message,
-            param: Some(messages_param(&p)),
-        },
-        ApiError::Unsupported { code, message, param } => ApiError::Unsupported {
-            code,
-            message,
-            param: messages_param(&param),
-        },
-        other => other,
     }
 }
 

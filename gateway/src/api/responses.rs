@@ -82,7 +82,7 @@ pub(crate) async fn responses(
     };
     let mut resp = match served {
         Ok(resp) => resp,
-        Err(e) => with_gateway_attempts(in_responses_terms(e).into_response()).await,
+        Err(e) => with_gateway_attempts(e.map_param(responses_param).into_response()).await,
     };
     if !t.dropped_tools.is_empty() {
         if let Ok(v) = HeaderValue::from_str(&t.dropped_tools.join(", ")) {
@@ -101,24 +101,6 @@ fn responses_param(param: &str) -> String {
         "max_tokens" | "max_completion_tokens" => "max_output_tokens".into(),
         "response_format" => format!("text.format{}", &param[head.len()..]),
         _ => param.to_string(),
-    }
-}
-
-fn in_responses_terms(e: ApiError) -> ApiError {
-    match e {
-        ApiError::InvalidRequest {
-            message,
-            param: Some(p),
-        } => ApiError::InvalidRequest {
-            message,
-            param: Some(responses_param(&p)),
-        },
-        ApiError::Unsupported { code, message, param } => ApiError::Unsupported {
-            code,
-            message,
-            param: responses_param(&param),
-        },
-        other => other,
     }
 }
 
