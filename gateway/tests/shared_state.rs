@@ -749,3 +749,296 @@ async fn under_fail_closed_a_failing_redis_refuses_limited_keys_and_skips_budget
     );
     stop_all(gws).await;
 }
+
+// ---- The shared cache tier (`cache.backend: redis`) ----
+
+/// [`config`] without limits, with the cache on the shared tier (`cache` is the rest of the `cache:` map).
+fn cached_config(openai: &FakeServer, kimi: &FakeServer, redis: &str, prefix: &str, cache: &str) -> String {
+    format!(
+        "{}cache: {{ backend: redis, scope: all{cache} }}\n",
+        config(openai, kimi, "{}", "", redis, prefix)
+    )
+}
+
+/// A chat request for `text`, with its `X-LLM-Cache` header (empty when not from the cache).
+async fn ask(http: &reqwest::Client, gw: &Gw, text: &str) -> (Answer, String) {
+    let r = http
+        .post(gw.url("/v1/chat/completions"))
+        .json(&serde_json::json!({"model": "default", "messages": [{"role": "user", "content": text}]}))
+        .send()
+        .await
+        .unwrap();
+    let header = |name: &str| {
+        r.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string()
+    };
+    let (provider, cache) = (header("x-llm-actual-provider"), header("x-llm-cache"));
+    let status = r.status().as_u16();
+    let body = r.json().await.unwrap_or(Value::Null);
+    (
+        Answer {
+            status,
+            provider,
+            body,
+        },
+        cache,
+    )
+}
+
+fn shared_hits(gw: &Gw) -> f64 {
+    common::sample(
+        &gw.state.metrics.encode(),
+        "llm_gateway_cache_shared_hits_total",
+        &[],
+    )
+}
+
+async fn redis_conn(redis: &RedisServer) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap()
+}
+
+/// The shared tier's entry keys under `prefix`.
+async fn entry_keys(conn: &mut redis::aio::MultiplexedConnection, prefix: &str) -> Vec<String> {
+    redis::cmd("KEYS")
+        .arg(format!("{prefix}cache:v1:e:*"))
+        .query_async(conn)
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_answer_stored_by_one_gateway_answers_on_every_other_from_the_shared_tier() {
+    let Some(redis) = redis().await else { return };
+    let (openai, kimi) = fakes().await;
+    let gws = gateways(
+        3,
+        &cached_config(&openai, &kimi, &redis.url(), "shared-cache:", ""),
+    )
+    .await;
+    let http = reqwest::Client::new();
+    let before = openai.request_count();
+    let (first, cache) = ask(&http, &gws[0], "What is the capital of France?").await;
+    assert_eq!(
+        (first.status, first.provider.as_str(), cache.as_str()),
+        (200, "openai", "")
+    );
+    gws[0].state.cache.flushed().await;
+    for gw in &gws[1..] {
+        let (a, cache) = ask(&http, gw, "What is the capital of France?").await;
+        assert_eq!(
+            (a.status, a.provider.as_str(), cache.as_str()),
+            (200, "cache", "hit"),
+            "{}",
+            a.body
+        );
+        assert_eq!(
+            a.body, first.body,
+            "the same answer, the upstream's own fields included"
+        );
+        assert_eq!(shared_hits(gw), 1.0);
+        // Now in that gateway's own cache: the next hit does not ask Redis.
+        let (again, _) = ask(&http, gw, "What is the capital of France?").await;
+        assert_eq!(again.provider, "cache");
+        assert_eq!(shared_hits(gw), 1.0);
+    }
+    assert_eq!(
+        openai.request_count() - before,
+        1,
+        "one provider call for 3 gateways"
+    );
+    // Another question is not answered from the tier.
+    let (other, cache) = ask(&http, &gws[2], "And of Spain?").await;
+    assert_eq!((other.provider.as_str(), cache.as_str()), ("openai", ""));
+    let p = admin_providers(&gws[1]).await;
+    assert_eq!(p["cache_backend"], "redis", "{p}");
+    stop_all(gws).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_shared_tier_holds_max_bytes_and_max_entries_over_every_gateways_stores() {
+    let Some(redis) = redis().await else { return };
+    let (openai, kimi) = fakes().await;
+    let mut conn = redis_conn(&redis).await;
+    for (prefix, bound, entries) in [
+        ("bytes:", ", max_bytes: 6000", 1000),
+        ("entries:", ", max_entries: 4", 4),
+    ] {
+        let gws = gateways(3, &cached_config(&openai, &kimi, &redis.url(), prefix, bound)).await;
+        let http = reqwest::Client::new();
+        let asks = (0..30).map(|i| {
+            let http = http.clone();
+            let gw = &gws[i % 3];
+            async move { ask(&http, gw, &format!("question number {i}")).await }
+        });
+        for (a, _) in futures::future::join_all(asks).await {
+            assert_eq!(a.status, 200);
+        }
+        for gw in &gws {
+            gw.state.cache.flushed().await;
+        }
+        let keys = entry_keys(&mut conn, prefix).await;
+        let mut total = 0u64;
+        for k in &keys {
+            let len: u64 = redis::cmd("STRLEN").arg(k).query_async(&mut conn).await.unwrap();
+            total += len;
+        }
+        let counted: u64 = redis::cmd("GET")
+            .arg(format!("{prefix}cache:v1:bytes"))
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(counted, total, "{prefix} the byte total is what the entries hold");
+        assert!(
+            !keys.is_empty() && keys.len() < 30,
+            "{prefix} {} entries kept",
+            keys.len()
+        );
+        assert!(keys.len() <= entries, "{prefix} {} entries", keys.len());
+        if prefix == "bytes:" {
+            assert!(total <= 6000, "{total} bytes over max_bytes");
+        }
+        let index: Vec<String> = redis::cmd("ZRANGE")
+            .arg(format!("{prefix}cache:v1:index"))
+            .arg(0)
+            .arg(-1)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(index.len(), keys.len(), "{prefix} index and entries agree");
+        stop_all(gws).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_expired_shared_answer_serves_stale_on_another_gateway_when_every_provider_fails() {
+    let Some(redis) = redis().await else { return };
+    let (openai, kimi) = fakes().await;
+    let prefix = "stale:";
+    let yaml = cached_config(
+        &openai,
+        &kimi,
+        &redis.url(),
+        prefix,
+        ", ttl: 60s, serve_stale_on_error: true, stale_for: 1h",
+    );
+    let gws = gateways(2, &yaml).await;
+    let http = reqwest::Client::new();
+    let (first, _) = ask(&http, &gws[0], "Is it stale yet?").await;
+    assert_eq!(first.provider, "openai");
+    gws[0].state.cache.flushed().await;
+    // Age the stored answer on the server: 2 minutes old of its 61 minutes (past its 60 s TTL).
+    let mut conn = redis_conn(&redis).await;
+    let keys = entry_keys(&mut conn, prefix).await;
+    assert_eq!(keys.len(), 1);
+    let _: () = redis::cmd("PEXPIRE")
+        .arg(&keys[0])
+        .arg(59 * 60_000)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    // Providers up: a stale shared answer is not served, the provider answers.
+    let (fresh, cache) = ask(&http, &gws[1], "Is it stale yet?").await;
+    assert_eq!((fresh.provider.as_str(), cache.as_str()), ("openai", ""));
+    gws[1].state.cache.flushed().await;
+    let _: () = redis::cmd("PEXPIRE")
+        .arg(&keys[0])
+        .arg(59 * 60_000)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    // Every provider down, on a third gateway that never saw the question: the stale answer serves.
+    for f in [&openai, &kimi] {
+        f.add_fault(FaultSpec::new(FaultKind::ServerError)).unwrap();
+    }
+    let third = Gw::start(&yaml).await;
+    let (stale, cache) = ask(&http, &third, "Is it stale yet?").await;
+    assert_eq!(
+        (stale.status, stale.provider.as_str(), cache.as_str()),
+        (200, "cache", "stale"),
+        "{}",
+        stale.body
+    );
+    assert_eq!(shared_hits(&third), 1.0);
+    third.stop().await;
+    stop_all(gws).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_shared_tier_that_fails_or_holds_garbage_is_a_miss_never_an_error() {
+    let Some(mut redis) = redis().await else { return };
+    let (openai, kimi) = fakes().await;
+    let prefix = "garbage:";
+    let yaml =
+        cached_config(&openai, &kimi, &redis.url(), prefix, "").replace("timeout: 500ms", "timeout: 200ms");
+    let gws = gateways(2, &yaml).await;
+    let http = reqwest::Client::new();
+    let (first, _) = ask(&http, &gws[0], "garbage in").await;
+    assert_eq!(first.provider, "openai");
+    gws[0].state.cache.flushed().await;
+    let mut conn = redis_conn(&redis).await;
+    let keys = entry_keys(&mut conn, prefix).await;
+    for bad in ["not json", "{\"id\": 5}", ""] {
+        let _: () = redis::cmd("SET")
+            .arg(&keys[0])
+            .arg(bad)
+            .arg("PX")
+            .arg(60_000)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        // A gateway without the answer in its own cache reads the garbage: a miss, the provider answers.
+        let reader = Gw::start(&yaml).await;
+        let (a, cache) = ask(&http, &reader, "garbage in").await;
+        assert_eq!(
+            (a.status, a.provider.as_str(), cache.as_str()),
+            (200, "openai", ""),
+            "{bad:?}: {}",
+            a.body
+        );
+        assert_eq!(shared_hits(&reader), 0.0);
+        // Its store replaced the garbage: the next gateway gets the answer from the tier.
+        reader.state.cache.flushed().await;
+        let v: String = redis::cmd("GET")
+            .arg(&keys[0])
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert!(v.contains("chat.completion"), "{v}");
+        let next = Gw::start(&yaml).await;
+        let (shared, cache) = ask(&http, &next, "garbage in").await;
+        assert_eq!((shared.provider.as_str(), cache.as_str()), ("cache", "hit"));
+        next.stop().await;
+        reader.stop().await;
+    }
+    // Redis killed: lookups and stores fail inside their timeout, every request is served by the provider.
+    redis.kill();
+    let other = Gw::start(&yaml).await;
+    for i in 0..4 {
+        let start = Instant::now();
+        let (a, _) = ask(&http, &other, &format!("while redis is down {i}")).await;
+        assert_eq!((a.status, a.provider.as_str()), (200, "openai"), "{}", a.body);
+        assert!(start.elapsed() < Duration::from_secs(1), "{:?}", start.elapsed());
+    }
+    other.state.cache.flushed().await;
+    assert!(
+        common::sample(
+            &other.state.metrics.encode(),
+            "llm_gateway_state_backend_errors_total",
+            &[("op", "cache")]
+        ) >= 1.0,
+        "{}",
+        backend_errors(&other)
+    );
+    // And the local cache still answers.
+    let (local, _) = ask(&http, &other, "while redis is down 0").await;
+    assert_eq!(local.provider, "cache");
+    other.stop().await;
+    stop_all(gws).await;
+}

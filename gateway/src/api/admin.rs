@@ -160,6 +160,7 @@ pub(crate) async fn providers_json(state: &AppState) -> Value {
         "degraded": state.router.connectivity().degraded(),
         "state_backend": state.router.state_backend().status(),
         "cache_entries": state.cache.entry_count(),
+        "cache_backend": state.cache.backend(),
         "providers": list,
     })
 }

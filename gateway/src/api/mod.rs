@@ -95,7 +95,7 @@ impl AppState {
             .collect();
         let mut offline = OfflineStore::load(&config.offline);
         offline.set_miss_secrets(config.secret_values());
-        let cache = ResponseCache::new(&config.cache);
+        let cache = ResponseCache::with_backend(&config.cache, router.state_backend(), metrics.clone());
         let clients = ClientLimits::with_backend(&config.clients, router.state_backend().clone());
         // Export problems never stop the gateway: it serves without traces and says why.
         let telemetry = config.telemetry.as_ref().and_then(|o| {

@@ -2,6 +2,13 @@
 //! unless `cache.scope: all`; expired answers kept for `stale_for` so `serve_stale_on_error` can still answer.
 //!
 //! Freshness is judged on tokio time (paused-time tests move it); moka's own TTL only bounds memory.
+//!
+//! With `cache.backend: redis` a shared tier on the `state.redis` server stands behind this process's cache:
+//! a lookup the local cache cannot answer fresh asks Redis (bounded by `state.redis.timeout`, like every state
+//! call), and an answer found there fills the local cache with the age it has. Stores go to both; the Redis write
+//! runs beside the response, never before it. In Redis an answer is one key expiring when it may no longer answer
+//! (the server's clock), with an expiry index, sizes and a byte total kept by one script ([`scripts::CACHE_PUT`])
+//! so `max_bytes` and `max_entries` hold over every replica's stores. Redis trouble is a miss, never an error.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,7 +17,9 @@ use sha2::{Digest, Sha256};
 use tokio::time::Instant;
 
 use crate::canonical::{ChatRequest, ChatResponse};
-use crate::config::{CacheConfig, CacheScope};
+use crate::config::{CacheBackend, CacheConfig, CacheScope};
+use crate::metrics::{Metrics, StateOp};
+use crate::state::{ms, scripts, RedisState, StateBackend};
 
 /// A cache key: SHA-256 of the canonical request.
 pub type Key = [u8; 32];
@@ -36,14 +45,38 @@ pub enum Lookup {
 pub struct ResponseCache {
     cfg: CacheConfig,
     inner: Option<moka::sync::Cache<Key, Arc<Cached>>>,
+    /// The shared tier (`cache.backend: redis` with a usable `state.redis`).
+    shared: Option<Shared>,
+}
+
+/// The Redis tier: the state backend's connection, and the shared writes still running.
+struct Shared {
+    backend: StateBackend,
+    metrics: Arc<Metrics>,
+    /// How many shared writes are in flight (see [`ResponseCache::flushed`]).
+    writes: Arc<tokio::sync::watch::Sender<usize>>,
 }
 
 impl std::fmt::Debug for ResponseCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ResponseCache")
             .field("enabled", &self.inner.is_some())
+            .field("shared", &self.shared.is_some())
             .finish_non_exhaustive()
     }
+}
+
+/// Redis key names of the shared tier (under `state.redis.key_prefix`; `v1` is the stored format).
+fn entry_prefix(r: &RedisState) -> String {
+    r.key("cache:v1:e:")
+}
+
+fn hex(key: &Key) -> String {
+    use std::fmt::Write;
+    key.iter().fold(String::with_capacity(64), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
 }
 
 /// The canonical request text the key hashes: the body without `stream`, `stream_options` and `user`
@@ -61,20 +94,52 @@ pub fn key(req: &ChatRequest) -> Key {
     Sha256::digest(canonical(req).as_bytes()).into()
 }
 
+/// An answer as the shared tier stores it: `r` and the upstream's own bytes when the answer carries them (so
+/// every replica sends the same bytes), else `c` and the canonical JSON.
+fn encode(resp: &ChatResponse) -> Option<Vec<u8>> {
+    match &resp.raw {
+        Some(raw) => Some([b"r".as_slice(), raw].concat()),
+        None => {
+            let mut v = b"c".to_vec();
+            serde_json::to_writer(&mut v, resp).ok()?;
+            Some(v)
+        }
+    }
+}
+
+/// What [`encode`] stored, as an answer.
+fn decode(value: Vec<u8>) -> Result<ChatResponse, String> {
+    let (tag, body) = value.split_first().ok_or("empty")?;
+    let mut resp: ChatResponse = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+    match tag {
+        b'c' => Ok(resp),
+        b'r' => {
+            resp.raw = Some(bytes::Bytes::from(value).slice(1..));
+            Ok(resp)
+        }
+        _ => Err("unknown format".into()),
+    }
+}
+
+/// How long an answer is kept: its TTL, and `stale_for` after it when stale answers may serve.
+fn keep(cfg: &CacheConfig) -> Duration {
+    if cfg.serve_stale_on_error {
+        cfg.ttl + cfg.stale_for
+    } else {
+        cfg.ttl
+    }
+}
+
 /// What an answer costs the cache in bytes: its JSON, the upstream's own bytes it may carry, and some overhead.
 fn weight(resp: &ChatResponse) -> usize {
     serde_json::to_vec(resp).map_or(0, |b| b.len()) + resp.raw.as_ref().map_or(0, |r| r.len()) + 64
 }
 
 impl ResponseCache {
-    /// From config.
+    /// From config, in this process only.
     pub fn new(cfg: &CacheConfig) -> ResponseCache {
         let inner = cfg.enabled.then(|| {
-            let keep = if cfg.serve_stale_on_error {
-                cfg.ttl + cfg.stale_for
-            } else {
-                cfg.ttl
-            };
+            let keep = keep(cfg);
             // Each entry weighs at least max_bytes / max_entries, so the weight bound also bounds the count.
             let floor = (cfg.max_bytes / cfg.max_entries).clamp(1, u64::from(u32::MAX)) as u32;
             moka::sync::Cache::builder()
@@ -88,7 +153,22 @@ impl ResponseCache {
         ResponseCache {
             cfg: cfg.clone(),
             inner,
+            shared: None,
         }
+    }
+
+    /// From config, with the shared tier on `backend`'s Redis when `cache.backend` is `redis` (without a usable
+    /// Redis the cache stays local).
+    pub fn with_backend(cfg: &CacheConfig, backend: &StateBackend, metrics: Arc<Metrics>) -> ResponseCache {
+        let mut c = ResponseCache::new(cfg);
+        if cfg.enabled && cfg.backend == CacheBackend::Redis && backend.redis().is_some() {
+            c.shared = Some(Shared {
+                backend: backend.clone(),
+                metrics,
+                writes: Arc::new(tokio::sync::watch::channel(0).0),
+            });
+        }
+        c
     }
 
     /// Whether this request may be cached at all.
@@ -105,31 +185,155 @@ impl ResponseCache {
         self.cfg.serve_stale_on_error
     }
 
-    /// Looks `key` up.
-    pub fn get(&self, key: &Key) -> Lookup {
+    /// Looks `key` up: this process's cache, then (when it has no fresh answer) the shared tier. An answer the
+    /// tier has and this process lacks (or has only stale) is put in this process's cache with the age it has.
+    pub async fn get(&self, key: &Key) -> Lookup {
+        let local = self.local(key);
+        if matches!(local, Lookup::Fresh(_)) {
+            return local;
+        }
+        let Some((found, age)) = self.shared_get(key).await else {
+            return local;
+        };
+        let better = matches!(
+            (&found, &local),
+            (Lookup::Fresh(_), _) | (Lookup::Stale(_), Lookup::Miss)
+        );
+        if !better {
+            return local;
+        }
+        if let Some(s) = &self.shared {
+            s.metrics.cache_shared_hits.inc();
+        }
+        if let (Lookup::Fresh(resp) | Lookup::Stale(resp), Some(c), Some(stored)) =
+            (&found, &self.inner, Instant::now().checked_sub(age))
+        {
+            c.insert(
+                *key,
+                Arc::new(Cached {
+                    resp: resp.clone(),
+                    stored,
+                }),
+            );
+        }
+        found
+    }
+
+    fn local(&self, key: &Key) -> Lookup {
         let Some(c) = self.inner.as_ref().and_then(|c| c.get(key)) else {
             return Lookup::Miss;
         };
-        let age = c.stored.elapsed();
+        self.judge(c.stored.elapsed(), &c.resp)
+    }
+
+    fn judge(&self, age: Duration, resp: &ChatResponse) -> Lookup {
         if age < self.cfg.ttl {
-            Lookup::Fresh(c.resp.clone())
+            Lookup::Fresh(resp.clone())
         } else if self.cfg.serve_stale_on_error && age < self.cfg.ttl + self.cfg.stale_for {
-            Lookup::Stale(c.resp.clone())
+            Lookup::Stale(resp.clone())
         } else {
             Lookup::Miss
         }
     }
 
-    /// Stores an answer.
+    /// The shared tier's answer and its age (read from the key's remaining life). `None` without the tier, when
+    /// Redis fails, or when what is stored is not an answer.
+    async fn shared_get(&self, key: &Key) -> Option<(Lookup, Duration)> {
+        let r = self.shared.as_ref()?.backend.redis()?;
+        let k = format!("{}{}", entry_prefix(r), hex(key));
+        let (value, pttl): (Option<Vec<u8>>, i64) = r
+            .call(StateOp::Cache, |mut conn| async move {
+                redis::pipe()
+                    .cmd("GET")
+                    .arg(&k)
+                    .cmd("PTTL")
+                    .arg(&k)
+                    .query_async(&mut conn)
+                    .await
+            })
+            .await
+            .ok()?;
+        let (value, left) = (value?, u64::try_from(pttl).ok()?);
+        let resp = match decode(value) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::debug!(error = %e, "shared cache entry is not an answer: ignored");
+                return None;
+            }
+        };
+        let age = keep(&self.cfg).saturating_sub(Duration::from_millis(left));
+        Some((self.judge(age, &resp), age))
+    }
+
+    /// Stores an answer here, and in the shared tier beside the response (a task bounded by
+    /// `state.redis.timeout`; without a tokio runtime only here).
     pub fn put(&self, key: Key, resp: &ChatResponse) {
-        if let Some(c) = &self.inner {
-            c.insert(
-                key,
-                Arc::new(Cached {
-                    resp: resp.clone(),
-                    stored: Instant::now(),
-                }),
-            );
+        let Some(c) = &self.inner else {
+            return;
+        };
+        c.insert(
+            key,
+            Arc::new(Cached {
+                resp: resp.clone(),
+                stored: Instant::now(),
+            }),
+        );
+        let (Some(shared), Ok(rt)) = (&self.shared, tokio::runtime::Handle::try_current()) else {
+            return;
+        };
+        let Some(value) = encode(resp) else {
+            return;
+        };
+        let backend = shared.backend.clone();
+        let writes = shared.writes.clone();
+        let args = [
+            ms(keep(&self.cfg)).max(1),
+            i64::try_from(self.cfg.max_bytes).unwrap_or(i64::MAX),
+            i64::try_from(self.cfg.max_entries).unwrap_or(i64::MAX),
+        ];
+        writes.send_modify(|n| *n += 1);
+        rt.spawn(async move {
+            if let Some(r) = backend.redis() {
+                let prefix = entry_prefix(r);
+                let member = hex(&key);
+                let keys = [
+                    format!("{prefix}{member}"),
+                    r.key("cache:v1:index"),
+                    r.key("cache:v1:sizes"),
+                    r.key("cache:v1:bytes"),
+                ];
+                let _ = r
+                    .call(StateOp::Cache, |mut conn| async move {
+                        let mut inv = scripts::CACHE_PUT.prepare_invoke();
+                        for k in &keys {
+                            inv.key(k);
+                        }
+                        inv.arg(&member).arg(value);
+                        for a in args {
+                            inv.arg(a);
+                        }
+                        inv.arg(&prefix).invoke_async::<i64>(&mut conn).await
+                    })
+                    .await;
+            }
+            writes.send_modify(|n| *n = n.saturating_sub(1));
+        });
+    }
+
+    /// Resolves once no shared write is in flight (at once without the shared tier): a store made before this
+    /// call is then in Redis, or failed.
+    pub async fn flushed(&self) {
+        if let Some(s) = &self.shared {
+            let _ = s.writes.subscribe().wait_for(|n| *n == 0).await;
+        }
+    }
+
+    /// `memory`, or `redis` when the shared tier is on.
+    pub fn backend(&self) -> &'static str {
+        if self.shared.is_some() {
+            "redis"
+        } else {
+            "memory"
         }
     }
 
@@ -173,6 +377,23 @@ mod tests {
     }
 
     #[test]
+    fn the_shared_form_keeps_the_upstream_bytes_and_refuses_what_it_did_not_write() {
+        let plain = resp("hello");
+        let back = decode(encode(&plain).unwrap()).unwrap();
+        assert_eq!(back, plain);
+        assert!(back.raw.is_none());
+        let raw = br#"{"id":"x","object":"chat.completion","created":1,"model":"m","system_fingerprint":"fp","choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}]}"#;
+        let mut upstream: ChatResponse = serde_json::from_slice(raw).unwrap();
+        upstream.raw = Some(bytes::Bytes::from_static(raw));
+        let back = decode(encode(&upstream).unwrap()).unwrap();
+        assert_eq!(back.raw.as_deref(), Some(raw.as_slice()), "sent on as the upstream wrote it");
+        assert_eq!(back.choices, upstream.choices);
+        for bad in [&b""[..], b"c", b"cnot json", b"x{}", b"r{\"id\": 5}", &[0xff, 0xfe]] {
+            assert!(decode(bad.to_vec()).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
     fn key_ignores_stream_flags_but_not_content() {
         let a = req("hi", Some(0.0));
         let mut b = a.clone();
@@ -199,13 +420,13 @@ mod tests {
         assert!(c.eligible(&r));
         assert!(!c.eligible(&req("q", None)));
         let k = key(&r);
-        assert_eq!(c.get(&k), Lookup::Miss);
+        assert_eq!(c.get(&k).await, Lookup::Miss);
         c.put(k, &resp("a"));
-        assert_eq!(c.get(&k), Lookup::Fresh(resp("a")));
+        assert_eq!(c.get(&k).await, Lookup::Fresh(resp("a")));
         tokio::time::advance(Duration::from_secs(61)).await;
-        assert_eq!(c.get(&k), Lookup::Stale(resp("a")));
+        assert_eq!(c.get(&k).await, Lookup::Stale(resp("a")));
         tokio::time::advance(Duration::from_secs(600)).await;
-        assert_eq!(c.get(&k), Lookup::Miss);
+        assert_eq!(c.get(&k).await, Lookup::Miss);
     }
 
     #[test]

@@ -26,7 +26,7 @@ pub use aliases::Aliases;
 pub use secrets::{Secret, SecretSource};
 pub use state::{redact_url, OnError, RedisStateConfig, StateBackendKind, StateConfig};
 pub use telemetry::OtlpConfig;
-pub use tiers::{CacheConfig, CacheScope, ClientKey, ConnectivityConfig, ProviderLimits};
+pub use tiers::{CacheBackend, CacheConfig, CacheScope, ClientKey, ConnectivityConfig, ProviderLimits};
 
 /// Runtime mode: which tiers the router may use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

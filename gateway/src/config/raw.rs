@@ -109,6 +109,7 @@ pub(crate) struct RawCache {
     pub(crate) scope: Option<String>,
     pub(crate) serve_stale_on_error: Option<bool>,
     pub(crate) stale_for: Option<String>,
+    pub(crate) backend: Option<String>,
 }
 
 /// `limits:`.

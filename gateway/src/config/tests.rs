@@ -430,3 +430,28 @@ fn state_problems_name_their_paths() {
         "{got:?}"
     );
 }
+
+#[test]
+fn cache_backend_redis_needs_the_redis_state_backend() {
+    let shared = SIM.replace("  backend: memory ", "  backend: redis ");
+    assert_ne!(shared, SIM);
+    let got = problems(&shared);
+    assert!(
+        got.iter().any(|g| g
+            == "cache.backend: redis needs state.backend: redis (the shared tier lives on the state.redis server)"),
+        "{got:?}"
+    );
+    let ok = format!("{shared}\nstate:\n  backend: redis\n  redis:\n    url: redis://127.0.0.1:6379\n");
+    let cfg = Config::from_yaml(&ok, &no_env).unwrap();
+    assert_eq!(cfg.cache.backend, super::CacheBackend::Redis);
+    assert_eq!(
+        Config::from_yaml(SIM, &no_env).unwrap().cache.backend,
+        super::CacheBackend::Memory
+    );
+    let got = problems(&SIM.replace("  backend: memory ", "  backend: memcached "));
+    assert!(
+        got.iter()
+            .any(|g| g == "cache.backend: unknown backend \"memcached\"; expected memory or redis"),
+        "{got:?}"
+    );
+}

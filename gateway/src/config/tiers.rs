@@ -41,6 +41,16 @@ pub enum CacheScope {
     All,
 }
 
+/// `cache.backend`: where answers are kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CacheBackend {
+    /// This process only.
+    Memory,
+    /// A tier on the `state.redis` server shared by every replica, with this process's cache in front of it.
+    Redis,
+}
+
 /// `cache:` after validation.
 #[derive(Debug, Clone)]
 pub struct CacheConfig {
@@ -58,6 +68,8 @@ pub struct CacheConfig {
     pub serve_stale_on_error: bool,
     /// How long after expiry an answer is kept for `serve_stale_on_error`.
     pub stale_for: Duration,
+    /// Memory, or a shared Redis tier behind it.
+    pub backend: CacheBackend,
 }
 
 impl Default for CacheConfig {
@@ -70,6 +82,7 @@ impl Default for CacheConfig {
             scope: CacheScope::Deterministic,
             serve_stale_on_error: false,
             stale_for: Duration::from_secs(24 * 3600),
+            backend: CacheBackend::Memory,
         }
     }
 }
@@ -151,6 +164,17 @@ pub(super) fn cache(p: &mut Problems, raw: &RawCache) -> CacheConfig {
             CacheScope::Deterministic
         }
     };
+    let backend = match raw.backend.as_deref() {
+        None | Some("memory") => CacheBackend::Memory,
+        Some("redis") => CacheBackend::Redis,
+        Some(v) => {
+            p.push(
+                "cache.backend",
+                format!("unknown backend {v:?}; expected memory or redis"),
+            );
+            CacheBackend::Memory
+        }
+    };
     for (key, v) in [("max_entries", raw.max_entries), ("max_bytes", raw.max_bytes)] {
         if v == Some(0) {
             p.push(format!("cache.{key}"), "must be greater than zero");
@@ -164,6 +188,7 @@ pub(super) fn cache(p: &mut Problems, raw: &RawCache) -> CacheConfig {
         scope,
         serve_stale_on_error: raw.serve_stale_on_error.unwrap_or(d.serve_stale_on_error),
         stale_for,
+        backend,
     }
 }
 

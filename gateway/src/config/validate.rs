@@ -145,6 +145,12 @@ pub(crate) fn validate(raw: RawConfig, env: EnvLookup<'_>) -> Result<Config, Vec
     let clients = super::tiers::clients(&mut p, &raw.limits, env);
     let connectivity = super::tiers::connectivity(&mut p, raw.connectivity.as_ref());
     let state = super::state::state(&mut p, &raw.state);
+    if cache.backend == super::CacheBackend::Redis && state.backend != super::StateBackendKind::Redis {
+        p.push(
+            "cache.backend",
+            "redis needs state.backend: redis (the shared tier lives on the state.redis server)",
+        );
+    }
     let mcp = mcp(&mut p, &raw.mcp);
     let telemetry = super::telemetry::otlp(&mut p, raw.telemetry.as_ref(), env);
     let hosted_tools = match raw.responses.hosted_tools.as_deref() {

@@ -422,6 +422,8 @@ label_enum!(
         Breaker => "breaker",
         /// The mode.
         Mode => "mode",
+        /// The shared cache tier (`cache.backend: redis`).
+        Cache => "cache",
     }
 );
 

@@ -45,6 +45,9 @@ pub struct Metrics {
     pub offline_hits: Family<SourceLabels, Counter>,
     /// `llm_gateway_offline_misses_total`.
     pub offline_misses: Counter,
+    /// `llm_gateway_cache_shared_hits_total`: answers (fresh or stale) the local cache lacked and the shared
+    /// Redis tier had.
+    pub cache_shared_hits: Counter,
     /// `llm_gateway_cooldowns_total{provider,reason}`: cooldowns started (or extended) by error class.
     pub cooldowns: Family<CooldownLabels, Counter>,
     /// `llm_gateway_provider_requests_total{provider,outcome}`.
@@ -103,6 +106,7 @@ impl Metrics {
             fallbacks: Family::default(),
             offline_hits: Family::default(),
             offline_misses: Counter::default(),
+            cache_shared_hits: Counter::default(),
             cooldowns: Family::default(),
             provider_requests: Family::default(),
             request_duration: Family::new_with_constructor(latency_histogram),
@@ -185,6 +189,11 @@ impl Metrics {
             "cache_requests",
             "Cache lookups by result",
             m.cache_requests.clone(),
+        );
+        r.register(
+            "cache_shared_hits",
+            "Cached answers the local cache lacked and the shared Redis tier had",
+            m.cache_shared_hits.clone(),
         );
         r.register(
             "rate_limited",

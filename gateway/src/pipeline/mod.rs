@@ -386,7 +386,7 @@ async fn chat_untraced(state: &Arc<AppState>, req: &ChatRequest, opts: &Opts) ->
     check(req)?;
     let run = Run::new(state);
     let key = state.cache.eligible(req).then(|| cache::key(req));
-    if let Some(a) = tiers::cache_lookup(state, key.as_ref(), opts.cache) {
+    if let Some(a) = tiers::cache_lookup(state, key.as_ref(), opts.cache).await {
         run.finish(&a.meta(), None);
         return Ok(a);
     }
@@ -428,7 +428,8 @@ async fn chat_untraced(state: &Arc<AppState>, req: &ChatRequest, opts: &Opts) ->
         Err(f) => {
             let a = tiers::after_failure(&run, f, key.as_ref(), missed(req), |s| {
                 tiers::package_answer(s, req, &needs)
-            })?;
+            })
+            .await?;
             run.finish(&a.meta(), None);
             Ok(a)
         }
@@ -462,7 +463,7 @@ async fn chat_stream_untraced(
     check(&req)?;
     let run = Run::new(state);
     let key = state.cache.eligible(&req).then(|| cache::key(&req));
-    if let Some(a) = tiers::cache_lookup(state, key.as_ref(), opts.cache) {
+    if let Some(a) = tiers::cache_lookup(state, key.as_ref(), opts.cache).await {
         run.finish(&a.meta(), None);
         return Ok(stream::whole(&a));
     }
@@ -483,7 +484,8 @@ async fn chat_stream_untraced(
         Err(f) => {
             let a = tiers::after_failure(&run, f, key.as_ref(), missed(&req), |s| {
                 tiers::package_answer(s, &req, &needs)
-            })?;
+            })
+            .await?;
             run.finish(&a.meta(), None);
             Ok(stream::whole(&a))
         }
@@ -548,7 +550,8 @@ async fn embeddings_untraced(
         Err(f) => {
             let e = tiers::after_failure(&run, f, None, req.input.texts(), |s| {
                 tiers::package_vectors(s, req, &needs)
-            })?;
+            })
+            .await?;
             run.finish(&e.meta, None);
             Ok(e)
         }

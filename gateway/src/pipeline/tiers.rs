@@ -52,13 +52,13 @@ pub(crate) fn last_user_text(req: &ChatRequest) -> Option<String> {
 }
 
 /// A fresh cache hit, counting hit/miss/bypass.
-pub(crate) fn cache_lookup(state: &AppState, key: Option<&Key>, cc: CacheControl) -> Option<Answer> {
+pub(crate) async fn cache_lookup(state: &AppState, key: Option<&Key>, cc: CacheControl) -> Option<Answer> {
     let key = key?;
     if cc.no_cache {
         state.metrics.cache(CacheResult::Bypass);
         return None;
     }
-    match state.cache.get(key) {
+    match state.cache.get(key).await {
         Lookup::Fresh(resp) => {
             state.metrics.cache(CacheResult::Hit);
             Some(Answer::Cache { resp, stale: false })
@@ -154,7 +154,7 @@ impl Tier for Embedded {
 /// else the error (`offline_miss` in offline mode). Failures that are the client's (a rejected or unservable
 /// request, an unknown model) go straight back. The one place offline misses are counted and recorded (`missed`:
 /// the texts the packages were matched on, for `/admin/offline/misses`).
-pub(crate) fn after_failure<T: Tier>(
+pub(crate) async fn after_failure<T: Tier>(
     run: &Run<'_>,
     failure: Failure,
     key: Option<&Key>,
@@ -173,7 +173,7 @@ pub(crate) fn after_failure<T: Tier>(
         });
     }
     if let (true, Some(k)) = (state.cache.serves_stale(), key) {
-        if let Lookup::Stale(resp) = state.cache.get(k) {
+        if let Lookup::Stale(resp) = state.cache.get(k).await {
             if let Some(a) = T::stale(resp) {
                 state.metrics.cache(CacheResult::Stale);
                 tracing::warn!("every provider failed, serving a stale cached answer");

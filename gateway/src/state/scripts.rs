@@ -229,3 +229,50 @@ return {0, cooling}
 ",
     )
 });
+
+/// Stores one answer in the shared cache tier, bounded by bytes and entries (earliest expiry goes first).
+///
+/// KEYS[1] the entry, KEYS[2] the expiry index (sorted set of members by server ms), KEYS[3] the sizes (hash
+/// member -> bytes), KEYS[4] the byte total. ARGV[1] the member (the entry key is ARGV[6] .. member), ARGV[2] the
+/// answer, ARGV[3] how long it is kept in ms, ARGV[4] `max_bytes`, ARGV[5] `max_entries`, ARGV[6] the entry key
+/// prefix. Entries Redis expired are forgotten from the index as puts pass them (at most 64 per put). Returns 1
+/// when stored, 0 when the answer alone is over `max_bytes`.
+pub static CACHE_PUT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local member, value, prefix = ARGV[1], ARGV[2], ARGV[6]
+local keep, max_bytes, max_entries = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local bytes = tonumber(redis.call('GET', KEYS[4]) or '0')
+local function drop(m)
+  bytes = bytes - tonumber(redis.call('HGET', KEYS[3], m) or '0')
+  redis.call('HDEL', KEYS[3], m)
+  redis.call('ZREM', KEYS[2], m)
+  redis.call('DEL', prefix .. m)
+end
+for _, m in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, 64)) do drop(m) end
+if redis.call('HEXISTS', KEYS[3], member) == 1 then drop(member) end
+local size = string.len(value)
+local stored = 0
+if size <= max_bytes then
+  while bytes + size > max_bytes or redis.call('ZCARD', KEYS[2]) >= max_entries do
+    local first = redis.call('ZRANGE', KEYS[2], 0, 0)
+    if #first == 0 then
+      bytes = 0
+      break
+    end
+    drop(first[1])
+  end
+  redis.call('SET', KEYS[1], value, 'PX', keep)
+  redis.call('ZADD', KEYS[2], now + keep, member)
+  redis.call('HSET', KEYS[3], member, size)
+  bytes = bytes + size
+  stored = 1
+end
+if bytes < 0 then bytes = 0 end
+redis.call('SET', KEYS[4], bytes)
+return stored
+",
+    )
+});
