@@ -38,6 +38,7 @@ pub fn markdown(r: &Results) -> String {
     }
     if !r.overhead.is_empty() {
         overhead(&mut s, r);
+        state_backend(&mut s, r);
     }
     if !r.fallback.is_empty() || !r.peer_fallback.is_empty() {
         fallback(&mut s, r);
@@ -169,6 +170,39 @@ fn overhead(s: &mut String, r: &Results) {
             s,
             "`llm_gateway_overhead_seconds` p50 (bucket upper bound): {:.0} µs.",
             p * 1e6
+        );
+    }
+}
+
+/// The same limits in memory and on Redis, at the same rates: what sharing the state adds.
+fn state_backend(s: &mut String, r: &Results) {
+    let Some(note) = &r.state_backend else {
+        return;
+    };
+    let _ = writeln!(
+        s,
+        "\n## State backend: Redis beside memory\n\n{note}.\n\n\
+         | rate | memory added p50 / p99 ms | redis added p50 / p99 ms | redis − memory p50 / p99 ms | redis ÷ memory p99 |\n\
+         |---:|---:|---:|---:|---:|"
+    );
+    let mut rates: Vec<u32> = r.overhead.iter().map(|x| x.rate).collect();
+    rates.dedup();
+    for rate in rates {
+        let (Some(d), Some(m), Some(x)) = (
+            row_of(r, "direct", rate),
+            row_of(r, "gateway-limits", rate),
+            row_of(r, "gateway-limits-redis", rate),
+        ) else {
+            continue;
+        };
+        let (m50, m99) = (m.p50_ms - d.p50_ms, m.p99_ms - d.p99_ms);
+        let (x50, x99) = (x.p50_ms - d.p50_ms, x.p99_ms - d.p99_ms);
+        let _ = writeln!(
+            s,
+            "| {rate} | {m50:.3} / {m99:.3} | {x50:.3} / {x99:.3} | {:.3} / {:.3} | {} |",
+            x50 - m50,
+            x99 - m99,
+            ratio(x99, m99)
         );
     }
 }
@@ -384,6 +418,34 @@ mod tests {
     use super::*;
     use crate::stats::Samples;
     use std::time::Duration;
+
+    #[test]
+    fn the_state_backend_table_compares_redis_with_memory_at_each_rate() {
+        let mut r = Results::new("t".into(), "m".into(), "shared".into());
+        for (target, ms) in [
+            ("direct", 1.0),
+            ("forwarder", 1.2),
+            ("gateway", 1.3),
+            ("gateway-limits", 1.4),
+            ("gateway-limits-redis", 1.9),
+        ] {
+            r.overhead.push(crate::suite::RateRow {
+                target: target.into(),
+                rate: 2000,
+                latency: summary(&[ms]),
+            });
+        }
+        assert!(!markdown(&r).contains("State backend"), "no note, no section");
+        r.state_backend = Some("redis-server at 127.0.0.1:1".into());
+        let md = markdown(&r);
+        assert!(md.contains("## State backend: Redis beside memory"), "{md}");
+        assert!(
+            md.contains("| 2000 | 0.400 / 0.400 | 0.900 / 0.900 | 0.500 / 0.500 | 2.25× |"),
+            "{md}"
+        );
+        r.state_backend = Some("Redis not measured: redis-server is not on PATH".into());
+        assert!(markdown(&r).contains("Redis not measured: redis-server is not on PATH."));
+    }
 
     #[test]
     fn ceilings_bounded_by_the_load_side_are_called_so() {

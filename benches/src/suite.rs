@@ -115,6 +115,9 @@ pub struct Results {
     pub overhead: Vec<RateRow>,
     /// Closed-loop throughput ceilings, requests per second, per target.
     pub ceilings: Vec<(String, f64)>,
+    /// The state-backend runs (`gateway-limits` on memory, `gateway-limits-redis` on Redis): where Redis ran,
+    /// or why they were not measured.
+    pub state_backend: Option<String>,
     /// The gateway's peak resident memory in bytes, after all overhead runs.
     pub gateway_peak_rss_bytes: Option<u64>,
     /// p50 of `llm_gateway_overhead_seconds` as the gateway reports it (upper bound of the bucket).
@@ -204,6 +207,7 @@ impl Results {
             load_average: Vec::new(),
             overhead: Vec::new(),
             ceilings: Vec::new(),
+            state_backend: None,
             gateway_peak_rss_bytes: None,
             gateway_overhead_metric_p50_s: None,
             fallback: Vec::new(),
@@ -262,6 +266,25 @@ fn gateway_config(openai_base: &str, kimi_base: Option<&str>, attempt_timeout: &
     )
 }
 
+/// The client key the state-backend runs send.
+const BENCH_CLIENT_KEY: &str = "sk-bench-client-key";
+
+/// [`gateway_config`] with a client key and an openai budget (limits far above any rate here, so every request
+/// is counted and none refused), on `redis` when given, else in memory.
+fn limited_config(openai_base: &str, redis: Option<&str>) -> String {
+    let huge = "requests_per_minute: 100000000, tokens_per_minute: 1000000000000";
+    let base = gateway_config(openai_base, None, "5s").replace(
+        "secret: { value: sk-bench-openai } }",
+        &format!(
+            "secret: {{ value: sk-bench-openai }}, limits: {{ {huge}, tokens_per_day: 1000000000000 }} }}"
+        ),
+    );
+    let state = redis
+        .map(|url| format!("state:\n  backend: redis\n  redis: {{ url: \"{url}\", key_prefix: \"bench:\", timeout: 100ms }}\n"))
+        .unwrap_or_default();
+    format!("{base}limits:\n  clients:\n    - {{ name: bench, key: {{ value: {BENCH_CLIENT_KEY} }}, {huge} }}\n{state}")
+}
+
 /// p50 of a Prometheus histogram in a /metrics text: the upper bound of the bucket holding the median.
 pub fn histogram_p50(metrics: &str, name: &str) -> Option<f64> {
     let mut buckets: Vec<(f64, f64)> = metrics
@@ -314,6 +337,15 @@ async fn overhead(
         ("forwarder", Target::chat(fwd.url(), "gpt-4o-mini", prompt)),
         ("gateway", Target::chat(gw.url(), "default", prompt)),
     ];
+    // The same limits kept in memory and on Redis: what sharing them across replicas adds.
+    let (state_gws, redis) = state_backends(o, place, &fake, r).await?;
+    for (name, g) in &state_gws {
+        let bearer = format!("Bearer {BENCH_CLIENT_KEY}");
+        targets.push((
+            name,
+            Target::chat(g.url(), "default", prompt).with_header("authorization", &bearer),
+        ));
+    }
     if let Some(peer) = &o.peer_url {
         if let Some(pid) = o.peer_pid {
             place.pin(pid, "the peer")?;
@@ -372,8 +404,49 @@ async fn overhead(
         let c = load::ceiling(&client, t, o.concurrency, o.ceiling_duration).await;
         r.ceilings.push((name.to_string(), c));
     }
-    drop((gw, fwd));
+    drop((gw, fwd, state_gws, redis));
     Ok(())
+}
+
+/// The gateways of the state-backend runs: limits in memory, and the same on a redis-server started here (on
+/// the load's CPUs, as a server of its own, without persistence). Without redis-server only the first, and
+/// `r.state_backend` says why.
+async fn state_backends(
+    o: &Options,
+    place: &Placement,
+    fake: &str,
+    r: &mut Results,
+) -> Result<
+    (
+        Vec<(&'static str, Server)>,
+        Option<llm_mocks::testing::RedisServer>,
+    ),
+    BenchError,
+> {
+    let mut gws = vec![(
+        "gateway-limits",
+        place.gateway(&limited_config(fake, None)).await?,
+    )];
+    let redis = match llm_mocks::testing::RedisServer::start().await {
+        Ok(Some(redis)) => redis,
+        Ok(None) => {
+            r.state_backend = Some("Redis not measured: redis-server is not on PATH".into());
+            return Ok((gws, None));
+        }
+        Err(e) => {
+            r.state_backend = Some(format!("Redis not measured: {e}"));
+            return Ok((gws, None));
+        }
+    };
+    say(o, &format!("redis-server answers at {}", redis.url()));
+    let g = place.gateway(&limited_config(fake, Some(&redis.url()))).await?;
+    gws.push(("gateway-limits-redis", g));
+    r.state_backend = Some(format!(
+        "redis-server at {} on the load's CPUs, no persistence; both gateways hold a client key and an openai \
+         budget far above these rates (every request is counted: GCRA + tokens window + budget + breaker)",
+        redis.addr()
+    ));
+    Ok((gws, Some(redis)))
 }
 
 /// How the primary fails in a fallback case.
@@ -941,5 +1014,26 @@ mod tests {
         let m = "x_bucket{le=\"0.001\"} 2\nx_bucket{le=\"0.01\"} 8\nx_bucket{le=\"+Inf\"} 10\nx_sum 1\nx_count 10\n";
         assert_eq!(histogram_p50(m, "x"), Some(0.01));
         assert_eq!(histogram_p50("", "x"), None);
+    }
+
+    #[test]
+    #[allow(clippy::unwrap_used)]
+    fn the_state_backend_configs_are_the_same_limits_on_memory_and_redis() {
+        let env = |_: &str| None;
+        let parse = |redis: Option<&str>| {
+            let yaml = limited_config("http://127.0.0.1:9", redis).replace("{PORT}", "0");
+            llm_gateway::config::Config::from_yaml(&yaml, &env).unwrap()
+        };
+        let (mem, shared) = (parse(None), parse(Some("redis://127.0.0.1:6390")));
+        for c in [&mem, &shared] {
+            assert_eq!(c.clients.len(), 1);
+            assert_eq!(c.clients[0].requests_per_minute, Some(100_000_000));
+            assert_eq!(
+                c.providers["openai"].limits.requests_per_minute,
+                Some(100_000_000)
+            );
+        }
+        assert_eq!(mem.state.backend, llm_gateway::config::StateBackendKind::Memory);
+        assert_eq!(shared.state.backend, llm_gateway::config::StateBackendKind::Redis);
     }
 }

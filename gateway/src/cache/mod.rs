@@ -386,9 +386,20 @@ mod tests {
         let mut upstream: ChatResponse = serde_json::from_slice(raw).unwrap();
         upstream.raw = Some(bytes::Bytes::from_static(raw));
         let back = decode(encode(&upstream).unwrap()).unwrap();
-        assert_eq!(back.raw.as_deref(), Some(raw.as_slice()), "sent on as the upstream wrote it");
+        assert_eq!(
+            back.raw.as_deref(),
+            Some(raw.as_slice()),
+            "sent on as the upstream wrote it"
+        );
         assert_eq!(back.choices, upstream.choices);
-        for bad in [&b""[..], b"c", b"cnot json", b"x{}", b"r{\"id\": 5}", &[0xff, 0xfe]] {
+        for bad in [
+            &b""[..],
+            b"c",
+            b"cnot json",
+            b"x{}",
+            b"r{\"id\": 5}",
+            &[0xff, 0xfe],
+        ] {
             assert!(decode(bad.to_vec()).is_err(), "{bad:?}");
         }
     }
