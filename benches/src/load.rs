@@ -35,8 +35,9 @@ impl Target {
         }
     }
 
-    /// Adds a header.
+    /// Sets a header (replacing one of the same name, such as the default `authorization`).
     pub fn with_header(mut self, k: &str, v: &str) -> Target {
+        self.headers.retain(|(name, _)| !name.eq_ignore_ascii_case(k));
         self.headers.push((k.to_string(), v.to_string()));
         self
     }
@@ -189,6 +190,17 @@ mod tests {
         assert_eq!(s.len(), 50, "errors: {}", s.errors);
         assert_eq!(s.errors, 0);
         assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 50);
+    }
+
+    #[test]
+    fn a_header_set_again_replaces_the_first_whatever_its_case() {
+        let t = Target::chat("http://h", "m", "p").with_header("Authorization", "Bearer client-key");
+        assert_eq!(
+            t.headers,
+            vec![("Authorization".to_string(), "Bearer client-key".to_string())]
+        );
+        let t = t.with_header("x-other", "1");
+        assert_eq!(t.headers.len(), 2);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

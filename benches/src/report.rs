@@ -10,6 +10,15 @@ fn row_of<'a>(r: &'a Results, target: &str, rate: u32) -> Option<&'a crate::stat
         .map(|x| &x.latency)
 }
 
+/// Milliseconds to 3 places; `n/a` when nothing was measured (every request failed).
+fn ms3(v: f64) -> String {
+    if v.is_finite() {
+        format!("{v:.3}")
+    } else {
+        "n/a".into()
+    }
+}
+
 fn ratio(a: f64, b: f64) -> String {
     if b > 0.0 && a.is_finite() {
         format!("{:.2}×", a / b)
@@ -99,8 +108,14 @@ fn overhead(s: &mut String, r: &Results) {
         let l = &x.latency;
         let _ = writeln!(
             s,
-            "| {} | {} | {:.3} | {:.3} | {:.3} | {:.3} | {} |",
-            x.rate, x.target, l.p50_ms, l.p90_ms, l.p99_ms, l.p999_ms, l.errors
+            "| {} | {} | {} | {} | {} | {} | {} |",
+            x.rate,
+            x.target,
+            ms3(l.p50_ms),
+            ms3(l.p90_ms),
+            ms3(l.p99_ms),
+            ms3(l.p999_ms),
+            l.errors
         );
     }
     let mut rates: Vec<u32> = r.overhead.iter().map(|x| x.rate).collect();
@@ -128,13 +143,15 @@ fn overhead(s: &mut String, r: &Results) {
                 .any(|(t, c)| *t == x.target && *c > 0.0 && *c < f64::from(rate));
             let _ = writeln!(
                 s,
-                "| {rate} | {}{} | {a50:.3} | {a99:.3} | {} / {} |",
+                "| {rate} | {}{} | {} | {} | {} / {} |",
                 x.target,
                 if over {
                     " (rate above its ceiling: queueing)"
                 } else {
                     ""
                 },
+                ms3(a50),
+                ms3(a99),
                 ratio(a50, f50),
                 ratio(a99, f99)
             );
@@ -199,9 +216,13 @@ fn state_backend(s: &mut String, r: &Results) {
         let (x50, x99) = (x.p50_ms - d.p50_ms, x.p99_ms - d.p99_ms);
         let _ = writeln!(
             s,
-            "| {rate} | {m50:.3} / {m99:.3} | {x50:.3} / {x99:.3} | {:.3} / {:.3} | {} |",
-            x50 - m50,
-            x99 - m99,
+            "| {rate} | {} / {} | {} / {} | {} / {} | {} |",
+            ms3(m50),
+            ms3(m99),
+            ms3(x50),
+            ms3(x99),
+            ms3(x50 - m50),
+            ms3(x99 - m99),
             ratio(x99, m99)
         );
     }
