@@ -51,7 +51,42 @@ pub fn client() -> Result<reqwest::Client, reqwest::Error> {
         .build()
 }
 
+/// Why a request failed, short: `HTTP 503 overloaded` (the status and the JSON error's `type` or `code` when the
+/// body has one), `connect`, `timeout`, `body` or `transport`.
+fn http_reason(status: reqwest::StatusCode, body: &[u8]) -> String {
+    let kind = serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| {
+            let e = v.get("error")?;
+            e.get("type")
+                .or_else(|| e.get("code"))
+                .and_then(|x| x.as_str())
+                .map(|x| x.chars().take(40).collect::<String>())
+        });
+    match kind {
+        Some(k) => format!("HTTP {} {k}", status.as_u16()),
+        None => format!("HTTP {}", status.as_u16()),
+    }
+}
+
+fn transport_reason(e: &reqwest::Error) -> String {
+    if e.is_connect() {
+        "connect".into()
+    } else if e.is_timeout() {
+        "timeout".into()
+    } else if e.is_body() || e.is_decode() {
+        "body".into()
+    } else {
+        "transport".into()
+    }
+}
+
 async fn send(client: &reqwest::Client, t: &Target) -> bool {
+    send_why(client, t).await.is_ok()
+}
+
+/// One request: `Err(why)` when it failed.
+async fn send_why(client: &reqwest::Client, t: &Target) -> Result<(), String> {
     let mut rb = client
         .post(&t.url)
         .header("content-type", "application/json")
@@ -59,12 +94,13 @@ async fn send(client: &reqwest::Client, t: &Target) -> bool {
     for (k, v) in &t.headers {
         rb = rb.header(k, v);
     }
-    match rb.send().await {
-        Ok(r) => {
-            let ok = r.status().is_success();
-            r.bytes().await.is_ok() && ok
-        }
-        Err(_) => false,
+    let r = rb.send().await.map_err(|e| transport_reason(&e))?;
+    let status = r.status();
+    let body = r.bytes().await.map_err(|e| transport_reason(&e))?;
+    if status.is_success() {
+        Ok(())
+    } else {
+        Err(http_reason(status, &body))
     }
 }
 
@@ -76,7 +112,7 @@ async fn send(client: &reqwest::Client, t: &Target) -> bool {
 pub async fn open_loop(client: &reqwest::Client, t: &Target, rate: u32, duration: Duration) -> Samples {
     let n = (f64::from(rate) * duration.as_secs_f64()).round() as u64;
     let interval = Duration::from_secs_f64(1.0 / f64::from(rate.max(1)));
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Option<Duration>>();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Result<Duration, String>>();
     let handle = tokio::runtime::Handle::current();
     let (client, target) = (client.clone(), t.clone());
     let pacer = std::thread::Builder::new()
@@ -84,13 +120,14 @@ pub async fn open_loop(client: &reqwest::Client, t: &Target, rate: u32, duration
         .spawn(move || pace(&handle, &client, &target, n, interval, &tx));
     let mut samples = Samples::default();
     if pacer.is_err() {
+        samples.fail("the pacer thread did not start".into());
         samples.errors = n;
         return samples;
     }
     for _ in 0..n {
         match rx.recv().await {
-            Some(Some(d)) => samples.record(d),
-            Some(None) => samples.errors += 1,
+            Some(Ok(d)) => samples.record(d),
+            Some(Err(why)) => samples.fail(why),
             None => break,
         }
     }
@@ -105,7 +142,7 @@ fn pace(
     t: &Target,
     n: u64,
     interval: Duration,
-    tx: &tokio::sync::mpsc::UnboundedSender<Option<Duration>>,
+    tx: &tokio::sync::mpsc::UnboundedSender<Result<Duration, String>>,
 ) {
     let start = std::time::Instant::now() + Duration::from_millis(20);
     for i in 0..n {
@@ -116,8 +153,8 @@ fn pace(
         }
         let (client, t, tx) = (client.clone(), t.clone(), tx.clone());
         handle.spawn(async move {
-            let ok = send(&client, &t).await;
-            let _ = tx.send(ok.then(|| at.elapsed()));
+            let r = send_why(&client, &t).await;
+            let _ = tx.send(r.map(|()| at.elapsed()));
         });
     }
 }
@@ -193,6 +230,21 @@ mod tests {
     }
 
     #[test]
+    fn a_failure_says_its_status_and_the_error_type_of_its_body() {
+        let s = reqwest::StatusCode::SERVICE_UNAVAILABLE;
+        assert_eq!(
+            http_reason(s, br#"{"error":{"type":"overloaded","message":"x"}}"#),
+            "HTTP 503 overloaded"
+        );
+        assert_eq!(
+            http_reason(s, br#"{"error":{"code":"rate_limited"}}"#),
+            "HTTP 503 rate_limited"
+        );
+        assert_eq!(http_reason(s, b"<html>"), "HTTP 503");
+        assert_eq!(http_reason(s, br#"{"error":"flat"}"#), "HTTP 503");
+    }
+
+    #[test]
     fn a_header_set_again_replaces_the_first_whatever_its_case() {
         let t = Target::chat("http://h", "m", "p").with_header("Authorization", "Bearer client-key");
         assert_eq!(
@@ -217,5 +269,6 @@ mod tests {
         )
         .await;
         assert_eq!((s.len(), s.errors), (0, 10));
+        assert_eq!(s.reasons.get("connect"), Some(&10), "{:?}", s.reasons);
     }
 }

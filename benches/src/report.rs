@@ -118,6 +118,18 @@ fn overhead(s: &mut String, r: &Results) {
             l.errors
         );
     }
+    let failed: Vec<String> = r
+        .overhead
+        .iter()
+        .filter(|x| !x.error_reasons.is_empty())
+        .map(|x| {
+            let why: Vec<String> = x.error_reasons.iter().map(|(k, n)| format!("{k} ×{n}")).collect();
+            format!("{} at {}/s: {}", x.target, x.rate, why.join(", "))
+        })
+        .collect();
+    if !failed.is_empty() {
+        let _ = writeln!(s, "\nErrors: {}.", failed.join("; "));
+    }
     let mut rates: Vec<u32> = r.overhead.iter().map(|x| x.rate).collect();
     rates.dedup();
     let _ = writeln!(
@@ -454,9 +466,21 @@ mod tests {
                 target: target.into(),
                 rate: 2000,
                 latency: summary(&[ms]),
+                error_reasons: Default::default(),
             });
         }
         assert!(!markdown(&r).contains("State backend"), "no note, no section");
+        assert!(!markdown(&r).contains("Errors:"));
+        r.overhead[4]
+            .error_reasons
+            .insert("HTTP 503 overloaded".into(), 85);
+        r.overhead[4].error_reasons.insert("connect".into(), 2);
+        assert!(
+            markdown(&r)
+                .contains("Errors: gateway-limits-redis at 2000/s: HTTP 503 overloaded ×85, connect ×2."),
+            "{}",
+            markdown(&r)
+        );
         r.state_backend = Some("redis-server at 127.0.0.1:1".into());
         let md = markdown(&r);
         assert!(md.contains("## State backend: Redis beside memory"), "{md}");
@@ -475,6 +499,7 @@ mod tests {
             target: "direct".into(),
             rate: 100,
             latency: Samples::default().summary(),
+            error_reasons: Default::default(),
         });
         r.ceilings = vec![
             ("direct".into(), 20_000.0),
@@ -526,6 +551,7 @@ mod tests {
                 target: target.into(),
                 rate: 1000,
                 latency: summary(&[ms]),
+                error_reasons: Default::default(),
             });
         }
         r.ceilings = vec![("gateway".into(), 9000.0), ("litellm".into(), 140.0)];

@@ -1,6 +1,7 @@
 //! Latency samples and their percentiles.
 
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// Latencies of one run, in microseconds, plus counts.
@@ -9,6 +10,8 @@ pub struct Samples {
     micros: Vec<u64>,
     /// Requests that failed (transport error or non-2xx).
     pub errors: u64,
+    /// Why they failed (`HTTP 503 overloaded`, `connect`, ...), counted.
+    pub reasons: BTreeMap<String, u64>,
 }
 
 impl Samples {
@@ -17,10 +20,19 @@ impl Samples {
         self.micros.push(d.as_micros() as u64);
     }
 
+    /// Records one failed request and why.
+    pub fn fail(&mut self, reason: String) {
+        self.errors += 1;
+        *self.reasons.entry(reason).or_default() += 1;
+    }
+
     /// Adds another run's samples.
     pub fn merge(&mut self, other: Samples) {
         self.micros.extend(other.micros);
         self.errors += other.errors;
+        for (r, n) in other.reasons {
+            *self.reasons.entry(r).or_default() += n;
+        }
     }
 
     /// How many successful requests.

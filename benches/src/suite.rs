@@ -97,6 +97,9 @@ pub struct RateRow {
     pub rate: u32,
     /// Latencies.
     pub latency: Summary,
+    /// Why requests failed, counted (empty: none did).
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub error_reasons: std::collections::BTreeMap<String, u64>,
 }
 
 /// Everything measured.
@@ -385,6 +388,7 @@ async fn overhead(
                 target: name.to_string(),
                 rate,
                 latency: m.summary(),
+                error_reasons: m.reasons,
             });
         }
     }

@@ -62,7 +62,10 @@ fn load_runs_every_part_on_the_real_binaries_and_writes_the_report() {
     // The same limits in memory and on the redis-server the run starts (installed by scripts/test.sh).
     let backend = json["state_backend"].as_str().unwrap_or("");
     let with_redis = backend.starts_with("redis-server at 127.0.0.1:");
-    assert!(with_redis || std::env::var("CI").as_deref() != Ok("true"), "{backend}");
+    assert!(
+        with_redis || std::env::var("CI").as_deref() != Ok("true"),
+        "{backend}"
+    );
     let mut want = vec!["direct", "forwarder", "gateway", "gateway-limits"];
     if with_redis {
         want.push("gateway-limits-redis");
