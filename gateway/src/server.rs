@@ -181,6 +181,7 @@ fn log_state_backend(state: &AppState) {
         tracing::info!(
             redis = %r.display_url(),
             key_prefix = %r.key_prefix,
+            cache = state.cache.backend(),
             "shared state on Redis: client limits and provider budgets hold across replicas"
         );
     }

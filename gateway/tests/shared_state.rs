@@ -1042,3 +1042,44 @@ async fn a_shared_tier_that_fails_or_holds_garbage_is_a_miss_never_an_error() {
     other.stop().await;
     stop_all(gws).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_answer_over_the_shared_entry_bound_stays_local_and_leaves_the_shared_limits_alone() {
+    use llm_gateway::cache::{key, SHARED_ENTRY_MAX_BYTES};
+    let Some(redis) = redis().await else { return };
+    let (openai, kimi) = fakes().await;
+    let prefix = "huge:";
+    let gw = Gw::start(&cached_config(&openai, &kimi, &redis.url(), prefix, "")).await;
+    let answer = |text: &str| -> llm_gateway::canonical::ChatResponse {
+        serde_json::from_value(serde_json::json!({
+            "id": "x", "object": "chat.completion", "created": 1, "model": "m",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}]
+        }))
+        .unwrap()
+    };
+    let request = |q: &str| -> llm_gateway::canonical::ChatRequest {
+        serde_json::from_value(
+            serde_json::json!({"model": "default", "messages": [{"role": "user", "content": q}]}),
+        )
+        .unwrap()
+    };
+    let (small, huge) = (request("small"), request("huge"));
+    gw.state.cache.put(key(&small), &answer("a short answer"));
+    gw.state
+        .cache
+        .put(key(&huge), &answer(&"x".repeat(SHARED_ENTRY_MAX_BYTES)));
+    gw.state.cache.flushed().await;
+    let mut conn = redis_conn(&redis).await;
+    assert_eq!(
+        entry_keys(&mut conn, prefix).await.len(),
+        1,
+        "only the small one is shared"
+    );
+    assert!(matches!(
+        gw.state.cache.get(&key(&huge)).await,
+        llm_gateway::cache::Lookup::Fresh(_)
+    ));
+    assert_eq!(readyz(&gw).await.1["state_backend"]["degraded"], false);
+    assert_eq!(errors_total(&gw), 0.0, "{}", backend_errors(&gw));
+    gw.stop().await;
+}

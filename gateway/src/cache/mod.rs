@@ -66,6 +66,11 @@ impl std::fmt::Debug for ResponseCache {
     }
 }
 
+/// The largest answer the shared tier takes (larger ones stay in this process's cache): writing a huge value can
+/// outlast `state.redis.timeout`, and a timed-out call sends every shared state local for a second, so a client
+/// asking for huge answers could otherwise switch the shared limits off.
+pub const SHARED_ENTRY_MAX_BYTES: usize = 1 << 20;
+
 /// Redis key names of the shared tier (under `state.redis.key_prefix`; `v1` is the stored format).
 fn entry_prefix(r: &RedisState) -> String {
     r.key("cache:v1:e:")
@@ -281,7 +286,7 @@ impl ResponseCache {
         let (Some(shared), Ok(rt)) = (&self.shared, tokio::runtime::Handle::try_current()) else {
             return;
         };
-        let Some(value) = encode(resp) else {
+        let Some(value) = encode(resp).filter(|v| v.len() <= SHARED_ENTRY_MAX_BYTES) else {
             return;
         };
         let backend = shared.backend.clone();
