@@ -49,12 +49,33 @@ pub struct ResponseCache {
     shared: Option<Shared>,
 }
 
-/// The Redis tier: the state backend's connection, and the shared writes still running.
+/// The Redis tier: the state backend's connection, its key names, and the shared writes still running.
 struct Shared {
     backend: StateBackend,
+    names: Arc<Names>,
     metrics: Arc<Metrics>,
     /// How many shared writes are in flight (see [`ResponseCache::flushed`]).
     writes: Arc<tokio::sync::watch::Sender<usize>>,
+}
+
+/// Redis key names of the shared tier, under `state.redis.key_prefix` (`v1` is the stored format); made once.
+struct Names {
+    /// An entry's key is this and its member (the cache key in hex).
+    entry_prefix: String,
+    index: String,
+    sizes: String,
+    bytes: String,
+}
+
+impl Names {
+    fn new(r: &RedisState) -> Names {
+        Names {
+            entry_prefix: r.key("cache:v1:e:"),
+            index: r.key("cache:v1:index"),
+            sizes: r.key("cache:v1:sizes"),
+            bytes: r.key("cache:v1:bytes"),
+        }
+    }
 }
 
 impl std::fmt::Debug for ResponseCache {
@@ -71,17 +92,15 @@ impl std::fmt::Debug for ResponseCache {
 /// asking for huge answers could otherwise switch the shared limits off.
 pub const SHARED_ENTRY_MAX_BYTES: usize = 1 << 20;
 
-/// Redis key names of the shared tier (under `state.redis.key_prefix`; `v1` is the stored format).
-fn entry_prefix(r: &RedisState) -> String {
-    r.key("cache:v1:e:")
-}
-
-fn hex(key: &Key) -> String {
+/// Lowercase hex of some bytes.
+pub(crate) fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
-    key.iter().fold(String::with_capacity(64), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }
 
 /// The canonical request text the key hashes: the body without `stream`, `stream_options` and `user`
@@ -166,9 +185,10 @@ impl ResponseCache {
     /// Redis the cache stays local).
     pub fn with_backend(cfg: &CacheConfig, backend: &StateBackend, metrics: Arc<Metrics>) -> ResponseCache {
         let mut c = ResponseCache::new(cfg);
-        if cfg.enabled && cfg.backend == CacheBackend::Redis && backend.redis().is_some() {
+        if let (true, Some(r)) = (cfg.enabled && cfg.backend == CacheBackend::Redis, backend.redis()) {
             c.shared = Some(Shared {
                 backend: backend.clone(),
+                names: Arc::new(Names::new(r)),
                 metrics,
                 writes: Arc::new(tokio::sync::watch::channel(0).0),
             });
@@ -224,6 +244,16 @@ impl ResponseCache {
         found
     }
 
+    /// What may answer when every provider failed: an answer this process holds (the lookup before the providers
+    /// put there what the shared tier had), else what [`ResponseCache::get`] finds. Spares the failure path a
+    /// second Redis round trip.
+    pub async fn get_on_error(&self, key: &Key) -> Lookup {
+        match self.local(key) {
+            Lookup::Miss => self.get(key).await,
+            held => held,
+        }
+    }
+
     fn local(&self, key: &Key) -> Lookup {
         let Some(c) = self.inner.as_ref().and_then(|c| c.get(key)) else {
             return Lookup::Miss;
@@ -244,8 +274,9 @@ impl ResponseCache {
     /// The shared tier's answer and its age (read from the key's remaining life). `None` without the tier, when
     /// Redis fails, or when what is stored is not an answer.
     async fn shared_get(&self, key: &Key) -> Option<(Lookup, Duration)> {
-        let r = self.shared.as_ref()?.backend.redis()?;
-        let k = format!("{}{}", entry_prefix(r), hex(key));
+        let shared = self.shared.as_ref()?;
+        let r = shared.backend.redis()?;
+        let k = format!("{}{}", shared.names.entry_prefix, hex(key));
         let (value, pttl): (Option<Vec<u8>>, i64) = r
             .call(StateOp::Cache, |mut conn| async move {
                 redis::pipe()
@@ -289,8 +320,11 @@ impl ResponseCache {
         let Some(value) = encode(resp).filter(|v| v.len() <= SHARED_ENTRY_MAX_BYTES) else {
             return;
         };
-        let backend = shared.backend.clone();
-        let writes = shared.writes.clone();
+        let (backend, names, writes) = (
+            shared.backend.clone(),
+            shared.names.clone(),
+            shared.writes.clone(),
+        );
         let args = [
             ms(keep(&self.cfg)).max(1),
             i64::try_from(self.cfg.max_bytes).unwrap_or(i64::MAX),
@@ -299,25 +333,20 @@ impl ResponseCache {
         writes.send_modify(|n| *n += 1);
         rt.spawn(async move {
             if let Some(r) = backend.redis() {
-                let prefix = entry_prefix(r);
                 let member = hex(&key);
-                let keys = [
-                    format!("{prefix}{member}"),
-                    r.key("cache:v1:index"),
-                    r.key("cache:v1:sizes"),
-                    r.key("cache:v1:bytes"),
-                ];
+                let entry = format!("{}{member}", names.entry_prefix);
                 let _ = r
                     .call(StateOp::Cache, |mut conn| async move {
                         let mut inv = scripts::CACHE_PUT.prepare_invoke();
-                        for k in &keys {
-                            inv.key(k);
-                        }
+                        inv.key(&entry)
+                            .key(&names.index)
+                            .key(&names.sizes)
+                            .key(&names.bytes);
                         inv.arg(&member).arg(value);
                         for a in args {
                             inv.arg(a);
                         }
-                        inv.arg(&prefix).invoke_async::<i64>(&mut conn).await
+                        inv.arg(&names.entry_prefix).invoke_async::<i64>(&mut conn).await
                     })
                     .await;
             }

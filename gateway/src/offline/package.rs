@@ -148,9 +148,7 @@ pub fn discover(path: &Path) -> Result<Vec<PathBuf>, LoadIssue> {
 
 /// `sha256:<hex>` of some bytes.
 pub fn checksum(bytes: &[u8]) -> String {
-    let digest = Sha256::digest(bytes);
-    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-    format!("sha256:{hex}")
+    format!("sha256:{}", crate::cache::hex(&Sha256::digest(bytes)))
 }
 
 /// Loads one package folder. `Err` when the package as a whole is unusable (no readable manifest or entries

@@ -173,7 +173,7 @@ pub(crate) async fn after_failure<T: Tier>(
         });
     }
     if let (true, Some(k)) = (state.cache.serves_stale(), key) {
-        if let Lookup::Stale(resp) = state.cache.get(k).await {
+        if let Lookup::Stale(resp) = state.cache.get_on_error(k).await {
             if let Some(a) = T::stale(resp) {
                 state.metrics.cache(CacheResult::Stale);
                 tracing::warn!("every provider failed, serving a stale cached answer");
