@@ -752,12 +752,36 @@ async fn under_fail_closed_a_failing_redis_refuses_limited_keys_and_skips_budget
 
 // ---- The shared cache tier (`cache.backend: redis`) ----
 
-/// [`config`] without limits, with the cache on the shared tier (`cache` is the rest of the `cache:` map).
-fn cached_config(openai: &FakeServer, kimi: &FakeServer, redis: &str, prefix: &str, cache: &str) -> String {
-    format!(
-        "{}cache: {{ backend: redis, scope: all{cache} }}\n",
-        config(openai, kimi, "{}", "", redis, prefix)
-    )
+/// What every shared-cache test starts with: a Redis server and the two fakes.
+struct CacheRig {
+    redis: RedisServer,
+    openai: FakeServer,
+    kimi: FakeServer,
+}
+
+impl CacheRig {
+    async fn start() -> Option<CacheRig> {
+        let redis = redis().await?;
+        let (openai, kimi) = fakes().await;
+        Some(CacheRig { redis, openai, kimi })
+    }
+
+    /// [`config`] without limits, keys under `prefix`, the cache on the shared tier (`cache` is the rest of the
+    /// `cache:` map).
+    fn yaml(&self, prefix: &str, cache: &str) -> String {
+        format!(
+            "{}cache: {{ backend: redis, scope: all{cache} }}\n",
+            config(&self.openai, &self.kimi, "{}", "", &self.redis.url(), prefix)
+        )
+    }
+
+    async fn conn(&self) -> redis::aio::MultiplexedConnection {
+        redis::Client::open(self.redis.url())
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap()
+    }
 }
 
 /// A chat request for `text`, with its `X-LLM-Cache` header (empty when not from the cache).
@@ -796,32 +820,35 @@ fn shared_hits(gw: &Gw) -> f64 {
     )
 }
 
-async fn redis_conn(redis: &RedisServer) -> redis::aio::MultiplexedConnection {
-    redis::Client::open(redis.url())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap()
+/// One Redis command, straight to the server.
+async fn query<T: redis::FromRedisValue>(
+    conn: &mut redis::aio::MultiplexedConnection,
+    name: &str,
+    args: &[&str],
+) -> T {
+    let mut cmd = redis::cmd(name);
+    for a in args {
+        cmd.arg(*a);
+    }
+    cmd.query_async(conn).await.unwrap()
 }
 
 /// The shared tier's entry keys under `prefix`.
 async fn entry_keys(conn: &mut redis::aio::MultiplexedConnection, prefix: &str) -> Vec<String> {
-    redis::cmd("KEYS")
-        .arg(format!("{prefix}cache:v1:e:*"))
-        .query_async(conn)
-        .await
-        .unwrap()
+    query(conn, "KEYS", &[&format!("{prefix}cache:v1:e:*")]).await
+}
+
+/// Ages a stored answer on the server: 2 minutes old of the 61 minutes it is kept for (a 60 s TTL and an hour
+/// of `stale_for`), so past its TTL.
+async fn age_past_ttl(conn: &mut redis::aio::MultiplexedConnection, key: &str) {
+    let () = query(conn, "PEXPIRE", &[key, &(59 * 60_000).to_string()]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_answer_stored_by_one_gateway_answers_on_every_other_from_the_shared_tier() {
-    let Some(redis) = redis().await else { return };
-    let (openai, kimi) = fakes().await;
-    let gws = gateways(
-        3,
-        &cached_config(&openai, &kimi, &redis.url(), "shared-cache:", ""),
-    )
-    .await;
+    let Some(rig) = CacheRig::start().await else { return };
+    let openai = &rig.openai;
+    let gws = gateways(3, &rig.yaml("shared-cache:", "")).await;
     let http = reqwest::Client::new();
     let before = openai.request_count();
     let (first, cache) = ask(&http, &gws[0], "What is the capital of France?").await;
@@ -863,14 +890,13 @@ async fn an_answer_stored_by_one_gateway_answers_on_every_other_from_the_shared_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_shared_tier_holds_max_bytes_and_max_entries_over_every_gateways_stores() {
-    let Some(redis) = redis().await else { return };
-    let (openai, kimi) = fakes().await;
-    let mut conn = redis_conn(&redis).await;
+    let Some(rig) = CacheRig::start().await else { return };
+    let mut conn = rig.conn().await;
     for (prefix, bound, entries) in [
         ("bytes:", ", max_bytes: 6000", 1000),
         ("entries:", ", max_entries: 4", 4),
     ] {
-        let gws = gateways(3, &cached_config(&openai, &kimi, &redis.url(), prefix, bound)).await;
+        let gws = gateways(3, &rig.yaml(prefix, bound)).await;
         let http = reqwest::Client::new();
         let asks = (0..30).map(|i| {
             let http = http.clone();
@@ -886,14 +912,9 @@ async fn the_shared_tier_holds_max_bytes_and_max_entries_over_every_gateways_sto
         let keys = entry_keys(&mut conn, prefix).await;
         let mut total = 0u64;
         for k in &keys {
-            let len: u64 = redis::cmd("STRLEN").arg(k).query_async(&mut conn).await.unwrap();
-            total += len;
+            total += query::<u64>(&mut conn, "STRLEN", &[k]).await;
         }
-        let counted: u64 = redis::cmd("GET")
-            .arg(format!("{prefix}cache:v1:bytes"))
-            .query_async(&mut conn)
-            .await
-            .unwrap();
+        let counted: u64 = query(&mut conn, "GET", &[&format!("{prefix}cache:v1:bytes")]).await;
         assert_eq!(counted, total, "{prefix} the byte total is what the entries hold");
         assert!(
             !keys.is_empty() && keys.len() < 30,
@@ -904,13 +925,8 @@ async fn the_shared_tier_holds_max_bytes_and_max_entries_over_every_gateways_sto
         if prefix == "bytes:" {
             assert!(total <= 6000, "{total} bytes over max_bytes");
         }
-        let index: Vec<String> = redis::cmd("ZRANGE")
-            .arg(format!("{prefix}cache:v1:index"))
-            .arg(0)
-            .arg(-1)
-            .query_async(&mut conn)
-            .await
-            .unwrap();
+        let index: Vec<String> =
+            query(&mut conn, "ZRANGE", &[&format!("{prefix}cache:v1:index"), "0", "-1"]).await;
         assert_eq!(index.len(), keys.len(), "{prefix} index and entries agree");
         stop_all(gws).await;
     }
@@ -918,43 +934,25 @@ async fn the_shared_tier_holds_max_bytes_and_max_entries_over_every_gateways_sto
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_expired_shared_answer_serves_stale_on_another_gateway_when_every_provider_fails() {
-    let Some(redis) = redis().await else { return };
-    let (openai, kimi) = fakes().await;
+    let Some(rig) = CacheRig::start().await else { return };
     let prefix = "stale:";
-    let yaml = cached_config(
-        &openai,
-        &kimi,
-        &redis.url(),
-        prefix,
-        ", ttl: 60s, serve_stale_on_error: true, stale_for: 1h",
-    );
+    let yaml = rig.yaml(prefix, ", ttl: 60s, serve_stale_on_error: true, stale_for: 1h");
     let gws = gateways(2, &yaml).await;
     let http = reqwest::Client::new();
     let (first, _) = ask(&http, &gws[0], "Is it stale yet?").await;
     assert_eq!(first.provider, "openai");
     gws[0].state.cache.flushed().await;
-    // Age the stored answer on the server: 2 minutes old of its 61 minutes (past its 60 s TTL).
-    let mut conn = redis_conn(&redis).await;
+    let mut conn = rig.conn().await;
     let keys = entry_keys(&mut conn, prefix).await;
     assert_eq!(keys.len(), 1);
-    let _: () = redis::cmd("PEXPIRE")
-        .arg(&keys[0])
-        .arg(59 * 60_000)
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    age_past_ttl(&mut conn, &keys[0]).await;
     // Providers up: a stale shared answer is not served, the provider answers.
     let (fresh, cache) = ask(&http, &gws[1], "Is it stale yet?").await;
     assert_eq!((fresh.provider.as_str(), cache.as_str()), ("openai", ""));
     gws[1].state.cache.flushed().await;
-    let _: () = redis::cmd("PEXPIRE")
-        .arg(&keys[0])
-        .arg(59 * 60_000)
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    age_past_ttl(&mut conn, &keys[0]).await;
     // Every provider down, on a third gateway that never saw the question: the stale answer serves.
-    for f in [&openai, &kimi] {
+    for f in [&rig.openai, &rig.kimi] {
         f.add_fault(FaultSpec::new(FaultKind::ServerError)).unwrap();
     }
     let third = Gw::start(&yaml).await;
@@ -972,27 +970,18 @@ async fn an_expired_shared_answer_serves_stale_on_another_gateway_when_every_pro
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_shared_tier_that_fails_or_holds_garbage_is_a_miss_never_an_error() {
-    let Some(mut redis) = redis().await else { return };
-    let (openai, kimi) = fakes().await;
+    let Some(mut rig) = CacheRig::start().await else { return };
     let prefix = "garbage:";
-    let yaml =
-        cached_config(&openai, &kimi, &redis.url(), prefix, "").replace("timeout: 500ms", "timeout: 200ms");
+    let yaml = rig.yaml(prefix, "").replace("timeout: 500ms", "timeout: 200ms");
     let gws = gateways(2, &yaml).await;
     let http = reqwest::Client::new();
     let (first, _) = ask(&http, &gws[0], "garbage in").await;
     assert_eq!(first.provider, "openai");
     gws[0].state.cache.flushed().await;
-    let mut conn = redis_conn(&redis).await;
+    let mut conn = rig.conn().await;
     let keys = entry_keys(&mut conn, prefix).await;
     for bad in ["not json", "{\"id\": 5}", ""] {
-        let _: () = redis::cmd("SET")
-            .arg(&keys[0])
-            .arg(bad)
-            .arg("PX")
-            .arg(60_000)
-            .query_async(&mut conn)
-            .await
-            .unwrap();
+        let () = query(&mut conn, "SET", &[&keys[0], bad, "PX", "60000"]).await;
         // A gateway without the answer in its own cache reads the garbage: a miss, the provider answers.
         let reader = Gw::start(&yaml).await;
         let (a, cache) = ask(&http, &reader, "garbage in").await;
@@ -1005,11 +994,7 @@ async fn a_shared_tier_that_fails_or_holds_garbage_is_a_miss_never_an_error() {
         assert_eq!(shared_hits(&reader), 0.0);
         // Its store replaced the garbage: the next gateway gets the answer from the tier.
         reader.state.cache.flushed().await;
-        let v: String = redis::cmd("GET")
-            .arg(&keys[0])
-            .query_async(&mut conn)
-            .await
-            .unwrap();
+        let v: String = query(&mut conn, "GET", &[&keys[0]]).await;
         assert!(v.contains("chat.completion"), "{v}");
         let next = Gw::start(&yaml).await;
         let (shared, cache) = ask(&http, &next, "garbage in").await;
@@ -1018,7 +1003,7 @@ async fn a_shared_tier_that_fails_or_holds_garbage_is_a_miss_never_an_error() {
         reader.stop().await;
     }
     // Redis killed: lookups and stores fail inside their timeout, every request is served by the provider.
-    redis.kill();
+    rig.redis.kill();
     let other = Gw::start(&yaml).await;
     for i in 0..4 {
         let start = Instant::now();
@@ -1046,10 +1031,9 @@ async fn a_shared_tier_that_fails_or_holds_garbage_is_a_miss_never_an_error() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_answer_over_the_shared_entry_bound_stays_local_and_leaves_the_shared_limits_alone() {
     use llm_gateway::cache::{key, SHARED_ENTRY_MAX_BYTES};
-    let Some(redis) = redis().await else { return };
-    let (openai, kimi) = fakes().await;
+    let Some(rig) = CacheRig::start().await else { return };
     let prefix = "huge:";
-    let gw = Gw::start(&cached_config(&openai, &kimi, &redis.url(), prefix, "")).await;
+    let gw = Gw::start(&rig.yaml(prefix, "")).await;
     let answer = |text: &str| -> llm_gateway::canonical::ChatResponse {
         serde_json::from_value(serde_json::json!({
             "id": "x", "object": "chat.completion", "created": 1, "model": "m",
@@ -1069,7 +1053,7 @@ async fn an_answer_over_the_shared_entry_bound_stays_local_and_leaves_the_shared
         .cache
         .put(key(&huge), &answer(&"x".repeat(SHARED_ENTRY_MAX_BYTES)));
     gw.state.cache.flushed().await;
-    let mut conn = redis_conn(&redis).await;
+    let mut conn = rig.conn().await;
     assert_eq!(
         entry_keys(&mut conn, prefix).await.len(),
         1,
