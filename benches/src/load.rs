@@ -120,8 +120,7 @@ pub async fn open_loop(client: &reqwest::Client, t: &Target, rate: u32, duration
         .spawn(move || pace(&handle, &client, &target, n, interval, &tx));
     let mut samples = Samples::default();
     if pacer.is_err() {
-        samples.fail("the pacer thread did not start".into());
-        samples.errors = n;
+        samples.fail_n("the pacer thread did not start".into(), n);
         return samples;
     }
     for _ in 0..n {

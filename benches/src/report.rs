@@ -10,6 +10,18 @@ fn row_of<'a>(r: &'a Results, target: &str, rate: u32) -> Option<&'a crate::stat
         .map(|x| &x.latency)
 }
 
+/// The overhead section's rates, in run order, each once.
+fn rates(r: &Results) -> Vec<u32> {
+    let mut rates: Vec<u32> = r.overhead.iter().map(|x| x.rate).collect();
+    rates.dedup();
+    rates
+}
+
+/// What `x` adds over `base`: the p50 and p99 differences in milliseconds.
+fn added(x: &crate::stats::Summary, base: &crate::stats::Summary) -> (f64, f64) {
+    (x.p50_ms - base.p50_ms, x.p99_ms - base.p99_ms)
+}
+
 /// Milliseconds to 3 places; `n/a` when nothing was measured (every request failed).
 fn ms3(v: f64) -> String {
     if v.is_finite() {
@@ -130,24 +142,22 @@ fn overhead(s: &mut String, r: &Results) {
     if !failed.is_empty() {
         let _ = writeln!(s, "\nErrors: {}.", failed.join("; "));
     }
-    let mut rates: Vec<u32> = r.overhead.iter().map(|x| x.rate).collect();
-    rates.dedup();
     let _ = writeln!(
         s,
         "\nAdded latency: a target's percentile minus the fake's own (`direct`) at the same rate.\n\n\
          | rate | target | added p50 ms | added p99 ms | ÷ forwarder p50 / p99 |\n|---:|---|---:|---:|---:|"
     );
-    for rate in rates {
+    for rate in rates(r) {
         let (Some(d), Some(f)) = (row_of(r, "direct", rate), row_of(r, "forwarder", rate)) else {
             continue;
         };
-        let (f50, f99) = (f.p50_ms - d.p50_ms, f.p99_ms - d.p99_ms);
+        let (f50, f99) = added(f, d);
         for x in r
             .overhead
             .iter()
             .filter(|x| x.rate == rate && x.target != "direct")
         {
-            let (a50, a99) = (x.latency.p50_ms - d.p50_ms, x.latency.p99_ms - d.p99_ms);
+            let (a50, a99) = added(&x.latency, d);
             // An open loop above a target's ceiling measures its queue, which grows with the run's length.
             let over = r
                 .ceilings
@@ -214,9 +224,7 @@ fn state_backend(s: &mut String, r: &Results) {
          | rate | memory added p50 / p99 ms | redis added p50 / p99 ms | redis − memory p50 / p99 ms | redis ÷ memory p99 |\n\
          |---:|---:|---:|---:|---:|"
     );
-    let mut rates: Vec<u32> = r.overhead.iter().map(|x| x.rate).collect();
-    rates.dedup();
-    for rate in rates {
+    for rate in rates(r) {
         let (Some(d), Some(m), Some(x)) = (
             row_of(r, "direct", rate),
             row_of(r, "gateway-limits", rate),
@@ -224,8 +232,7 @@ fn state_backend(s: &mut String, r: &Results) {
         ) else {
             continue;
         };
-        let (m50, m99) = (m.p50_ms - d.p50_ms, m.p99_ms - d.p99_ms);
-        let (x50, x99) = (x.p50_ms - d.p50_ms, x.p99_ms - d.p99_ms);
+        let ((m50, m99), (x50, x99)) = (added(m, d), added(x, d));
         let _ = writeln!(
             s,
             "| {rate} | {} / {} | {} / {} | {} / {} | {} |",
@@ -254,7 +261,7 @@ fn fallback(s: &mut String, r: &Results) {
     for x in &r.fallback {
         let l = &x.latency;
         let (a50, a99) = base
-            .map(|b| (l.p50_ms - b.p50_ms, l.p99_ms - b.p99_ms))
+            .map(|b| added(l, &b))
             .unwrap_or((f64::NAN, f64::NAN));
         let _ = writeln!(
             s,
@@ -361,16 +368,18 @@ fn streams(s: &mut String, r: &Results) {
             let (Some(d), Some(f)) = (at("direct"), at("forwarder")) else {
                 continue;
             };
-            let f99 = f.ttft.p99_ms - d.ttft.p99_ms;
+            let ((_, f99), (_, fc99)) = (
+                added(&f.ttft, &d.ttft),
+                added(&f.chunk_latency, &d.chunk_latency),
+            );
             for x in r
                 .streams
                 .iter()
                 .filter(|x| x.concurrency == level && x.target != "direct")
             {
-                let (t50, t99) = (x.ttft.p50_ms - d.ttft.p50_ms, x.ttft.p99_ms - d.ttft.p99_ms);
-                let (c50, c99) = (
-                    x.chunk_latency.p50_ms - d.chunk_latency.p50_ms,
-                    x.chunk_latency.p99_ms - d.chunk_latency.p99_ms,
+                let ((t50, t99), (c50, c99)) = (
+                    added(&x.ttft, &d.ttft),
+                    added(&x.chunk_latency, &d.chunk_latency),
                 );
                 let _ = writeln!(
                     s,
@@ -379,7 +388,6 @@ fn streams(s: &mut String, r: &Results) {
                     ratio(t99, f99)
                 );
                 if x.target == "gateway" {
-                    let fc99 = f.chunk_latency.p99_ms - d.chunk_latency.p99_ms;
                     verdicts.push(stream_verdict(level, t99, f99, c99, fc99));
                 }
             }

@@ -22,8 +22,13 @@ impl Samples {
 
     /// Records one failed request and why.
     pub fn fail(&mut self, reason: String) {
-        self.errors += 1;
-        *self.reasons.entry(reason).or_default() += 1;
+        self.fail_n(reason, 1);
+    }
+
+    /// Records `n` requests that failed for the same reason.
+    pub fn fail_n(&mut self, reason: String, n: u64) {
+        self.errors += n;
+        *self.reasons.entry(reason).or_default() += n;
     }
 
     /// Adds another run's samples.
