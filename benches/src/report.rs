@@ -260,9 +260,7 @@ fn fallback(s: &mut String, r: &Results) {
     let base = r.fallback.first().map(|x| x.latency);
     for x in &r.fallback {
         let l = &x.latency;
-        let (a50, a99) = base
-            .map(|b| added(l, &b))
-            .unwrap_or((f64::NAN, f64::NAN));
+        let (a50, a99) = base.map(|b| added(l, &b)).unwrap_or((f64::NAN, f64::NAN));
         let _ = writeln!(
             s,
             "| {} | {} | {} | {:.3} | {:.3} | {:.3} | {:.3} |",
@@ -368,19 +366,14 @@ fn streams(s: &mut String, r: &Results) {
             let (Some(d), Some(f)) = (at("direct"), at("forwarder")) else {
                 continue;
             };
-            let ((_, f99), (_, fc99)) = (
-                added(&f.ttft, &d.ttft),
-                added(&f.chunk_latency, &d.chunk_latency),
-            );
+            let ((_, f99), (_, fc99)) = (added(&f.ttft, &d.ttft), added(&f.chunk_latency, &d.chunk_latency));
             for x in r
                 .streams
                 .iter()
                 .filter(|x| x.concurrency == level && x.target != "direct")
             {
-                let ((t50, t99), (c50, c99)) = (
-                    added(&x.ttft, &d.ttft),
-                    added(&x.chunk_latency, &d.chunk_latency),
-                );
+                let ((t50, t99), (c50, c99)) =
+                    (added(&x.ttft, &d.ttft), added(&x.chunk_latency, &d.chunk_latency));
                 let _ = writeln!(
                     s,
                     "| {level} | {} | {t50:.3} / {t99:.3} | {} | {c50:.3} / {c99:.3} |",

@@ -846,7 +846,9 @@ async fn age_past_ttl(conn: &mut redis::aio::MultiplexedConnection, key: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_answer_stored_by_one_gateway_answers_on_every_other_from_the_shared_tier() {
-    let Some(rig) = CacheRig::start().await else { return };
+    let Some(rig) = CacheRig::start().await else {
+        return;
+    };
     let openai = &rig.openai;
     let gws = gateways(3, &rig.yaml("shared-cache:", "")).await;
     let http = reqwest::Client::new();
@@ -890,7 +892,9 @@ async fn an_answer_stored_by_one_gateway_answers_on_every_other_from_the_shared_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_shared_tier_holds_max_bytes_and_max_entries_over_every_gateways_stores() {
-    let Some(rig) = CacheRig::start().await else { return };
+    let Some(rig) = CacheRig::start().await else {
+        return;
+    };
     let mut conn = rig.conn().await;
     for (prefix, bound, entries) in [
         ("bytes:", ", max_bytes: 6000", 1000),
@@ -925,8 +929,12 @@ async fn the_shared_tier_holds_max_bytes_and_max_entries_over_every_gateways_sto
         if prefix == "bytes:" {
             assert!(total <= 6000, "{total} bytes over max_bytes");
         }
-        let index: Vec<String> =
-            query(&mut conn, "ZRANGE", &[&format!("{prefix}cache:v1:index"), "0", "-1"]).await;
+        let index: Vec<String> = query(
+            &mut conn,
+            "ZRANGE",
+            &[&format!("{prefix}cache:v1:index"), "0", "-1"],
+        )
+        .await;
         assert_eq!(index.len(), keys.len(), "{prefix} index and entries agree");
         stop_all(gws).await;
     }
@@ -934,7 +942,9 @@ async fn the_shared_tier_holds_max_bytes_and_max_entries_over_every_gateways_sto
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_expired_shared_answer_serves_stale_on_another_gateway_when_every_provider_fails() {
-    let Some(rig) = CacheRig::start().await else { return };
+    let Some(rig) = CacheRig::start().await else {
+        return;
+    };
     let prefix = "stale:";
     let yaml = rig.yaml(prefix, ", ttl: 60s, serve_stale_on_error: true, stale_for: 1h");
     let gws = gateways(2, &yaml).await;
@@ -970,7 +980,9 @@ async fn an_expired_shared_answer_serves_stale_on_another_gateway_when_every_pro
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_shared_tier_that_fails_or_holds_garbage_is_a_miss_never_an_error() {
-    let Some(mut rig) = CacheRig::start().await else { return };
+    let Some(mut rig) = CacheRig::start().await else {
+        return;
+    };
     let prefix = "garbage:";
     let yaml = rig.yaml(prefix, "").replace("timeout: 500ms", "timeout: 200ms");
     let gws = gateways(2, &yaml).await;
@@ -1031,7 +1043,9 @@ async fn a_shared_tier_that_fails_or_holds_garbage_is_a_miss_never_an_error() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_answer_over_the_shared_entry_bound_stays_local_and_leaves_the_shared_limits_alone() {
     use llm_gateway::cache::{key, SHARED_ENTRY_MAX_BYTES};
-    let Some(rig) = CacheRig::start().await else { return };
+    let Some(rig) = CacheRig::start().await else {
+        return;
+    };
     let prefix = "huge:";
     let gw = Gw::start(&rig.yaml(prefix, "")).await;
     let answer = |text: &str| -> llm_gateway::canonical::ChatResponse {
