@@ -6,7 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use llm_gateway::bench::{decode, parse_response, request_body, Wire};
+use llm_gateway::bench::{decode, parse_response, request_body, Read, Wire};
 use llm_gateway::canonical::ChatRequest;
 use llm_gateway::config::Config;
 use llm_gateway::metrics::Metrics;
@@ -112,7 +112,15 @@ fn translation(c: &mut Criterion) {
     for (wire, plain, _, _) in &fx {
         g.throughput(Throughput::Bytes(plain.len() as u64));
         g.bench_with_input(BenchmarkId::from_parameter(wire.name()), plain, |b, body| {
-            b.iter(|| black_box(parse_response(*wire, black_box(body), "model-x").unwrap()))
+            b.iter(|| black_box(parse_response(*wire, black_box(body), "model-x", Read::Full).unwrap()))
+        });
+    }
+    // What `/v1/chat/completions` reads of an OpenAI answer it sends on as it came: the head only.
+    if let Some((wire, plain, _, _)) = fx.iter().find(|f| f.0 == Wire::OpenAi) {
+        g.bench_with_input(BenchmarkId::from_parameter("openai_head"), plain, |b, body| {
+            b.iter(|| {
+                black_box(parse_response(*wire, black_box(body), "model-x", Read::PassThrough).unwrap())
+            })
         });
     }
     g.finish();

@@ -9,6 +9,7 @@ use crate::canonical::{ChatRequest, ChatResponse};
 use crate::config::Config;
 use crate::offline::{Entry, ManifestInfo, OfflineStore, Package};
 use crate::providers::stream::{Decoder, Framing};
+pub use crate::providers::Read;
 use crate::providers::{Adapter, ErrorClass, ProviderError};
 
 /// A wire format the gateway translates to and from.
@@ -101,9 +102,14 @@ pub fn request_body(wire: Wire, req: &ChatRequest, model: &str, stream: bool) ->
 }
 
 /// The provider's JSON answer -> canonical response (the adapter's own parse of a non-stream answer).
-pub fn parse_response(wire: Wire, body: &[u8], model: &str) -> Result<ChatResponse, ProviderError> {
+pub fn parse_response(
+    wire: Wire,
+    body: &[u8],
+    model: &str,
+    read: Read,
+) -> Result<ChatResponse, ProviderError> {
     match adapter(wire) {
-        Some(a) => a.parse_chat(body.to_vec(), model),
+        Some(a) => a.parse_chat(body.to_vec(), model, read),
         None => Err(ProviderError::new(ErrorClass::Malformed, "no adapter")),
     }
 }

@@ -549,3 +549,59 @@ async fn when_every_provider_fails_the_error_lists_the_attempts_as_gateway_attem
     assert_eq!(attempts[0]["provider"], "openai", "{v}");
     assert_eq!(v["gateway_attempts"], v["error"]["attempts"]);
 }
+
+#[tokio::test]
+async fn an_answer_the_chat_route_read_by_its_head_answers_every_surface_from_the_cache_in_full() {
+    // /v1/chat/completions reads an OpenAI answer it sends on as it came by its head only; the cached answer
+    // still has its message for every other surface, and for a streamed chat request.
+    let s = stand().await;
+    let mut chat_body = chat(false);
+    chat_body["temperature"] = json!(0);
+    let first = call(
+        &s.app,
+        "POST",
+        "/v1/chat/completions",
+        Some(chat_body.clone()),
+        &[],
+    )
+    .await;
+    assert_eq!(first.header("x-llm-actual-provider"), "openai", "{}", first.body);
+    let v = first.json();
+    assert_eq!(
+        v["system_fingerprint"], "fp_fake0001",
+        "the upstream's bytes: {v}"
+    );
+    let text = v["choices"][0]["message"]["content"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(text.starts_with("[openai]"), "{text}");
+
+    let mut body = plain(json!("Say hello to the gateway"));
+    body["temperature"] = json!(0);
+    let r = call(&s.app, "POST", "/v1/responses", Some(body), &[]).await;
+    assert_eq!(
+        (r.status.as_u16(), r.header("x-llm-cache")),
+        (200, "hit"),
+        "{}",
+        r.body
+    );
+    assert_eq!(r.json()["output"][0]["content"][0]["text"], text.as_str());
+
+    chat_body["stream"] = json!(true);
+    let streamed = call(
+        &s.app,
+        "POST",
+        "/v1/chat/completions",
+        Some(chat_body.clone()),
+        &[],
+    )
+    .await;
+    assert_eq!(streamed.header("x-llm-cache"), "hit");
+    assert_eq!(streamed.sse_text(), text);
+
+    chat_body["stream"] = json!(false);
+    let again = call(&s.app, "POST", "/v1/chat/completions", Some(chat_body), &[]).await;
+    assert_eq!(again.header("x-llm-cache"), "hit");
+    assert_eq!(again.body, first.body, "a hit sends the same bytes");
+}

@@ -13,6 +13,7 @@ use serde_json::{json, Value};
 use super::{parse_body, split, sse, ApiError, AppState};
 use crate::canonical::{ChatRequest, Message, Role};
 use crate::pipeline::{self, headers, Answer, Opts};
+use crate::providers::Read;
 
 fn check_chat(v: &Value) -> Result<(), ApiError> {
     match v.get("messages") {
@@ -45,6 +46,11 @@ pub(crate) async fn chat_completions(
         headers::apply(&state, &mut resp, &streamed.meta);
         return Ok(resp);
     }
+    // The answer goes out as the upstream's bytes when they are OpenAI's shape as is: only their head is read.
+    let opts = Opts {
+        read: Read::PassThrough,
+        ..opts
+    };
     let answer = pipeline::chat(&state, &req, &opts).await?;
     Ok(render(&state, &answer))
 }
@@ -53,7 +59,7 @@ pub(crate) async fn chat_completions(
 fn render(state: &AppState, answer: &Answer) -> Response {
     let resp = answer.response();
     let mut out = match &resp.raw {
-        Some(raw) => ([(header::CONTENT_TYPE, "application/json")], raw.clone()).into_response(),
+        Some(raw) => ([(header::CONTENT_TYPE, "application/json")], raw.bytes.clone()).into_response(),
         None => Json(resp).into_response(),
     };
     headers::apply(state, &mut out, &answer.meta());

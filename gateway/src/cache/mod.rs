@@ -16,7 +16,7 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 use tokio::time::Instant;
 
-use crate::canonical::{ChatRequest, ChatResponse};
+use crate::canonical::{ChatRequest, ChatResponse, Raw};
 use crate::config::{CacheBackend, CacheConfig, CacheScope};
 use crate::metrics::{Metrics, StateOp};
 use crate::state::{ms, scripts, RedisState, StateBackend};
@@ -122,7 +122,7 @@ pub fn key(req: &ChatRequest) -> Key {
 /// every replica sends the same bytes), else `c` and the canonical JSON.
 fn encode(resp: &ChatResponse) -> Option<Vec<u8>> {
     match &resp.raw {
-        Some(raw) => Some([b"r".as_slice(), raw].concat()),
+        Some(raw) => Some([b"r".as_slice(), &raw.bytes].concat()),
         None => {
             let mut v = b"c".to_vec();
             serde_json::to_writer(&mut v, resp).ok()?;
@@ -138,7 +138,7 @@ fn decode(value: Vec<u8>) -> Result<ChatResponse, String> {
     match tag {
         b'c' => Ok(resp),
         b'r' => {
-            resp.raw = Some(bytes::Bytes::from(value).slice(1..));
+            resp.raw = Some(Raw::full(bytes::Bytes::from(value).slice(1..)));
             Ok(resp)
         }
         _ => Err("unknown format".into()),
@@ -156,7 +156,7 @@ fn keep(cfg: &CacheConfig) -> Duration {
 
 /// What an answer costs the cache in bytes: its JSON, the upstream's own bytes it may carry, and some overhead.
 fn weight(resp: &ChatResponse) -> usize {
-    serde_json::to_vec(resp).map_or(0, |b| b.len()) + resp.raw.as_ref().map_or(0, |r| r.len()) + 64
+    serde_json::to_vec(resp).map_or(0, |b| b.len()) + resp.raw.as_ref().map_or(0, |r| r.bytes.len()) + 64
 }
 
 impl ResponseCache {
@@ -261,11 +261,13 @@ impl ResponseCache {
         self.judge(c.stored.elapsed(), &c.resp)
     }
 
+    /// Fresh, stale or gone at `age`; an answer stored by its head is read in full here (any surface may take
+    /// it, not only the one that stored it).
     fn judge(&self, age: Duration, resp: &ChatResponse) -> Lookup {
         if age < self.cfg.ttl {
-            Lookup::Fresh(resp.clone())
+            Lookup::Fresh(resp.clone().complete())
         } else if self.cfg.serve_stale_on_error && age < self.cfg.ttl + self.cfg.stale_for {
-            Lookup::Stale(resp.clone())
+            Lookup::Stale(resp.clone().complete())
         } else {
             Lookup::Miss
         }
@@ -406,7 +408,7 @@ mod tests {
         let mut r = resp("hello");
         let bare = weight(&r);
         assert!(bare > 64);
-        r.raw = Some(bytes::Bytes::from(vec![b' '; 1000]));
+        r.raw = Some(Raw::full(bytes::Bytes::from(vec![b' '; 1000])));
         assert_eq!(weight(&r), bare + 1000);
     }
 
@@ -418,14 +420,22 @@ mod tests {
         assert!(back.raw.is_none());
         let raw = br#"{"id":"x","object":"chat.completion","created":1,"model":"m","system_fingerprint":"fp","choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}]}"#;
         let mut upstream: ChatResponse = serde_json::from_slice(raw).unwrap();
-        upstream.raw = Some(bytes::Bytes::from_static(raw));
+        upstream.raw = Some(Raw::full(bytes::Bytes::from_static(raw)));
         let back = decode(encode(&upstream).unwrap()).unwrap();
         assert_eq!(
-            back.raw.as_deref(),
+            back.raw.as_ref().map(|r| &r.bytes[..]),
             Some(raw.as_slice()),
             "sent on as the upstream wrote it"
         );
         assert_eq!(back.choices, upstream.choices);
+        // An answer read by its head only is stored by its bytes and read back in full.
+        let head = crate::providers::openai::head(raw.to_vec()).unwrap();
+        assert_eq!(head.choices[0].message.content, None);
+        let back = decode(encode(&head).unwrap()).unwrap();
+        assert_eq!(
+            (back.choices, back.raw.map(|r| r.head_only)),
+            (upstream.choices, Some(false))
+        );
         for bad in [
             &b""[..],
             b"c",
@@ -472,6 +482,31 @@ mod tests {
         assert_eq!(c.get(&k).await, Lookup::Stale(resp("a")));
         tokio::time::advance(Duration::from_secs(600)).await;
         assert_eq!(c.get(&k).await, Lookup::Miss);
+    }
+
+    #[tokio::test]
+    async fn an_answer_stored_by_its_head_comes_out_in_full() {
+        let c = ResponseCache::new(&CacheConfig {
+            scope: CacheScope::All,
+            ..CacheConfig::default()
+        });
+        let raw = br#"{"id":"x","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"hi \u00e9"},"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":2,"total_tokens":5}}"#;
+        let head = crate::providers::openai::head(raw.to_vec()).unwrap();
+        let k = key(&req("q", None));
+        c.put(k, &head);
+        let Lookup::Fresh(got) = c.get(&k).await else {
+            panic!("a miss")
+        };
+        assert_eq!(
+            got.text(),
+            "hi é",
+            "every surface may take a cached answer: its message is read"
+        );
+        assert_eq!(
+            got.raw.as_ref().map(|r| (&r.bytes[..], r.head_only)),
+            Some((&raw[..], false))
+        );
+        assert_eq!(got.usage, head.usage);
     }
 
     #[test]

@@ -214,10 +214,50 @@ pub struct ChatResponse {
     /// The upstream's own bytes, when they are this answer in OpenAI's shape as is: sent to the client unchanged
     /// (fields the canonical type does not model, like `system_fingerprint`, included) instead of written again.
     #[serde(skip)]
-    pub raw: Option<bytes::Bytes>,
+    pub raw: Option<Raw>,
+}
+
+/// An upstream's own bytes of an answer in OpenAI's shape as is (see [`ChatResponse::raw`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Raw {
+    /// The body as the upstream sent it.
+    pub bytes: bytes::Bytes,
+    /// Only the head was read (id, model, usage, each choice's role and finish reason), for a client that takes
+    /// these bytes as they are: the choices' messages hold no content until [`ChatResponse::complete`].
+    pub head_only: bool,
+}
+
+impl Raw {
+    /// Bytes the answer was read from in full.
+    pub fn full(bytes: bytes::Bytes) -> Raw {
+        Raw {
+            bytes,
+            head_only: false,
+        }
+    }
 }
 
 impl ChatResponse {
+    /// The answer with its messages: read again from the upstream's bytes when only their head was read (see
+    /// [`Raw::head_only`]), else as it is.
+    pub fn complete(self) -> ChatResponse {
+        let Some(raw) = self.raw.as_ref().filter(|r| r.head_only) else {
+            return self;
+        };
+        match serde_json::from_slice::<ChatResponse>(&raw.bytes) {
+            Ok(mut full) => {
+                full.raw = Some(Raw::full(raw.bytes.clone()));
+                full
+            }
+            Err(e) => {
+                // The head read accepts nothing the full read refuses, so this does not happen; if it did, the
+                // bytes still go out as they are, only the messages stay empty.
+                tracing::warn!(error = %e, "an answer read by its head does not read in full");
+                self
+            }
+        }
+    }
+
     /// Text of the first choice.
     pub fn text(&self) -> String {
         self.choices.first().map(|c| c.message.text()).unwrap_or_default()

@@ -8,8 +8,8 @@ pub mod responses;
 pub mod validate;
 
 pub use chat::{
-    ChatChunk, ChatRequest, ChatResponse, Choice, ChunkChoice, Delta, Message, Role, ToolCall, ToolCallDelta,
-    ToolFunction, Usage,
+    ChatChunk, ChatRequest, ChatResponse, Choice, ChunkChoice, Delta, Message, Raw, Role, ToolCall,
+    ToolCallDelta, ToolFunction, Usage,
 };
 pub use embeddings::{Embedding, EmbeddingInput, EmbeddingsRequest, EmbeddingsResponse, EmbeddingsUsage};
 

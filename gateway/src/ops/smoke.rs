@@ -10,7 +10,7 @@ use tokio::time::Instant;
 
 use crate::canonical::{ChatRequest, EmbeddingsRequest};
 use crate::config::{Config, ProviderConfig};
-use crate::providers::{Adapter, ErrorClass, ProviderError};
+use crate::providers::{Adapter, ErrorClass, ProviderError, Read};
 
 /// One check of one provider.
 #[derive(Debug, Clone, Serialize)]
@@ -187,7 +187,7 @@ pub async fn run(cfg: &Config, only: Option<&str>, full: bool) -> Result<SmokeRe
         };
         let limit = pc.attempt_timeout;
         let req = request(&model, false)?;
-        let (ms, r) = timed(limit, adapter.chat(&req, &model)).await;
+        let (ms, r) = timed(limit, adapter.chat(&req, &model, Read::Full)).await;
         match r {
             Ok(resp) => push(
                 "chat",

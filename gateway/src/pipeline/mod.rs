@@ -27,7 +27,7 @@ use crate::canonical::{validate, ChatRequest, ChatResponse, EmbeddingsRequest, E
 use crate::config::Mode;
 use crate::metrics::{OfflineSource, Source};
 use crate::providers::capabilities::{Caps, Needs};
-use crate::providers::{ErrorClass, ProviderError};
+use crate::providers::{ErrorClass, ProviderError, Read};
 use crate::router::{PlanError, RouteError, Served, Settle};
 use crate::telemetry::{self, Operation, RequestSpan};
 pub use stream::{Event, EventStream, Streamed};
@@ -42,6 +42,9 @@ pub struct Opts {
     pub cache: CacheControl,
     /// The client's W3C trace context (`traceparent`): the request's span becomes its child.
     pub trace_parent: Option<opentelemetry::trace::SpanContext>,
+    /// How much of a provider's non-stream answer the surface needs read: [`Read::PassThrough`] only where the
+    /// client takes OpenAI's own bytes as they are (`/v1/chat/completions`).
+    pub read: Read,
 }
 
 impl Opts {
@@ -55,6 +58,7 @@ impl Opts {
                 .filter(|s| !s.is_empty()),
             cache: CacheControl::from_headers(h),
             trace_parent: telemetry::client_parent(h),
+            read: Read::Full,
         }
     }
 }
@@ -399,9 +403,10 @@ async fn chat_untraced(state: &Arc<AppState>, req: &ChatRequest, opts: &Opts) ->
                 let model = cand.model.clone();
                 let name = cand.provider.clone();
                 let req = fit(req, &cand.caps, needs.prompt_tokens);
+                let read = opts.read;
                 async move {
                     let p = provider.ok_or_else(|| no_adapter(&name))?;
-                    let r = p.adapter.chat(&req, &model).await.map(tool_calls_finish);
+                    let r = p.adapter.chat(&req, &model, read).await.map(tool_calls_finish);
                     if let Ok(resp) = &r {
                         telemetry::record_answer(Some(&resp.model), resp.usage.as_ref(), Operation::Chat);
                         telemetry::record_finish_reasons(

@@ -24,6 +24,18 @@ pub use http::ClientBuildError;
 pub use redact::Redactor;
 pub use stream::ChunkStream;
 
+/// How much of a non-stream answer is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Read {
+    /// All of it, into the canonical answer.
+    #[default]
+    Full,
+    /// For a client that takes OpenAI's own bytes as they are (`/v1/chat/completions`, not streamed): an OpenAI
+    /// answer that goes out as it came is read by its head only (id, model, usage, finish reasons); its messages
+    /// are read when someone needs them ([`ChatResponse::complete`]). Any other answer is read in full.
+    PassThrough,
+}
+
 /// One upstream API client. Every error it returns (before the first byte or inside a stream) has been through
 /// the config's [`Redactor`]: nothing an upstream wrote reaches a caller unredacted.
 #[derive(Debug)]
@@ -63,10 +75,15 @@ impl Adapter {
         })
     }
 
-    /// Non-stream chat with the provider's model name.
-    pub async fn chat(&self, req: &ChatRequest, model: &str) -> Result<ChatResponse, ProviderError> {
+    /// Non-stream chat with the provider's model name, its answer read as `read` says.
+    pub async fn chat(
+        &self,
+        req: &ChatRequest,
+        model: &str,
+        read: Read,
+    ) -> Result<ChatResponse, ProviderError> {
         self.wire
-            .chat(req, model)
+            .chat(req, model, read)
             .await
             .map_err(|e| self.redactor.error(e))
     }
@@ -92,8 +109,8 @@ impl Adapter {
     }
 
     /// A non-stream answer's bytes to canonical (what [`Adapter::chat`] does with the upstream's answer).
-    pub fn parse_chat(&self, body: Vec<u8>, model: &str) -> Result<ChatResponse, ProviderError> {
-        self.wire.parse_chat(body, model)
+    pub fn parse_chat(&self, body: Vec<u8>, model: &str, read: Read) -> Result<ChatResponse, ProviderError> {
+        self.wire.parse_chat(body, model, read)
     }
 
     /// Embeddings.
@@ -145,9 +162,9 @@ impl Wire {
         })
     }
 
-    async fn chat(&self, req: &ChatRequest, model: &str) -> Result<ChatResponse, ProviderError> {
+    async fn chat(&self, req: &ChatRequest, model: &str, read: Read) -> Result<ChatResponse, ProviderError> {
         match self {
-            Wire::OpenAiCompat(a) => a.chat(req, model).await,
+            Wire::OpenAiCompat(a) => a.chat(req, model, read).await,
             Wire::QwenNative(a) => a.chat(req, model).await,
             Wire::GigaChat(a) => a.chat(req, model).await,
             Wire::Ollama(a) => a.chat(req, model).await,
@@ -166,9 +183,9 @@ impl Wire {
     }
 
     /// A non-stream answer's bytes to canonical (what [`Wire::chat`] does with the upstream's answer).
-    fn parse_chat(&self, body: Vec<u8>, model: &str) -> Result<ChatResponse, ProviderError> {
+    fn parse_chat(&self, body: Vec<u8>, model: &str, read: Read) -> Result<ChatResponse, ProviderError> {
         match self {
-            Wire::OpenAiCompat(a) => a.parse_chat(body),
+            Wire::OpenAiCompat(a) => a.parse_chat(body, read),
             Wire::QwenNative(_) => qwen::parse_native(&body, model),
             Wire::GigaChat(_) => gigachat::parse_chat(&body),
             Wire::Ollama(_) => ollama::parse_chat(&body),

@@ -6,8 +6,10 @@ use serde_json::{json, Value};
 use super::error::{class_from_status, retry_after_header, retry_after_in_text, ErrorClass, ProviderError};
 use super::http::{self, Classify};
 use super::stream::{self, ChunkStream, Event, Framing, Step, Translator};
+use super::Read;
 use crate::canonical::{
-    new_id, unix_now, ChatChunk, ChatRequest, ChatResponse, EmbeddingsRequest, EmbeddingsResponse,
+    new_id, unix_now, ChatChunk, ChatRequest, ChatResponse, Choice, EmbeddingsRequest, EmbeddingsResponse,
+    Message, Raw, Role, Usage,
 };
 use crate::config::Secret;
 
@@ -79,20 +81,33 @@ impl OpenAiCompat {
         req
     }
 
-    /// Non-stream chat.
-    pub async fn chat(&self, req: &ChatRequest, model: &str) -> Result<ChatResponse, ProviderError> {
+    /// Non-stream chat, its answer read as `read` says.
+    pub async fn chat(
+        &self,
+        req: &ChatRequest,
+        model: &str,
+        read: Read,
+    ) -> Result<ChatResponse, ProviderError> {
         let body = self.chat_body(req, model, false);
         let secret = self.secret.as_ref().map(Secret::expose);
         let resp = http::send(self.post("chat/completions", &body), self.classify(), secret).await?;
-        self.parse_chat(http::read_body(resp).await?)
+        self.parse_chat(http::read_body(resp).await?, read)
     }
 
-    /// A non-stream answer's bytes to canonical (OpenAI's own bytes are kept to be sent on unchanged).
-    pub fn parse_chat(&self, body: Vec<u8>) -> Result<ChatResponse, ProviderError> {
+    /// A non-stream answer's bytes to canonical (OpenAI's own bytes are kept to be sent on unchanged). With
+    /// [`Read::PassThrough`], an OpenAI answer that goes out as it came is read by its head only (see [`head`]).
+    pub fn parse_chat(&self, body: Vec<u8>, read: Read) -> Result<ChatResponse, ProviderError> {
+        let body = match (read, self.flavor) {
+            (Read::PassThrough, Flavor::OpenAi) => match head(body) {
+                Ok(out) => return Ok(out),
+                Err(body) => body,
+            },
+            _ => body,
+        };
         let mut out: ChatResponse = http::parse_json(&body)?;
         let as_is = normalize_response(&mut out);
         if as_is && self.flavor == Flavor::OpenAi {
-            out.raw = Some(bytes::Bytes::from(body));
+            out.raw = Some(Raw::full(bytes::Bytes::from(body)));
         }
         if out.choices.first().and_then(|c| c.finish_reason.as_deref()) == Some("content_filter") {
             // A 200 whose answer was withheld: a refusal the router may route around (per policy).
@@ -133,6 +148,89 @@ impl OpenAiCompat {
         let resp = http::send(self.post("embeddings", &req), self.classify(), secret).await?;
         http::read_json(resp).await
     }
+}
+
+/// What [`head`] reads of an answer: everything the pipeline looks at, nothing of the messages' content.
+#[derive(serde::Deserialize)]
+struct Head {
+    #[serde(default)]
+    id: String,
+    #[serde(default)]
+    object: String,
+    #[serde(default)]
+    created: u64,
+    #[serde(default)]
+    model: String,
+    choices: Vec<HeadChoice>,
+    #[serde(default)]
+    usage: Option<Usage>,
+}
+
+#[derive(serde::Deserialize)]
+struct HeadChoice {
+    #[serde(default)]
+    index: u32,
+    message: HeadMessage,
+    #[serde(default)]
+    finish_reason: Option<String>,
+}
+
+/// The typed fields of a message (what the full read could refuse), content and extras skipped unread.
+#[derive(serde::Deserialize)]
+struct HeadMessage {
+    role: Role,
+    #[serde(default)]
+    #[allow(dead_code)] // Read for its type only: the full read refuses a name that is not a string.
+    name: Option<String>,
+    #[serde(default)]
+    #[allow(dead_code)] // As `name`.
+    tool_call_id: Option<String>,
+    #[serde(default)]
+    tool_calls: Option<Vec<serde::de::IgnoredAny>>,
+}
+
+/// An answer for a client that takes OpenAI's bytes as they are (the chat route, not streamed), read by its head:
+/// id, model, usage and each choice's role and finish reason, the messages' content skipped. `None` (read it in
+/// full) unless the bytes go out as they came: an id, a creation time and `object: chat.completion` present, no
+/// tool calls (their finish reason may be rewritten), no `content_filter` (a refusal the router routes around).
+/// The head read refuses nothing the full read takes, and what it refuses the full read refuses with its error.
+/// `Err` gives the body back for the full read.
+pub(crate) fn head(body: Vec<u8>) -> Result<ChatResponse, Vec<u8>> {
+    let Ok(h) = serde_json::from_slice::<Head>(&body) else {
+        return Err(body);
+    };
+    let as_is = !h.id.is_empty() && h.created != 0 && h.object == "chat.completion";
+    let plain = h.choices.iter().all(|c| {
+        c.message.tool_calls.as_ref().is_none_or(Vec::is_empty)
+            && c.finish_reason.as_deref() != Some("content_filter")
+    });
+    if !as_is || !plain {
+        return Err(body);
+    }
+    let choices = h
+        .choices
+        .into_iter()
+        .map(|c| Choice {
+            index: c.index,
+            message: Message {
+                content: None,
+                ..Message::plain(c.message.role, String::new())
+            },
+            finish_reason: c.finish_reason,
+        })
+        .collect();
+    Ok(ChatResponse {
+        id: h.id,
+        object: h.object,
+        created: h.created,
+        model: h.model,
+        choices,
+        usage: h.usage,
+        raw: Some(Raw {
+            bytes: bytes::Bytes::from(body),
+            head_only: true,
+        }),
+    })
 }
 
 /// Fills fields strict clients require; returns whether the answer already had them all.

@@ -249,3 +249,165 @@ fn normalize_says_whether_the_answer_was_already_in_shape() {
         assert!(!out.id.is_empty() && out.created != 0 && out.object == "chat.completion");
     }
 }
+
+const ANSWER: &str = r#"{"id":"chatcmpl-9","object":"chat.completion","created":1700000000,"model":"gpt-4o-mini-2024-07-18","system_fingerprint":"fp_1","choices":[{"index":0,"message":{"role":"assistant","content":"Paris \u00e9 \"quoted\"","refusal":null},"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":12,"completion_tokens":3,"total_tokens":15,"prompt_tokens_details":{"cached_tokens":0}}}"#;
+
+/// An answer without the id and time a full read mints when the upstream left them out (they differ per read).
+fn unminted(mut r: ChatResponse) -> ChatResponse {
+    if r.raw.is_none() {
+        (r.id, r.created) = (String::new(), 0);
+    }
+    r
+}
+
+fn openai() -> OpenAiCompat {
+    OpenAiCompat::new("http://x/v1", None, reqwest::Client::new(), Flavor::OpenAi)
+}
+
+#[test]
+fn pass_through_reads_only_the_head_of_an_answer_that_goes_out_as_it_came() {
+    let head = openai()
+        .parse_chat(ANSWER.as_bytes().to_vec(), Read::PassThrough)
+        .unwrap();
+    let full = openai()
+        .parse_chat(ANSWER.as_bytes().to_vec(), Read::Full)
+        .unwrap();
+    let raw = head.raw.as_ref().unwrap();
+    assert!(raw.head_only);
+    assert_eq!(&raw.bytes[..], ANSWER.as_bytes(), "the bytes go out as they came");
+    assert_eq!(head.choices[0].message.content, None, "the content is not read");
+    assert_eq!(
+        (&head.id, &head.model, head.created, &head.usage),
+        (&full.id, &full.model, full.created, &full.usage)
+    );
+    assert_eq!(head.choices[0].finish_reason.as_deref(), Some("stop"));
+    assert_eq!(head.choices[0].message.role, Role::Assistant);
+    assert_eq!(
+        head.complete(),
+        full,
+        "read in full when someone needs the message"
+    );
+    assert!(!full.raw.unwrap().head_only);
+}
+
+#[test]
+fn pass_through_reads_in_full_what_does_not_go_out_as_it_came() {
+    let with = |from: &str, to: &str| ANSWER.replacen(from, to, 1);
+    let tool_call = with(
+        r#""content":"Paris \u00e9 \"quoted\"""#,
+        r#""content":null,"tool_calls":[{"id":"call_1","type":"function","function":{"name":"f","arguments":"{}"}}]"#,
+    );
+    for body in [
+        with(r#""id":"chatcmpl-9","#, ""),
+        with(r#""created":1700000000"#, r#""created":0"#),
+        with(
+            r#""object":"chat.completion""#,
+            r#""object":"chat.completion.chunk""#,
+        ),
+        tool_call,
+    ] {
+        let r = openai()
+            .parse_chat(body.clone().into_bytes(), Read::PassThrough)
+            .unwrap();
+        assert!(r.raw.as_ref().is_none_or(|r| !r.head_only), "{body}");
+        let full = openai().parse_chat(body.into_bytes(), Read::Full).unwrap();
+        assert_eq!(unminted(r), unminted(full));
+    }
+    let tool_calls = openai()
+        .parse_chat(
+            with(r#""finish_reason":"stop""#, r#""finish_reason":"tool_calls""#).into_bytes(),
+            Read::Full,
+        )
+        .unwrap();
+    assert_eq!(tool_calls.choices[0].finish_reason.as_deref(), Some("tool_calls"));
+    let filtered = with(r#""finish_reason":"stop""#, r#""finish_reason":"content_filter""#);
+    let e = openai()
+        .parse_chat(filtered.into_bytes(), Read::PassThrough)
+        .unwrap_err();
+    assert_eq!(
+        e.class,
+        ErrorClass::ContentFilter,
+        "a refusal is still routed around"
+    );
+    // Only OpenAI's own answers go out as they came; a compatible vendor's is always read in full.
+    let kimi = OpenAiCompat::new("http://x/v1", None, reqwest::Client::new(), Flavor::Kimi);
+    let k = kimi
+        .parse_chat(ANSWER.as_bytes().to_vec(), Read::PassThrough)
+        .unwrap();
+    assert!(k.raw.is_none() && k.text().starts_with("Paris"));
+}
+
+/// Every field of an answer, and its wrong-typed values: the head read takes exactly what the full read takes,
+/// one and two fields wrong at a time, and fails with the full read's error.
+#[test]
+fn the_head_read_takes_exactly_what_the_full_read_takes() {
+    let base: Value = serde_json::from_str(ANSWER).unwrap();
+    let paths = [
+        "/id",
+        "/object",
+        "/created",
+        "/model",
+        "/choices",
+        "/choices/0",
+        "/choices/0/index",
+        "/choices/0/message",
+        "/choices/0/message/role",
+        "/choices/0/message/content",
+        "/choices/0/message/name",
+        "/choices/0/message/tool_calls",
+        "/choices/0/message/tool_call_id",
+        "/choices/0/finish_reason",
+        "/usage",
+        "/usage/prompt_tokens",
+    ];
+    let values = [
+        json!(null),
+        json!(5),
+        json!(-1),
+        json!(1.5),
+        json!("s"),
+        json!(true),
+        json!([]),
+        json!({}),
+        json!([1]),
+        json!({"a": 1}),
+        json!("assistant"),
+    ];
+    let set = |v: &mut Value, path: &str, to: &Value| {
+        let (parent, key) = path.rsplit_once('/').unwrap();
+        match v.pointer_mut(parent) {
+            Some(Value::Object(m)) => {
+                m.insert(key.to_string(), to.clone());
+            }
+            Some(Value::Array(a)) => {
+                if let Some(slot) = key.parse::<usize>().ok().and_then(|i| a.get_mut(i)) {
+                    *slot = to.clone();
+                }
+            }
+            _ => {}
+        }
+    };
+    let mut cases = 0;
+    let openai = openai();
+    for (i, p) in paths.iter().enumerate() {
+        for a in &values {
+            for (q, b) in paths[i..].iter().zip(values.iter().cycle()) {
+                let mut v = base.clone();
+                set(&mut v, p, a);
+                set(&mut v, q, b);
+                let body = serde_json::to_vec(&v).unwrap();
+                let full = openai.parse_chat(body.clone(), Read::Full);
+                let head = openai
+                    .parse_chat(body, Read::PassThrough)
+                    .map(ChatResponse::complete);
+                match (full, head) {
+                    (Ok(f), Ok(h)) => assert_eq!(unminted(f), unminted(h), "{v}"),
+                    (Err(f), Err(h)) => assert_eq!((f.class, f.message), (h.class, h.message), "{v}"),
+                    (f, h) => panic!("{v}: full {f:?}, head {h:?}"),
+                }
+                cases += 1;
+            }
+        }
+    }
+    assert!(cases > 1000, "{cases}");
+}
