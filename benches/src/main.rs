@@ -49,7 +49,7 @@ struct LoadArgs {
     #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
     slice: Duration,
     /// Run only these parts (comma-separated).
-    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [suite::Part::Overhead, suite::Part::Fallback, suite::Part::Offline, suite::Part::Streams])]
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [suite::Part::Overhead, suite::Part::Fallback, suite::Part::Offline, suite::Part::Streams, suite::Part::State])]
     only: Vec<suite::Part>,
     /// Length of each throughput-ceiling run.
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]

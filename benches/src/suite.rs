@@ -72,6 +72,10 @@ pub enum Part {
     Offline,
     /// (d): streams: time to first token, between chunks, memory per open stream.
     Streams,
+    /// (e): the same limits in memory and on Redis, beside (a)'s targets at (a)'s rates (runs (a) too). Left out,
+    /// (a) measures direct, forwarder and gateway alone: a Redis gateway queueing above its ceiling would hold
+    /// the CPUs the others' slices need.
+    State,
 }
 
 /// Errors of a benchmark run.
@@ -341,7 +345,11 @@ async fn overhead(
         ("gateway", Target::chat(gw.url(), "default", prompt)),
     ];
     // The same limits kept in memory and on Redis: what sharing them across replicas adds.
-    let (state_gws, redis) = state_backends(o, place, &fake, r).await?;
+    let (state_gws, redis) = if o.parts.contains(&Part::State) {
+        state_backends(o, place, &fake, r).await?
+    } else {
+        (Vec::new(), None)
+    };
     for (name, g) in &state_gws {
         let bearer = format!("Bearer {BENCH_CLIENT_KEY}");
         targets.push((
@@ -846,7 +854,7 @@ pub async fn run(o: &Options) -> Result<Results, BenchError> {
     let with_peers =
         !o.peers.is_empty() && (has(Part::Overhead) || has(Part::Fallback) || has(Part::Streams));
     // The OpenAI fake of (a), which the peers are pointed at too.
-    let main_fake = if has(Part::Overhead) || with_peers {
+    let main_fake = if has(Part::Overhead) || has(Part::State) || with_peers {
         let f = procs::fakes(&[("openai", o.fake_port)]).await?;
         say(o, &format!("the OpenAI fake answers at {}/v1", f.url()));
         Some(f)
@@ -885,7 +893,7 @@ pub async fn run(o: &Options) -> Result<Results, BenchError> {
         backup = Some(b);
         running = start_peers(o, &place, &u, &mut r).await;
     }
-    if has(Part::Overhead) {
+    if has(Part::Overhead) || has(Part::State) {
         overhead(o, &place, &fake, &running, &mut r).await?;
     }
     if has(Part::Fallback) {

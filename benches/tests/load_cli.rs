@@ -169,7 +169,7 @@ fn a_peer_that_cannot_be_installed_is_reported_and_the_run_goes_on() {
         .args([
             "load",
             "--only",
-            "overhead",
+            "overhead,state",
             "--rates",
             "100",
             "--duration",
@@ -231,4 +231,45 @@ fn a_peer_that_cannot_be_installed_is_reported_and_the_run_goes_on() {
     let backend = json["state_backend"].as_str().unwrap_or("");
     assert!(backend.starts_with("Redis not measured: "), "{backend}");
     assert!(md.contains("Redis not measured: "), "{md}");
+}
+
+/// `--only overhead` measures direct, forwarder and gateway alone: the state-backend gateways are part `state`.
+#[test]
+fn only_overhead_leaves_the_state_backend_gateways_out() {
+    let bin = env!("CARGO_BIN_EXE_llm-benches");
+    let out = std::env::temp_dir().join(format!("llm-benches-overhead-{}", std::process::id()));
+    let run = Command::new(bin)
+        .args([
+            "load",
+            "--only",
+            "overhead",
+            "--rates",
+            "100",
+            "--duration",
+            "200ms",
+            "--slice",
+            "100ms",
+            "--ceiling-duration",
+            "100ms",
+            "--concurrency",
+            "2",
+            "--out",
+        ])
+        .arg(&out)
+        .output()
+        .expect("running llm-benches");
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let json: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("load.json")).expect("load.json"))
+            .expect("JSON");
+    let md = std::fs::read_to_string(out.join("load.md")).expect("load.md");
+    let _ = std::fs::remove_dir_all(&out);
+    let targets: Vec<&str> = json["overhead"]
+        .as_array()
+        .expect("overhead rows")
+        .iter()
+        .filter_map(|r| r["target"].as_str())
+        .collect();
+    assert_eq!(targets, ["direct", "forwarder", "gateway"], "{json}");
+    assert!(!md.contains("## State backend"), "{md}");
 }
