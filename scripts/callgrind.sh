@@ -4,7 +4,9 @@
 # repeat on a busy machine. Each server runs twice under callgrind, once with no requests and once with N; the
 # difference divided by N is what one request costs, start and stop left out.
 #
-# Usage: scripts/callgrind.sh [N] [GATEWAY_BINARY]
+# Usage: [STREAM=1|usage] scripts/callgrind.sh [N] [GATEWAY_BINARY]
+#   STREAM          1: streamed chat (`stream: true`, the SSE answer read to its end; the fake sends 14 chunks);
+#                   usage: the same with `stream_options.include_usage`; unset: non-streamed
 #   N               requests per run (default 1000), sent one after another on one keep-alive connection
 #   GATEWAY_BINARY  the gateway to measure (default target/release/llm-gateway); give another build's binary to
 #                   compare two builds on the same inputs
@@ -58,17 +60,26 @@ fallback_policy:
   attempt_timeout: 10s
 EOF
 
+STREAM=${STREAM:-}
+case "$STREAM" in ""|1|usage) ;; *) echo "callgrind.sh: STREAM is 1, usage or unset, not '$STREAM'" >&2; exit 2 ;; esac
+
 send() { # port count model: count chat requests on one keep-alive connection; fails on any non-200
-  python3 - "$1" "$2" "$3" <<'PY'
+  python3 - "$1" "$2" "$3" "$STREAM" <<'PY'
 import http.client, json, sys
-port, n, model = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+port, n, model, stream = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
 c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
 for i in range(n):
-    body = json.dumps({"model": model, "messages": [{"role": "user", "content": f"Summarise ticket {i % 50} for the on-call engineer"}]})
-    c.request("POST", "/v1/chat/completions", body, {"content-type": "application/json", "authorization": "Bearer sk-bench-openai"})
+    req = {"model": model, "messages": [{"role": "user", "content": f"Summarise ticket {i % 50} for the on-call engineer"}]}
+    if stream:
+        req["stream"] = True
+    if stream == "usage":
+        req["stream_options"] = {"include_usage": True}
+    c.request("POST", "/v1/chat/completions", json.dumps(req), {"content-type": "application/json", "authorization": "Bearer sk-bench-openai"})
     r = c.getresponse(); data = r.read()
     if r.status != 200:
         sys.exit(f"request {i}: HTTP {r.status}: {data[:200]!r}")
+    if stream and not data.rstrip().endswith(b"data: [DONE]"):
+        sys.exit(f"request {i}: the stream did not end with [DONE]: {data[-200:]!r}")
 PY
 }
 
@@ -96,7 +107,10 @@ per_request() { # name model command...
   echo "$name: $(( (total - base) / N )) instructions per request ($N requests; ${total} in all, ${base} for start, one request and stop)"
 }
 
-echo "callgrind: $N non-streamed chat requests per server, on the load benchmark's config ($GW)" >&2
+kind=non-streamed
+[ "$STREAM" = 1 ] && kind=streamed
+[ "$STREAM" = usage ] && kind="streamed (include_usage)"
+echo "callgrind: $N $kind chat requests per server, on the load benchmark's config ($GW)" >&2
 # The gateway maps `default` to gpt-4o-mini: the fake gets the same request from both.
 per_request gateway default "$GW" serve --config "$work/gateway.yaml" --listen
 per_request forwarder gpt-4o-mini "$REL/llm-benches" forwarder --upstream "$fake" --listen

@@ -53,6 +53,21 @@ async fn every_provider_answers_plain_and_streamed_chat() {
             "{name}: {}",
             r.body
         );
+        if name == "openai" {
+            streamed_as_it_came(&r.body, false);
+            let mut with_usage = chat(true);
+            with_usage["stream_options"] = json!({"include_usage": true});
+            let r = call(
+                &s.app,
+                "POST",
+                "/v1/chat/completions",
+                Some(with_usage),
+                &[("x-llm-provider", name)],
+            )
+            .await;
+            assert_eq!(r.status, 200, "{}", r.body);
+            streamed_as_it_came(&r.body, true);
+        }
     }
     let m = metrics(&s.app).await;
     for (name, _) in PROVIDERS {
@@ -247,4 +262,30 @@ async fn models_assistants_health_and_admin() {
     )
     .await;
     assert_eq!(r.status, 400);
+}
+
+/// An OpenAI stream goes to the client as the upstream's chunks: fields the canonical chunk does not model
+/// (`system_fingerprint`, `logprobs`) on every chunk; `"usage":null` on each only when the client asked for usage
+/// (the gateway always asks the upstream), and the usage chunk then last.
+fn streamed_as_it_came(body: &str, include_usage: bool) {
+    let chunks: Vec<serde_json::Value> = body
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter(|d| !d.starts_with("[DONE]"))
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect();
+    assert!(chunks.len() > 3, "{body}");
+    let (last, content) = chunks.split_last().unwrap();
+    for c in if include_usage { content } else { &chunks[..] } {
+        assert_eq!(c["system_fingerprint"], "fp_fake0001", "{c}");
+        assert!(c["choices"][0].get("logprobs").is_some(), "{c}");
+        assert_eq!(c.get("usage").is_some(), include_usage, "{c}");
+        assert!(c["usage"].is_null(), "{c}");
+    }
+    if include_usage {
+        assert_eq!(last["choices"], json!([]), "{last}");
+        assert!(last["usage"]["total_tokens"].as_u64().unwrap() > 0, "{last}");
+    } else {
+        assert!(last["choices"][0]["finish_reason"].is_string(), "{last}");
+    }
 }

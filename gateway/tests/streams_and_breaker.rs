@@ -321,6 +321,16 @@ async fn opt_in_continue_finishes_a_cut_answer_on_the_next_provider() {
         .map(|v| v["id"].as_str().unwrap_or_default().to_string())
         .collect();
     assert_eq!(ids.len(), 1, "one completion id for the whole answer: {ids:?}");
+    let roles = r
+        .body
+        .lines()
+        .filter(|l| l.starts_with("data: {") && l.contains(r#""role""#))
+        .count();
+    assert_eq!(
+        roles, 1,
+        "the role once, not again where the answer continues: {}",
+        r.body
+    );
     let sent = s.fakes["kimi"].journal()[0].body_json().unwrap();
     let msgs = sent["messages"].as_array().unwrap();
     assert_eq!(

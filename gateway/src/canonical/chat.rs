@@ -330,6 +330,19 @@ pub struct ChatChunk {
     /// Usage (final chunk).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usage: Option<Usage>,
+    /// The upstream's own bytes, when they are this chunk in OpenAI's shape as is: sent to the client unchanged
+    /// instead of written again. Whoever changes a chunk's fields clears it.
+    #[serde(skip)]
+    pub raw: Option<RawChunk>,
+}
+
+/// An upstream's own bytes of a stream chunk in OpenAI's shape as is (see [`ChatChunk::raw`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RawChunk {
+    /// The event's data: one JSON object, as the upstream sent it.
+    pub bytes: bytes::Bytes,
+    /// It has a top-level `usage` key (OpenAI writes `"usage":null` on every chunk once usage is asked for).
+    pub usage_key: bool,
 }
 
 impl ChatChunk {
@@ -352,6 +365,7 @@ impl ChatChunk {
                 finish_reason: finish,
             }],
             usage: None,
+            raw: None,
         }
     }
 }

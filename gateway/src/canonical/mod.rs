@@ -8,7 +8,7 @@ pub mod responses;
 pub mod validate;
 
 pub use chat::{
-    ChatChunk, ChatRequest, ChatResponse, Choice, ChunkChoice, Delta, Message, Raw, Role, ToolCall,
+    ChatChunk, ChatRequest, ChatResponse, Choice, ChunkChoice, Delta, Message, Raw, RawChunk, Role, ToolCall,
     ToolCallDelta, ToolFunction, Usage,
 };
 pub use embeddings::{Embedding, EmbeddingInput, EmbeddingsRequest, EmbeddingsResponse, EmbeddingsUsage};

@@ -204,12 +204,17 @@ impl Body {
         if let Some(u) = &chunk.usage {
             super::count_tokens(&self.state, &self.provider, u);
         }
+        // A chunk whose fields change here no longer goes out as the upstream's bytes.
+        let mut changed = false;
         match &self.ident {
             None => self.ident = Some((chunk.id.clone(), chunk.created, chunk.model.clone())),
             Some((id, created, model)) => {
-                chunk.id.clone_from(id);
-                chunk.created = *created;
-                chunk.model.clone_from(model);
+                if chunk.id != *id || chunk.created != *created || chunk.model != *model {
+                    chunk.id.clone_from(id);
+                    chunk.created = *created;
+                    chunk.model.clone_from(model);
+                    changed = true;
+                }
             }
         }
         for ch in &mut chunk.choices {
@@ -217,7 +222,11 @@ impl Body {
             // Every provider's tool-call answer ends with `tool_calls` (agent loops test for it).
             if self.tool_calls && matches!(ch.finish_reason.as_deref(), Some("stop" | "function_call")) {
                 ch.finish_reason = Some("tool_calls".into());
+                changed = true;
             }
+        }
+        if changed {
+            chunk.raw = None;
         }
         if let Some(c) = self.continuation.as_mut() {
             if let Some(t) = chunk.choices.first().and_then(|ch| ch.delta.content.as_deref()) {
@@ -265,7 +274,9 @@ impl Body {
             .into_iter()
             .map(|mut ch| {
                 for choice in &mut ch.choices {
-                    choice.delta.role = None;
+                    if choice.delta.role.take().is_some() {
+                        ch.raw = None;
+                    }
                 }
                 ch
             })
@@ -669,6 +680,69 @@ fallback_policy: {{ order: [a, b], deadline: 30s, stall_timeout: 2s, max_stream_
             })
             .collect();
         assert_eq!(finish, ["tool_calls"]);
+    }
+
+    /// A chunk as an OpenAI upstream's translator gives it: its bytes kept.
+    fn as_is(mut c: ChatChunk) -> ChatChunk {
+        c.raw = Some(crate::canonical::RawChunk {
+            bytes: serde_json::to_vec(&c).unwrap().into(),
+            usage_key: false,
+        });
+        c
+    }
+
+    #[tokio::test]
+    async fn a_chunk_changed_on_its_way_loses_its_bytes_and_an_unchanged_one_keeps_them() {
+        let call = Delta {
+            tool_calls: Some(vec![ToolCallDelta {
+                index: 0,
+                id: Some("call_1".into()),
+                kind: Some("function".into()),
+                function: Some(serde_json::json!({"name": "f", "arguments": "{}"})),
+            }]),
+            ..Delta::default()
+        };
+        let rest: ChunkStream = Box::pin(futures::stream::iter(vec![
+            Ok(as_is(chunk("lo"))),
+            // Another id, creation time or model than the first chunk's: rewritten to the first's.
+            Ok(as_is(ChatChunk::with_delta(
+                "other",
+                1,
+                "m",
+                Delta::default(),
+                None,
+            ))),
+            Ok(as_is(ChatChunk::with_delta("id", 2, "m", Delta::default(), None))),
+            Ok(as_is(ChatChunk::with_delta(
+                "id",
+                1,
+                "m2",
+                Delta::default(),
+                None,
+            ))),
+            Ok(as_is(ChatChunk::with_delta("id", 1, "m", call, None))),
+            // `stop` after a tool call: rewritten to `tool_calls`.
+            Ok(as_is(ChatChunk::with_delta(
+                "id",
+                1,
+                "m",
+                Delta::default(),
+                Some("stop".into()),
+            ))),
+        ]));
+        let evs = events(&state(""), rest).await;
+        let kept: Vec<bool> = evs
+            .iter()
+            .filter_map(|e| match e {
+                Event::Chunk(c) => {
+                    assert_eq!((c.id.as_str(), c.created, c.model.as_str()), ("id", 1, "m"));
+                    Some(c.raw.is_some())
+                }
+                _ => None,
+            })
+            .collect();
+        // The first ("Hel", held at the first token) was made without bytes.
+        assert_eq!(kept, [false, true, false, false, false, true, false]);
     }
 
     #[tokio::test(start_paused = true)]

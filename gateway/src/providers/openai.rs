@@ -8,8 +8,8 @@ use super::http::{self, Classify};
 use super::stream::{self, ChunkStream, Event, Framing, Step, Translator};
 use super::Read;
 use crate::canonical::{
-    new_id, unix_now, ChatChunk, ChatRequest, ChatResponse, Choice, EmbeddingsRequest, EmbeddingsResponse,
-    Message, Raw, Role, Usage,
+    new_id, unix_now, ChatChunk, ChatRequest, ChatResponse, Choice, ChunkChoice, EmbeddingsRequest,
+    EmbeddingsResponse, Message, Raw, RawChunk, Role, Usage,
 };
 use crate::config::Secret;
 
@@ -130,6 +130,7 @@ impl OpenAiCompat {
         let resp = http::send(rb, self.classify(), secret).await?;
         let translator = OpenAiStream {
             classify: self.classify(),
+            flavor: self.flavor,
             done: false,
         };
         Ok(stream::drive(resp.bytes_stream(), Framing::Sse, translator))
@@ -249,7 +250,129 @@ pub(crate) fn normalize_response(out: &mut ChatResponse) -> bool {
 /// SSE `data: {chunk}` ... `data: [DONE]`, with mid-stream `data: {"error":...}` and Moonshot's usage-in-choice.
 struct OpenAiStream {
     classify: Classify,
+    flavor: Flavor,
     done: bool,
+}
+
+/// A stream chunk as an OpenAI-shaped upstream sends it, read in one typed pass: the canonical chunk's fields,
+/// whether `usage` is there at all, Moonshot's usage inside the first choice, an in-stream error.
+#[derive(serde::Deserialize)]
+struct WireChunk {
+    #[serde(default)]
+    id: String,
+    #[serde(default)]
+    object: String,
+    #[serde(default)]
+    created: u64,
+    #[serde(default)]
+    model: String,
+    #[serde(default)]
+    choices: Vec<WireChoice>,
+    /// `Some(None)`: the key is there, `null`.
+    #[serde(default, deserialize_with = "present")]
+    usage: Option<Option<Usage>>,
+    #[serde(default)]
+    error: Option<Value>,
+}
+
+#[derive(serde::Deserialize)]
+struct WireChoice {
+    #[serde(default)]
+    index: u32,
+    #[serde(default)]
+    delta: crate::canonical::Delta,
+    #[serde(default)]
+    finish_reason: Option<String>,
+    /// Moonshot's; read leniently (a usage that does not read is left out, not a broken chunk).
+    #[serde(default)]
+    usage: Option<Value>,
+}
+
+/// A field that is there (`Some`), whatever its value, `null` included.
+fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    serde::Deserialize::deserialize(d).map(Some)
+}
+
+/// Whether an in-stream `error` key says the stream failed (truthy, as the OpenAI SDK reads it).
+fn is_error(e: &Value) -> bool {
+    !e.is_null() && e != &Value::Bool(false)
+}
+
+impl OpenAiStream {
+    /// An in-stream error event as the provider's error (a 200 stream's "bad request" is the upstream's fault).
+    fn error(&self, data: &str) -> ProviderError {
+        let mut e = (self.classify)(200, &HeaderMap::new(), data);
+        if e.class == ErrorClass::BadRequest {
+            e.class = ErrorClass::Overloaded;
+        }
+        e
+    }
+
+    /// A chunk the typed read refused, read again through a JSON tree for the error it must give (invalid
+    /// JSON, an error event with odd fields beside it, a field of the wrong type) or the chunk it still is
+    /// (a repeated key, which a tree takes, last one winning).
+    fn slow(&self, data: &str) -> Result<ChatChunk, ProviderError> {
+        let v: Value = http::parse_json(data.as_bytes())?;
+        if v.get("error").is_some_and(is_error) {
+            return Err(self.error(data));
+        }
+        let usage_in_choice = v.pointer("/choices/0/usage").cloned();
+        let mut chunk: ChatChunk = serde_json::from_value(v)
+            .map_err(|e| ProviderError::new(ErrorClass::Malformed, format!("bad stream chunk: {e}")))?;
+        if chunk.usage.is_none() {
+            if let Some(u) = usage_in_choice.and_then(|u| serde_json::from_value(u).ok()) {
+                chunk.usage = Some(u);
+            }
+        }
+        Ok(chunk)
+    }
+
+    /// One chunk by the typed read, and whether its bytes go out as they came (`Some(has a usage key)`): an
+    /// OpenAI upstream, its id, creation time and `object` there, usage where OpenAI puts it.
+    fn chunk(&self, data: &str) -> Result<(ChatChunk, Option<bool>), ProviderError> {
+        let Ok(w) = serde_json::from_str::<WireChunk>(data) else {
+            return self.slow(data).map(|c| (c, None));
+        };
+        if w.error.as_ref().is_some_and(is_error) {
+            return Err(self.error(data));
+        }
+        let usage_key = w.usage.is_some();
+        let mut usage = w.usage.flatten();
+        let mut usage_moved = false;
+        let mut choices = Vec::with_capacity(w.choices.len());
+        for (i, c) in w.choices.into_iter().enumerate() {
+            if i == 0 && usage.is_none() {
+                if let Some(u) = c.usage.and_then(|u| serde_json::from_value(u).ok()) {
+                    usage = Some(u);
+                    usage_moved = true;
+                }
+            }
+            choices.push(ChunkChoice {
+                index: c.index,
+                delta: c.delta,
+                finish_reason: c.finish_reason,
+            });
+        }
+        let as_is = self.flavor == Flavor::OpenAi
+            && !usage_moved
+            && !w.id.is_empty()
+            && w.created != 0
+            && w.object == "chat.completion.chunk";
+        let chunk = ChatChunk {
+            id: w.id,
+            object: "chat.completion.chunk".to_string(),
+            created: w.created,
+            model: w.model,
+            choices,
+            usage,
+            raw: None,
+        };
+        Ok((chunk, as_is.then_some(usage_key)))
+    }
 }
 
 impl Translator for OpenAiStream {
@@ -262,25 +385,16 @@ impl Translator for OpenAiStream {
                 done: true,
             });
         }
-        let v: Value = http::parse_json(data.as_bytes())?;
-        if v.get("error")
-            .is_some_and(|e| !e.is_null() && e != &Value::Bool(false))
-        {
-            let mut e = (self.classify)(200, &HeaderMap::new(), data);
-            if e.class == ErrorClass::BadRequest {
-                e.class = ErrorClass::Overloaded;
-            }
-            return Err(e);
+        let start = data.as_ptr() as usize - event.data.as_ptr() as usize;
+        let range = start..start + data.len();
+        let (mut chunk, as_is) = self.chunk(data)?;
+        if let Some(usage_key) = as_is {
+            // The event's own string, moved (not copied) into the bytes that go out.
+            chunk.raw = Some(RawChunk {
+                bytes: bytes::Bytes::from(event.data).slice(range),
+                usage_key,
+            });
         }
-        let usage_in_choice = v.pointer("/choices/0/usage").cloned();
-        let mut chunk: ChatChunk = serde_json::from_value(v)
-            .map_err(|e| ProviderError::new(ErrorClass::Malformed, format!("bad stream chunk: {e}")))?;
-        if chunk.usage.is_none() {
-            if let Some(u) = usage_in_choice.and_then(|u| serde_json::from_value(u).ok()) {
-                chunk.usage = Some(u);
-            }
-        }
-        chunk.object = "chat.completion.chunk".to_string();
         Ok(Step {
             chunks: vec![chunk],
             done: false,

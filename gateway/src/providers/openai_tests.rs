@@ -31,6 +31,7 @@ fn openai_stream(parts: &[&str]) -> ChunkStream {
         Framing::Sse,
         OpenAiStream {
             classify,
+            flavor: Flavor::OpenAi,
             done: false,
         },
     )
@@ -82,12 +83,156 @@ async fn kimi_usage_inside_the_choice_is_lifted() {
         Framing::Sse,
         OpenAiStream {
             classify: super::super::kimi::classify,
+            flavor: Flavor::Kimi,
             done: false,
         },
     );
     let (chunks, err) = collect(s).await;
     assert!(err.is_none());
     assert_eq!(chunks[0].usage.unwrap().total_tokens, 32);
+    assert_eq!(chunks[0].raw, None, "Moonshot's chunks are not OpenAI's shape");
+}
+
+#[tokio::test]
+async fn an_openai_chunk_as_is_keeps_its_bytes_and_others_do_not() {
+    let as_is = r#"{"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","system_fingerprint":"fp","choices":[{"index":0,"delta":{"content":"Hi"},"logprobs":null,"finish_reason":null}],"usage":null}"#;
+    let no_usage_key = r#"{"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","choices":[]}"#;
+    let no_object = r#"{"id":"c1","created":1,"model":"m","choices":[]}"#;
+    let no_id = r#"{"object":"chat.completion.chunk","created":1,"model":"m","choices":[]}"#;
+    let no_created = r#"{"id":"c1","object":"chat.completion.chunk","model":"m","choices":[]}"#;
+    let usage_in_choice = r#"{"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{},"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}]}"#;
+    let repeated_key =
+        r#"{"id":"c0","id":"c1","object":"chat.completion.chunk","created":1,"model":"m","choices":[]}"#;
+    let events: String = [
+        as_is,
+        no_usage_key,
+        no_object,
+        no_id,
+        no_created,
+        usage_in_choice,
+        repeated_key,
+    ]
+    .iter()
+    .map(|d| format!("data:  {d} \r\n\r\n"))
+    .collect::<String>()
+        + "data: [DONE]\n\n";
+    let (chunks, err) = collect(openai_stream(&[&events])).await;
+    assert!(err.is_none(), "{err:?}");
+    let raw: Vec<_> = chunks
+        .iter()
+        .map(|c| {
+            c.raw
+                .as_ref()
+                .map(|r| (std::str::from_utf8(&r.bytes).unwrap(), r.usage_key))
+        })
+        .collect();
+    assert_eq!(
+        raw,
+        [
+            Some((as_is, true)),
+            Some((no_usage_key, false)),
+            None,
+            None,
+            None,
+            None,
+            None
+        ]
+    );
+    assert_eq!(chunks[5].usage.map(|u| u.total_tokens), Some(2));
+    assert_eq!(
+        chunks[6].id, "c1",
+        "a repeated key reads as a JSON tree reads it: the last one wins"
+    );
+    for c in &chunks {
+        assert_eq!(c.object, "chat.completion.chunk");
+    }
+}
+
+/// Every field of a chunk, and its wrong-typed values: the one-pass typed read takes exactly what the JSON tree
+/// read takes, one and two fields wrong at a time, with its result and its error.
+#[test]
+fn the_typed_chunk_read_takes_exactly_what_the_tree_read_takes() {
+    let base = json!({"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "m",
+        "choices": [{"index": 0, "delta": {"role": "assistant", "content": "Hi",
+            "tool_calls": [{"index": 0, "id": "call_1", "type": "function", "function": {"name": "f", "arguments": ""}}]},
+            "finish_reason": null, "usage": {"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3}}],
+        "usage": null, "error": null});
+    let paths = [
+        "/id",
+        "/object",
+        "/created",
+        "/model",
+        "/choices",
+        "/choices/0",
+        "/choices/0/index",
+        "/choices/0/delta",
+        "/choices/0/delta/role",
+        "/choices/0/delta/content",
+        "/choices/0/delta/tool_calls",
+        "/choices/0/delta/tool_calls/0/index",
+        "/choices/0/finish_reason",
+        "/choices/0/usage",
+        "/usage",
+        "/usage/prompt_tokens",
+        "/error",
+    ];
+    let values = [
+        json!(null),
+        json!(5),
+        json!(-1),
+        json!(1.5),
+        json!("s"),
+        json!(true),
+        json!(false),
+        json!([]),
+        json!({}),
+        json!({"prompt_tokens": 4, "completion_tokens": 1, "total_tokens": 5}),
+        json!({"message": "boom", "type": "server_error"}),
+    ];
+    let set = |v: &mut Value, path: &str, to: &Value| {
+        let (parent, key) = path.rsplit_once('/').unwrap();
+        match v.pointer_mut(parent) {
+            Some(Value::Object(m)) => {
+                m.insert(key.to_string(), to.clone());
+            }
+            Some(Value::Array(a)) => {
+                if let Some(slot) = key.parse::<usize>().ok().and_then(|i| a.get_mut(i)) {
+                    *slot = to.clone();
+                }
+            }
+            _ => {}
+        }
+    };
+    let mut cases = 0;
+    for flavor in [Flavor::OpenAi, Flavor::Kimi] {
+        let t = OpenAiStream {
+            classify,
+            flavor,
+            done: false,
+        };
+        for (i, p) in paths.iter().enumerate() {
+            for a in &values {
+                for (q, b) in paths[i..].iter().zip(values.iter().cycle()) {
+                    let mut v = base.clone();
+                    set(&mut v, p, a);
+                    set(&mut v, q, b);
+                    let data = serde_json::to_string(&v).unwrap();
+                    let typed = t.chunk(&data).map(|(c, _)| c);
+                    let mut tree = t.slow(&data);
+                    if let Ok(c) = tree.as_mut() {
+                        c.object = "chat.completion.chunk".into();
+                    }
+                    match (typed, tree) {
+                        (Ok(a), Ok(b)) => assert_eq!(a, b, "{v}"),
+                        (Err(a), Err(b)) => assert_eq!((a.class, a.message), (b.class, b.message), "{v}"),
+                        (a, b) => panic!("{v}: typed {a:?}, tree {b:?}"),
+                    }
+                    cases += 1;
+                }
+            }
+        }
+    }
+    assert!(cases > 2000, "{cases}");
 }
 
 fn c(status: u16, body: &str) -> ProviderError {

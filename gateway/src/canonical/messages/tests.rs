@@ -187,6 +187,7 @@ fn chunk(
             finish_reason: finish.map(str::to_string),
         }],
         usage,
+        raw: None,
     }
 }
 

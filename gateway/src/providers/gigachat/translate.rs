@@ -271,5 +271,6 @@ pub(crate) fn chunk(v: Value, id: &str) -> Result<ChatChunk, ProviderError> {
         model,
         choices,
         usage,
+        raw: None,
     })
 }
