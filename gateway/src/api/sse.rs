@@ -69,8 +69,19 @@ pub(crate) fn without_null_usage(json: &[u8]) -> Option<Vec<u8>> {
             b'"' => {
                 let start = i;
                 i += 1;
-                while i < json.len() && json[i] != b'"' {
-                    i += if json[i] == b'\\' { 2 } else { 1 };
+                // To the closing quote, over escapes (a quote after a backslash is not one).
+                loop {
+                    match json.get(i..).and_then(|rest| memchr::memchr2(b'"', b'\\', rest)) {
+                        Some(rel) if json[i + rel] == b'"' => {
+                            i += rel;
+                            break;
+                        }
+                        Some(rel) => i += rel + 2,
+                        None => {
+                            i = json.len();
+                            break;
+                        }
+                    }
                 }
                 let end = i + 1; // past the closing quote
                 if depth == 1 && &json[start..end.min(json.len())] == b"\"usage\"" {

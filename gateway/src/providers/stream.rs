@@ -86,7 +86,7 @@ impl Decoder {
         // per line).
         let buf = std::mem::take(&mut self.buf);
         let mut start = 0;
-        while let Some(rel) = buf[start..].iter().position(|b| *b == b'\n') {
+        while let Some(rel) = memchr::memchr(b'\n', &buf[start..]) {
             let end = start + rel;
             let result = self.line(&buf[start..end], &mut out);
             start = end + 1;
