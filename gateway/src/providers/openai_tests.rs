@@ -189,20 +189,6 @@ fn the_typed_chunk_read_takes_exactly_what_the_tree_read_takes() {
         json!({"prompt_tokens": 4, "completion_tokens": 1, "total_tokens": 5}),
         json!({"message": "boom", "type": "server_error"}),
     ];
-    let set = |v: &mut Value, path: &str, to: &Value| {
-        let (parent, key) = path.rsplit_once('/').unwrap();
-        match v.pointer_mut(parent) {
-            Some(Value::Object(m)) => {
-                m.insert(key.to_string(), to.clone());
-            }
-            Some(Value::Array(a)) => {
-                if let Some(slot) = key.parse::<usize>().ok().and_then(|i| a.get_mut(i)) {
-                    *slot = to.clone();
-                }
-            }
-            _ => {}
-        }
-    };
     let mut cases = 0;
     for flavor in [Flavor::OpenAi, Flavor::Kimi] {
         let t = OpenAiStream {
@@ -214,8 +200,8 @@ fn the_typed_chunk_read_takes_exactly_what_the_tree_read_takes() {
             for a in &values {
                 for (q, b) in paths[i..].iter().zip(values.iter().cycle()) {
                     let mut v = base.clone();
-                    set(&mut v, p, a);
-                    set(&mut v, q, b);
+                    set_at(&mut v, p, a);
+                    set_at(&mut v, q, b);
                     let data = serde_json::to_string(&v).unwrap();
                     let typed = t.chunk(&data).map(|(c, _)| c);
                     let mut tree = t.slow(&data);
@@ -482,6 +468,22 @@ fn pass_through_reads_in_full_what_does_not_go_out_as_it_came() {
     assert!(k.raw.is_none() && k.text().starts_with("Paris"));
 }
 
+/// Sets the value at a JSON pointer whose parent exists (a missing parent or index: left as it is).
+fn set_at(v: &mut Value, path: &str, to: &Value) {
+    let (parent, key) = path.rsplit_once('/').unwrap();
+    match v.pointer_mut(parent) {
+        Some(Value::Object(m)) => {
+            m.insert(key.to_string(), to.clone());
+        }
+        Some(Value::Array(a)) => {
+            if let Some(slot) = key.parse::<usize>().ok().and_then(|i| a.get_mut(i)) {
+                *slot = to.clone();
+            }
+        }
+        _ => {}
+    }
+}
+
 /// Every field of an answer, and its wrong-typed values: the head read takes exactly what the full read takes,
 /// one and two fields wrong at a time, and fails with the full read's error.
 #[test]
@@ -518,28 +520,14 @@ fn the_head_read_takes_exactly_what_the_full_read_takes() {
         json!({"a": 1}),
         json!("assistant"),
     ];
-    let set = |v: &mut Value, path: &str, to: &Value| {
-        let (parent, key) = path.rsplit_once('/').unwrap();
-        match v.pointer_mut(parent) {
-            Some(Value::Object(m)) => {
-                m.insert(key.to_string(), to.clone());
-            }
-            Some(Value::Array(a)) => {
-                if let Some(slot) = key.parse::<usize>().ok().and_then(|i| a.get_mut(i)) {
-                    *slot = to.clone();
-                }
-            }
-            _ => {}
-        }
-    };
     let mut cases = 0;
     let openai = openai();
     for (i, p) in paths.iter().enumerate() {
         for a in &values {
             for (q, b) in paths[i..].iter().zip(values.iter().cycle()) {
                 let mut v = base.clone();
-                set(&mut v, p, a);
-                set(&mut v, q, b);
+                set_at(&mut v, p, a);
+                set_at(&mut v, q, b);
                 let body = serde_json::to_vec(&v).unwrap();
                 let full = openai.parse_chat(body.clone(), Read::Full);
                 let head = openai
