@@ -335,7 +335,10 @@ impl OpenAiStream {
     /// OpenAI upstream, its id, creation time and `object` there, usage where OpenAI puts it.
     fn chunk(&self, data: &str) -> Result<(ChatChunk, Option<bool>), ProviderError> {
         let Ok(w) = serde_json::from_str::<WireChunk>(data) else {
-            return self.slow(data).map(|c| (c, None));
+            return self.slow(data).map(|mut c| {
+                c.object = "chat.completion.chunk".to_string();
+                (c, None)
+            });
         };
         if w.error.as_ref().is_some_and(is_error) {
             return Err(self.error(data));

@@ -101,8 +101,7 @@ async fn an_openai_chunk_as_is_keeps_its_bytes_and_others_do_not() {
     let no_id = r#"{"object":"chat.completion.chunk","created":1,"model":"m","choices":[]}"#;
     let no_created = r#"{"id":"c1","object":"chat.completion.chunk","model":"m","choices":[]}"#;
     let usage_in_choice = r#"{"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{},"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}]}"#;
-    let repeated_key =
-        r#"{"id":"c0","id":"c1","object":"chat.completion.chunk","created":1,"model":"m","choices":[]}"#;
+    let repeated_key = r#"{"id":"c0","id":"c1","created":1,"model":"m","choices":[]}"#;
     let events: String = [
         as_is,
         no_usage_key,
@@ -141,7 +140,7 @@ async fn an_openai_chunk_as_is_keeps_its_bytes_and_others_do_not() {
     assert_eq!(chunks[5].usage.map(|u| u.total_tokens), Some(2));
     assert_eq!(
         chunks[6].id, "c1",
-        "a repeated key reads as a JSON tree reads it: the last one wins"
+        "a repeated key reads as a JSON tree reads it: the last one wins (and it is a chunk without `object`)"
     );
     for c in &chunks {
         assert_eq!(c.object, "chat.completion.chunk");
@@ -206,6 +205,7 @@ fn the_typed_chunk_read_takes_exactly_what_the_tree_read_takes() {
                     let typed = t.chunk(&data).map(|(c, _)| c);
                     let mut tree = t.slow(&data);
                     if let Ok(c) = tree.as_mut() {
+                        // The tree read keeps the upstream's `object`; the chunk that comes out is a chunk.
                         c.object = "chat.completion.chunk".into();
                     }
                     match (typed, tree) {
