@@ -62,7 +62,7 @@ pub(crate) fn without_null_usage(json: &[u8]) -> Option<Vec<u8>> {
         i
     };
     let (mut depth, mut i) = (0usize, 0usize);
-    // The end of the last top-level member's value (or of `{`), to find the comma before a last member.
+    // The last top-level comma seen: the one before the member, when the member is the object's last.
     let mut last_comma: Option<usize> = None;
     while i < json.len() {
         match json[i] {

@@ -106,7 +106,7 @@ impl OpenAiCompat {
         };
         let mut out: ChatResponse = http::parse_json(&body)?;
         let as_is = normalize_response(&mut out);
-        if as_is && self.flavor == Flavor::OpenAi {
+        if as_is && self.flavor == Flavor::OpenAi && is_object(&body) {
             out.raw = Some(Raw::full(bytes::Bytes::from(body)));
         }
         if out.choices.first().and_then(|c| c.finish_reason.as_deref()) == Some("content_filter") {
@@ -200,7 +200,7 @@ pub(crate) fn head(body: Vec<u8>) -> Result<ChatResponse, Vec<u8>> {
     let Ok(h) = serde_json::from_slice::<Head>(&body) else {
         return Err(body);
     };
-    let as_is = !h.id.is_empty() && h.created != 0 && h.object == "chat.completion";
+    let as_is = !h.id.is_empty() && h.created != 0 && h.object == "chat.completion" && is_object(&body);
     let plain = h.choices.iter().all(|c| {
         c.message.tool_calls.as_ref().is_none_or(Vec::is_empty)
             && c.finish_reason.as_deref() != Some("content_filter")
@@ -232,6 +232,12 @@ pub(crate) fn head(body: Vec<u8>) -> Result<ChatResponse, Vec<u8>> {
             head_only: true,
         }),
     })
+}
+
+/// Whether bytes that read as an answer or a chunk are a JSON object: serde also reads a struct from an array
+/// of its fields in order, and bytes sent on as they came must be the object clients expect.
+fn is_object(bytes: &[u8]) -> bool {
+    bytes.trim_ascii_start().first() == Some(&b'{')
 }
 
 /// Fills fields strict clients require; returns whether the answer already had them all.
@@ -332,7 +338,7 @@ impl OpenAiStream {
     }
 
     /// One chunk by the typed read, and whether its bytes go out as they came (`Some(has a usage key)`): an
-    /// OpenAI upstream, its id, creation time and `object` there, usage where OpenAI puts it.
+    /// OpenAI upstream, a JSON object, its id, creation time and `object` there, usage where OpenAI puts it.
     fn chunk(&self, data: &str) -> Result<(ChatChunk, Option<bool>), ProviderError> {
         let Ok(w) = serde_json::from_str::<WireChunk>(data) else {
             return self.slow(data).map(|mut c| {
@@ -361,6 +367,7 @@ impl OpenAiStream {
             });
         }
         let as_is = self.flavor == Flavor::OpenAi
+            && is_object(data.as_bytes())
             && !usage_moved
             && !w.id.is_empty()
             && w.created != 0

@@ -544,3 +544,22 @@ fn the_head_read_takes_exactly_what_the_full_read_takes() {
     }
     assert!(cases > 1000, "{cases}");
 }
+
+/// serde reads a struct from an array of its fields too: an upstream that answers so is read, but its bytes are
+/// never sent on as they came (a client expects an object), streamed or not.
+#[tokio::test]
+async fn an_answer_or_chunk_sent_as_an_array_is_written_again_as_an_object() {
+    let answer = r#"["chatcmpl-1","chat.completion",1,"gpt-4o-mini",[{"index":0,"message":{"role":"assistant","content":"Hi"},"finish_reason":"stop"}],{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}]"#;
+    for read in [Read::Full, Read::PassThrough] {
+        let out = openai()
+            .parse_chat(answer.as_bytes().to_vec(), read)
+            .unwrap()
+            .complete();
+        assert_eq!((out.raw.is_none(), out.text().as_str()), (true, "Hi"), "{read:?}");
+    }
+    let chunk = r#"["c1","chat.completion.chunk",1,"m",[{"index":0,"delta":{"content":"Hi"},"finish_reason":null}],null]"#;
+    let (chunks, err) = collect(openai_stream(&[&format!("data: {chunk}\n\ndata: [DONE]\n\n")])).await;
+    assert!(err.is_none(), "{err:?}");
+    assert_eq!(chunks[0].raw, None);
+    assert_eq!(chunks[0].choices[0].delta.content.as_deref(), Some("Hi"));
+}
