@@ -366,8 +366,11 @@ impl OpenAiStream {
                 finish_reason: c.finish_reason,
             });
         }
+        // A data field written on several lines is one JSON text with line breaks in it: sent on as it came, they
+        // would end the client's `data:` line (SSE breaks lines at CR as well as LF) in the middle of the object.
         let as_is = self.flavor == Flavor::OpenAi
             && is_object(data.as_bytes())
+            && memchr::memchr2(b'\n', b'\r', data.as_bytes()).is_none()
             && !usage_moved
             && !w.id.is_empty()
             && w.created != 0

@@ -563,3 +563,16 @@ async fn an_answer_or_chunk_sent_as_an_array_is_written_again_as_an_object() {
     assert_eq!(chunks[0].raw, None);
     assert_eq!(chunks[0].choices[0].delta.content.as_deref(), Some("Hi"));
 }
+
+/// One chunk written over several `data:` lines (valid SSE, joined with a line feed) or with a carriage return
+/// between its tokens is read, and written again on one line: its bytes would break the client's framing.
+#[tokio::test]
+async fn a_chunk_with_line_breaks_in_its_data_is_written_again_on_one_line() {
+    let lines = "data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\ndata: \"created\":1,\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hi\"}}]}\n\n";
+    let cr = "data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\r\"created\":1,\"model\":\"m\",\"choices\":[]}\n\n";
+    let (chunks, err) = collect(openai_stream(&[lines, cr, "data: [DONE]\n\n"])).await;
+    assert!(err.is_none(), "{err:?}");
+    assert_eq!(chunks.len(), 2);
+    assert_eq!(chunks[0].choices[0].delta.content.as_deref(), Some("Hi"));
+    assert!(chunks.iter().all(|c| c.raw.is_none()), "{chunks:?}");
+}
