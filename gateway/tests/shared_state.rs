@@ -571,6 +571,78 @@ async fn a_mode_switch_on_one_gateway_reaches_all_within_a_second_and_a_later_on
     stop_all(gws).await;
 }
 
+/// A poll of the shared mode that read the old mode before a switch here wrote the new one must not set the old
+/// one back here. Polls run back to back beside 200 switches; a watcher reads the mode between switches (a
+/// sequence number odd while a switch runs, like a seqlock) and counts every time it is not the one switched to.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_switch_here_is_never_undone_by_a_poll_that_read_the_old_mode() {
+    use llm_gateway::config::Mode;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
+    use std::sync::Arc;
+    let Some(redis) = redis().await else { return };
+    let (openai, kimi) = fakes().await;
+    let yaml = config(&openai, &kimi, "{}", "", &redis.url(), "mode:");
+    let gw = Gw::start(&yaml).await;
+    let state = gw.state.clone();
+    let (stop, polls, seq) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicU64::new(0)),
+        Arc::new(AtomicU64::new(0)),
+    );
+    let poller = {
+        let (state, stop, polls) = (state.clone(), stop.clone(), polls.clone());
+        tokio::spawn(async move {
+            while !stop.load(SeqCst) {
+                llm_gateway::state::poll_mode(&state).await;
+                polls.fetch_add(1, SeqCst);
+            }
+        })
+    };
+    // Mode switched to by switch k (seq 2k+2 once it returned): offline for even k.
+    let want = |s: u64| {
+        if (s / 2 - 1) % 2 == 0 {
+            Mode::Offline
+        } else {
+            Mode::Auto
+        }
+    };
+    let watcher = {
+        let (state, stop, seq) = (state.clone(), stop.clone(), seq.clone());
+        tokio::task::spawn_blocking(move || {
+            let (mut undone, mut looks) = (0u64, 0u64);
+            while !stop.load(SeqCst) {
+                let s1 = seq.load(SeqCst);
+                let mode = state.router.mode();
+                if s1 >= 2 && s1 % 2 == 0 && seq.load(SeqCst) == s1 {
+                    looks += 1;
+                    undone += u64::from(mode != want(s1));
+                }
+            }
+            (undone, looks)
+        })
+    };
+    for i in 0..200u64 {
+        let mode = if i % 2 == 0 { Mode::Offline } else { Mode::Auto };
+        seq.fetch_add(1, SeqCst);
+        assert_eq!(state.router.switch_mode(mode).await, Some(true));
+        seq.fetch_add(1, SeqCst);
+        // Two polls after it: one that was under way at the switch has ended and set what it read.
+        let p = polls.load(SeqCst);
+        while polls.load(SeqCst) < p + 2 {
+            tokio::task::yield_now().await;
+        }
+    }
+    stop.store(true, SeqCst);
+    poller.await.unwrap();
+    let (undone, looks) = watcher.await.unwrap();
+    assert!(looks > 200, "the watcher looked between the switches: {looks}");
+    assert_eq!(
+        undone, 0,
+        "a poll set the old mode back after a switch ({undone} of {looks} looks)"
+    );
+    gw.stop().await;
+}
+
 async fn readyz(gw: &Gw) -> (u16, Value) {
     let r = reqwest::get(gw.url("/readyz")).await.unwrap();
     (r.status().as_u16(), r.json().await.unwrap())

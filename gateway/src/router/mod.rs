@@ -317,8 +317,13 @@ impl Router {
     /// follow within [`crate::state::MODE_POLL`]). `Some(true)` when Redis took it, `Some(false)` when it failed
     /// (the switch is kept here and written once Redis answers), `None` with the memory backend.
     pub async fn switch_mode(&self, mode: Mode) -> Option<bool> {
+        let Some(r) = self.backend.redis() else {
+            self.set_mode(mode);
+            return None;
+        };
+        // No poll of the shared mode runs between the switch here and its write (it would set the old one back).
+        let _switching = r.lock_mode().await;
         self.set_mode(mode);
-        let r = self.backend.redis()?;
         let shared = r.write_mode(mode).await.is_ok();
         if !shared {
             r.keep_pending_mode(mode);

@@ -111,6 +111,9 @@ pub struct RedisState {
     conn: Mutex<Option<ConnectionManager>>,
     /// A mode switched here while Redis failed: written when it answers again.
     pending_mode: Mutex<Option<Mode>>,
+    /// Held by a switch here (set, then write) and by a poll (read, then set): a poll whose read went out before
+    /// the switch's write would otherwise set the old mode back here after the switch.
+    mode_lock: tokio::sync::Mutex<()>,
     /// After a failure: local state until then.
     retry_at: Mutex<Option<Instant>>,
     degraded: AtomicBool,
@@ -154,6 +157,7 @@ impl RedisState {
             password,
             conn: Mutex::new(None),
             pending_mode: Mutex::new(None),
+            mode_lock: tokio::sync::Mutex::new(()),
             retry_at: Mutex::new(None),
             degraded: AtomicBool::new(false),
             metrics,
@@ -309,6 +313,11 @@ impl RedisState {
         Ok(v.as_deref().and_then(Mode::parse))
     }
 
+    /// Serialises a mode switch made here with the polls of the shared mode (see `mode_lock`).
+    pub async fn lock_mode(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.mode_lock.lock().await
+    }
+
     /// Remembers a switch Redis did not take.
     pub fn keep_pending_mode(&self, mode: Mode) {
         *lock(&self.pending_mode) = Some(mode);
@@ -351,7 +360,15 @@ pub fn follow_mode(state: &Arc<AppState>) {
     });
 }
 
+/// One poll of the shared mode, as [`follow_mode`] runs it every [`MODE_POLL`] (nothing without Redis).
+pub async fn poll_mode(state: &AppState) {
+    if let Some(r) = state.router.state_backend().redis() {
+        sync_mode(state, r).await;
+    }
+}
+
 async fn sync_mode(state: &AppState, r: &RedisState) {
+    let _switching = r.lock_mode().await;
     if let Some(pending) = r.take_pending_mode() {
         if r.write_mode(pending).await.is_err() {
             r.keep_pending_mode(pending);
