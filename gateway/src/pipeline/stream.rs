@@ -650,9 +650,9 @@ fallback_policy: {{ order: [a, b], deadline: 30s, stall_timeout: 2s, max_stream_
             .contains("llm_gateway_provider_requests_total{provider=\"a\",outcome=\"success\"} 1"));
     }
 
-    #[tokio::test]
-    async fn a_tool_call_stream_ends_with_tool_calls_whatever_the_upstream_said() {
-        let call = Delta {
+    /// A delta that starts a tool call.
+    fn tool_call() -> Delta {
+        Delta {
             tool_calls: Some(vec![ToolCallDelta {
                 index: 0,
                 id: Some("call_1".into()),
@@ -660,7 +660,12 @@ fallback_policy: {{ order: [a, b], deadline: 30s, stall_timeout: 2s, max_stream_
                 function: Some(serde_json::json!({"name": "f", "arguments": "{}"})),
             }]),
             ..Delta::default()
-        };
+        }
+    }
+
+    #[tokio::test]
+    async fn a_tool_call_stream_ends_with_tool_calls_whatever_the_upstream_said() {
+        let call = tool_call();
         let rest: ChunkStream = Box::pin(futures::stream::iter(vec![
             Ok(ChatChunk::with_delta("id", 1, "m", call, None)),
             Ok(ChatChunk::with_delta(
@@ -693,15 +698,7 @@ fallback_policy: {{ order: [a, b], deadline: 30s, stall_timeout: 2s, max_stream_
 
     #[tokio::test]
     async fn a_chunk_changed_on_its_way_loses_its_bytes_and_an_unchanged_one_keeps_them() {
-        let call = Delta {
-            tool_calls: Some(vec![ToolCallDelta {
-                index: 0,
-                id: Some("call_1".into()),
-                kind: Some("function".into()),
-                function: Some(serde_json::json!({"name": "f", "arguments": "{}"})),
-            }]),
-            ..Delta::default()
-        };
+        let call = tool_call();
         let rest: ChunkStream = Box::pin(futures::stream::iter(vec![
             Ok(as_is(chunk("lo"))),
             // Another id, creation time or model than the first chunk's: rewritten to the first's.

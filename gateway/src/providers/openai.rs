@@ -260,38 +260,42 @@ struct OpenAiStream {
     done: bool,
 }
 
-/// A stream chunk as an OpenAI-shaped upstream sends it, read in one typed pass: the canonical chunk's fields,
-/// whether `usage` is there at all, Moonshot's usage inside the first choice, an in-stream error.
-#[derive(serde::Deserialize)]
-struct WireChunk {
-    #[serde(default)]
-    id: String,
-    #[serde(default)]
-    object: String,
-    #[serde(default)]
-    created: u64,
-    #[serde(default)]
-    model: String,
-    #[serde(default)]
-    choices: Vec<WireChoice>,
-    /// `Some(None)`: the key is there, `null`.
-    #[serde(default, deserialize_with = "present")]
-    usage: Option<Option<Usage>>,
-    #[serde(default)]
-    error: Option<Value>,
-}
+/// The stream chunk as OpenAI-shaped upstreams send it, its types named as the canonical ones (a refused chunk's
+/// error names them, as the JSON tree read into the canonical types did).
+mod wire {
+    /// A stream chunk as an OpenAI-shaped upstream sends it, read in one typed pass: the canonical chunk's fields,
+    /// whether `usage` is there at all, Moonshot's usage inside the first choice, an in-stream error.
+    #[derive(serde::Deserialize)]
+    pub(super) struct ChatChunk {
+        #[serde(default)]
+        pub(super) id: String,
+        #[serde(default)]
+        pub(super) object: String,
+        #[serde(default)]
+        pub(super) created: u64,
+        #[serde(default)]
+        pub(super) model: String,
+        #[serde(default)]
+        pub(super) choices: Vec<ChunkChoice>,
+        /// `Some(None)`: the key is there, `null`.
+        #[serde(default, deserialize_with = "super::present")]
+        pub(super) usage: Option<Option<crate::canonical::Usage>>,
+        #[serde(default)]
+        pub(super) error: Option<serde_json::Value>,
+    }
 
-#[derive(serde::Deserialize)]
-struct WireChoice {
-    #[serde(default)]
-    index: u32,
-    #[serde(default)]
-    delta: crate::canonical::Delta,
-    #[serde(default)]
-    finish_reason: Option<String>,
-    /// Moonshot's; read leniently (a usage that does not read is left out, not a broken chunk).
-    #[serde(default)]
-    usage: Option<Value>,
+    #[derive(serde::Deserialize)]
+    pub(super) struct ChunkChoice {
+        #[serde(default)]
+        pub(super) index: u32,
+        #[serde(default)]
+        pub(super) delta: crate::canonical::Delta,
+        #[serde(default)]
+        pub(super) finish_reason: Option<String>,
+        /// Moonshot's; read leniently (a usage that does not read is left out, not a broken chunk).
+        #[serde(default)]
+        pub(super) usage: Option<serde_json::Value>,
+    }
 }
 
 /// A field that is there (`Some`), whatever its value, `null` included.
@@ -318,33 +322,23 @@ impl OpenAiStream {
         e
     }
 
-    /// A chunk the typed read refused, read again through a JSON tree for the error it must give (invalid
-    /// JSON, an error event with odd fields beside it, a field of the wrong type) or the chunk it still is
-    /// (a repeated key, which a tree takes, last one winning).
-    fn slow(&self, data: &str) -> Result<ChatChunk, ProviderError> {
-        let v: Value = http::parse_json(data.as_bytes())?;
-        if v.get("error").is_some_and(is_error) {
-            return Err(self.error(data));
-        }
-        let usage_in_choice = v.pointer("/choices/0/usage").cloned();
-        let mut chunk: ChatChunk = serde_json::from_value(v)
-            .map_err(|e| ProviderError::new(ErrorClass::Malformed, format!("bad stream chunk: {e}")))?;
-        if chunk.usage.is_none() {
-            if let Some(u) = usage_in_choice.and_then(|u| serde_json::from_value(u).ok()) {
-                chunk.usage = Some(u);
-            }
-        }
-        Ok(chunk)
-    }
-
-    /// One chunk by the typed read, and whether its bytes go out as they came (`Some(has a usage key)`): an
-    /// OpenAI upstream, a JSON object, its id, creation time and `object` there, usage where OpenAI puts it.
+    /// One chunk, and whether its bytes go out as they came (`Some(has a usage key)`). Read in one typed pass; a
+    /// chunk that pass refuses is read again through a JSON tree, for the error it must give (invalid JSON, an
+    /// error event with odd fields beside it, a field of the wrong type) or the chunk it still is (a repeated key,
+    /// which a tree takes, last one winning); its bytes then never go out as they came.
     fn chunk(&self, data: &str) -> Result<(ChatChunk, Option<bool>), ProviderError> {
-        let Ok(w) = serde_json::from_str::<WireChunk>(data) else {
-            return self.slow(data).map(|mut c| {
-                c.object = "chat.completion.chunk".to_string();
-                (c, None)
-            });
+        let (w, typed) = match serde_json::from_str::<wire::ChatChunk>(data) {
+            Ok(w) => (w, true),
+            Err(_) => {
+                let v: Value = http::parse_json(data.as_bytes())?;
+                if v.get("error").is_some_and(is_error) {
+                    return Err(self.error(data));
+                }
+                let w: wire::ChatChunk = serde_json::from_value(v).map_err(|e| {
+                    ProviderError::new(ErrorClass::Malformed, format!("bad stream chunk: {e}"))
+                })?;
+                (w, false)
+            }
         };
         if w.error.as_ref().is_some_and(is_error) {
             return Err(self.error(data));
@@ -368,7 +362,8 @@ impl OpenAiStream {
         }
         // A data field written on several lines is one JSON text with line breaks in it: sent on as it came, they
         // would end the client's `data:` line (SSE breaks lines at CR as well as LF) in the middle of the object.
-        let as_is = self.flavor == Flavor::OpenAi
+        let as_is = typed
+            && self.flavor == Flavor::OpenAi
             && is_object(data.as_bytes())
             && memchr::memchr2(b'\n', b'\r', data.as_bytes()).is_none()
             && !usage_moved

@@ -147,6 +147,41 @@ async fn an_openai_chunk_as_is_keeps_its_bytes_and_others_do_not() {
     }
 }
 
+/// The chunk read before the typed one, kept here as the reference: a JSON tree, its error key, the canonical
+/// chunk from the tree, Moonshot's usage lifted from the first choice.
+fn tree_read(t: &OpenAiStream, data: &str) -> Result<ChatChunk, ProviderError> {
+    let v: Value = http::parse_json(data.as_bytes())?;
+    if v.get("error").is_some_and(is_error) {
+        return Err(t.error(data));
+    }
+    let usage_in_choice = v.pointer("/choices/0/usage").cloned();
+    let mut chunk: ChatChunk = serde_json::from_value(v)
+        .map_err(|e| ProviderError::new(ErrorClass::Malformed, format!("bad stream chunk: {e}")))?;
+    if chunk.usage.is_none() {
+        chunk.usage = usage_in_choice.and_then(|u| serde_json::from_value(u).ok());
+    }
+    chunk.object = "chat.completion.chunk".into();
+    Ok(chunk)
+}
+
+/// `base` with one field wrong, then with two (each path with each value, and every later path beside it).
+fn with_two_wrong<'a>(
+    base: &'a Value,
+    paths: &'a [&str],
+    values: &'a [Value],
+) -> impl Iterator<Item = Value> + 'a {
+    paths.iter().enumerate().flat_map(move |(i, p)| {
+        values.iter().flat_map(move |a| {
+            paths[i..].iter().zip(values.iter().cycle()).map(move |(q, b)| {
+                let mut v = base.clone();
+                set_at(&mut v, p, a);
+                set_at(&mut v, q, b);
+                v
+            })
+        })
+    })
+}
+
 /// Every field of a chunk, and its wrong-typed values: the one-pass typed read takes exactly what the JSON tree
 /// read takes, one and two fields wrong at a time, with its result and its error.
 #[test]
@@ -195,27 +230,15 @@ fn the_typed_chunk_read_takes_exactly_what_the_tree_read_takes() {
             flavor,
             done: false,
         };
-        for (i, p) in paths.iter().enumerate() {
-            for a in &values {
-                for (q, b) in paths[i..].iter().zip(values.iter().cycle()) {
-                    let mut v = base.clone();
-                    set_at(&mut v, p, a);
-                    set_at(&mut v, q, b);
-                    let data = serde_json::to_string(&v).unwrap();
-                    let typed = t.chunk(&data).map(|(c, _)| c);
-                    let mut tree = t.slow(&data);
-                    if let Ok(c) = tree.as_mut() {
-                        // The tree read keeps the upstream's `object`; the chunk that comes out is a chunk.
-                        c.object = "chat.completion.chunk".into();
-                    }
-                    match (typed, tree) {
-                        (Ok(a), Ok(b)) => assert_eq!(a, b, "{v}"),
-                        (Err(a), Err(b)) => assert_eq!((a.class, a.message), (b.class, b.message), "{v}"),
-                        (a, b) => panic!("{v}: typed {a:?}, tree {b:?}"),
-                    }
-                    cases += 1;
-                }
+        for v in with_two_wrong(&base, &paths, &values) {
+            let data = serde_json::to_string(&v).unwrap();
+            let typed = t.chunk(&data).map(|(c, _)| c);
+            match (typed, tree_read(&t, &data)) {
+                (Ok(a), Ok(b)) => assert_eq!(a, b, "{v}"),
+                (Err(a), Err(b)) => assert_eq!((a.class, a.message), (b.class, b.message), "{v}"),
+                (a, b) => panic!("{v}: typed {a:?}, tree {b:?}"),
             }
+            cases += 1;
         }
     }
     assert!(cases > 2000, "{cases}");
@@ -522,25 +545,18 @@ fn the_head_read_takes_exactly_what_the_full_read_takes() {
     ];
     let mut cases = 0;
     let openai = openai();
-    for (i, p) in paths.iter().enumerate() {
-        for a in &values {
-            for (q, b) in paths[i..].iter().zip(values.iter().cycle()) {
-                let mut v = base.clone();
-                set_at(&mut v, p, a);
-                set_at(&mut v, q, b);
-                let body = serde_json::to_vec(&v).unwrap();
-                let full = openai.parse_chat(body.clone(), Read::Full);
-                let head = openai
-                    .parse_chat(body, Read::PassThrough)
-                    .map(ChatResponse::complete);
-                match (full, head) {
-                    (Ok(f), Ok(h)) => assert_eq!(unminted(f), unminted(h), "{v}"),
-                    (Err(f), Err(h)) => assert_eq!((f.class, f.message), (h.class, h.message), "{v}"),
-                    (f, h) => panic!("{v}: full {f:?}, head {h:?}"),
-                }
-                cases += 1;
-            }
+    for v in with_two_wrong(&base, &paths, &values) {
+        let body = serde_json::to_vec(&v).unwrap();
+        let full = openai.parse_chat(body.clone(), Read::Full);
+        let head = openai
+            .parse_chat(body, Read::PassThrough)
+            .map(ChatResponse::complete);
+        match (full, head) {
+            (Ok(f), Ok(h)) => assert_eq!(unminted(f), unminted(h), "{v}"),
+            (Err(f), Err(h)) => assert_eq!((f.class, f.message), (h.class, h.message), "{v}"),
+            (f, h) => panic!("{v}: full {f:?}, head {h:?}"),
         }
+        cases += 1;
     }
     assert!(cases > 1000, "{cases}");
 }

@@ -351,9 +351,7 @@ pub fn follow_mode(state: &Arc<AppState>) {
             let Some(state) = weak.upgrade() else {
                 return;
             };
-            if let Some(r) = state.router.state_backend().redis() {
-                sync_mode(&state, r).await;
-            }
+            poll_mode(&state).await;
             drop(state);
             tokio::time::sleep(MODE_POLL).await;
         }
