@@ -356,11 +356,11 @@ enum Wait {
     Busy(usize),
 }
 
-/// Shared between a connection's IO, its service and its task.
+/// Shared between a connection's IO, its service and its task. A change is not signalled to the task: it
+/// wakes by its own clock (see [`Track::next_check`]), so a request costs the connection no extra wake-ups.
 #[derive(Debug)]
 struct Track {
     wait: Mutex<Wait>,
-    changed: Notify,
 }
 
 impl Track {
@@ -368,15 +368,12 @@ impl Track {
         Track {
             // A fresh connection owes its first head.
             wait: Mutex::new(Wait::Head(Instant::now())),
-            changed: Notify::new(),
         }
     }
 
     fn update(&self, f: impl FnOnce(Wait) -> Wait) {
         let Ok(mut w) = self.wait.lock() else { return };
         *w = f(*w);
-        drop(w);
-        self.changed.notify_one();
     }
 
     fn get(&self) -> Wait {
@@ -389,6 +386,16 @@ impl Track {
             Wait::Idle(t) => Some(t + l.idle_timeout),
             Wait::Busy(_) => None,
         }
+    }
+
+    /// When the connection's task looks at its deadline next: the deadline, or sooner. A change can only bring
+    /// the deadline nearer when it happens (bytes after keep-alive idle: `Head(now)`; an answer sent:
+    /// `Idle(now)`), and then to no sooner than `min(header, idle)` from that moment; so the task that looks
+    /// again at least that often sees every deadline on time without being told of each change. (It was
+    /// told: three wakes of the connection's task per request, each handing it to the other worker thread.)
+    fn next_check(&self, l: &ConnLimits, now: Instant) -> Instant {
+        let soonest = now + l.header_read_timeout.min(l.idle_timeout);
+        self.deadline(l).map_or(soonest, |d| d.min(soonest))
     }
 
     fn bytes_arrived(&self) {
@@ -453,8 +460,7 @@ async fn serve_conn(
     // Accepted while draining: one request, no keep-alive (so `/readyz` still answers 503).
     let mut shutting = false;
     loop {
-        let deadline = track.deadline(&limits);
-        let changed = track.changed.notified();
+        let check = track.next_check(&limits, Instant::now());
         tokio::select! {
             r = conn.as_mut() => {
                 if let Err(e) = r {
@@ -462,8 +468,7 @@ async fn serve_conn(
                 }
                 return;
             }
-            () = changed => {}
-            () = sleep_until(deadline) => {
+            () = tokio::time::sleep_until(check) => {
                 if track.deadline(&limits).is_some_and(|d| d <= Instant::now()) {
                     tracing::debug!(%peer, wait = ?track.get(), "connection timed out");
                     return;
@@ -488,13 +493,6 @@ async fn serve_conn(
                 }
             }
         }
-    }
-}
-
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(d).await,
-        None => std::future::pending().await,
     }
 }
 

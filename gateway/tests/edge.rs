@@ -277,6 +277,40 @@ async fn silent_slow_and_idle_connections_are_closed() {
     assert_eq!(status(&exchange(a, &get("/healthz")).await), 200);
 }
 
+/// A head begun on a kept-alive connection gets the header timeout from its first byte, even when the idle
+/// timeout it was waiting under would have ended much later (the connection's task is not told of the change).
+#[tokio::test]
+async fn a_head_begun_after_keep_alive_is_cut_at_the_header_timeout_not_the_idle_one() {
+    let text = format!("server: {{ header_read_timeout: 300ms, idle_timeout: 30s }}\n{BASE}");
+    let gw = start(&text, false).await;
+    let mut s = TcpStream::connect(gw.addr).await.unwrap();
+    s.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut first = [0u8; 12];
+    s.read_exact(&mut first).await.unwrap();
+    assert_eq!(&first, b"HTTP/1.1 200");
+    // Kept alive past the first head's timeout (the scenario's own idle time, not a wait for readiness): the
+    // connection now waits under its idle timeout alone.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let started = tokio::time::Instant::now();
+    s.write_all(b"GET /healthz HTTP/1.1\r\nhost").await.unwrap();
+    let rest = read_to_close(&mut s).await;
+    let took = started.elapsed();
+    assert!(
+        !rest.contains("HTTP/1.1 "),
+        "no answer to the unfinished head: {rest}"
+    );
+    assert!(
+        took >= Duration::from_millis(300),
+        "cut before its header timeout: {took:?}"
+    );
+    assert!(
+        took < Duration::from_secs(10),
+        "cut by the idle timeout, not the header one: {took:?}"
+    );
+}
+
 #[tokio::test]
 async fn past_the_connection_cap_new_connections_are_shed_and_probes_still_answer() {
     let text = format!("server: {{ max_connections: 8, header_read_timeout: 30s }}\n{BASE}");
