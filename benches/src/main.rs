@@ -33,6 +33,10 @@ enum Command {
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:0")]
         listen: String,
+        /// Hold an event stream's head (and its chunks) until its first content token, as a gateway that can
+        /// still fall back before it must (`load` measures it beside the bare forwarder in the stream part).
+        #[arg(long)]
+        hold_to_first_token: bool,
     },
 }
 
@@ -72,6 +76,11 @@ struct LoadArgs {
     /// How long each target is streamed to at each number of streams (cut into slices taken round-robin).
     #[arg(long, default_value = "4s", value_parser = humantime::parse_duration)]
     stream_duration: Duration,
+    /// At least this many streams per target at each number of streams (more rounds where the duration gives
+    /// fewer): each stream gives one time to first token, and a p99 of a few dozen samples is their maximum.
+    /// 200 streams at 10 at once is about 32 s per target.
+    #[arg(long, default_value_t = 200)]
+    stream_min_streams: usize,
     /// The pause between the chunks of a stream, and before its first (like the fakes' `stream_delay_ms`):
     /// 50 ms, about the pace of a hosted model sending a few tokens per event.
     #[arg(long, default_value = "50ms", value_parser = humantime::parse_duration)]
@@ -134,6 +143,7 @@ async fn load(a: LoadArgs) -> ExitCode {
         peers_dir: a.peers_dir.unwrap_or_else(llm_benches::peers::default_dir),
         stream_levels: a.stream_levels.into_iter().filter(|&n| n > 0).collect(),
         stream_duration: a.stream_duration,
+        stream_min_streams: a.stream_min_streams,
         stream_delay: a.stream_delay,
         stream_chunks: a.stream_chunks,
         progress: true,
@@ -172,8 +182,8 @@ async fn load(a: LoadArgs) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-async fn serve_forwarder(upstream: String, listen: String) -> ExitCode {
-    let app = match forwarder::app(&upstream) {
+async fn serve_forwarder(upstream: String, listen: String, hold: bool) -> ExitCode {
+    let app = match forwarder::app(&upstream, hold) {
         Ok(a) => a,
         Err(e) => {
             eprintln!("llm-benches forwarder: {e}");
@@ -214,6 +224,10 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Command::Load(a) => rt.block_on(load(*a)),
-        Command::Forwarder { upstream, listen } => rt.block_on(serve_forwarder(upstream, listen)),
+        Command::Forwarder {
+            upstream,
+            listen,
+            hold_to_first_token,
+        } => rt.block_on(serve_forwarder(upstream, listen, hold_to_first_token)),
     }
 }

@@ -212,18 +212,18 @@ pub async fn gateway(config: &str, workers: Option<usize>) -> Result<Server, Pro
     Ok(server)
 }
 
-/// Starts the bare forwarder in front of `upstream`, with `workers` runtime threads when given.
-pub async fn forwarder(upstream: &str, workers: Option<usize>) -> Result<Server, ProcError> {
+/// Starts the bare forwarder in front of `upstream`, with `workers` runtime threads when given; `hold`: with
+/// `--hold-to-first-token`.
+pub async fn forwarder(upstream: &str, workers: Option<usize>, hold: bool) -> Result<Server, ProcError> {
     let bin = std::env::current_exe().map_err(io("locating llm-benches"))?;
     let port = free_port()?;
+    let listen = format!("127.0.0.1:{port}");
+    let mut args = vec!["forwarder", "--upstream", upstream, "--listen", &listen];
+    if hold {
+        args.push("--hold-to-first-token");
+    }
     let child = size_runtime(&mut Command::new(bin), workers)
-        .args([
-            "forwarder",
-            "--upstream",
-            upstream,
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-        ])
+        .args(args)
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()

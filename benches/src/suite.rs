@@ -53,6 +53,8 @@ pub struct Options {
     pub stream_levels: Vec<usize>,
     /// How long each target is measured at each number of streams.
     pub stream_duration: Duration,
+    /// At least this many streams per target at each number of streams (rounds are added to reach it).
+    pub stream_min_streams: usize,
     /// The pause between the chunks of a stream (and before the first).
     pub stream_delay: Duration,
     /// Content chunks per stream.
@@ -638,6 +640,9 @@ async fn offline(o: &Options, place: &Placement, r: &mut Results) -> Result<(), 
     Ok(())
 }
 
+/// The stream part's forwarder that holds a stream's head until its first token (`--hold-to-first-token`).
+pub const HELD_FORWARDER: &str = "forwarder-held";
+
 /// The pause between chunks while the memory of open streams is read: long enough that every stream is still
 /// open when the last one has started.
 const MEMORY_STREAM_DELAY: Duration = Duration::from_secs(1);
@@ -656,6 +661,7 @@ async fn streams_part(
     up.set_delay(o.stream_delay);
     let config = gateway_config(src, None, "20s");
     let fwd = place.forwarder(src).await?;
+    let held = place.forwarder_with(src, true).await?;
     let gw = place.gateway(&config).await?;
     let prompt = "Сделай SQL-фильтр по продажам и объясни каждый шаг";
     let mut targets = vec![
@@ -666,6 +672,10 @@ async fn streams_part(
         (
             "forwarder".to_string(),
             Target::chat_with(fwd.url(), "gpt-4o-mini", prompt, true),
+        ),
+        (
+            HELD_FORWARDER.to_string(),
+            Target::chat_with(held.url(), "gpt-4o-mini", prompt, true),
         ),
         (
             "gateway".to_string(),
@@ -687,10 +697,11 @@ async fn streams_part(
     });
     // Slices of at least two stream lengths, so each worker finishes a stream or more in each.
     let slice = o.slice.max(length * 2);
-    let rounds = (o.stream_duration.as_secs_f64() / slice.as_secs_f64())
+    let by_duration = (o.stream_duration.as_secs_f64() / slice.as_secs_f64())
         .round()
         .max(1.0) as u32;
     for &level in &o.stream_levels {
+        let rounds = by_duration.max(rounds_for(o.stream_min_streams, level, slice, length));
         let client = load::client()?;
         for (name, t) in &targets {
             say(o, &format!("streams: warming up {name} with {level} streams"));
@@ -719,7 +730,7 @@ async fn streams_part(
             });
         }
     }
-    drop((gw, fwd));
+    drop((gw, fwd, held));
     // Memory: slow streams, so that all are open at once.
     up.set_delay(MEMORY_STREAM_DELAY);
     for &level in &o.stream_levels {
@@ -757,6 +768,16 @@ async fn streams_part(
     }
     up.set_delay(o.stream_delay);
     Ok(())
+}
+
+/// Rounds of `slice` that give at least `streams` streams of `length` with `level` open at once (each worker
+/// ends as many whole streams as fit in a slice, at least one).
+fn rounds_for(streams: usize, level: usize, slice: Duration, length: Duration) -> u32 {
+    let per_worker = (slice.as_secs_f64() / length.as_secs_f64().max(1e-9))
+        .floor()
+        .max(1.0);
+    let per_round = per_worker * level.max(1) as f64;
+    (streams as f64 / per_round).ceil().max(1.0) as u32
 }
 
 /// Installs and starts the peers against `u`, pinned with the servers under test; one that fails is reported
@@ -970,7 +991,12 @@ impl Placement {
 
     /// Starts the bare forwarder in front of `upstream` on the target's CPUs.
     async fn forwarder(&self, upstream: &str) -> Result<Server, BenchError> {
-        let server = procs::forwarder(upstream, self.workers()).await?;
+        self.forwarder_with(upstream, false).await
+    }
+
+    /// The same, holding a stream's head until its first token when `hold` (`--hold-to-first-token`).
+    async fn forwarder_with(&self, upstream: &str, hold: bool) -> Result<Server, BenchError> {
+        let server = procs::forwarder(upstream, self.workers(), hold).await?;
         self.pin(server.pid(), &format!("the forwarder at {}", server.url()))?;
         Ok(server)
     }
@@ -1020,6 +1046,19 @@ fn machine() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stream_rounds_reach_the_minimum_number_of_streams() {
+        let (slice, length) = (Duration::from_millis(3200), Duration::from_millis(1600));
+        // 10 workers ending 2 streams each per round: 200 streams take 10 rounds; 100 or 1,000 workers one.
+        assert_eq!(rounds_for(200, 10, slice, length), 10);
+        assert_eq!(rounds_for(200, 100, slice, length), 1);
+        assert_eq!(rounds_for(200, 1000, slice, length), 1);
+        assert_eq!(rounds_for(201, 10, slice, length), 11);
+        // No minimum, or a stream longer than the slice: one round at least, one stream per worker.
+        assert_eq!(rounds_for(0, 10, slice, length), 1);
+        assert_eq!(rounds_for(30, 10, length, slice), 3);
+    }
 
     #[test]
     fn histogram_p50_picks_the_median_bucket() {
