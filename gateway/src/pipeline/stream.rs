@@ -7,6 +7,7 @@
 //! on the next candidates instead.
 
 use std::collections::VecDeque;
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
@@ -194,8 +195,15 @@ struct Body {
     continuation: Option<Continuation>,
     /// The current provider's outcome was recorded (a clean end or a failure).
     settled: bool,
-    /// The server's phase: at `Closing` (end of `shutdown_grace`) the stream ends with `ShuttingDown`.
-    phase: tokio::sync::watch::Receiver<Phase>,
+    /// Ready once the server's phase is `Closing` (end of `shutdown_grace`): the stream ends with
+    /// `ShuttingDown`. One future for the stream's life, not a new wait per chunk.
+    closing: Pin<Box<dyn Future<Output = ()> + Send>>,
+    /// The stall and `max_stream_duration` clock: it fires at the earliest the stream could have stalled
+    /// (`waiting_since + stall`) or its deadline, and is moved on only when it fires early, so a chunk costs
+    /// a clock read, not a timer of its own.
+    timer: Pin<Box<tokio::time::Sleep>>,
+    /// When the stream last began to wait for its upstream's next chunk.
+    waiting_since: Instant,
 }
 
 impl Body {
@@ -299,15 +307,25 @@ impl Body {
         if let Some(chunk) = self.held.pop_front() {
             return Some(Event::Chunk(self.chunk(chunk)));
         }
-        let left = self.deadline.saturating_duration_since(Instant::now());
+        self.waiting_since = Instant::now();
+        let left = self.deadline.saturating_duration_since(self.waiting_since);
         let stall = self.candidate.timeouts.stall;
         let wait = stall.min(left);
-        let next = tokio::select! {
-            n = tokio::time::timeout(wait, self.rest.next()) => n,
-            _ = self.phase.wait_for(|p| matches!(p, Phase::Closing | Phase::Closed)) => {
-                // Not settled: Drop releases a probe this stream held, and records nothing of the provider.
-                self.finished = true;
-                return Some(Event::ShuttingDown);
+        let next = loop {
+            tokio::select! {
+                n = self.rest.next() => break Ok(n),
+                () = self.timer.as_mut() => {
+                    let due = self.deadline.min(self.waiting_since + stall);
+                    if Instant::now() >= due {
+                        break Err(());
+                    }
+                    self.timer.as_mut().reset(due);
+                }
+                () = self.closing.as_mut() => {
+                    // Not settled: Drop releases a probe this stream held, and records nothing of the provider.
+                    self.finished = true;
+                    return Some(Event::ShuttingDown);
+                }
             }
         };
         let err = match next {
@@ -375,10 +393,22 @@ pub(crate) fn live(
         }
     });
     let (held, rest) = served.value;
+    let mut phase = state.lifecycle.subscribe();
+    let now = Instant::now();
+    let deadline = now + served.candidate.timeouts.max_stream;
     let body = Body {
-        phase: state.lifecycle.subscribe(),
+        closing: Box::pin(async move {
+            // A closed channel (the server gone) ends the stream too.
+            let _ = phase
+                .wait_for(|p| matches!(p, Phase::Closing | Phase::Closed))
+                .await;
+        }),
+        timer: Box::pin(tokio::time::sleep_until(
+            deadline.min(now + served.candidate.timeouts.stall),
+        )),
+        waiting_since: now,
         provider: served.candidate.provider.clone(),
-        deadline: Instant::now() + served.candidate.timeouts.max_stream,
+        deadline,
         candidate: served.candidate,
         state,
         held: held.into(),
@@ -621,6 +651,48 @@ fallback_policy: {{ order: [a, b], deadline: 30s, stall_timeout: 2s, max_stream_
         assert!(
             m.contains("llm_gateway_provider_requests_total{provider=\"a\",outcome=\"success\"} 0"),
             "a broken stream is one failure, not a success and a failure: {m}"
+        );
+    }
+
+    /// The stall clock restarts with each wait for a chunk: gaps under the stall timeout never end a stream,
+    /// however long it runs in all, and a stall is timed from the chunk before it.
+    #[tokio::test(start_paused = true)]
+    async fn the_stall_clock_counts_from_the_last_chunk_not_the_first() {
+        // Stall 2 s, max_stream_duration 3.5 s.
+        let s = state("");
+        let gaps = futures::stream::unfold(0u32, |i| async move {
+            (i < 2).then_some(())?;
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            Some((Ok(chunk("x")), i + 1))
+        });
+        let start = Instant::now();
+        let evs = events(&s, Box::pin(gaps)).await;
+        assert_eq!(
+            start.elapsed(),
+            Duration::from_secs(3),
+            "2 gaps of 1.5 s, each under the 2 s stall"
+        );
+        assert!(matches!(evs.last(), Some(Event::Done)), "{evs:?}");
+        assert_eq!(text(&evs), "Helxx");
+
+        let then_stall = futures::stream::unfold(0u32, |i| async move {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            if i < 1 {
+                Some((Ok(chunk("y")), i + 1))
+            } else {
+                futures::future::pending().await
+            }
+        });
+        let start = Instant::now();
+        let evs = events(&s, Box::pin(then_stall)).await;
+        assert_eq!(
+            start.elapsed(),
+            Duration::from_secs(3),
+            "the last chunk at 1 s, then the 2 s stall"
+        );
+        assert!(
+            matches!(evs.last(), Some(Event::Failed { error, .. }) if error.message.contains("stalled")),
+            "{evs:?}"
         );
     }
 

@@ -80,22 +80,23 @@ impl Decoder {
 
     /// Feeds bytes; returns the events completed by them.
     pub(crate) fn push(&mut self, bytes: &[u8]) -> Result<Vec<Event>, ProviderError> {
-        self.buf.extend_from_slice(bytes);
         let mut out = Vec::new();
-        // Walk the complete lines in place, then keep only the unfinished tail (one move per push, not one
-        // per line).
-        let buf = std::mem::take(&mut self.buf);
-        let mut start = 0;
-        while let Some(rel) = memchr::memchr(b'\n', &buf[start..]) {
-            let end = start + rel;
-            let result = self.line(&buf[start..end], &mut out);
-            start = end + 1;
-            if let Err(e) = result {
-                self.buf = buf[start..].to_vec();
-                return Err(e);
-            }
-        }
-        self.buf = if start == 0 { buf } else { buf[start..].to_vec() };
+        // Walk the complete lines in place, then keep only the unfinished tail. Without a tail from before,
+        // the lines are read from `bytes` itself and only the new tail is copied; the buffer keeps its
+        // capacity either way.
+        let result = if self.buf.is_empty() {
+            let (rest, result) = self.lines(bytes, &mut out);
+            self.buf.extend_from_slice(&bytes[rest..]);
+            result
+        } else {
+            self.buf.extend_from_slice(bytes);
+            let mut buf = std::mem::take(&mut self.buf);
+            let (rest, result) = self.lines(&buf, &mut out);
+            buf.drain(..rest);
+            self.buf = buf;
+            result
+        };
+        result?;
         if self.buf.len() > MAX_LINE {
             return Err(ProviderError::new(
                 ErrorClass::Malformed,
@@ -103,6 +104,21 @@ impl Decoder {
             ));
         }
         Ok(out)
+    }
+
+    /// Reads the complete lines of `buf`: where its unfinished tail starts (past the failing line on an error),
+    /// and the first error.
+    fn lines(&mut self, buf: &[u8], out: &mut Vec<Event>) -> (usize, Result<(), ProviderError>) {
+        let mut start = 0;
+        while let Some(rel) = memchr::memchr(b'\n', &buf[start..]) {
+            let end = start + rel;
+            let result = self.line(&buf[start..end], out);
+            start = end + 1;
+            if result.is_err() {
+                return (start, result);
+            }
+        }
+        (start, Ok(()))
     }
 
     /// End of body: flushes a last unterminated line and event.
@@ -267,6 +283,51 @@ mod tests {
         let ev = d.push(b"{\"x\":1}\n\n{\"y\"").unwrap();
         assert_eq!(ev.len(), 1);
         assert_eq!(d.finish().unwrap()[0].data, "{\"y\"");
+    }
+
+    /// What pushing `pieces` one by one, then the end, yields: the events, and where an error came (after
+    /// how many events, and its message), the decoder going on after it as the stream driver would not.
+    fn decode(framing: Framing, pieces: &[&[u8]]) -> Vec<Result<(Option<String>, String), String>> {
+        let mut d = Decoder::new(framing);
+        let mut out = Vec::new();
+        let mut take = |r: Result<Vec<Event>, ProviderError>| match r {
+            Ok(evs) => out.extend(evs.into_iter().map(|e| Ok((e.name, e.data)))),
+            Err(e) => out.push(Err(e.message)),
+        };
+        for p in pieces {
+            take(d.push(p));
+        }
+        take(d.finish());
+        out
+    }
+
+    proptest::proptest! {
+        /// However the bytes are cut into reads, the events are those of one read of them all.
+        #[test]
+        fn any_cut_of_the_bytes_gives_the_same_events(
+            lines in proptest::collection::vec(
+                proptest::sample::select(vec![
+                    "data: {\"a\":1}", "data:[DONE]", "event: result", ": comment", "", "", "id: 7",
+                    "data: x\r", "data: é✓", "{\"y\":2}",
+                ]),
+                0..16,
+            ),
+            cuts in proptest::collection::vec(0usize..400, 0..6),
+            ndjson in proptest::bool::ANY,
+        ) {
+            let text = lines.join("\n");
+            let bytes = text.as_bytes();
+            let mut at: Vec<usize> = cuts.into_iter().map(|c| c % (bytes.len() + 1)).collect();
+            at.sort_unstable();
+            let mut pieces = Vec::new();
+            let mut from = 0;
+            for c in at.into_iter().chain([bytes.len()]) {
+                pieces.push(&bytes[from..c]);
+                from = c;
+            }
+            let framing = if ndjson { Framing::Ndjson } else { Framing::Sse };
+            proptest::prop_assert_eq!(decode(framing, &pieces), decode(framing, &[bytes]));
+        }
     }
 
     #[test]
