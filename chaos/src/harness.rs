@@ -1,6 +1,8 @@
 //! Choosing the fault proxy for a harness run: an external Toxiproxy named by `TOXIPROXY_URL`, or an embedded
 //! server on an ephemeral port. Either way the caller gets a [`Client`] and talks only the Toxiproxy API.
 
+use std::net::{Ipv4Addr, SocketAddrV4};
+
 use tokio::net::TcpListener;
 
 use crate::client::{Client, ClientError};
@@ -96,6 +98,66 @@ impl Backend {
                 server.shutdown().await;
                 Ok(())
             }
+        }
+    }
+}
+
+/// A loopback listen address (`127.0.0.1:PORT`) for a proxy that will be disabled and enabled again: a port
+/// free now and outside the kernel's ephemeral range (`/proc/sys/net/ipv4/ip_local_port_range`, 32768-60999
+/// when unreadable). A disabled proxy closes its listener; with a port from that range (what `:0` gives), any
+/// socket on the machine may be handed that port meanwhile (an outgoing connection's local port, another
+/// `:0` bind), and the enable then fails with `address already in use`. A port below the range is only ever
+/// taken by an explicit bind. `None` when no port outside the range is free (then use `:0`).
+pub fn stable_loopback_listen() -> Option<String> {
+    let (low, high) = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| {
+            let mut it = s.split_whitespace().map(str::parse::<u16>);
+            Some((it.next()?.ok()?, it.next()?.ok()?))
+        })
+        .unwrap_or((32768, 60999));
+    // Below the range when it leaves room there, else above it; from a point that differs per process and
+    // call, so parallel stands rarely try the same ports.
+    let span: Vec<(u16, u16)> = [
+        (10_000u16, low.saturating_sub(1)),
+        (high.saturating_add(1), u16::MAX),
+    ]
+    .into_iter()
+    .filter(|(a, b)| a < b && b - a > 1000)
+    .collect();
+    let (a, b) = *span.first()?;
+    let width = u32::from(b - a) + 1;
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos())
+        ^ std::process::id().wrapping_mul(2_654_435_761);
+    (0..200u32).find_map(|i| {
+        let port = a + (seed.wrapping_add(i.wrapping_mul(7919)) % width) as u16;
+        let addr = SocketAddrV4::new(Ipv4Addr::LOCALHOST, port);
+        // Free now: the proxy binds it in a moment (only another explicit bind of this port could come between).
+        std::net::TcpListener::bind(addr).ok().map(|_| addr.to_string())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::stable_loopback_listen;
+
+    #[test]
+    #[allow(clippy::unwrap_used)]
+    fn a_stable_port_is_free_and_outside_the_ephemeral_range() {
+        let (low, high) = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+            .map(|s| {
+                let v: Vec<u16> = s.split_whitespace().map(|x| x.parse().unwrap()).collect();
+                (v[0], v[1])
+            })
+            .unwrap_or((32768, 60999));
+        for _ in 0..20 {
+            let addr = stable_loopback_listen().unwrap();
+            let port: u16 = addr.rsplit(':').next().unwrap().parse().unwrap();
+            assert!(!(low..=high).contains(&port), "{addr} is in {low}-{high}");
+            assert!(addr.starts_with("127.0.0.1:"), "{addr}");
+            std::net::TcpListener::bind(&addr).unwrap();
         }
     }
 }

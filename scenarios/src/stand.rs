@@ -130,6 +130,12 @@ fn fake_kind(kind: ProviderKind) -> Provider {
 }
 
 /// `host:port` of a URL (default port by scheme).
+/// Where a proxy of an ephemeral stand listens: a port outside the kernel's ephemeral range, so a proxy a
+/// fault disables can be enabled again on its port (see [`llm_chaos::harness::stable_loopback_listen`]).
+fn proxy_listen() -> String {
+    llm_chaos::harness::stable_loopback_listen().unwrap_or_else(|| "127.0.0.1:0".to_string())
+}
+
 fn authority(url: &str) -> Option<String> {
     let u = reqwest::Url::parse(url).ok()?;
     Some(format!("{}:{}", u.host_str()?, u.port_or_known_default()?))
@@ -225,7 +231,7 @@ impl Stand {
             let listen = if fixed {
                 authority(&p.base_url).unwrap_or_default()
             } else {
-                "127.0.0.1:0".to_string()
+                proxy_listen()
             };
             if fixed && listen == fake_addr {
                 continue;
@@ -233,7 +239,7 @@ impl Stand {
             wanted.push(NewProxy::new(name.clone(), listen, fake_addr));
         }
         if let Some(r) = &redis {
-            wanted.push(NewProxy::new(REDIS_PROXY, "127.0.0.1:0", r.addr()));
+            wanted.push(NewProxy::new(REDIS_PROXY, proxy_listen(), r.addr()));
         }
         let created = chaos.populate(&wanted).await?;
         let proxies: BTreeMap<String, String> = created.into_iter().map(|p| (p.name, p.listen)).collect();
