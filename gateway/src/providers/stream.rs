@@ -285,8 +285,8 @@ mod tests {
         assert_eq!(d.finish().unwrap()[0].data, "{\"y\"");
     }
 
-    /// What pushing `pieces` one by one, then the end, yields: the events, and where an error came (after
-    /// how many events, and its message), the decoder going on after it as the stream driver would not.
+    /// What pushing `pieces` one by one, then the end, yields: each event's name and data, and any error's
+    /// message, in order.
     fn decode(framing: Framing, pieces: &[&[u8]]) -> Vec<Result<(Option<String>, String), String>> {
         let mut d = Decoder::new(framing);
         let mut out = Vec::new();
