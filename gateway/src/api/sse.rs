@@ -30,21 +30,24 @@ fn frame(mut chunk: ChatChunk, include_usage: bool) -> Option<Bytes> {
     }
     if let Some(raw) = chunk.raw.take() {
         if include_usage || !raw.usage_key {
-            return Some(data_event(&raw.bytes));
+            return Some(data_event(&[&raw.bytes]));
         }
-        if let Some(cut) = without_null_usage(&raw.bytes) {
-            return Some(data_event(&cut));
+        if let Some((from, to)) = null_usage_span(&raw.bytes) {
+            return Some(data_event(&[&raw.bytes[..from], &raw.bytes[to..]]));
         }
     }
     let json = serde_json::to_vec(&chunk).ok()?;
-    Some(data_event(&json))
+    Some(data_event(&[&json]))
 }
 
-/// `data: {json}` and the blank line that ends the event.
-fn data_event(json: &[u8]) -> Bytes {
-    let mut b = Vec::with_capacity(json.len() + 8);
+/// `data: {json}` (the JSON in parts, written one after another) and the blank line that ends the event.
+fn data_event(json: &[&[u8]]) -> Bytes {
+    let len: usize = json.iter().map(|p| p.len()).sum();
+    let mut b = Vec::with_capacity(len + 8);
     b.extend_from_slice(b"data: ");
-    b.extend_from_slice(json);
+    for p in json {
+        b.extend_from_slice(p);
+    }
     b.extend_from_slice(b"\n\n");
     Bytes::from(b)
 }
@@ -53,7 +56,22 @@ fn data_event(json: &[u8]) -> Bytes {
 /// no such member spelled plainly (a key written with escapes is left to the caller, which writes the chunk
 /// again). The bytes are valid JSON (the caller's typed read took them); the scan follows strings and nesting so
 /// that a `usage` deeper down or inside a string is never the one cut.
+#[cfg(test)]
 pub(crate) fn without_null_usage(json: &[u8]) -> Option<Vec<u8>> {
+    let (from, to) = null_usage_span(json)?;
+    Some([&json[..from], &json[to..]].concat())
+}
+
+/// The byte range [`without_null_usage`] cuts: the member and one comma beside it.
+fn null_usage_span(json: &[u8]) -> Option<(usize, usize)> {
+    // Where OpenAI puts it, last: `…,"usage":null}`. In valid JSON those bytes before the object's closing brace
+    // are a top-level member (a string there would need a closing quote before the brace), so no scan is needed.
+    const LAST: &[u8] = b",\"usage\":null}";
+    let trimmed = json.trim_ascii_end();
+    if trimmed.ends_with(LAST) {
+        let from = trimmed.len() - LAST.len();
+        return Some((from, trimmed.len() - 1));
+    }
     let ws = |b: u8| matches!(b, b' ' | b'\t' | b'\n' | b'\r');
     let skip_ws = |mut i: usize| {
         while json.get(i).copied().is_some_and(ws) {
@@ -97,10 +115,7 @@ pub(crate) fn without_null_usage(json: &[u8]) -> Option<Vec<u8>> {
                             (_, Some(comma)) => (comma, value + 4),
                             (_, None) => (start, value + 4),
                         };
-                        let mut out = Vec::with_capacity(json.len());
-                        out.extend_from_slice(&json[..from]);
-                        out.extend_from_slice(&json[to..]);
-                        return Some(out);
+                        return Some((from, to));
                     }
                 }
                 i = end;
@@ -229,6 +244,11 @@ mod tests {
             (r#"{"a":"usage","b":null}"#, None),
             (r#"{"\u0075sage":null}"#, None),
             (r#"{"a\\":"x","usage":{"total_tokens":1}}"#, None),
+            // Last, as OpenAI sends it (the short way), with what may follow the object.
+            ("{\"a\":1,\"usage\":null}\n", Some("{\"a\":1}\n")),
+            (r#"{"a":{"b":1,"usage":null}}"#, None),
+            (r#"{"a":"x,\"usage\":null}"}"#, None),
+            (r#"{"a\\":"x","usage":null}"#, Some(r#"{"a\\":"x"}"#)),
         ] {
             let got = without_null_usage(json.as_bytes()).map(|b| String::from_utf8(b).unwrap());
             assert_eq!(got.as_deref(), want, "{json}");
