@@ -52,17 +52,18 @@ fn data_event(json: &[&[u8]]) -> Bytes {
     Bytes::from(b)
 }
 
-/// A JSON object's bytes without its top-level `"usage":null` member, the rest byte for byte; `None` when it has
-/// no such member spelled plainly (a key written with escapes is left to the caller, which writes the chunk
-/// again). The bytes are valid JSON (the caller's typed read took them); the scan follows strings and nesting so
-/// that a `usage` deeper down or inside a string is never the one cut.
+/// [`null_usage_span`]'s cut made: the object without the member, the rest byte for byte.
 #[cfg(test)]
 pub(crate) fn without_null_usage(json: &[u8]) -> Option<Vec<u8>> {
     let (from, to) = null_usage_span(json)?;
     Some([&json[..from], &json[to..]].concat())
 }
 
-/// The byte range [`without_null_usage`] cuts: the member and one comma beside it.
+/// Where a JSON object's top-level `"usage":null` member is (with one comma beside it): the byte range to cut so
+/// that the rest is the object without it; `None` when it has no such member spelled plainly (a key written with
+/// escapes is left to the caller, which writes the chunk again). The bytes are valid JSON (the caller's typed
+/// read took them); the scan follows strings and nesting so that a `usage` deeper down or inside a string is
+/// never the one cut.
 fn null_usage_span(json: &[u8]) -> Option<(usize, usize)> {
     // Where OpenAI puts it, last: `…,"usage":null}`. In valid JSON those bytes before the object's closing brace
     // are a top-level member (a string there would need a closing quote before the brace), so no scan is needed.
