@@ -383,8 +383,7 @@ fn streams(s: &mut String, r: &Results) {
                 if x.target == "gateway" {
                     verdicts.push(stream_verdict(level, t99, f99, c99, fc99));
                     if let Some(h) = at(crate::suite::HELD_FORWARDER) {
-                        let ((h50, h99), (t50, _)) = (added(&h.ttft, &d.ttft), added(&x.ttft, &d.ttft));
-                        verdicts.push(held_line((t50, t99), (h50, h99)));
+                        verdicts.push(held_line((t50, t99), added(&h.ttft, &d.ttft)));
                     }
                 }
             }

@@ -77,6 +77,19 @@ async fn read_to_close(s: &mut TcpStream) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// A connection kept alive after one answer (`/healthz`, whose status line is read; the rest of the answer is
+/// left for the caller's reads).
+async fn kept_alive(addr: SocketAddr) -> TcpStream {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut first = [0u8; 12];
+    s.read_exact(&mut first).await.unwrap();
+    assert_eq!(&first, b"HTTP/1.1 200");
+    s
+}
+
 fn get(path: &str) -> Vec<u8> {
     format!("GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n").into_bytes()
 }
@@ -249,13 +262,7 @@ async fn silent_slow_and_idle_connections_are_closed() {
         read_to_close(&mut drip).await
     });
     // Idle keep-alive after one answer.
-    let mut idle = TcpStream::connect(a).await.unwrap();
-    idle.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n")
-        .await
-        .unwrap();
-    let mut first = [0u8; 12];
-    idle.read_exact(&mut first).await.unwrap();
-    assert_eq!(&first, b"HTTP/1.1 200");
+    let mut idle = kept_alive(a).await;
     for (name, s) in [
         ("silent", &mut silent),
         ("partial", &mut partial),
@@ -283,13 +290,7 @@ async fn silent_slow_and_idle_connections_are_closed() {
 async fn a_head_begun_after_keep_alive_is_cut_at_the_header_timeout_not_the_idle_one() {
     let text = format!("server: {{ header_read_timeout: 300ms, idle_timeout: 30s }}\n{BASE}");
     let gw = start(&text, false).await;
-    let mut s = TcpStream::connect(gw.addr).await.unwrap();
-    s.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n")
-        .await
-        .unwrap();
-    let mut first = [0u8; 12];
-    s.read_exact(&mut first).await.unwrap();
-    assert_eq!(&first, b"HTTP/1.1 200");
+    let mut s = kept_alive(gw.addr).await;
     // Kept alive past the first head's timeout (the scenario's own idle time, not a wait for readiness): the
     // connection now waits under its idle timeout alone.
     tokio::time::sleep(Duration::from_millis(600)).await;
@@ -412,12 +413,7 @@ async fn drain_closes_idle_connections_at_once_and_ends_open_streams_with_shutti
     );
     let mut gw = start(&text, false).await;
     let a = gw.addr;
-    let mut idle = TcpStream::connect(a).await.unwrap();
-    idle.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n")
-        .await
-        .unwrap();
-    let mut first = [0u8; 12];
-    idle.read_exact(&mut first).await.unwrap();
+    let mut idle = kept_alive(a).await;
     let mut partial = TcpStream::connect(a).await.unwrap();
     partial.write_all(b"GET /healthz HTTP/1.1\r\nhos").await.unwrap();
     let body = serde_json::to_vec(&common::chat(true)).unwrap();

@@ -198,12 +198,10 @@ struct Body {
     /// Ready once the server's phase is `Closing` (end of `shutdown_grace`): the stream ends with
     /// `ShuttingDown`. One future for the stream's life, not a new wait per chunk.
     closing: Pin<Box<dyn Future<Output = ()> + Send>>,
-    /// The stall and `max_stream_duration` clock: it fires at the earliest the stream could have stalled
-    /// (`waiting_since + stall`) or its deadline, and is moved on only when it fires early, so a chunk costs
-    /// a clock read, not a timer of its own.
+    /// The stall and `max_stream_duration` clock: it fires at the earliest the stream could have stalled (the
+    /// start of the current wait for a chunk + stall) or its deadline, and is moved on only when it fires early,
+    /// so a chunk costs a clock read, not a timer of its own.
     timer: Pin<Box<tokio::time::Sleep>>,
-    /// When the stream last began to wait for its upstream's next chunk.
-    waiting_since: Instant,
 }
 
 impl Body {
@@ -307,15 +305,15 @@ impl Body {
         if let Some(chunk) = self.held.pop_front() {
             return Some(Event::Chunk(self.chunk(chunk)));
         }
-        self.waiting_since = Instant::now();
-        let left = self.deadline.saturating_duration_since(self.waiting_since);
+        let waiting_since = Instant::now();
+        let left = self.deadline.saturating_duration_since(waiting_since);
         let stall = self.candidate.timeouts.stall;
         let wait = stall.min(left);
         let next = loop {
             tokio::select! {
                 n = self.rest.next() => break Ok(n),
                 () = self.timer.as_mut() => {
-                    let due = self.deadline.min(self.waiting_since + stall);
+                    let due = waiting_since + wait;
                     if Instant::now() >= due {
                         break Err(());
                     }
@@ -406,7 +404,6 @@ pub(crate) fn live(
         timer: Box::pin(tokio::time::sleep_until(
             deadline.min(now + served.candidate.timeouts.stall),
         )),
-        waiting_since: now,
         provider: served.candidate.provider.clone(),
         deadline,
         candidate: served.candidate,
@@ -722,6 +719,11 @@ fallback_policy: {{ order: [a, b], deadline: 30s, stall_timeout: 2s, max_stream_
             .contains("llm_gateway_provider_requests_total{provider=\"a\",outcome=\"success\"} 1"));
     }
 
+    /// The chunk that ends an answer with `stop`.
+    fn stop() -> ChatChunk {
+        ChatChunk::with_delta("id", 1, "m", Delta::default(), Some("stop".into()))
+    }
+
     /// A delta that starts a tool call.
     fn tool_call() -> Delta {
         Delta {
@@ -740,13 +742,7 @@ fallback_policy: {{ order: [a, b], deadline: 30s, stall_timeout: 2s, max_stream_
         let call = tool_call();
         let rest: ChunkStream = Box::pin(futures::stream::iter(vec![
             Ok(ChatChunk::with_delta("id", 1, "m", call, None)),
-            Ok(ChatChunk::with_delta(
-                "id",
-                1,
-                "m",
-                Delta::default(),
-                Some("stop".into()),
-            )),
+            Ok(stop()),
         ]));
         let evs = events(&state(""), rest).await;
         let finish: Vec<_> = evs
@@ -791,13 +787,7 @@ fallback_policy: {{ order: [a, b], deadline: 30s, stall_timeout: 2s, max_stream_
             ))),
             Ok(as_is(ChatChunk::with_delta("id", 1, "m", call, None))),
             // `stop` after a tool call: rewritten to `tool_calls`.
-            Ok(as_is(ChatChunk::with_delta(
-                "id",
-                1,
-                "m",
-                Delta::default(),
-                Some("stop".into()),
-            ))),
+            Ok(as_is(stop())),
         ]));
         let evs = events(&state(""), rest).await;
         let kept: Vec<bool> = evs
