@@ -62,8 +62,8 @@ fn check_config_lists_secrets_and_fails_on_problems() {
         .unwrap();
     assert!(sim.status.success(), "{}", String::from_utf8_lossy(&sim.stderr));
 
-    let dir = std::env::temp_dir().join(format!("llm-gw-cli-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
     let bad = dir.join("bad.yaml");
     std::fs::write(&bad, "providers:\n  x: { kind: foo, base_url: nope }\nfallback_policy: { order: [y], deadline: 1s, attempt_timeout: 2s }\n").unwrap();
     let out = bin()

@@ -15,11 +15,12 @@ use llm_gateway::offline::{OfflineConfig, OfflineStore};
 use llm_mocks::{FaultKind, FaultSpec, SettingsPatch};
 use serde_json::Value;
 
-fn dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("llm-gw-build-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+/// A fresh folder for one test, removed when the test ends (failed or not).
+fn dir(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("llm-gw-build-{name}-"))
+        .tempdir()
+        .unwrap()
 }
 
 fn cmd(args: &[&str]) -> Command {
@@ -84,7 +85,8 @@ fn build_args<'a>(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_built_package_loads_cleanly_and_the_dry_run_answers_every_prompt() {
     let fakes = fakes().await;
-    let d = dir("full");
+    let tmp = dir("full");
+    let d = tmp.path();
     let cfg = write_config(&d, &yaml(&fakes, "openai, kimi", "", "compatible"));
     let prompts = d.join("prompts.txt");
     std::fs::write(&prompts, PROMPTS).unwrap();
@@ -176,7 +178,8 @@ async fn a_built_package_loads_cleanly_and_the_dry_run_answers_every_prompt() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_prompts_are_reported_and_only_they_are_asked_again() {
     let fakes = fakes().await;
-    let d = dir("failed");
+    let tmp = dir("failed");
+    let d = tmp.path();
     let cfg = write_config(&d, &yaml(&fakes, "openai", "", "compatible"));
     let prompts = d.join("prompts.txt");
     std::fs::write(&prompts, PROMPTS).unwrap();
@@ -228,7 +231,8 @@ async fn failed_prompts_are_reported_and_only_they_are_asked_again() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_build_resumes_without_asking_twice() {
     let fakes = fakes().await;
-    let d = dir("killed");
+    let tmp = dir("killed");
+    let d = tmp.path();
     let cfg = write_config(&d, &yaml(&fakes, "openai", "", "compatible"));
     let prompts = d.join("prompts.txt");
     let list: Vec<String> = (0..8).map(|i| format!("Вопрос номер {i} про отчёт")).collect();
@@ -296,7 +300,8 @@ async fn a_killed_build_resumes_without_asking_twice() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recorded_misses_become_entries_and_secrets_stay_out() {
     let fakes = fakes().await;
-    let d = dir("misses");
+    let tmp = dir("misses");
+    let d = tmp.path();
     // A live gateway in offline mode with a one-entry package: other questions miss.
     let pkg = d.join("seed");
     std::fs::create_dir_all(&pkg).unwrap();
@@ -430,7 +435,8 @@ async fn recorded_misses_become_entries_and_secrets_stay_out() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn careless_input_gets_clear_errors_and_secrets_never_reach_a_package() {
     let fakes = fakes().await;
-    let d = dir("careless");
+    let tmp = dir("careless");
+    let d = tmp.path();
     let cfg = write_config(&d, &yaml(&fakes, "openai", "", "compatible"));
     let c = cfg.to_str().unwrap();
     let out = d.join("packages");

@@ -124,9 +124,8 @@ fn bad_duration_scope_and_url() {
 
 #[test]
 fn env_overrides_mode_and_secrets() {
-    let dir = std::env::temp_dir().join(format!("llm-gw-secret-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("kimi");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("kimi");
     std::fs::write(&file, "kimi-from-file\n").unwrap();
     let env: HashMap<String, String> = [
         ("LLM_GATEWAY_MODE", "offline"),

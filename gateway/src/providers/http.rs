@@ -211,7 +211,8 @@ fallback_policy: {{ order: [g] }}
         if std::path::Path::new(system).is_file() {
             assert!(build_client(&provider_with_ca(system)).is_ok());
         }
-        let junk = std::env::temp_dir().join(format!("llm-gw-ca-{}.pem", std::process::id()));
+        let dir = tempfile::tempdir().unwrap();
+        let junk = dir.path().join("junk.pem");
         std::fs::write(&junk, "not a certificate\n").unwrap();
         let err = build_client(&provider_with_ca(junk.to_str().unwrap())).unwrap_err();
         assert!(err.to_string().contains("ca_bundle"), "{err}");
