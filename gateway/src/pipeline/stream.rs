@@ -326,26 +326,35 @@ impl Body {
                 }
             }
         };
-        let err = match next {
+        let end = match next {
             Ok(Some(Ok(chunk))) => return Some(Event::Chunk(self.chunk(chunk))),
-            Ok(None) => {
-                self.finished = true;
-                self.settled = true;
-                self.state.router.record_success(&self.provider).await;
-                return Some(Event::Done);
-            }
-            Ok(Some(Err(e))) => e,
-            Err(_) if wait < stall => {
-                ProviderError::new(ErrorClass::Timeout, "max_stream_duration reached mid-stream")
-            }
-            Err(_) => ProviderError::new(
+            Ok(None) => None,
+            Ok(Some(Err(e))) => Some(e),
+            Err(_) if wait < stall => Some(ProviderError::new(
+                ErrorClass::Timeout,
+                "max_stream_duration reached mid-stream",
+            )),
+            Err(_) => Some(ProviderError::new(
                 ErrorClass::Timeout,
                 format!("stream stalled for {} ms", stall.as_millis()),
-            ),
+            )),
         };
+        // Once per stream, and boxed: the future of `next` is moved for every chunk, so it holds only what a chunk
+        // needs (the end's Redis calls and a continuation's whole routing would make it kilobytes).
+        Box::pin(self.end(end, left > wait)).await
+    }
+
+    /// The end of the current provider's stream: a clean one (`None`), or a break, which a continuation may
+    /// carry on when `time_left`.
+    async fn end(&mut self, err: Option<ProviderError>, time_left: bool) -> Option<Event> {
         self.settled = true;
+        let Some(err) = err else {
+            self.finished = true;
+            self.state.router.record_success(&self.provider).await;
+            return Some(Event::Done);
+        };
         self.state.router.record_failure(&self.provider, &err).await;
-        if left > wait {
+        if time_left {
             if let Some(ev) = self.resume(&err).await {
                 return Some(ev);
             }
@@ -416,7 +425,11 @@ pub(crate) fn live(
         continuation,
         settled: false,
     };
-    let events = futures::stream::unfold(body, |mut b| async move { b.next().await.map(|e| (e, b)) });
+    // Boxed: the state is moved in and out of each chunk's future.
+    let events = futures::stream::unfold(
+        Box::new(body),
+        |mut b| async move { b.next().await.map(|e| (e, b)) },
+    );
     Streamed {
         meta,
         events: Box::pin(events),
