@@ -87,7 +87,7 @@ async fn a_built_package_loads_cleanly_and_the_dry_run_answers_every_prompt() {
     let fakes = fakes().await;
     let tmp = dir("full");
     let d = tmp.path();
-    let cfg = write_config(&d, &yaml(&fakes, "openai, kimi", "", "compatible"));
+    let cfg = write_config(d, &yaml(&fakes, "openai, kimi", "", "compatible"));
     let prompts = d.join("prompts.txt");
     std::fs::write(&prompts, PROMPTS).unwrap();
     let out = d.join("packages");
@@ -144,7 +144,7 @@ async fn a_built_package_loads_cleanly_and_the_dry_run_answers_every_prompt() {
 
     // offline-dry-run proves it: every prompt of the file answered from the package, no 5xx.
     let dry_cfg = write_config(
-        &d,
+        d,
         &format!(
             "{}\noffline: {{ packages: [\"{}\"] }}\n",
             yaml(&fakes, "openai, kimi", "", "compatible"),
@@ -180,7 +180,7 @@ async fn failed_prompts_are_reported_and_only_they_are_asked_again() {
     let fakes = fakes().await;
     let tmp = dir("failed");
     let d = tmp.path();
-    let cfg = write_config(&d, &yaml(&fakes, "openai", "", "compatible"));
+    let cfg = write_config(d, &yaml(&fakes, "openai", "", "compatible"));
     let prompts = d.join("prompts.txt");
     std::fs::write(&prompts, PROMPTS).unwrap();
     let (out, report) = (d.join("packages"), d.join("build.json"));
@@ -233,7 +233,7 @@ async fn a_killed_build_resumes_without_asking_twice() {
     let fakes = fakes().await;
     let tmp = dir("killed");
     let d = tmp.path();
-    let cfg = write_config(&d, &yaml(&fakes, "openai", "", "compatible"));
+    let cfg = write_config(d, &yaml(&fakes, "openai", "", "compatible"));
     let prompts = d.join("prompts.txt");
     let list: Vec<String> = (0..8).map(|i| format!("Вопрос номер {i} про отчёт")).collect();
     std::fs::write(&prompts, list.join("\n")).unwrap();
@@ -378,7 +378,7 @@ async fn recorded_misses_become_entries_and_secrets_stay_out() {
     assert!(!misses.to_string().contains("openai secret"), "{misses}");
 
     // The build asks the fakes (a config in auto mode) for each recorded, unredacted miss.
-    let cfg = write_config(&d, &yaml(&fakes, "kimi", "", "compatible"));
+    let cfg = write_config(d, &yaml(&fakes, "kimi", "", "compatible"));
     let (out, report) = (d.join("packages"), d.join("build.json"));
     let o = run(&[
         "offline",
@@ -437,7 +437,7 @@ async fn careless_input_gets_clear_errors_and_secrets_never_reach_a_package() {
     let fakes = fakes().await;
     let tmp = dir("careless");
     let d = tmp.path();
-    let cfg = write_config(&d, &yaml(&fakes, "openai", "", "compatible"));
+    let cfg = write_config(d, &yaml(&fakes, "openai", "", "compatible"));
     let c = cfg.to_str().unwrap();
     let out = d.join("packages");
     let o = out.to_str().unwrap();
