@@ -109,13 +109,7 @@ impl Backend {
 /// `:0` bind), and the enable then fails with `address already in use`. A port below the range is only ever
 /// taken by an explicit bind. `None` when no port outside the range is free (then use `:0`).
 pub fn stable_loopback_listen() -> Option<String> {
-    let (low, high) = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-        .ok()
-        .and_then(|s| {
-            let mut it = s.split_whitespace().map(str::parse::<u16>);
-            Some((it.next()?.ok()?, it.next()?.ok()?))
-        })
-        .unwrap_or((32768, 60999));
+    let (low, high) = ephemeral_range();
     // Below the range when it leaves room there, else above it; from a point that differs per process and
     // call, so parallel stands rarely try the same ports.
     let span: Vec<(u16, u16)> = [
@@ -139,19 +133,25 @@ pub fn stable_loopback_listen() -> Option<String> {
     })
 }
 
+/// The kernel's ephemeral port range (`/proc/sys/net/ipv4/ip_local_port_range`), 32768-60999 when unreadable.
+fn ephemeral_range() -> (u16, u16) {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| {
+            let mut it = s.split_whitespace().map(str::parse::<u16>);
+            Some((it.next()?.ok()?, it.next()?.ok()?))
+        })
+        .unwrap_or((32768, 60999))
+}
+
 #[cfg(test)]
 mod tests {
-    use super::stable_loopback_listen;
+    use super::{ephemeral_range, stable_loopback_listen};
 
     #[test]
     #[allow(clippy::unwrap_used)]
     fn a_stable_port_is_free_and_outside_the_ephemeral_range() {
-        let (low, high) = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-            .map(|s| {
-                let v: Vec<u16> = s.split_whitespace().map(|x| x.parse().unwrap()).collect();
-                (v[0], v[1])
-            })
-            .unwrap_or((32768, 60999));
+        let (low, high) = ephemeral_range();
         for _ in 0..20 {
             let addr = stable_loopback_listen().unwrap();
             let port: u16 = addr.rsplit(':').next().unwrap().parse().unwrap();

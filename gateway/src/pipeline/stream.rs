@@ -648,6 +648,13 @@ fallback_policy: {{ order: [a, b], deadline: 30s, stall_timeout: 2s, max_stream_
             .await
     }
 
+    /// [`events`], and how long they took (on the paused clock of the tests that time streams).
+    async fn timed(state: &Arc<AppState>, rest: ChunkStream) -> (Duration, Vec<Event>) {
+        let start = Instant::now();
+        let evs = events(state, rest).await;
+        (start.elapsed(), evs)
+    }
+
     #[tokio::test]
     async fn the_future_of_each_event_stays_small() {
         // Built and moved for every chunk: the stream's end (breaker records, a continuation's routing) belongs in
@@ -674,9 +681,8 @@ fallback_policy: {{ order: [a, b], deadline: 30s, stall_timeout: 2s, max_stream_
         let s = state("");
         let rest: ChunkStream =
             Box::pin(futures::stream::iter(vec![Ok(chunk("lo"))]).chain(futures::stream::pending()));
-        let start = Instant::now();
-        let evs = events(&s, rest).await;
-        assert_eq!(start.elapsed(), Duration::from_secs(2));
+        let (took, evs) = timed(&s, rest).await;
+        assert_eq!(took, Duration::from_secs(2));
         assert_eq!(text(&evs), "Hello");
         match evs.last() {
             Some(Event::Failed { provider, error }) => {
@@ -708,10 +714,9 @@ fallback_policy: {{ order: [a, b], deadline: 30s, stall_timeout: 2s, max_stream_
             tokio::time::sleep(Duration::from_millis(1500)).await;
             Some((Ok(chunk("x")), i + 1))
         });
-        let start = Instant::now();
-        let evs = events(&s, Box::pin(gaps)).await;
+        let (took, evs) = timed(&s, Box::pin(gaps)).await;
         assert_eq!(
-            start.elapsed(),
+            took,
             Duration::from_secs(3),
             "2 gaps of 1.5 s, each under the 2 s stall"
         );
@@ -726,10 +731,9 @@ fallback_policy: {{ order: [a, b], deadline: 30s, stall_timeout: 2s, max_stream_
                 futures::future::pending().await
             }
         });
-        let start = Instant::now();
-        let evs = events(&s, Box::pin(then_stall)).await;
+        let (took, evs) = timed(&s, Box::pin(then_stall)).await;
         assert_eq!(
-            start.elapsed(),
+            took,
             Duration::from_secs(3),
             "the last chunk at 1 s, then the 2 s stall"
         );
@@ -745,9 +749,8 @@ fallback_policy: {{ order: [a, b], deadline: 30s, stall_timeout: 2s, max_stream_
             tokio::time::sleep(Duration::from_secs(1)).await;
             Some((Ok(chunk("x")), ()))
         });
-        let start = Instant::now();
-        let evs = events(&state(""), Box::pin(slow)).await;
-        assert_eq!(start.elapsed(), Duration::from_millis(3500));
+        let (took, evs) = timed(&state(""), Box::pin(slow)).await;
+        assert_eq!(took, Duration::from_millis(3500));
         assert!(
             matches!(evs.last(), Some(Event::Failed { error, .. }) if error.message.contains("max_stream_duration"))
         );
