@@ -16,7 +16,7 @@ shopt -s inherit_errexit
 cd "$(dirname "$0")/.."
 N=${1:-1000}
 GW=${2:-target/release/llm-gateway}
-REL=target/release
+REL=${REL:-target/release}
 for b in "$GW" "$REL/llm-mocks" "$REL/llm-benches"; do
   [ -x "$b" ] || { echo "callgrind.sh: $b is missing; build with cargo build --release --bins" >&2; exit 2; }
 done

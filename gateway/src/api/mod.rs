@@ -135,23 +135,31 @@ pub fn app(state: Arc<AppState>) -> axum::Router {
     let limit = state.config.server.body_limit_bytes;
     // Client routes: the client-key layer (401, 429 per key) sees the request before the handler. Without
     // `limits.clients` there is no layer at all (the set of keys is fixed for the process's life).
-    let mut client_routes = axum::Router::new()
+    let keyed = |routes: axum::Router<Arc<AppState>>| {
+        if state.clients.enabled() {
+            routes.layer(middleware::from_fn_with_state(
+                state.clone(),
+                client::require_client_key,
+            ))
+        } else {
+            routes
+        }
+    };
+    let openai_routes = axum::Router::new()
         .route("/v1/chat/completions", post(chat::chat_completions))
         .route("/v1/responses", post(responses::responses))
+        .route("/v1/embeddings", post(embeddings::embeddings))
+        .route("/api/assistants/generate", post(chat::assistants_generate));
+    // Anthropic-shaped routes answer errors in Anthropic's shape, the client key's 401 and 429 included (the
+    // models routes when the client sent `anthropic-version`). Only these routes have the layer: the others
+    // never take Anthropic's shape, and a layer is a boxed future and a service clone per request.
+    let anthropic_routes = axum::Router::new()
         .route("/v1/messages", post(messages::messages))
         .route("/v1/messages/count_tokens", post(messages::count_tokens))
-        .route("/v1/embeddings", post(embeddings::embeddings))
         .route("/v1/models", get(admin::models))
-        .route("/v1/models/{*id}", get(admin::model))
-        .route("/api/assistants/generate", post(chat::assistants_generate));
-    if state.clients.enabled() {
-        client_routes = client_routes.layer(middleware::from_fn_with_state(
-            state.clone(),
-            client::require_client_key,
-        ));
-    }
-    // Anthropic-shaped routes answer errors in Anthropic's shape, the client key's 401 and 429 included.
-    let client_routes = client_routes.layer(middleware::from_fn(messages::anthropic_errors));
+        .route("/v1/models/{*id}", get(admin::model));
+    let client_routes = keyed(openai_routes)
+        .merge(keyed(anthropic_routes).layer(middleware::from_fn(messages::anthropic_errors)));
     let mut router = axum::Router::new().merge(client_routes);
     if state.config.mcp.enabled {
         // `/mcp`: Host and Origin first (DNS rebinding, browsers), then the client key as on `/v1/*`; the admin

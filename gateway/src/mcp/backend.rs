@@ -520,7 +520,7 @@ impl Backend {
         let needs = Needs::default();
         let mut first: Option<String> = None;
         let mut skips = Vec::with_capacity(plan.len());
-        for c in &plan {
+        for c in plan.iter() {
             skips.push(state.router.would_skip(c, &needs, now).await);
         }
         let candidates: Vec<Value> = plan

@@ -484,7 +484,7 @@ async fn chat_stream_untraced(
         Ok((served, candidates)) => {
             let meta = Meta::of(&served, None);
             run.finish(&meta, Some(served.upstream_wait));
-            Ok(stream::live(state.clone(), req, needs, candidates, served, meta))
+            Ok(stream::live(state.clone(), req, needs, &candidates, served, meta))
         }
         Err(f) => {
             let a = tiers::after_failure(&run, f, key.as_ref(), missed(&req), |s| {

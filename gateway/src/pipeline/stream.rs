@@ -382,7 +382,7 @@ pub(crate) fn live(
     state: Arc<AppState>,
     req: ChatRequest,
     needs: Needs,
-    candidates: Vec<Candidate>,
+    candidates: &[Candidate],
     served: Opened,
     meta: Meta,
 ) -> Streamed {
@@ -404,7 +404,7 @@ fn body(
     state: Arc<AppState>,
     req: ChatRequest,
     needs: Needs,
-    candidates: Vec<Candidate>,
+    candidates: &[Candidate],
     served: Opened,
 ) -> Body {
     let policy = state.router.policy();
@@ -617,7 +617,7 @@ fallback_policy: {{ order: [a, b], deadline: 30s, stall_timeout: 2s, max_stream_
 
     /// Opens a stream on the first candidate through the router (settled later, as the pipeline does): its
     /// first chunk is "Hel", the rest comes from `rest`.
-    async fn opened(state: &Arc<AppState>, rest: ChunkStream) -> (Vec<Candidate>, Opened) {
+    async fn opened(state: &Arc<AppState>, rest: ChunkStream) -> (crate::router::Plan, Opened) {
         let cands = state.router.plan("default", Mode::Auto, None).unwrap();
         let mut rest = Some(rest);
         let served = state
@@ -642,7 +642,7 @@ fallback_policy: {{ order: [a, b], deadline: 30s, stall_timeout: 2s, max_stream_
     async fn events(state: &Arc<AppState>, rest: ChunkStream) -> Vec<Event> {
         let (cands, served) = opened(state, rest).await;
         let meta = Meta::of(&served, None);
-        live(state.clone(), request(), Needs::default(), cands, served, meta)
+        live(state.clone(), request(), Needs::default(), &cands, served, meta)
             .events
             .collect()
             .await
@@ -662,7 +662,7 @@ fallback_policy: {{ order: [a, b], deadline: 30s, stall_timeout: 2s, max_stream_
         // debug one).
         let state = state(", stream_failure: continue");
         let (cands, served) = opened(&state, Box::pin(futures::stream::empty())).await;
-        let b = Box::new(body(state.clone(), request(), Needs::default(), cands, served));
+        let b = Box::new(body(state.clone(), request(), Needs::default(), &cands, served));
         let size = std::mem::size_of_val(&step(b));
         assert!(size <= 512, "each event's future is {size} bytes");
     }

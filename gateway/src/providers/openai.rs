@@ -65,8 +65,14 @@ impl OpenAiCompat {
         rb
     }
 
-    /// The wire body for a chat request (serialized once, straight to bytes, by [`Self::post`]).
-    pub fn chat_body(&self, req: &ChatRequest, model: &str, stream: bool) -> ChatRequest {
+    /// The wire body for a chat request (serialized once, straight to bytes, by [`Self::post`]): the client's
+    /// request with the provider's model name. Borrowed when nothing else changes (a non-stream request to OpenAI
+    /// or DashScope), so the conversation is not copied; a copy for a stream (usage asked for) and for Kimi's
+    /// quirks.
+    pub fn chat_body<'a>(&self, req: &'a ChatRequest, model: &'a str, stream: bool) -> ChatBody<'a> {
+        if !stream && self.flavor != Flavor::Kimi {
+            return ChatBody::AsSent(AsSent::new(req, model));
+        }
         let mut req = req.clone();
         req.model = model.to_string();
         req.stream = stream;
@@ -78,7 +84,7 @@ impl OpenAiCompat {
             req.extra
                 .insert("stream_options".into(), json!({"include_usage": true}));
         }
-        req
+        ChatBody::Changed(req)
     }
 
     /// Non-stream chat, its answer read as `read` says.
@@ -148,6 +154,75 @@ impl OpenAiCompat {
         let secret = self.secret.as_ref().map(Secret::expose);
         let resp = http::send(self.post("embeddings", &req), self.classify(), secret).await?;
         http::read_json(resp).await
+    }
+}
+
+/// A chat request's wire body: the client's own fields borrowed, or a changed copy.
+#[derive(serde::Serialize)]
+#[serde(untagged)]
+pub enum ChatBody<'a> {
+    /// The client's request with another model name and `stream: false`, serialized from borrows.
+    AsSent(AsSent<'a>),
+    /// A changed copy.
+    Changed(ChatRequest),
+}
+
+/// A [`ChatRequest`] serialized from borrows, field for field as its own `Serialize` writes it, with `model`
+/// replaced and `stream` left out (false).
+#[derive(serde::Serialize)]
+pub struct AsSent<'a> {
+    model: &'a str,
+    messages: &'a [Message],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    temperature: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    top_p: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_tokens: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_completion_tokens: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stop: Option<&'a Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    seed: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tools: Option<&'a Vec<Value>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_choice: Option<&'a Value>,
+    #[serde(flatten)]
+    extra: &'a serde_json::Map<String, Value>,
+}
+
+impl<'a> AsSent<'a> {
+    fn new(req: &'a ChatRequest, model: &'a str) -> AsSent<'a> {
+        // Every field named: a field added to `ChatRequest` does not compile here until it is sent.
+        let ChatRequest {
+            model: _,
+            messages,
+            stream: _,
+            temperature,
+            top_p,
+            max_tokens,
+            max_completion_tokens,
+            stop,
+            seed,
+            tools,
+            tool_choice,
+            extra,
+        } = req;
+        AsSent {
+            model,
+            messages,
+            temperature: *temperature,
+            top_p: *top_p,
+            max_tokens: *max_tokens,
+            max_completion_tokens: *max_completion_tokens,
+            stop: stop.as_ref(),
+            seed: *seed,
+            tools: tools.as_ref(),
+            tool_choice: tool_choice.as_ref(),
+            extra,
+        }
     }
 }
 

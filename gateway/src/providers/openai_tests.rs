@@ -386,6 +386,37 @@ fn chat_body_sets_model_stream_and_usage() {
     assert!(k.get("stream_options").is_none());
 }
 
+/// The borrowed body writes the same bytes as the changed copy would: every field, in the same order.
+#[test]
+fn a_borrowed_body_is_the_request_as_a_copy_would_send_it() {
+    let req: ChatRequest = serde_json::from_str(
+        r#"{"model":"default","messages":[{"role":"system","content":"be brief"},{"role":"user","content":[{"type":"text","text":"hi"},{"type":"image_url","image_url":{"url":"data:image/png;base64,AAAA"}}]}],
+            "stream":false,"temperature":0.5,"top_p":0.9,"max_tokens":100,"max_completion_tokens":90,"stop":["\n"],"seed":7,
+            "tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object"}}}],"tool_choice":"auto",
+            "response_format":{"type":"json_object"},"user":"u-1","stream_options":{"include_usage":true}}"#,
+    )
+    .unwrap();
+    let minimal: ChatRequest =
+        serde_json::from_str(r#"{"model":"default","messages":[{"role":"user","content":"hi"}]}"#).unwrap();
+    for flavor in [Flavor::OpenAi, Flavor::Qwen] {
+        let client = OpenAiCompat::new("http://x/v1", None, reqwest::Client::new(), flavor);
+        for r in [&req, &minimal] {
+            let body = client.chat_body(r, "gpt-4o-mini", false);
+            assert!(
+                matches!(body, ChatBody::AsSent(_)),
+                "a non-stream request is not copied"
+            );
+            let mut copy = r.clone();
+            copy.model = "gpt-4o-mini".into();
+            copy.stream = false;
+            assert_eq!(
+                serde_json::to_string(&body).unwrap(),
+                serde_json::to_string(&copy).unwrap()
+            );
+        }
+    }
+}
+
 #[test]
 fn normalize_says_whether_the_answer_was_already_in_shape() {
     let mut ok: ChatResponse = serde_json::from_str(

@@ -34,7 +34,7 @@ use crate::state::StateBackend;
 pub use budget::RetryBudget;
 pub use connectivity::Connectivity;
 pub use health::{Admission, BreakerState, Health};
-pub use plan::{Candidate, PlanError, Planner, Timeouts};
+pub use plan::{Candidate, Plan, PlanError, Planner, Timeouts};
 
 /// One entry of the ordered failure list returned to clients.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -357,12 +357,7 @@ impl Router {
     }
 
     /// Ordered candidates for a model in `mode` (read once per request by the caller).
-    pub fn plan(
-        &self,
-        model: &str,
-        mode: Mode,
-        preferred: Option<&str>,
-    ) -> Result<Vec<Candidate>, PlanError> {
+    pub fn plan(&self, model: &str, mode: Mode, preferred: Option<&str>) -> Result<Plan, PlanError> {
         self.planner.plan(model, mode, preferred)
     }
 

@@ -1,6 +1,7 @@
 //! Candidate planning: logical model -> ordered providers, by mode (local tier last), `X-LLM-Provider` first.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::{CapsOverride, Config, Mode, ProviderKind, QwenApi};
@@ -66,6 +67,10 @@ struct Slot {
     timeouts: Timeouts,
 }
 
+/// Candidates in order, shared: a logical model's plans are made once, when the planner is built, and each
+/// request takes a reference to one.
+pub type Plan = Arc<[Candidate]>;
+
 /// Static view of the config the planner needs.
 #[derive(Debug, Clone)]
 pub struct Planner {
@@ -73,6 +78,9 @@ pub struct Planner {
     models: BTreeMap<String, BTreeMap<String, String>>,
     caps: BTreeMap<String, BTreeMap<String, CapsOverride>>,
     aliases: crate::config::Aliases,
+    /// Each logical model's plan in each mode (`auto`, `remote`, `offline`), none of them preferred: the config is
+    /// fixed for the planner's life, so what [`Planner::plan`] would build again for every request is built here.
+    made: HashMap<String, [Result<Plan, PlanError>; 3]>,
 }
 
 impl Planner {
@@ -93,11 +101,29 @@ impl Planner {
                 },
             })
             .collect();
-        Planner {
+        let mut planner = Planner {
             order,
             models: cfg.models.clone(),
             caps: cfg.model_caps.clone(),
             aliases: cfg.aliases.clone(),
+            made: HashMap::new(),
+        };
+        planner.made = planner
+            .models
+            .keys()
+            .map(|logical| {
+                let plans = [Mode::Auto, Mode::Remote, Mode::Offline].map(|m| planner.make(logical, m));
+                (logical.clone(), plans)
+            })
+            .collect();
+        planner
+    }
+
+    fn mode_index(mode: Mode) -> usize {
+        match mode {
+            Mode::Auto => 0,
+            Mode::Remote => 1,
+            Mode::Offline => 2,
         }
     }
 
@@ -143,18 +169,37 @@ impl Planner {
         })
     }
 
-    /// Ordered candidates.
-    pub fn plan(
-        &self,
-        model: &str,
-        mode: Mode,
-        preferred: Option<&str>,
-    ) -> Result<Vec<Candidate>, PlanError> {
+    /// Ordered candidates: `preferred` first when it serves the model. A logical model's plan (or an alias's) is
+    /// the one made when the planner was built; other names (`provider/model`, a concrete model) are planned here.
+    pub fn plan(&self, model: &str, mode: Mode, preferred: Option<&str>) -> Result<Plan, PlanError> {
         if let Some(p) = preferred {
             if !self.order.iter().any(|s| s.name == p) {
                 return Err(PlanError::UnknownProvider(p.to_string()));
             }
         }
+        let made = self
+            .made
+            .get(model)
+            .or_else(|| self.aliases.resolve(model).and_then(|l| self.made.get(l)));
+        let out = match made {
+            Some(plans) => plans[Self::mode_index(mode)].clone()?,
+            None => self.make(model, mode)?,
+        };
+        Ok(
+            match preferred.and_then(|p| out.iter().position(|c| c.provider == p)) {
+                Some(pos) if pos > 0 => {
+                    let mut v = out.to_vec();
+                    let c = v.remove(pos);
+                    v.insert(0, c);
+                    v.into()
+                }
+                _ => out,
+            },
+        )
+    }
+
+    /// The candidates of `model` in `mode`, in the fallback order (the local tier last in `auto`).
+    fn make(&self, model: &str, mode: Mode) -> Result<Plan, PlanError> {
         let (map, named_by_client) = self
             .mapping(model)
             .ok_or_else(|| PlanError::UnknownModel(model.to_string()))?;
@@ -174,24 +219,18 @@ impl Planner {
             })
             .collect();
         let (local, remote): (Vec<_>, Vec<_>) = all.into_iter().partition(|c| c.local);
-        let mut out = match mode {
-            Mode::Auto => remote.into_iter().chain(local).collect::<Vec<_>>(),
+        let out: Vec<Candidate> = match mode {
+            Mode::Auto => remote.into_iter().chain(local).collect(),
             Mode::Remote => remote,
             Mode::Offline => local,
         };
-        if let Some(p) = preferred {
-            if let Some(pos) = out.iter().position(|c| c.provider == p) {
-                let c = out.remove(pos);
-                out.insert(0, c);
-            }
-        }
         if out.is_empty() {
             return Err(PlanError::NoCandidates {
                 model: model.to_string(),
                 mode: mode.as_str(),
             });
         }
-        Ok(out)
+        Ok(out.into())
     }
 
     /// The provider whose model the request's answer must match (an embeddings vector space): `preferred` when

@@ -88,7 +88,7 @@ fn s(p: &str, step: Step) -> (String, Step) {
 #[test]
 fn plan_puts_local_last_in_auto_and_honours_preference_and_mode() {
     let r = router("");
-    let names = |v: Vec<Candidate>| v.into_iter().map(|c| c.provider).collect::<Vec<_>>();
+    let names = |v: crate::router::Plan| v.iter().map(|c| c.provider.clone()).collect::<Vec<_>>();
     assert_eq!(
         names(r.plan("default", r.mode(), None).unwrap()),
         ["a", "b", "c", "local"]
