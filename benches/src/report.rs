@@ -17,6 +17,70 @@ fn rates(r: &Results) -> Vec<u32> {
     rates
 }
 
+/// The rounds of `target` at `rate` (empty when the run kept none).
+fn rounds_of<'a>(r: &'a Results, target: &str, rate: u32) -> &'a [crate::stats::Summary] {
+    r.overhead
+        .iter()
+        .find(|x| x.target == target && x.rate == rate)
+        .map_or(&[], |x| x.rounds.as_slice())
+}
+
+/// `target`'s added latency ÷ the forwarder's, paired round by round: in each round both ran within seconds of
+/// each other and of `direct`, so a round's ratio compares them on the same state of a shared machine, and a burst
+/// of host noise moves one round, not the verdict. The median of the rounds' ratios at p50 and at p99, and the
+/// range of the p99 ones; `None` without rounds. A round where the forwarder added nothing measurable is left out.
+fn paired(r: &Results, target: &str, rate: u32) -> Option<Paired> {
+    let (d, f, x) = (
+        rounds_of(r, "direct", rate),
+        rounds_of(r, "forwarder", rate),
+        rounds_of(r, target, rate),
+    );
+    let mut p50 = Vec::new();
+    let mut p99 = Vec::new();
+    for ((d, f), x) in d.iter().zip(f).zip(x) {
+        let ((f50, f99), (x50, x99)) = (added(f, d), added(x, d));
+        if f50 > 0.0 && x50.is_finite() {
+            p50.push(x50 / f50);
+        }
+        if f99 > 0.0 && x99.is_finite() {
+            p99.push(x99 / f99);
+        }
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        match v.len() {
+            0 => f64::NAN,
+            n if n % 2 == 1 => v[n / 2],
+            n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+        }
+    };
+    let rounds = d.len().min(f.len()).min(x.len());
+    if rounds == 0 {
+        return None;
+    }
+    let (lo, hi) = (
+        p99.iter().copied().fold(f64::INFINITY, f64::min),
+        p99.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+    );
+    Some(Paired {
+        rounds,
+        used: p99.len(),
+        p50: median(&mut p50),
+        p99: median(&mut p99),
+        p99_range: (lo, hi),
+    })
+}
+
+/// What [`paired`] finds.
+struct Paired {
+    rounds: usize,
+    /// Rounds with a p99 ratio.
+    used: usize,
+    p50: f64,
+    p99: f64,
+    p99_range: (f64, f64),
+}
+
 /// What `x` adds over `base`: the p50 and p99 differences in milliseconds.
 fn added(x: &crate::stats::Summary, base: &crate::stats::Summary) -> (f64, f64) {
     (x.p50_ms - base.p50_ms, x.p99_ms - base.p99_ms)
@@ -31,9 +95,18 @@ fn ms3(v: f64) -> String {
     }
 }
 
+/// A ratio already divided, as `1.23×`; `n/a` when there is none.
+fn times(v: f64) -> String {
+    if v.is_finite() {
+        format!("{v:.2}×")
+    } else {
+        "n/a".into()
+    }
+}
+
 fn ratio(a: f64, b: f64) -> String {
-    if b > 0.0 && a.is_finite() {
-        format!("{:.2}×", a / b)
+    if b > 0.0 {
+        times(a / b)
     } else {
         "n/a".into()
     }
@@ -177,6 +250,43 @@ fn overhead(s: &mut String, r: &Results) {
                 ratio(a50, f50),
                 ratio(a99, f99)
             );
+        }
+    }
+    let pairs: Vec<String> = rates(r)
+        .into_iter()
+        .flat_map(|rate| {
+            r.overhead
+                .iter()
+                .filter(move |x| x.rate == rate && x.target != "direct" && x.target != "forwarder")
+                .filter_map(move |x| {
+                    let p = paired(r, &x.target, rate)?;
+                    Some(format!(
+                        "| {rate} | {} | {} | {} / {} | {} to {} |",
+                        x.target,
+                        if p.used < p.rounds {
+                            format!("{} of {}", p.used, p.rounds)
+                        } else {
+                            p.rounds.to_string()
+                        },
+                        times(p.p50),
+                        times(p.p99),
+                        times(p.p99_range.0),
+                        times(p.p99_range.1)
+                    ))
+                })
+        })
+        .collect();
+    if !pairs.is_empty() {
+        let _ = writeln!(
+            s,
+            "\nThe same ratios paired round by round: each round gives every target one slice in turn, so a round's \
+             ratio compares the target with the forwarder on the same state of the machine; the median of the \
+             rounds' ratios, and the range of the p99 ones (the pooled figures above take every round's samples \
+             together, where a burst of host noise in one slice can move a p99).\n\n\
+             | rate | target | rounds | median ÷ forwarder p50 / p99 | p99 ratio range |\n|---:|---|---:|---:|---:|"
+        );
+        for line in pairs {
+            let _ = writeln!(s, "{line}");
         }
     }
     let _ = writeln!(s, "\n| target | throughput ceiling (req/s) |\n|---|---:|");
@@ -484,6 +594,7 @@ mod tests {
                 target: target.into(),
                 rate: 2000,
                 latency: summary(&[ms]),
+                rounds: Vec::new(),
                 error_reasons: Default::default(),
             });
         }
@@ -510,6 +621,44 @@ mod tests {
         assert!(markdown(&r).contains("Redis not measured: redis-server is not on PATH."));
     }
 
+    /// One noisy round moves the pooled p99 but not the paired median; a round where the forwarder added nothing
+    /// is left out and said so.
+    #[test]
+    fn the_paired_ratio_is_the_median_of_the_rounds() {
+        let mut r = Results::new("t".into(), "m".into(), "shared".into());
+        // Rounds: direct p99 1.0 ms; the forwarder adds 0.2 ms, the gateway 0.3 ms, except round 3 where the
+        // host stalled during the forwarder's slice (it adds 5 ms) and round 4 where it added nothing.
+        let fwd = [1.2, 1.2, 6.0, 1.0, 1.2];
+        let gw = [1.3, 1.3, 1.3, 1.3, 1.26];
+        for (target, p99s) in [("direct", [1.0; 5]), ("forwarder", fwd), ("gateway", gw)] {
+            let rounds: Vec<_> = p99s.iter().map(|ms| summary(&[*ms])).collect();
+            r.overhead.push(crate::suite::RateRow {
+                target: target.into(),
+                rate: 5000,
+                latency: summary(&p99s),
+                rounds,
+                error_reasons: Default::default(),
+            });
+        }
+        let p = paired(&r, "gateway", 5000).unwrap();
+        assert_eq!((p.rounds, p.used), (5, 4));
+        // Ratios 1.5, 1.5, 0.0625, 1.3: the median of the four is 1.4.
+        // (Samples keep whole microseconds: a ratio may be off by one part in a thousand.)
+        let near = |a: f64, b: f64| (a - b).abs() < 0.01;
+        assert!(near(p.p99, 1.4), "{}", p.p99);
+        assert!(
+            near(p.p99_range.0, 0.0625) && near(p.p99_range.1, 1.5),
+            "{:?}",
+            p.p99_range
+        );
+        let md = markdown(&r);
+        assert!(
+            md.contains("| 5000 | gateway | 4 of 5 | 1.40× / 1.40× | 0.06× to 1.50× |"),
+            "{md}"
+        );
+        assert!(paired(&r, "nobody", 5000).is_none());
+    }
+
     #[test]
     fn ceilings_bounded_by_the_load_side_are_called_so() {
         let mut r = Results::new(String::new(), String::new(), String::new());
@@ -517,6 +666,7 @@ mod tests {
             target: "direct".into(),
             rate: 100,
             latency: Samples::default().summary(),
+            rounds: Vec::new(),
             error_reasons: Default::default(),
         });
         r.ceilings = vec![
@@ -569,6 +719,7 @@ mod tests {
                 target: target.into(),
                 rate: 1000,
                 latency: summary(&[ms]),
+                rounds: Vec::new(),
                 error_reasons: Default::default(),
             });
         }

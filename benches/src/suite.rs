@@ -103,6 +103,10 @@ pub struct RateRow {
     pub rate: u32,
     /// Latencies.
     pub latency: Summary,
+    /// Latencies of each round (slice) alone, in run order: a round's targets ran one after another within
+    /// seconds, so the report can pair them (see `report::paired`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rounds: Vec<Summary>,
     /// Why requests failed, counted (empty: none did).
     #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub error_reasons: std::collections::BTreeMap<String, u64>,
@@ -388,16 +392,20 @@ async fn overhead(
             ),
         );
         let mut merged = vec![Samples::default(); targets.len()];
+        let mut by_round = vec![Vec::new(); targets.len()];
         for _ in 0..rounds {
-            for ((_, t), m) in targets.iter().zip(&mut merged) {
-                m.merge(load::open_loop(&client, t, rate, slice).await);
+            for ((_, t), (m, each)) in targets.iter().zip(merged.iter_mut().zip(&mut by_round)) {
+                let one = load::open_loop(&client, t, rate, slice).await;
+                each.push(one.summary());
+                m.merge(one);
             }
         }
-        for ((name, _), m) in targets.iter().zip(merged) {
+        for (((name, _), m), rounds) in targets.iter().zip(merged).zip(by_round) {
             r.overhead.push(RateRow {
                 target: name.to_string(),
                 rate,
                 latency: m.summary(),
+                rounds,
                 error_reasons: m.reasons,
             });
         }
