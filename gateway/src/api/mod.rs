@@ -287,7 +287,7 @@ async fn record_request(State(state): State<Arc<AppState>>, req: Request, next: 
             .request_duration
             .get_or_create(&RouteLabels { route })
             .observe(took.as_secs_f64());
-        let header = |n: &str| {
+        let header = |n: axum::http::HeaderName| {
             resp.headers()
                 .get(n)
                 .and_then(|v| v.to_str().ok())

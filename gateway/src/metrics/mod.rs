@@ -95,13 +95,28 @@ pub struct Metrics {
     pub state_errors: Family<StateOpLabels, Counter>,
     /// `llm_gateway_state_backend_degraded`: 1 while the shared state backend fails and state is local.
     pub state_degraded: Gauge,
+    /// Each configured provider's pre-created series (breaker, outcomes, tokens) and its duration histogram, so
+    /// that a request neither allocates a label nor hashes one to find them.
+    per_provider: Vec<ProviderSeries>,
+}
+
+/// The series of one configured provider: the same instruments as the families hold (a clone shares the value).
+#[derive(Debug)]
+struct ProviderSeries {
+    name: String,
+    breaker: Gauge,
+    /// In the order of [`Outcome::ALL`].
+    outcomes: Vec<Counter>,
+    /// In the order of [`TokenKind::ALL`].
+    tokens: Vec<Counter>,
+    duration: Histogram,
 }
 
 impl Metrics {
     /// Registers every instrument; pre-creates the series that should read 0 before anything happens.
     pub fn new<'a>(providers: impl IntoIterator<Item = &'a str>, mode: Mode) -> Metrics {
         let mut r = Registry::with_prefix("llm_gateway");
-        let m = Metrics {
+        let mut m = Metrics {
             requests: Family::default(),
             fallbacks: Family::default(),
             offline_hits: Family::default(),
@@ -129,6 +144,7 @@ impl Metrics {
             state_errors: Family::default(),
             state_degraded: Gauge::default(),
             registry: Registry::default(),
+            per_provider: Vec::new(),
         };
         r.register(
             "requests",
@@ -267,7 +283,8 @@ impl Metrics {
                 })
                 .inc_by(0);
         }
-        for p in providers {
+        let providers: Vec<&str> = providers.into_iter().collect();
+        for &p in &providers {
             m.breaker_state
                 .get_or_create(&ProviderLabels {
                     provider: p.to_string(),
@@ -294,6 +311,45 @@ impl Metrics {
                 });
             }
         }
+        m.per_provider = providers
+            .iter()
+            .map(|&p| {
+                let provider = || p.to_string();
+                ProviderSeries {
+                    name: p.to_string(),
+                    breaker: m
+                        .breaker_state
+                        .get_or_create(&ProviderLabels { provider: provider() })
+                        .clone(),
+                    outcomes: Outcome::ALL
+                        .iter()
+                        .map(|&outcome| {
+                            m.provider_requests
+                                .get_or_create(&ProviderOutcomeLabels {
+                                    provider: provider(),
+                                    outcome,
+                                })
+                                .clone()
+                        })
+                        .collect(),
+                    tokens: TokenKind::ALL
+                        .iter()
+                        .map(|&kind| {
+                            m.tokens
+                                .get_or_create(&TokenLabels {
+                                    provider: provider(),
+                                    kind,
+                                })
+                                .clone()
+                        })
+                        .collect(),
+                    duration: m
+                        .provider_duration
+                        .get_or_create(&ProviderLabels { provider: provider() })
+                        .clone(),
+                }
+            })
+            .collect();
         for source in [OfflineSource::Local, OfflineSource::Package] {
             let _ = m.offline_hits.get_or_create(&SourceLabels { source });
         }
@@ -353,20 +409,63 @@ impl Metrics {
         self.offline_hits.get_or_create(&SourceLabels { source }).inc();
     }
 
+    fn series(&self, provider: &str) -> Option<&ProviderSeries> {
+        self.per_provider.iter().find(|s| s.name == provider)
+    }
+
     /// Counts an answer's tokens by provider and kind.
     pub fn count_tokens(&self, provider: &str, usage: &crate::canonical::Usage) {
-        for (kind, n) in [
-            (TokenKind::Prompt, usage.prompt_tokens),
-            (TokenKind::Completion, usage.completion_tokens),
-        ] {
-            if n > 0 {
-                self.tokens
-                    .get_or_create(&TokenLabels {
-                        provider: provider.to_string(),
-                        kind,
-                    })
-                    .inc_by(n);
+        let series = self.series(provider);
+        for (i, kind) in TokenKind::ALL.iter().enumerate() {
+            let n = match kind {
+                TokenKind::Prompt => usage.prompt_tokens,
+                TokenKind::Completion => usage.completion_tokens,
+            };
+            if n == 0 {
+                continue;
             }
+            match series.and_then(|s| s.tokens.get(i)) {
+                Some(c) => {
+                    c.inc_by(n);
+                }
+                None => {
+                    self.tokens
+                        .get_or_create(&TokenLabels {
+                            provider: provider.to_string(),
+                            kind: *kind,
+                        })
+                        .inc_by(n);
+                }
+            }
+        }
+    }
+
+    /// Sets `provider`'s breaker state (`BREAKER_CLOSED`, `BREAKER_OPEN`, `BREAKER_HALF_OPEN`).
+    pub fn set_breaker(&self, provider: &str, v: i64) {
+        match self.series(provider) {
+            Some(s) => {
+                s.breaker.set(v);
+            }
+            None => {
+                self.breaker_state
+                    .get_or_create(&ProviderLabels {
+                        provider: provider.to_string(),
+                    })
+                    .set(v);
+            }
+        }
+    }
+
+    /// Observes one attempt's duration at `provider`.
+    pub fn provider_duration(&self, provider: &str, seconds: f64) {
+        match self.series(provider) {
+            Some(s) => s.duration.observe(seconds),
+            None => self
+                .provider_duration
+                .get_or_create(&ProviderLabels {
+                    provider: provider.to_string(),
+                })
+                .observe(seconds),
         }
     }
 
@@ -391,6 +490,15 @@ impl Metrics {
 
     /// Counts one provider attempt outcome.
     pub fn provider_outcome(&self, provider: &str, outcome: Outcome) {
+        let pos = Outcome::ALL.iter().position(|o| *o == outcome);
+        if let Some(c) = self
+            .series(provider)
+            .zip(pos)
+            .and_then(|(s, i)| s.outcomes.get(i))
+        {
+            c.inc();
+            return;
+        }
         self.provider_requests
             .get_or_create(&ProviderOutcomeLabels {
                 provider: provider.to_string(),
@@ -416,4 +524,35 @@ fn set_budget(gauges: &Family<BudgetLabels, Gauge>, provider: &str, budget: Budg
             budget,
         })
         .set(value.min(i64::MAX as u64) as i64);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::canonical::Usage;
+
+    /// A configured provider's series are found without a label (the pre-created ones); a name outside the
+    /// config still gets its own series through the families. Both land in the exposition.
+    #[test]
+    fn the_series_of_configured_and_unknown_providers_both_count() {
+        let m = Metrics::new(["a"], Mode::Auto);
+        for p in ["a", "zz"] {
+            m.count_tokens(p, &Usage::new(3, 4));
+            m.provider_outcome(p, Outcome::Timeout);
+            m.set_breaker(p, BREAKER_OPEN);
+            m.provider_duration(p, 0.25);
+        }
+        let text = m.encode();
+        for p in ["a", "zz"] {
+            for line in [
+                format!("llm_gateway_tokens_total{{provider=\"{p}\",kind=\"prompt\"}} 3"),
+                format!("llm_gateway_tokens_total{{provider=\"{p}\",kind=\"completion\"}} 4"),
+                format!("llm_gateway_provider_requests_total{{provider=\"{p}\",outcome=\"timeout\"}} 1"),
+                format!("llm_gateway_breaker_state{{provider=\"{p}\"}} 1"),
+                format!("llm_gateway_provider_duration_seconds_count{{provider=\"{p}\"}} 1"),
+            ] {
+                assert!(text.contains(&line), "{line} in\n{text}");
+            }
+        }
+    }
 }

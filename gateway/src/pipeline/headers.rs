@@ -1,29 +1,30 @@
-//! The `X-LLM-*` headers: their names, and the one function that writes them for any answer.
+//! The `X-LLM-*` headers: their names (as `HeaderName`s, so that setting or reading one does not parse its name
+//! again), and the one function that writes them for any answer.
 
-use axum::http::HeaderValue;
+use axum::http::{HeaderName, HeaderValue};
 use axum::response::Response;
 
 use super::Meta;
 use crate::api::AppState;
 
 /// Request: this provider first.
-pub const PROVIDER: &str = "x-llm-provider";
+pub const PROVIDER: HeaderName = HeaderName::from_static("x-llm-provider");
 /// Response: the provider that answered, or `cache` / `offline-package`.
-pub const ACTUAL_PROVIDER: &str = "x-llm-actual-provider";
+pub const ACTUAL_PROVIDER: HeaderName = HeaderName::from_static("x-llm-actual-provider");
 /// Response: candidates passed over before the one that answered.
-pub const FALLBACKS: &str = "x-llm-fallbacks";
+pub const FALLBACKS: HeaderName = HeaderName::from_static("x-llm-fallbacks");
 /// Response: `provider`, `local`, `cache` or `offline-package`.
-pub const SOURCE: &str = "x-llm-source";
+pub const SOURCE: HeaderName = HeaderName::from_static("x-llm-source");
 /// Response: `hit` or `stale` (cache answers).
-pub const CACHE: &str = "x-llm-cache";
+pub const CACHE: HeaderName = HeaderName::from_static("x-llm-cache");
 /// Response: `name@version` of the offline package that answered.
-pub const OFFLINE_PACKAGE: &str = "x-llm-offline-package";
+pub const OFFLINE_PACKAGE: HeaderName = HeaderName::from_static("x-llm-offline-package");
 /// Response: the package entry.
-pub const OFFLINE_ENTRY: &str = "x-llm-offline-entry";
+pub const OFFLINE_ENTRY: HeaderName = HeaderName::from_static("x-llm-offline-entry");
 /// Response: the match score.
-pub const OFFLINE_SCORE: &str = "x-llm-offline-score";
+pub const OFFLINE_SCORE: HeaderName = HeaderName::from_static("x-llm-offline-score");
 /// Both ways: the request id.
-pub const REQUEST_ID: &str = "x-request-id";
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Writes the `X-LLM-*` headers of `meta`; and a provider's usage as an extension for the client-limits layer
 /// (tokens/min) when client limits are on.

@@ -9,7 +9,7 @@ use tokio::time::Instant;
 
 use super::{budget, Admission, AttemptRecord, Candidate, RouteError, Router, Served, Settle, Skip};
 use crate::config::ContentFilterPolicy;
-use crate::metrics::{FallbackLabels, Outcome, ProviderLabels};
+use crate::metrics::{FallbackLabels, Outcome};
 use crate::providers::capabilities::Needs;
 use crate::providers::{ErrorClass, ProviderError};
 use crate::telemetry::{self, AttemptSpan, Fallback};
@@ -140,12 +140,7 @@ impl Router {
             };
         let took = now.elapsed();
         walk.upstream_wait += took;
-        self.metrics
-            .provider_duration
-            .get_or_create(&ProviderLabels {
-                provider: cand.provider.clone(),
-            })
-            .observe(took.as_secs_f64());
+        self.metrics.provider_duration(&cand.provider, took.as_secs_f64());
         result
     }
 

@@ -27,7 +27,7 @@ use tokio::time::Instant;
 
 use crate::config::{Config, Mode, Policy};
 use crate::limits::{BudgetStatus, ProviderBudgets};
-use crate::metrics::{self, Metrics, Outcome, ProviderLabels, Scope, ScopeLabels};
+use crate::metrics::{self, Metrics, Outcome, Scope, ScopeLabels};
 pub use crate::providers::capabilities::Need;
 use crate::providers::{ErrorClass, ProviderError};
 use crate::state::StateBackend;
@@ -399,12 +399,7 @@ impl Router {
             BreakerState::Open => metrics::BREAKER_OPEN,
             BreakerState::HalfOpen => metrics::BREAKER_HALF_OPEN,
         };
-        self.metrics
-            .breaker_state
-            .get_or_create(&ProviderLabels {
-                provider: provider.to_string(),
-            })
-            .set(v);
+        self.metrics.set_breaker(provider, v);
     }
 
     /// Whether `provider` may be called now, and the reason of its cooldown if it cools down: the shared
