@@ -182,7 +182,14 @@ impl Planner {
             .get(model)
             .or_else(|| self.aliases.resolve(model).and_then(|l| self.made.get(l)));
         let out = match made {
-            Some(plans) => plans[Self::mode_index(mode)].clone()?,
+            // The error names the model as the client sent it (an alias), as a plan made here would.
+            Some(plans) => plans[Self::mode_index(mode)].clone().map_err(|e| match e {
+                PlanError::NoCandidates { mode, .. } => PlanError::NoCandidates {
+                    model: model.to_string(),
+                    mode,
+                },
+                e => e,
+            })?,
             None => self.make(model, mode)?,
         };
         Ok(

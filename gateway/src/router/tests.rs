@@ -104,6 +104,19 @@ fn plan_puts_local_last_in_auto_and_honours_preference_and_mode() {
         r.plan("only-a", r.mode(), None),
         Err(PlanError::NoCandidates { .. })
     ));
+    // Plans are made once per logical model; an alias's error still names the model the client sent.
+    let aliased = router("aliases: { claude-big: only-a }\n");
+    assert_eq!(
+        aliased.plan("claude-big", Mode::Offline, None),
+        Err(PlanError::NoCandidates {
+            model: "claude-big".into(),
+            mode: "offline"
+        })
+    );
+    assert_eq!(
+        names(aliased.plan("claude-big", Mode::Auto, None).unwrap()),
+        ["a"]
+    );
     r.set_mode(Mode::Remote);
     assert_eq!(names(r.plan("default", r.mode(), None).unwrap()), ["a", "b", "c"]);
     assert_eq!(
